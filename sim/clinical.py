@@ -1,0 +1,236 @@
+"""Clinical decision rules: which step comes next on the treatment ladder, and how likely each step works.
+
+Pure functions of a patient's history, her center's profile and the clinical parameters. Nothing here knows
+about SimPy, time queues or files, so every rule can be unit-tested on its own and reused by any engine.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sim.parameters import IATROGENIC, CenterProfile, Clinical
+
+# Steps of the ladder (plain strings: they are compared in the hot path and written to the event log).
+EBP = "ebp"
+IMAGING = "spinal_imaging"  # spinal imaging with the center's own technique
+IMAGING_REFINED = "refined_spinal_imaging"  # needs a center with refined technique
+TARGETED_PATCH = "targeted_patch"
+FIBRIN_PATCH = "fibrin_patch"
+LEAK_SURGERY = "surgery"  # open repair of a spontaneous leak, or surgical ligation of a CVF
+DUROTOMY_REPAIR = "durotomy_repair"  # open repair of a procedure-related dural tear
+EMBOLIZATION = "embolization"  # transvenous embolization of a CSF-venous fistula
+REFER = "refer"
+PERSISTENT = "persistent"
+
+TREATMENTS: tuple[str, ...] = (EBP, TARGETED_PATCH, FIBRIN_PATCH, LEAK_SURGERY, DUROTOMY_REPAIR, EMBOLIZATION)
+STEP_RESOURCE: dict[str, str] = {
+    EBP: "procedure_room",
+    TARGETED_PATCH: "procedure_room",
+    FIBRIN_PATCH: "procedure_room",
+    IMAGING: "myelography",
+    IMAGING_REFINED: "myelography",
+    LEAK_SURGERY: "theatre",
+    DUROTOMY_REPAIR: "theatre",
+    EMBOLIZATION: "angiography",
+}
+CVF = "csf_venous_fistula"
+
+
+@dataclass(slots=True)
+class History:
+    """What has happened to one patient that the ladder needs to know. `*_episode` counters restart after a
+    recurrence; what imaging has shown is kept."""
+
+    etiology: str
+    leak_type: str
+    direct_repair: bool = False  # spinal-surgery tear sent straight to open repair
+    ebp_total: int = 0
+    ebp_episode: int = 0
+    ebp_after_negative: int = 0
+    targeted_episode: int = 0
+    fibrin_episode: int = 0
+    surgery_episode: int = 0
+    repair_episode: int = 0
+    embolization_episode: int = 0
+    imaged: bool = False
+    imaged_refined: bool = False
+    leak_found: bool = False
+    recurrences: int = 0
+
+    def start_new_episode(self) -> None:
+        """After a recurrence the ladder starts again; imaging knowledge is kept."""
+        self.ebp_episode = 0
+        self.ebp_after_negative = 0
+        self.targeted_episode = 0
+        self.fibrin_episode = 0
+        self.surgery_episode = 0
+        self.repair_episode = 0
+        self.embolization_episode = 0
+        self.recurrences += 1
+
+
+def candidate_steps(h: History, clinical: Clinical) -> list[str]:
+    """The remaining ladder in order of preference, ignoring what the current center offers."""
+    steps: list[str] = []
+    if h.etiology in IATROGENIC:
+        max_ebp = clinical.ebp_max_blind[h.etiology]
+        if h.etiology == "spinal_surgery":
+            if h.direct_repair and h.repair_episode < 1:
+                steps.append(DUROTOMY_REPAIR)
+            if h.ebp_episode < max_ebp:
+                steps.append(EBP)
+            if h.repair_episode < 1 and not h.direct_repair:
+                steps.append(DUROTOMY_REPAIR)
+            return steps
+        if h.ebp_episode < max_ebp:
+            steps.append(EBP)
+        if h.fibrin_episode < 1:
+            steps.append(FIBRIN_PATCH)
+        if h.repair_episode < 1:
+            steps.append(DUROTOMY_REPAIR)
+        return steps
+    # Spontaneous leak.
+    if h.leak_found:
+        if h.leak_type == CVF:
+            if h.embolization_episode < 1:
+                steps.append(EMBOLIZATION)
+            if h.surgery_episode < 1:
+                steps.append(LEAK_SURGERY)
+        else:
+            if h.targeted_episode < 1:
+                steps.append(TARGETED_PATCH)
+            if h.fibrin_episode < 1:
+                steps.append(FIBRIN_PATCH)
+            if h.surgery_episode < 1:
+                steps.append(LEAK_SURGERY)
+        return steps
+    if h.ebp_episode < clinical.ebp_max_blind["spontaneous"]:
+        steps.append(EBP)
+    if not h.imaged:
+        steps.append(IMAGING)
+    elif not h.imaged_refined:
+        steps.append(IMAGING_REFINED)
+    if h.ebp_after_negative < clinical.ebp_max_after_negative_imaging:
+        steps.append(EBP)
+    return steps
+
+
+def offers(profile: CenterProfile, step: str) -> bool:
+    """Whether a center with this profile can carry out the step itself."""
+    match step:
+        case "ebp":
+            return True
+        case "spinal_imaging":
+            return profile.offers_spinal_imaging
+        case "refined_spinal_imaging":
+            return profile.offers_spinal_imaging and profile.imaging_technique == "refined"
+        case "targeted_patch":
+            return profile.offers_targeted_patch
+        case "fibrin_patch":
+            return profile.offers_fibrin_patch
+        case "surgery":
+            return profile.offers_leak_surgery
+        case "durotomy_repair":
+            return profile.offers_durotomy_repair
+        case "embolization":
+            return profile.offers_embolization
+    raise ValueError(step)
+
+
+def next_step(h: History, profile: CenterProfile, can_refer: bool, clinical: Clinical) -> str:
+    """The next thing to do for this patient at this center: a treatment, imaging, REFER or PERSISTENT.
+
+    The first remaining step of the ladder that the center offers is taken. A preferred step the center does not
+    offer means referral when the center has somewhere to refer to; otherwise that step is skipped.
+    """
+    for step in candidate_steps(h, clinical):
+        if offers(profile, step):
+            return step
+        if can_refer:
+            return REFER
+    return PERSISTENT
+
+
+def record_step(h: History, step: str, clinical: Clinical) -> None:
+    """Update the history after a step was carried out (whatever its outcome)."""
+    if step == EBP:
+        h.ebp_total += 1
+        if h.ebp_episode < clinical.ebp_max_blind[h.etiology]:
+            h.ebp_episode += 1
+        else:
+            h.ebp_after_negative += 1
+    elif step == TARGETED_PATCH:
+        h.targeted_episode += 1
+    elif step == FIBRIN_PATCH:
+        h.fibrin_episode += 1
+    elif step == LEAK_SURGERY:
+        h.surgery_episode += 1
+    elif step == DUROTOMY_REPAIR:
+        h.repair_episode += 1
+    elif step == EMBOLIZATION:
+        h.embolization_episode += 1
+
+
+def ebp_success_probability(h: History, clinical: Clinical) -> float:
+    key = CVF if h.leak_type == CVF else h.etiology
+    table = clinical.ebp_first_success if h.ebp_total == 0 else clinical.ebp_repeat_success
+    return table[key]
+
+
+def success_probability(step: str, h: History, profile: CenterProfile, clinical: Clinical,
+                        days_since_onset: float) -> float:
+    """Probability that a treatment step gives lasting relief for this patient at this center."""
+    if step == EBP:
+        return ebp_success_probability(h, clinical)
+    if step == TARGETED_PATCH:
+        return clinical.targeted_patch_success
+    if step == FIBRIN_PATCH:
+        if h.etiology in IATROGENIC:
+            return clinical.fibrin_patch_success_iatrogenic
+        return clinical.fibrin_patch_success_spontaneous
+    if step == EMBOLIZATION:
+        return clinical.embolization_success
+    if step == DUROTOMY_REPAIR:
+        return profile.durotomy_repair_success
+    if step == LEAK_SURGERY:
+        p = clinical.cvf_ligation_success if h.leak_type == CVF else profile.leak_surgery_success
+        if days_since_onset > clinical.late_surgery_threshold_days:
+            p *= clinical.late_surgery_success_multiplier
+        return p
+    raise ValueError(step)
+
+
+def imaging_yield(h: History, profile: CenterProfile, clinical: Clinical) -> float:
+    """Probability that spinal imaging at this center localizes this patient's leak."""
+    return clinical.imaging_yield[profile.imaging_technique][h.leak_type]
+
+
+def rih_probability(step: str, h: History, clinical: Clinical) -> float:
+    """Rebound intracranial hypertension after a successful sealing step."""
+    if step == EMBOLIZATION:
+        return clinical.rih_probability_after_embolization
+    if h.etiology in IATROGENIC:
+        return clinical.rih_probability_after_iatrogenic_ebp
+    return clinical.rih_probability_after_spontaneous_sealing
+
+
+def recurrence_probability(step: str, h: History, clinical: Clinical) -> float:
+    """Chance that symptoms return after a success (a new episode of the ladder)."""
+    if h.recurrences >= clinical.max_recurrences:
+        return 0.0
+    if step in (LEAK_SURGERY, DUROTOMY_REPAIR):
+        return clinical.recurrence_probability_after_surgery
+    if step == EMBOLIZATION:
+        return clinical.recurrence_probability_after_embolization
+    if h.etiology in IATROGENIC:
+        return clinical.recurrence_probability_after_iatrogenic_ebp
+    return clinical.recurrence_probability_after_spontaneous_patch
+
+
+def record_imaging(h: History, profile: CenterProfile, found: bool) -> None:
+    """Spinal imaging was done at this center: remember the technique and whether it found the leak."""
+    h.imaged = True
+    if profile.imaging_technique == "refined":
+        h.imaged_refined = True
+    if found:
+        h.leak_found = True

@@ -1,0 +1,135 @@
+"""Typed, frozen parameter objects that the engine reads. Built only by `sim.scenario` from validated TOML.
+
+Names carry their units (`_days`, `_per_year`, `_probability`). Per-etiology values are dicts keyed by the
+names in ETIOLOGIES; per-leak-type values by LEAK_TYPES.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from sim.distributions import Distribution
+
+ETIOLOGIES: tuple[str, ...] = ("post_lp", "epidural", "spinal_surgery", "spontaneous")
+IATROGENIC: frozenset[str] = frozenset({"post_lp", "epidural", "spinal_surgery"})
+LEAK_TYPES: tuple[str, ...] = ("ventral_dural_tear", "meningeal_diverticulum", "csf_venous_fistula", "indeterminate")
+# Leak type of iatrogenic leaks: the puncture or tear site is known, so no imaging search is needed.
+IATROGENIC_LEAK_TYPE = "procedural"
+RESOURCES: tuple[str, ...] = ("clinic", "mri", "myelography", "procedure_room", "theatre", "angiography")
+IMAGING_TECHNIQUES: tuple[str, ...] = ("refined", "conventional")
+
+
+@dataclass(frozen=True, slots=True)
+class ResourceSpec:
+    """A scarce resource: `capacity` parallel servers, each held `service_days` per patient, after a
+    capacity-independent `booking_days` delay (referral letter to appointment)."""
+
+    capacity: int
+    service_days: Distribution
+    booking_days: Distribution
+
+
+@dataclass(frozen=True, slots=True)
+class CenterProfile:
+    """What a center can do and how well: recognition, imaging, options offered, success of its surgeons."""
+
+    recognition_probability_iatrogenic: float
+    recognition_probability_spontaneous: float
+    brain_mri_sign_probability: float
+    mri_reading_sensitivity: float
+    diagnose_despite_normal_mri_probability: float
+    imaging_technique: str
+    offers_spinal_imaging: bool
+    offers_targeted_patch: bool
+    offers_fibrin_patch: bool
+    offers_leak_surgery: bool
+    offers_durotomy_repair: bool
+    offers_embolization: bool
+    leak_surgery_success: float
+    durotomy_repair_success: float
+    rih_recognition_probability: float
+    referral_delay_days: Distribution
+
+
+@dataclass(frozen=True, slots=True)
+class Center:
+    """A center in a scenario: its profile, its share of each etiology's arrivals and where it refers."""
+
+    name: str
+    profile_name: str
+    profile: CenterProfile
+    catchment_share: dict[str, float]
+    refers_to: str | None
+    resources: dict[str, ResourceSpec]
+
+
+@dataclass(frozen=True, slots=True)
+class Population:
+    arrivals_per_year: dict[str, float]
+    leak_type_shares: dict[str, float]
+    care_seeking_days: dict[str, Distribution]
+    self_limiting_probability: dict[str, float]
+    self_limiting_days: dict[str, Distribution]
+    misdiagnosis_return_days: Distribution
+    max_consultations: int
+
+
+@dataclass(frozen=True, slots=True)
+class Clinical:
+    """Clinical rules that do not depend on the center (see scenarios/base.toml for sources)."""
+
+    conservative_days: dict[str, Distribution]
+    spinal_surgery_direct_repair_probability: float
+    ebp_first_success: dict[str, float]  # keys: etiologies + "csf_venous_fistula"
+    ebp_repeat_success: dict[str, float]
+    ebp_max_blind: dict[str, int]
+    ebp_max_after_negative_imaging: int
+    targeted_patch_success: float
+    fibrin_patch_success_spontaneous: float
+    fibrin_patch_success_iatrogenic: float
+    embolization_success: float
+    cvf_ligation_success: float
+    late_surgery_threshold_days: float
+    late_surgery_success_multiplier: float
+    rih_probability_after_iatrogenic_ebp: float
+    rih_probability_after_spontaneous_sealing: float
+    rih_probability_after_embolization: float
+    rih_onset_days: Distribution
+    rih_duration_treated_days: Distribution
+    rih_duration_untreated_days: Distribution
+    acetazolamide_course_days: Distribution
+    recurrence_probability_after_iatrogenic_ebp: float
+    recurrence_probability_after_spontaneous_patch: float
+    recurrence_probability_after_surgery: float
+    recurrence_probability_after_embolization: float
+    recurrence_days: Distribution
+    max_recurrences: int
+    imaging_yield: dict[str, dict[str, float]]  # technique -> leak type -> probability
+
+
+@dataclass(frozen=True, slots=True)
+class Scenario:
+    """A validated, resolved scenario: everything one run needs, and nothing mutable."""
+
+    name: str
+    description: str
+    source_file: str
+    horizon_days: float
+    warmup_days: float
+    max_expected_patients: int
+    population: Population
+    clinical: Clinical
+    centers: tuple[Center, ...]
+    # The resolved parameter tree with metadata (value, unit, grade, source), for manifests and reports.
+    resolved: dict[str, Any] = field(repr=False, compare=False, default_factory=dict)
+
+    def center(self, name: str) -> Center:
+        for c in self.centers:
+            if c.name == name:
+                return c
+        raise KeyError(name)
+
+    @property
+    def center_names(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.centers)

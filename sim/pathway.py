@@ -1,0 +1,509 @@
+"""The SimPy engine: one generator per patient walks the care pathway through queues at each center.
+
+This is the hot path. Every random number was drawn up front (`sim.population`); clinical choices come from
+`sim.clinical`; here we only move time forward, queue for resources and write results into preallocated lists.
+Consecutive delays are merged into one timeout, and natural resolution is checked against each delay so that a
+leak that closes on its own ends the pathway at the right day without an extra event.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Generator
+from typing import Any
+
+import numpy as np
+import simpy
+
+from sim import clinical as cl
+from sim.parameters import ETIOLOGIES, IATROGENIC, LEAK_TYPES, RESOURCES, Center, Scenario
+from sim.population import Cohort
+from sim.randomness import SLOTS
+
+INF = math.inf
+R_CLINIC, R_MRI = RESOURCES.index("clinic"), RESOURCES.index("mri")
+RESOURCE_INDEX = {r: i for i, r in enumerate(RESOURCES)}
+STEP_RESOURCE_INDEX = {step: RESOURCE_INDEX[r] for step, r in cl.STEP_RESOURCE.items()}
+S_SERVICE, S_BOOKING = SLOTS["service"], SLOTS["booking"]
+
+# Final states and how a resolution came about (columns final_state, resolved_by of the patients table).
+RESOLVED_WITHOUT_CARE = "resolved_without_care"
+RESOLVED = "resolved"
+PERSISTENT = "persistent"
+IN_PATHWAY = "in_pathway_at_horizon"
+FINAL_STATES = (RESOLVED_WITHOUT_CARE, RESOLVED, PERSISTENT, IN_PATHWAY)
+NATURAL_COURSE = "natural_course"  # closed on its own before a diagnosis
+CONSERVATIVE = "conservative"  # closed on its own after diagnosis, under conservative care
+
+
+class ResourceMonitor:
+    """A SimPy resource with exact time-integrals of queue length and busy servers (for utilization and
+    Little's law), and every completed wait."""
+
+    __slots__ = ("area_busy", "area_waiting", "capacity", "last_t", "n_abandoned", "n_arrived", "n_busy",
+                 "n_served", "n_waiting", "resource", "waits")
+
+    def __init__(self, env: simpy.Environment, capacity: int) -> None:
+        self.resource = simpy.Resource(env, capacity=capacity)
+        self.capacity = capacity
+        self.last_t = 0.0
+        self.n_waiting = 0
+        self.n_busy = 0
+        self.area_waiting = 0.0
+        self.area_busy = 0.0
+        self.n_arrived = 0
+        self.n_served = 0
+        self.n_abandoned = 0
+        self.waits: list[float] = []
+
+    def advance(self, now: float) -> None:
+        dt = now - self.last_t
+        if dt > 0.0:
+            self.area_waiting += self.n_waiting * dt
+            self.area_busy += self.n_busy * dt
+            self.last_t = now
+
+
+class CenterState:
+    """A center during one replication: its resources and its duration draws, transformed for this center."""
+
+    def __init__(self, env: simpy.Environment, index: int, center: Center, cohort: Cohort,
+                 refer_index: int) -> None:
+        self.index = index
+        self.name = center.name
+        self.profile = center.profile
+        self.refer_index = refer_index
+        self.monitors = [ResourceMonitor(env, center.resources[r].capacity) for r in RESOURCES]
+        u = cohort.uniforms
+        self.service = [center.resources[r].service_days.ppf(u[f"service:{i}"]) for i, r in enumerate(RESOURCES)]
+        self.booking = [center.resources[r].booking_days.ppf(u[f"booking:{i}"]) for i, r in enumerate(RESOURCES)]
+        self.referral_delay = center.profile.referral_delay_days.ppf(u["referral"])
+
+
+class PatientState:
+    """Mutable per-patient state that the sub-processes share."""
+
+    __slots__ = ("center", "hist", "k", "symptomatic_since", "t_nat", "uses")
+
+    def __init__(self, k: int, center: CenterState, hist: cl.History, t_nat: float, onset: float) -> None:
+        self.k = k
+        self.center = center
+        self.hist = hist
+        self.t_nat = t_nat
+        self.symptomatic_since = onset
+        self.uses = [0] * len(RESOURCES)
+
+
+class Records:
+    """Preallocated per-patient result columns (plain lists: fastest to write from Python)."""
+
+    FLOAT = ("presented_day", "diagnosed_day", "first_treatment_day", "resolved_day", "symptom_days",
+             "waiting_days", "rih_days")
+    INT = ("center", "n_consultations", "n_brain_mri", "n_spinal_imaging", "n_ebp", "n_targeted_patch",
+           "n_fibrin_patch", "n_surgery", "n_embolization", "n_recurrences", "n_referrals",
+           "n_acetazolamide_courses")
+    BOOL = ("rih", "rih_misread", "leak_localized", "symptomatic_at_end")
+    TEXT = ("final_state", "resolved_by", "persistent_reason")
+
+    def __init__(self, n: int) -> None:
+        for name in self.FLOAT:
+            setattr(self, name, [math.nan] * n)
+        for name in self.INT:
+            setattr(self, name, [0] * n)
+        for name in self.BOOL:
+            setattr(self, name, [False] * n)
+        for name in self.TEXT:
+            setattr(self, name, [""] * n)
+
+
+class Pathway:
+    """One replication's SimPy model. Build it, call `run()`, read `records`, `monitors` and `events`."""
+
+    def __init__(self, scenario: Scenario, cohort: Cohort, log_events: bool = False) -> None:
+        self.scenario = scenario
+        self.clinical = scenario.clinical
+        self.cohort = cohort
+        self.horizon = scenario.horizon_days
+        self.env = simpy.Environment()
+        names = [c.name for c in scenario.centers]
+        self.centers = [
+            CenterState(self.env, i, c, cohort, names.index(c.refers_to) if c.refers_to else -1)
+            for i, c in enumerate(scenario.centers)
+        ]
+        self.records = Records(cohort.n)
+        self.events: list[tuple[int, float, str, str, str]] | None = [] if log_events else None
+        u = cohort.uniforms
+        cln = self.clinical
+        # Center-independent durations, transformed once.
+        self.misdiagnosis_return = scenario.population.misdiagnosis_return_days.ppf(u["misdiagnosis_return"])
+        self.recurrence_delay = cln.recurrence_days.ppf(u["recurrence_delay"])
+        self.rih_onset = cln.rih_onset_days.ppf(u["rih_onset"])
+        self.rih_treated = cln.rih_duration_treated_days.ppf(u["rih_duration"])
+        self.rih_untreated = cln.rih_duration_untreated_days.ppf(u["rih_duration"])
+        self.acetazolamide = cln.acetazolamide_course_days.ppf(u["rih_duration"])
+        conservative = np.empty_like(u["conservative"])
+        for e_idx, e in enumerate(ETIOLOGIES):
+            mask = cohort.etiology == e_idx
+            conservative[mask] = cln.conservative_days[e].ppf(u["conservative"][mask])
+        self.conservative = conservative
+        self.u = u
+        self.max_consultations = scenario.population.max_consultations
+        self._symptomatic_since: dict[int, float] = {}
+
+    # ------------------------------------------------------------------------------------------- running
+    def run(self) -> None:
+        """Settle patients who never reach care without SimPy, start a process for everyone else, run."""
+        c = self.cohort
+        rec = self.records
+        horizon = self.horizon
+        nat = c.natural_resolution_day
+        presented = c.presented_day
+        for k in range(c.n):
+            rec.center[k] = int(c.home_center[k])
+            t_nat = float(nat[k])
+            t_pres = float(presented[k])
+            if t_nat <= t_pres:
+                if t_nat < horizon:
+                    rec.final_state[k] = RESOLVED_WITHOUT_CARE
+                    rec.resolved_by[k] = NATURAL_COURSE
+                    rec.resolved_day[k] = t_nat
+                    rec.symptom_days[k] = t_nat - float(c.onset_day[k])
+                else:
+                    self._censor_unpresented(k)
+                continue
+            if t_pres >= horizon:
+                self._censor_unpresented(k)
+                continue
+            rec.final_state[k] = IN_PATHWAY
+            rec.symptomatic_at_end[k] = True
+            self.env.process(self._patient(k, t_pres, t_nat))
+        self.env.run(until=horizon)
+        self._close(horizon)
+
+    def _censor_unpresented(self, k: int) -> None:
+        rec = self.records
+        rec.final_state[k] = IN_PATHWAY
+        rec.symptom_days[k] = self.horizon - float(self.cohort.onset_day[k])
+        rec.symptomatic_at_end[k] = True
+
+    def _close(self, horizon: float) -> None:
+        rec = self.records
+        for center in self.centers:
+            for mon in center.monitors:
+                mon.advance(horizon)
+        for k, since in self._symptomatic_since.items():
+            if rec.symptomatic_at_end[k]:
+                prior = rec.symptom_days[k]
+                rec.symptom_days[k] = (0.0 if math.isnan(prior) else prior) + (horizon - since)
+
+    def log(self, k: int, activity: str, center: str, resource: str = "") -> None:
+        self.events.append((k, self.env.now, activity, center, resource))  # type: ignore[union-attr]
+
+    # ------------------------------------------------------------------------------------------- helpers
+    def _wait(self, st: PatientState, delay: float) -> Generator[Any, Any, bool]:
+        """Wait `delay` days unless the leak closes on its own first (then return False at that day)."""
+        env = self.env
+        end = env.now + delay
+        if end >= st.t_nat:
+            yield from self._until_natural_resolution(st)
+            return False
+        if delay > 0.0:
+            yield env.timeout(delay)
+        return True
+
+    def _until_natural_resolution(self, st: PatientState) -> Generator[Any, Any, None]:
+        """Advance to the day the leak closes on its own. If that day fell during a visit already under way,
+        the closure is dated to the end of the visit, so that recorded times stay ordered."""
+        env = self.env
+        if st.t_nat > env.now:
+            yield env.timeout(st.t_nat - env.now)
+        else:
+            st.t_nat = env.now
+
+    def _use(self, st: PatientState, r: int, activity: str) -> Generator[Any, Any, bool]:
+        """Book, queue for and use resource `r` at the patient's current center. False if the leak closed
+        on its own before the patient was seen (the booking or queue place is then given up)."""
+        env = self.env
+        center = st.center
+        k = st.k
+        j = st.uses[r]
+        st.uses[r] = j + 1
+        booking = center.booking[r].item(k, j % S_BOOKING)
+        t_nat = st.t_nat
+        if env.now + booking >= t_nat:
+            yield from self._until_natural_resolution(st)
+            return False
+        if booking > 0.0:
+            yield env.timeout(booking)
+        mon = center.monitors[r]
+        res = mon.resource
+        t_request = env.now
+        mon.advance(t_request)
+        mon.n_arrived += 1
+        mon.n_waiting += 1
+        req = res.request()
+        if req.triggered or t_nat == INF:
+            yield req
+        else:
+            yield req | env.timeout(t_nat - t_request)
+            if not req.triggered:
+                req.cancel()
+                mon.advance(env.now)
+                mon.n_waiting -= 1
+                mon.n_abandoned += 1
+                return False
+        now = env.now
+        mon.advance(now)
+        mon.n_waiting -= 1
+        if now >= t_nat:  # granted at the very day the leak closed: give the slot back
+            res.release(req)
+            mon.n_abandoned += 1
+            return False
+        mon.n_busy += 1
+        mon.n_served += 1
+        wait = now - t_request
+        mon.waits.append(wait)
+        self.records.waiting_days[k] += wait
+        if self.events is not None:
+            self.log(k, activity, center.name, RESOURCES[r])
+        yield env.timeout(center.service[r].item(k, j % S_SERVICE))
+        mon.advance(env.now)
+        mon.n_busy -= 1
+        res.release(req)
+        return True
+
+    # ------------------------------------------------------------------------------------------- the pathway
+    def _patient(self, k: int, t_present: float, t_nat: float) -> Generator[Any, Any, None]:
+        env = self.env
+        rec = self.records
+        c = self.cohort
+        e_idx = int(c.etiology[k])
+        etiology = ETIOLOGIES[e_idx]
+        lt = int(c.leak_type[k])
+        leak_type = LEAK_TYPES[lt] if lt >= 0 else "procedural"
+        hist = cl.History(etiology=etiology, leak_type=leak_type, direct_repair=bool(c.direct_repair[k]))
+        onset = float(c.onset_day[k])
+        st = PatientState(k, self.centers[int(c.home_center[k])], hist, t_nat, onset)
+        self._symptomatic_since[k] = onset
+        rec.waiting_days[k] = 0.0
+        yield env.timeout(t_present)
+        rec.presented_day[k] = t_present
+        if self.events is not None:
+            self.log(k, "presented", st.center.name)
+
+        outcome = yield from self._diagnose(st, iatrogenic=etiology in IATROGENIC)
+        if outcome == NATURAL_COURSE:
+            self._resolve(st, NATURAL_COURSE, st.t_nat)
+            return
+        if outcome == PERSISTENT:
+            self._persist(st, "undiagnosed")
+            return
+        rec.diagnosed_day[k] = env.now
+        if self.events is not None:
+            self.log(k, "diagnosed", st.center.name)
+
+        while True:  # one episode of the treatment ladder per loop (a recurrence starts another)
+            step = yield from self._treat(st)
+            if step == CONSERVATIVE:
+                self._resolve(st, CONSERVATIVE, st.t_nat)
+                return
+            if step == cl.PERSISTENT:
+                self._persist(st, "treatment_exhausted")
+                return
+            self._resolve(st, step, env.now)
+            recurs = yield from self._after_success(st, step)
+            if not recurs:
+                return
+
+    def _diagnose(self, st: PatientState, iatrogenic: bool) -> Generator[Any, Any, str]:
+        """Consultations until the leak is recognized, it closes on its own, or the patient gives up."""
+        rec = self.records
+        k = st.k
+        u = self.u
+        n_slots = SLOTS["consultation"]
+        mri_slots = SLOTS["mri"]
+        while True:
+            seen = yield from self._use(st, R_CLINIC, "consultation")
+            if not seen:
+                return NATURAL_COURSE
+            n = rec.n_consultations[k]
+            rec.n_consultations[k] = n + 1
+            profile = st.center.profile
+            uc = u["consultation"].item(k, n % n_slots)
+            if iatrogenic:
+                recognized = uc < profile.recognition_probability_iatrogenic
+            else:
+                recognized = False
+                if uc < profile.recognition_probability_spontaneous:
+                    m = rec.n_brain_mri[k]
+                    imaged = yield from self._use(st, R_MRI, "brain_mri")
+                    if not imaged:
+                        return NATURAL_COURSE
+                    rec.n_brain_mri[k] = m + 1
+                    j = m % mri_slots
+                    signs = u["mri_sign"].item(k, j) < profile.brain_mri_sign_probability
+                    read = signs and u["mri_read"].item(k, j) < profile.mri_reading_sensitivity
+                    recognized = read or u["mri_despite_normal"].item(k, j) < \
+                        profile.diagnose_despite_normal_mri_probability
+            if recognized:
+                return "diagnosed"
+            if self.events is not None:
+                self.log(k, "misdiagnosed", st.center.name)
+            if n + 1 >= self.max_consultations:
+                return PERSISTENT
+            back = yield from self._wait(st, self.misdiagnosis_return.item(k, n % n_slots))
+            if not back:
+                return NATURAL_COURSE
+
+    def _treat(self, st: PatientState) -> Generator[Any, Any, str]:
+        """One episode of the ladder: conservative care, then steps until one works or none is left.
+        Returns the successful step, CONSERVATIVE (closed on its own), or clinical.PERSISTENT."""
+        env = self.env
+        rec = self.records
+        k = st.k
+        h = st.hist
+        u = self.u
+        cln = self.clinical
+        onset = float(self.cohort.onset_day[k])
+        ok = yield from self._wait(st, self.conservative.item(k, h.recurrences % SLOTS["conservative"]))
+        if not ok:
+            return CONSERVATIVE
+        while True:
+            center = st.center
+            profile = center.profile
+            step = cl.next_step(h, profile, center.refer_index >= 0, cln)
+            if step == cl.PERSISTENT:
+                return step
+            if step == cl.REFER:
+                n_ref = rec.n_referrals[k]
+                rec.n_referrals[k] = n_ref + 1
+                if self.events is not None:
+                    self.log(k, "referred", center.name)
+                ok = yield from self._wait(st, center.referral_delay.item(k, n_ref % SLOTS["referral"]))
+                if not ok:
+                    return CONSERVATIVE
+                st.center = self.centers[center.refer_index]
+                rec.center[k] = st.center.index
+                seen = yield from self._use(st, R_CLINIC, "consultation")
+                if not seen:
+                    return CONSERVATIVE
+                rec.n_consultations[k] += 1
+                continue
+            done = yield from self._use(st, STEP_RESOURCE_INDEX[step], step)
+            if not done:
+                return CONSERVATIVE
+            if step == cl.IMAGING or step == cl.IMAGING_REFINED:
+                n_img = rec.n_spinal_imaging[k]
+                rec.n_spinal_imaging[k] = n_img + 1
+                found = u["imaging"].item(k, n_img % SLOTS["imaging"]) < cl.imaging_yield(h, profile, cln)
+                cl.record_imaging(h, profile, found)
+                if found:
+                    rec.leak_localized[k] = True
+                continue
+            if math.isnan(rec.first_treatment_day[k]):
+                rec.first_treatment_day[k] = env.now
+            p = cl.success_probability(step, h, profile, cln, env.now - onset)
+            attempt = self._count_treatment(k, step)
+            cl.record_step(h, step, cln)
+            draws = u[step]
+            if draws.item(k, attempt % draws.shape[1]) < p:
+                return step
+
+    def _count_treatment(self, k: int, step: str) -> int:
+        """Increment the patient's counter for this kind of treatment; return the attempt index (0-based)."""
+        rec = self.records
+        if step == cl.EBP:
+            n = rec.n_ebp[k]
+            rec.n_ebp[k] = n + 1
+        elif step == cl.TARGETED_PATCH:
+            n = rec.n_targeted_patch[k]
+            rec.n_targeted_patch[k] = n + 1
+        elif step == cl.FIBRIN_PATCH:
+            n = rec.n_fibrin_patch[k]
+            rec.n_fibrin_patch[k] = n + 1
+        elif step == cl.EMBOLIZATION:
+            n = rec.n_embolization[k]
+            rec.n_embolization[k] = n + 1
+        else:  # leak surgery or durotomy repair: both are open surgery
+            n = rec.n_surgery[k]
+            rec.n_surgery[k] = n + 1
+        return n
+
+    def _after_success(self, st: PatientState, step: str) -> Generator[Any, Any, bool]:
+        """Rebound intracranial hypertension and recurrence after a successful step. True if the leak recurs
+        within the horizon (the caller then starts a new episode)."""
+        env = self.env
+        rec = self.records
+        k = st.k
+        h = st.hist
+        u = self.u
+        cln = self.clinical
+        n_rih_slots = SLOTS["rih"]
+        success_day = env.now
+        i = h.recurrences % n_rih_slots
+        if u["rih_occurs"].item(k, i) < cl.rih_probability(step, h, cln):
+            rec.rih[k] = True
+            onset = self.rih_onset.item(k, i)
+            recognized = u["rih_recognized"].item(k, i) < st.center.profile.rih_recognition_probability
+            duration = (self.rih_treated if recognized else self.rih_untreated).item(k, i)
+            start = success_day + onset
+            rih_days = max(0.0, min(duration, self.horizon - start))
+            prior = rec.rih_days[k]
+            rec.rih_days[k] = rih_days if math.isnan(prior) else prior + rih_days
+            if self.events is not None and start < self.horizon:
+                self.events.append((k, start, "rih_start", st.center.name, ""))
+            if recognized:
+                rec.n_acetazolamide_courses[k] += 1
+            else:
+                # Read as a return of low-pressure headache: one needless blood patch, RIH left untreated.
+                rec.rih_misread[k] = True
+                if onset > 0.0:
+                    yield env.timeout(onset)
+                st.t_nat = INF
+                done = yield from self._use(st, RESOURCE_INDEX["procedure_room"], "ebp_for_misread_rih")
+                if done:
+                    rec.n_ebp[k] += 1
+                    h.ebp_total += 1
+        if u["recurrence_occurs"].item(k, i) >= cl.recurrence_probability(step, h, cln):
+            return False
+        recur_day = success_day + self.recurrence_delay.item(k, i)
+        if recur_day >= self.horizon:
+            return False
+        if recur_day > env.now:
+            yield env.timeout(recur_day - env.now)
+        # Symptoms are back: the patient is in the pathway again and returns to her current center.
+        rec.n_recurrences[k] += 1
+        rec.final_state[k] = IN_PATHWAY
+        rec.resolved_day[k] = math.nan
+        rec.resolved_by[k] = ""
+        self._symptomatic_since[k] = env.now
+        rec.symptomatic_at_end[k] = True
+        st.t_nat = INF  # a recurred leak is not assumed to close on its own
+        h.start_new_episode()
+        if self.events is not None:
+            self.log(k, "recurrence", st.center.name)
+        seen = yield from self._use(st, R_CLINIC, "consultation")
+        if seen:
+            rec.n_consultations[k] += 1
+        return True
+
+    def _resolve(self, st: PatientState, by: str, day: float) -> None:
+        rec = self.records
+        k = st.k
+        rec.final_state[k] = RESOLVED
+        rec.resolved_by[k] = by
+        rec.resolved_day[k] = day
+        since = self._symptomatic_since[k]
+        prior = rec.symptom_days[k]
+        rec.symptom_days[k] = (0.0 if math.isnan(prior) else prior) + (day - since)
+        rec.symptomatic_at_end[k] = False
+        if self.events is not None:
+            self.events.append((k, day, "resolved", st.center.name, ""))
+
+    def _persist(self, st: PatientState, reason: str) -> None:
+        rec = self.records
+        rec.final_state[st.k] = PERSISTENT
+        rec.persistent_reason[st.k] = reason
+        rec.symptomatic_at_end[st.k] = True
+        if self.events is not None:
+            self.log(st.k, "persistent", st.center.name)

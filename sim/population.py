@@ -1,0 +1,118 @@
+"""One replication's patients, drawn vectorised up front: arrivals, attributes and every per-use uniform.
+
+Nothing random happens after this: the SimPy process only reads these arrays. Durations that depend on the
+center (service, booking, referral delays) are transformed per center by the engine from the same uniforms.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from sim.parameters import ETIOLOGIES, LEAK_TYPES, RESOURCES, Scenario
+from sim.randomness import SLOTS, stream
+
+# Per-use uniform arrays: name -> (stream purpose, slot count).
+PER_USE: dict[str, tuple[str, int]] = {
+    "consultation": ("consultation", SLOTS["consultation"]),
+    "mri_sign": ("mri", SLOTS["mri"]),
+    "mri_read": ("mri", SLOTS["mri"]),
+    "mri_despite_normal": ("mri", SLOTS["mri"]),
+    "imaging": ("imaging", SLOTS["imaging"]),
+    "ebp": ("ebp", SLOTS["ebp"]),
+    "targeted_patch": ("targeted_patch", SLOTS["targeted_patch"]),
+    "fibrin_patch": ("fibrin_patch", SLOTS["fibrin_patch"]),
+    "surgery": ("surgery", SLOTS["surgery"]),
+    "durotomy_repair": ("durotomy_repair", SLOTS["durotomy_repair"]),
+    "embolization": ("embolization", SLOTS["embolization"]),
+    "rih_occurs": ("rih", SLOTS["rih"]),
+    "rih_recognized": ("rih", SLOTS["rih"]),
+    "rih_onset": ("rih", SLOTS["rih"]),
+    "rih_duration": ("rih", SLOTS["rih"]),
+    "recurrence_occurs": ("recurrence", SLOTS["recurrence"]),
+    "recurrence_delay": ("recurrence", SLOTS["recurrence"]),
+    "referral": ("referral", SLOTS["referral"]),
+    "misdiagnosis_return": ("misdiagnosis_return", SLOTS["misdiagnosis_return"]),
+    "conservative": ("conservative", SLOTS["conservative"]),
+    **{f"service:{i}": (f"service:{i}", SLOTS["service"]) for i in range(len(RESOURCES))},
+    **{f"booking:{i}": (f"booking:{i}", SLOTS["booking"]) for i in range(len(RESOURCES))},
+}
+
+
+@dataclass
+class Cohort:
+    """All patients of one replication, sorted by onset. Indexes: etiology into ETIOLOGIES, leak type into
+    LEAK_TYPES (-1 for procedure-related leaks), home center into scenario.centers."""
+
+    n: int
+    etiology: np.ndarray
+    leak_type: np.ndarray
+    onset_day: np.ndarray
+    presented_day: np.ndarray  # onset + care seeking (may lie past the horizon)
+    natural_resolution_day: np.ndarray  # inf for leaks that never close on their own
+    home_center: np.ndarray
+    direct_repair: np.ndarray  # spinal-surgery tears sent straight to repair
+    uniforms: dict[str, np.ndarray] = field(repr=False)
+
+
+def draw_cohort(scenario: Scenario, root_seed: int, replication: int) -> Cohort:
+    pop = scenario.population
+    horizon = scenario.horizon_days
+    parts: list[dict[str, np.ndarray]] = []
+    for e_idx, etiology in enumerate(ETIOLOGIES):
+        rate_per_day = pop.arrivals_per_year[etiology] / 365.25
+        arr = stream(root_seed, replication, "arrivals", e_idx)
+        n_e = int(arr.poisson(rate_per_day * horizon))
+        onset = np.sort(arr.uniform(0.0, horizon, n_e))
+        attr = stream(root_seed, replication, "attributes", e_idx)
+        u_leak, u_home, u_direct = attr.random(n_e), attr.random(n_e), attr.random(n_e)
+        nat = stream(root_seed, replication, "natural_history", e_idx)
+        u_self_limiting, u_nat_days = nat.random(n_e), nat.random(n_e)
+        u_seek = stream(root_seed, replication, "care_seeking", e_idx).random(n_e)
+
+        if etiology == "spontaneous":
+            cum = np.cumsum([pop.leak_type_shares[lt] for lt in LEAK_TYPES])
+            leak = np.minimum(np.searchsorted(cum, u_leak, side="right"), len(LEAK_TYPES) - 1)
+        else:
+            leak = np.full(n_e, -1)
+        cum_home = np.cumsum([c.catchment_share[etiology] for c in scenario.centers])
+        home = np.minimum(np.searchsorted(cum_home, u_home * cum_home[-1], side="right"),
+                          len(scenario.centers) - 1)
+        self_limiting = u_self_limiting < pop.self_limiting_probability[etiology]
+        nat_day = np.where(self_limiting, onset + pop.self_limiting_days[etiology].ppf(u_nat_days), np.inf)
+        part = {
+            "etiology": np.full(n_e, e_idx),
+            "leak_type": leak,
+            "onset_day": onset,
+            "presented_day": onset + pop.care_seeking_days[etiology].ppf(u_seek),
+            "natural_resolution_day": nat_day,
+            "home_center": home,
+            "direct_repair": (u_direct < scenario.clinical.spinal_surgery_direct_repair_probability)
+            & (etiology == "spinal_surgery"),
+        }
+        streams: dict[str, np.random.Generator] = {}
+        for name, (purpose, slots) in PER_USE.items():
+            gen = streams.get(purpose)
+            if gen is None:
+                gen = streams[purpose] = stream(root_seed, replication, purpose, e_idx)
+            part[name] = gen.random((n_e, slots))
+        parts.append(part)
+
+    onset_all = np.concatenate([p["onset_day"] for p in parts])
+    order = np.argsort(onset_all, kind="stable")
+
+    def cat(name: str) -> np.ndarray:
+        return np.concatenate([p[name] for p in parts])[order]
+
+    return Cohort(
+        n=int(onset_all.size),
+        etiology=cat("etiology"),
+        leak_type=cat("leak_type"),
+        onset_day=onset_all[order],
+        presented_day=cat("presented_day"),
+        natural_resolution_day=cat("natural_resolution_day"),
+        home_center=cat("home_center"),
+        direct_repair=cat("direct_repair"),
+        uniforms={name: cat(name) for name in PER_USE},
+    )

@@ -1,0 +1,513 @@
+"""Read a scenario TOML file, merge it onto scenarios/base.toml, validate every field, freeze the result.
+
+The base file is the schema: a key it does not have is a typo and is refused, and each leaf's `unit` says what
+values it accepts. Every error is a `ScenarioError` naming the file, the dotted field, the value and what was
+expected; nothing else escapes `load_scenario`.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import os
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sim.distributions import Distribution, parse_distribution
+from sim.errors import ScenarioError
+from sim.parameters import (
+    ETIOLOGIES,
+    LEAK_TYPES,
+    RESOURCES,
+    Center,
+    CenterProfile,
+    Clinical,
+    Population,
+    ResourceSpec,
+    Scenario,
+)
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+BASE_FILE = Path(os.environ.get("CSFSIM_BASE", REPO_ROOT / "scenarios" / "base.toml"))
+
+UNITS = ("probability", "share", "per_year", "days", "count", "flag", "choice")
+GRADES = ("H", "M", "L", "-")
+# Upper bounds that keep a typo from asking for an absurd model.
+MAX_COUNT = 50
+MAX_CAPACITY = 100_000
+MAX_DAYS = 365.25 * 200
+MAX_EXTENDS_DEPTH = 20
+CENTER_KEYS = ("profile", "catchment_share", "refers_to")
+
+
+@dataclass(frozen=True, slots=True)
+class Param:
+    """One parameter leaf with its provenance. `weak` marks grade L: vary it in sensitivity runs."""
+
+    value: Any
+    unit: str
+    grade: str
+    source: str
+    choices: tuple[str, ...] = ()
+
+    @property
+    def weak(self) -> bool:
+        return self.grade == "L"
+
+
+# ----------------------------------------------------------------------------------------------- reading TOML
+def _read_toml(path: Path, shown: str) -> dict[str, Any]:
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise ScenarioError(shown, "(file)", str(path), "an existing scenario file") from None
+    except IsADirectoryError:
+        raise ScenarioError(shown, "(file)", str(path), "a file, not a directory") from None
+    except OSError as err:
+        raise ScenarioError(shown, "(file)", str(path), f"a readable file ({err.strerror})") from None
+    if len(data) > 5_000_000:
+        raise ScenarioError(shown, "(file)", f"{len(data)} bytes", "a scenario file under 5 MB")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ScenarioError(shown, "(file)", "binary data", "a UTF-8 text TOML file") from None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as err:
+        raise ScenarioError(shown, "(syntax)", str(err), "valid TOML") from None
+    except RecursionError:
+        raise ScenarioError(shown, "(syntax)", "deeply nested tables", "valid TOML of sane depth") from None
+
+
+def _is_leaf(node: object) -> bool:
+    return isinstance(node, dict) and "value" in node and "unit" in node
+
+
+def _parse_base(raw: dict[str, Any], file: str, prefix: str = "") -> dict[str, Any]:
+    """Turn base.toml into a tree of dicts with Param leaves, checking the base itself."""
+    tree: dict[str, Any] = {}
+    for key, node in raw.items():
+        path = f"{prefix}{key}"
+        if _is_leaf(node):
+            unit = node["unit"]
+            if unit not in UNITS:
+                raise ScenarioError(file, f"{path}.unit", unit, f"one of {', '.join(UNITS)}")
+            grade = node.get("grade", "")
+            if grade not in GRADES:
+                raise ScenarioError(file, f"{path}.grade", grade, f"one of {', '.join(GRADES)}")
+            choices = tuple(node.get("choices", ()))
+            proto = Param(None, unit, grade, str(node.get("source", "")), choices)
+            tree[key] = Param(_check_value(node["value"], proto, file, path), unit, grade, proto.source, choices)
+        elif isinstance(node, dict):
+            tree[key] = _parse_base(node, file, path + ".")
+        else:
+            raise ScenarioError(file, path, node, "a parameter table { value, unit, grade, source }")
+    return tree
+
+
+# ----------------------------------------------------------------------------------------------- value checks
+def _number(value: object, file: str, field: str, what: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ScenarioError(file, field, value, what)
+    if not math.isfinite(value):
+        raise ScenarioError(file, field, value, f"a finite number ({what})")
+    return float(value)
+
+
+def _check_value(value: object, proto: Param, file: str, field: str) -> Any:
+    """Validate one leaf value against the unit of its base parameter and return it normalised."""
+    unit = proto.unit
+    if unit in ("probability", "share"):
+        v = _number(value, file, field, "a probability between 0 and 1")
+        if not 0.0 <= v <= 1.0:
+            raise ScenarioError(file, field, value, "a probability between 0 and 1")
+        return v
+    if unit == "per_year":
+        v = _number(value, file, field, "a non-negative rate per year")
+        if v < 0:
+            raise ScenarioError(file, field, value, "a non-negative rate per year")
+        return v
+    if unit == "days":
+        if isinstance(value, dict) or isinstance(proto.value, Distribution):
+            if not isinstance(proto.value, (Distribution, type(None))):
+                raise ScenarioError(file, field, value, "a number of days")
+            return parse_distribution(value, file, field)
+        v = _number(value, file, field, "a non-negative number of days")
+        if not 0 <= v <= MAX_DAYS:
+            raise ScenarioError(file, field, value, f"a number of days between 0 and {MAX_DAYS:g}")
+        return v
+    if unit == "count":
+        if isinstance(value, float) and math.isfinite(value) and value.is_integer():
+            value = int(value)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ScenarioError(file, field, value, "a whole number")
+        if value < 0:
+            raise ScenarioError(file, field, value, "a non-negative whole number")
+        return value
+    if unit == "flag":
+        if not isinstance(value, bool):
+            raise ScenarioError(file, field, value, "true or false")
+        return value
+    if unit == "choice":
+        if value not in proto.choices:
+            raise ScenarioError(file, field, value, f"one of {', '.join(proto.choices)}")
+        return value
+    raise AssertionError(unit)  # pragma: no cover - units are checked when base.toml is read
+
+
+# ----------------------------------------------------------------------------------------------- merging
+def _apply(tree: dict[str, Any], override: object, file: str, prefix: str) -> None:
+    """Apply an override table onto a (copied) Param tree in place, refusing unknown keys."""
+    if not isinstance(override, dict):
+        raise ScenarioError(file, prefix.rstrip(".") or "(top level)", override, "a table")
+    for key, value in override.items():
+        path = f"{prefix}{key}"
+        if key not in tree:
+            known = ", ".join(sorted(tree)) or "no keys"
+            raise ScenarioError(file, path, value, f"a known key here (one of: {known})")
+        node = tree[key]
+        if isinstance(node, Param):
+            tree[key] = _override_leaf(node, value, file, path)
+        else:
+            _apply(node, value, file, path + ".")
+
+
+def _override_leaf(base: Param, value: object, file: str, path: str) -> Param:
+    if isinstance(value, dict) and "value" in value:
+        extra = sorted(set(value) - {"value", "unit", "grade", "source", "choices"})
+        if extra:
+            raise ScenarioError(file, f"{path}.{extra[0]}", value[extra[0]], "only value, unit, grade, source")
+        if "unit" in value and value["unit"] != base.unit:
+            raise ScenarioError(file, f"{path}.unit", value["unit"], f"the base unit {base.unit!r}")
+        grade = value.get("grade", base.grade)
+        if grade not in GRADES:
+            raise ScenarioError(file, f"{path}.grade", grade, f"one of {', '.join(GRADES)}")
+        source = value.get("source", f"{base.source} [value changed in {Path(file).name}]")
+        if not isinstance(source, str):
+            raise ScenarioError(file, f"{path}.source", source, "a text")
+        checked = _check_value(value["value"], base, file, path)
+        return Param(checked, base.unit, grade, source, base.choices)
+    checked = _check_value(value, base, file, path)
+    if checked == base.value:
+        return base
+    return Param(checked, base.unit, base.grade, f"{base.source} [value changed in {Path(file).name}]", base.choices)
+
+
+def _merge_raw(low: dict[str, Any], high: dict[str, Any]) -> dict[str, Any]:
+    """Deep-merge two raw scenario dicts (for `extends`): `high` wins; leaves are replaced whole."""
+    out = copy.deepcopy(low)
+    for key, value in high.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict) and not _is_leaf(value) \
+                and "family" not in value:
+            out[key] = _merge_raw(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def _read_with_extends(path: Path, shown: str, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+    raw = _read_toml(path, shown)
+    parent = raw.pop("extends", None)
+    if parent is None:
+        return raw
+    if not isinstance(parent, str) or not parent:
+        raise ScenarioError(shown, "extends", parent, "the path of another scenario file")
+    parent_path = (path.parent / parent).resolve()
+    if parent_path in seen or parent_path == path.resolve():
+        raise ScenarioError(shown, "extends", parent, "a scenario file that does not extend itself (cycle)")
+    if len(seen) >= MAX_EXTENDS_DEPTH:
+        raise ScenarioError(shown, "extends", parent, f"at most {MAX_EXTENDS_DEPTH} levels of extends")
+    base_raw = _read_with_extends(parent_path, str(parent_path), (*seen, path.resolve()))
+    if "scenario" in raw:
+        base_raw.pop("scenario", None)
+    return _merge_raw(base_raw, raw)
+
+
+# ----------------------------------------------------------------------------------------------- loading
+_BASE_CACHE: dict[Path, dict[str, Any]] = {}
+
+
+def base_tree() -> dict[str, Any]:
+    """The parsed base parameter tree (a fresh deep copy each call)."""
+    if BASE_FILE not in _BASE_CACHE:
+        _BASE_CACHE[BASE_FILE] = _parse_base(_read_toml(BASE_FILE, str(BASE_FILE)), str(BASE_FILE))
+    return copy.deepcopy(_BASE_CACHE[BASE_FILE])
+
+
+def load_scenario(path: str | os.PathLike[str], overrides: dict[str, Any] | None = None) -> Scenario:
+    """Load, validate and freeze a scenario file. `overrides` maps dotted paths to values (used by sweeps)."""
+    p = Path(path)
+    shown = str(path)
+    raw = _read_with_extends(p, shown)
+    for dotted, value in (overrides or {}).items():
+        _set_dotted(raw, dotted, value, shown)
+    return build_scenario(raw, shown)
+
+
+def _set_dotted(raw: dict[str, Any], dotted: str, value: object, file: str) -> None:
+    parts = dotted.split(".")
+    if not all(parts):
+        raise ScenarioError(file, dotted, value, "a dotted parameter path like clinical.ebp_first_success.all")
+    node = raw
+    for part in parts[:-1]:
+        nxt = node.setdefault(part, {})
+        if not isinstance(nxt, dict):
+            raise ScenarioError(file, dotted, value, "a path through tables")
+        node = nxt
+    node[parts[-1]] = value
+
+
+def build_scenario(raw: dict[str, Any], file: str) -> Scenario:
+    """Validate a raw scenario dict against the base tree and compile it into a frozen Scenario."""
+    if not isinstance(raw, dict):
+        raise ScenarioError(file, "(top level)", raw, "a TOML table")
+    raw = dict(raw)
+    meta = raw.pop("scenario", {})
+    if not isinstance(meta, dict):
+        raise ScenarioError(file, "scenario", meta, "a table with name and description")
+    for key in meta:
+        if key not in ("name", "description"):
+            raise ScenarioError(file, f"scenario.{key}", meta[key], "only name and description")
+    name = meta.get("name", Path(file).stem)
+    description = meta.get("description", "")
+    if not isinstance(name, str) or not isinstance(description, str):
+        raise ScenarioError(file, "scenario.name", name, "a text")
+    centers_raw = raw.pop("centers", None)
+    profiles_raw = raw.pop("profiles", {})
+
+    tree = base_tree()
+    profiles: dict[str, Any] = tree.pop("profiles")
+    _apply_profiles(profiles, profiles_raw, file)
+    _apply(tree, raw, file, "")
+    _check_share_groups(tree, file, "")
+    _check_share_groups(profiles, file, "profiles.")
+
+    centers = _build_centers(centers_raw, profiles, file)
+    horizon = tree["run"]["horizon_days"].value
+    if horizon <= 0:
+        raise ScenarioError(file, "run.horizon_days", horizon, "a horizon longer than 0 days")
+    warmup = tree["run"]["warmup_days"].value
+    if warmup >= horizon:
+        raise ScenarioError(file, "run.warmup_days", warmup, f"less than run.horizon_days ({horizon:g})")
+    population = _build_population(tree, file)
+    clinical = _build_clinical(tree, file)
+    max_expected = tree["run"]["max_expected_patients"].value
+    expected = sum(population.arrivals_per_year.values()) * horizon / 365.25
+    if expected > max_expected:
+        raise ScenarioError(file, "population.arrivals_per_year", round(expected),
+                            f"at most run.max_expected_patients = {max_expected} patients per replication")
+    resolved = dict(tree)
+    resolved["profiles"] = profiles
+    resolved["centers"] = {c.name: _center_meta(c) for c in centers}
+    return Scenario(name=name, description=description, source_file=file, horizon_days=float(horizon),
+                    warmup_days=float(warmup), max_expected_patients=int(max_expected), population=population,
+                    clinical=clinical, centers=centers, resolved=resolved)
+
+
+def _apply_profiles(profiles: dict[str, Any], raw: object, file: str) -> None:
+    if not isinstance(raw, dict):
+        raise ScenarioError(file, "profiles", raw, "a table of center profiles")
+    for pname, body in raw.items():
+        if not isinstance(body, dict):
+            raise ScenarioError(file, f"profiles.{pname}", body, "a table")
+        body = dict(body)
+        like = body.pop("like", None)
+        if pname not in profiles:
+            if like not in profiles:
+                raise ScenarioError(file, f"profiles.{pname}.like", like,
+                                    f"an existing profile to start from ({', '.join(sorted(profiles))})")
+            profiles[pname] = copy.deepcopy(profiles[like])
+        elif like is not None:
+            raise ScenarioError(file, f"profiles.{pname}.like", like, "no 'like' when changing a base profile")
+        _apply(profiles[pname], body, file, f"profiles.{pname}.")
+
+
+def _check_share_groups(tree: dict[str, Any], file: str, prefix: str) -> None:
+    leaves = [v for v in tree.values() if isinstance(v, Param)]
+    if leaves and all(p.unit == "share" for p in leaves) and len(leaves) == len(tree):
+        total = sum(p.value for p in leaves)
+        if abs(total - 1.0) > 1e-6:
+            raise ScenarioError(file, prefix.rstrip("."), round(total, 6), "shares that sum to 1")
+    for key, node in tree.items():
+        if isinstance(node, dict):
+            _check_share_groups(node, file, f"{prefix}{key}.")
+
+
+def _build_centers(raw: object, profiles: dict[str, Any], file: str) -> tuple[Center, ...]:
+    if raw is None or raw == {}:
+        raise ScenarioError(file, "centers", raw, "at least one [centers.NAME] table with a profile")
+    if not isinstance(raw, dict):
+        raise ScenarioError(file, "centers", raw, "a table of centers")
+    if len(raw) > 1000:
+        raise ScenarioError(file, "centers", f"{len(raw)} centers", "at most 1000 centers")
+    centers: list[Center] = []
+    for cname, body in raw.items():
+        path = f"centers.{cname}"
+        if not isinstance(body, dict):
+            raise ScenarioError(file, path, body, "a table with profile, catchment_share, refers_to")
+        body = dict(body)
+        pname = body.pop("profile", None)
+        if pname not in profiles:
+            raise ScenarioError(file, f"{path}.profile", pname, f"one of {', '.join(sorted(profiles))}")
+        share_raw = body.pop("catchment_share", 0.0)
+        share = _catchment(share_raw, file, f"{path}.catchment_share")
+        refers_to = body.pop("refers_to", "")
+        if not isinstance(refers_to, str):
+            raise ScenarioError(file, f"{path}.refers_to", refers_to, "the name of another center, or \"\"")
+        ptree = copy.deepcopy(profiles[pname])
+        _apply(ptree, body, file, f"{path}.")
+        centers.append(_compile_center(file, cname, pname, share, refers_to or None, ptree))
+    names = {c.name for c in centers}
+    for c in centers:
+        if c.refers_to is not None and c.refers_to not in names:
+            raise ScenarioError(file, f"centers.{c.name}.refers_to", c.refers_to,
+                                f"one of the scenario's centers ({', '.join(sorted(names))})")
+        if c.refers_to == c.name:
+            raise ScenarioError(file, f"centers.{c.name}.refers_to", c.refers_to, "another center (not itself)")
+    # Referral chains must end: a cycle would pass patients round for ever.
+    by_name = {c.name: c for c in centers}
+    for c in centers:
+        seen = [c.name]
+        nxt = c.refers_to
+        while nxt is not None:
+            if nxt in seen:
+                raise ScenarioError(file, f"centers.{c.name}.refers_to", c.refers_to,
+                                    f"referrals that end somewhere (cycle {' -> '.join([*seen, nxt])})")
+            seen.append(nxt)
+            nxt = by_name[nxt].refers_to
+    for etiology in ETIOLOGIES:
+        total = sum(c.catchment_share[etiology] for c in centers)
+        if abs(total - 1.0) > 1e-6:
+            raise ScenarioError(file, "centers.*.catchment_share", round(total, 6),
+                                f"catchment shares of {etiology} arrivals that sum to 1 across centers")
+    return tuple(centers)
+
+
+def _catchment(raw: object, file: str, field: str) -> dict[str, float]:
+    if isinstance(raw, dict):
+        unknown = sorted(set(raw) - set(ETIOLOGIES))
+        if unknown:
+            raise ScenarioError(file, f"{field}.{unknown[0]}", raw[unknown[0]], f"one of {', '.join(ETIOLOGIES)}")
+        out = {}
+        for e in ETIOLOGIES:
+            v = _number(raw.get(e, 0.0), file, f"{field}.{e}", "a share between 0 and 1")
+            if not 0 <= v <= 1:
+                raise ScenarioError(file, f"{field}.{e}", v, "a share between 0 and 1")
+            out[e] = v
+        return out
+    v = _number(raw, file, field, "a share between 0 and 1, or a table of shares by etiology")
+    if not 0 <= v <= 1:
+        raise ScenarioError(file, field, raw, "a share between 0 and 1")
+    return dict.fromkeys(ETIOLOGIES, v)
+
+
+def _v(node: dict[str, Any], *keys: str) -> Any:
+    for k in keys:
+        node = node[k]
+    assert isinstance(node, Param)
+    return node.value
+
+
+def _compile_center(file: str, name: str, pname: str, share: dict[str, float], refers_to: str | None,
+                    t: dict[str, Any]) -> Center:
+    resources = {}
+    for r in RESOURCES:
+        cap = _v(t, "resources", r, "capacity")
+        if not 1 <= cap <= MAX_CAPACITY:
+            raise ScenarioError(file, f"centers.{name}.resources.{r}.capacity", cap,
+                                f"a whole number of servers from 1 to {MAX_CAPACITY}")
+        resources[r] = ResourceSpec(cap, _v(t, "resources", r, "service_days"), _v(t, "resources", r, "booking_days"))
+    fields = {k: p.value for k, p in t.items() if isinstance(p, Param)}
+    return Center(name=name, profile_name=pname, profile=CenterProfile(**fields), catchment_share=share,
+                  refers_to=refers_to, resources=resources)
+
+
+def _center_meta(c: Center) -> dict[str, Any]:
+    return {"profile": c.profile_name, "catchment_share": c.catchment_share, "refers_to": c.refers_to or ""}
+
+
+def _build_population(t: dict[str, Any], file: str) -> Population:
+    pop = t["population"]
+    return Population(
+        arrivals_per_year={e: _v(pop, "arrivals_per_year", e) for e in ETIOLOGIES},
+        leak_type_shares={lt: _v(pop, "spontaneous_leak_type", lt) for lt in LEAK_TYPES},
+        care_seeking_days={e: _v(pop, "care_seeking_days", e) for e in ETIOLOGIES},
+        self_limiting_probability={e: _v(pop, "self_limiting_probability", e) for e in ETIOLOGIES},
+        self_limiting_days={e: _v(pop, "self_limiting_days", e) for e in ETIOLOGIES},
+        misdiagnosis_return_days=_v(pop, "misdiagnosis_return_days", "all"),
+        max_consultations=_capped(_v(pop, "max_consultations", "all"), file, "population.max_consultations.all",
+                                  minimum=1),
+    )
+
+
+def _capped(v: int, file: str, field: str, minimum: int = 0) -> int:
+    if not minimum <= v <= MAX_COUNT:
+        raise ScenarioError(file, field, v, f"a whole number from {minimum} to {MAX_COUNT}")
+    return v
+
+
+def _build_clinical(t: dict[str, Any], file: str) -> Clinical:
+    c = t["clinical"]
+    ebp_keys = (*ETIOLOGIES, "csf_venous_fistula")
+    return Clinical(
+        conservative_days={e: _v(c, "conservative_days", e) for e in ETIOLOGIES},
+        spinal_surgery_direct_repair_probability=_v(c, "spinal_surgery_direct_repair_probability", "all"),
+        ebp_first_success={k: _v(c, "ebp_first_success", k) for k in ebp_keys},
+        ebp_repeat_success={k: _v(c, "ebp_repeat_success", k) for k in ebp_keys},
+        ebp_max_blind={e: _capped(_v(c, "ebp_max_blind", e), file, f"clinical.ebp_max_blind.{e}")
+                       for e in ETIOLOGIES},
+        ebp_max_after_negative_imaging=_capped(_v(c, "ebp_max_after_negative_imaging", "all"), file,
+                                               "clinical.ebp_max_after_negative_imaging.all"),
+        targeted_patch_success=_v(c, "targeted_patch_success", "all"),
+        fibrin_patch_success_spontaneous=_v(c, "fibrin_patch_success", "spontaneous"),
+        fibrin_patch_success_iatrogenic=_v(c, "fibrin_patch_success", "iatrogenic"),
+        embolization_success=_v(c, "embolization_success", "all"),
+        cvf_ligation_success=_v(c, "cvf_ligation_success", "all"),
+        late_surgery_threshold_days=_v(c, "late_surgery", "threshold_days"),
+        late_surgery_success_multiplier=_v(c, "late_surgery", "success_multiplier"),
+        rih_probability_after_iatrogenic_ebp=_v(c, "rih_probability", "after_iatrogenic_ebp"),
+        rih_probability_after_spontaneous_sealing=_v(c, "rih_probability", "after_spontaneous_sealing"),
+        rih_probability_after_embolization=_v(c, "rih_probability", "after_embolization"),
+        rih_onset_days=_v(c, "rih_onset_days", "all"),
+        rih_duration_treated_days=_v(c, "rih_duration_days", "treated"),
+        rih_duration_untreated_days=_v(c, "rih_duration_days", "untreated"),
+        acetazolamide_course_days=_v(c, "acetazolamide_course_days", "all"),
+        recurrence_probability_after_iatrogenic_ebp=_v(c, "recurrence_probability", "after_iatrogenic_ebp"),
+        recurrence_probability_after_spontaneous_patch=_v(c, "recurrence_probability", "after_spontaneous_patch"),
+        recurrence_probability_after_surgery=_v(c, "recurrence_probability", "after_surgery"),
+        recurrence_probability_after_embolization=_v(c, "recurrence_probability", "after_embolization"),
+        recurrence_days=_v(c, "recurrence_days", "all"),
+        max_recurrences=_capped(_v(c, "max_recurrences", "all"), file, "clinical.max_recurrences.all"),
+        imaging_yield={tech: {lt: _v(t, "imaging_yield", tech, lt) for lt in LEAK_TYPES}
+                       for tech in ("refined", "conventional")},
+    )
+
+
+def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Param]:
+    """Dotted path -> Param for every leaf of a resolved tree (for manifests, docs and diffs)."""
+    out: dict[str, Param] = {}
+    for key, node in tree.items():
+        path = f"{prefix}{key}"
+        if isinstance(node, Param):
+            out[path] = node
+        elif isinstance(node, dict):
+            out.update(flatten(node, path + "."))
+    return out
+
+
+def to_jsonable(tree: dict[str, Any]) -> dict[str, Any]:
+    """The resolved tree as plain JSON-ready data (distributions described, metadata kept)."""
+    out: dict[str, Any] = {}
+    for key, node in tree.items():
+        if isinstance(node, Param):
+            value = node.value
+            if isinstance(value, Distribution):
+                value = {"family": value.family, **dict(value.params)}
+            out[key] = {"value": value, "unit": node.unit, "grade": node.grade, "source": node.source}
+        elif isinstance(node, dict):
+            out[key] = to_jsonable(node)
+        else:
+            out[key] = node
+    return out
