@@ -175,7 +175,7 @@ def _apply(tree: dict[str, Any], override: object, file: str, prefix: str) -> No
 
 
 def _override_leaf(base: Param, value: object, file: str, path: str) -> Param:
-    if isinstance(value, dict) and "value" in value:
+    if isinstance(value, dict) and "value" in value and "family" not in value:
         extra = sorted(set(value) - {"value", "unit", "grade", "source", "choices"})
         if extra:
             raise ScenarioError(file, f"{path}.{extra[0]}", value[extra[0]], "only value, unit, grade, source")

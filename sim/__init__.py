@@ -1,0 +1,16 @@
+"""csfsim: discrete-event simulation of the spinal CSF-leak care pathway (experienced vs low-volume centers).
+
+Notebook API:
+    import sim
+    scenario = sim.load_scenario("scenarios/experienced_center.toml")
+    result = sim.run(scenario, reps=20, seed=1)          # RunResult: .patients, .summary, .per_replication
+    both = sim.compare(["scenarios/experienced_center.toml", "scenarios/low_volume_center.toml"], reps=20)
+"""
+
+from sim.compare import CompareResult, compare
+from sim.errors import ScenarioError
+from sim.experiment import RunResult, run
+from sim.scenario import load_scenario
+
+__version__ = "0.1.0"
+__all__ = ["CompareResult", "RunResult", "ScenarioError", "compare", "load_scenario", "run"]

@@ -1,0 +1,119 @@
+"""Writing results: atomic files, per-replication parts concatenated on disk, and the run manifest."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterable
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from sim.errors import ScenarioError
+from sim.scenario import REPO_ROOT
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def atomic_write_csv(path: Path, df: pd.DataFrame) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    df.to_csv(tmp, index=False)
+    os.replace(tmp, path)
+
+
+def atomic_write_parquet(path: Path, df: pd.DataFrame) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    pq.write_table(pa.Table.from_pandas(df, preserve_index=False), tmp)
+    os.replace(tmp, path)
+
+
+def concat_parquet(parts: Iterable[Path], dest: Path) -> int:
+    """Stream per-replication Parquet parts into one file (one row group per part); returns rows written.
+    Memory holds one part at a time."""
+    tmp = dest.with_name(f".{dest.name}.tmp-{os.getpid()}")
+    writer: pq.ParquetWriter | None = None
+    rows = 0
+    try:
+        for part in parts:
+            table = pq.read_table(part)
+            if writer is None:
+                writer = pq.ParquetWriter(tmp, table.schema)
+            elif table.schema != writer.schema:
+                table = table.cast(writer.schema)
+            writer.write_table(table)
+            rows += table.num_rows
+    finally:
+        if writer is not None:
+            writer.close()
+    if writer is None:
+        return 0
+    os.replace(tmp, dest)
+    return rows
+
+
+def prepare_output_dir(out: Path) -> None:
+    """Check early that the output folder can be written, with a clear error if not."""
+    parent = out.resolve().parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise ScenarioError("(command line)", "--out", str(out), f"a folder that can be created ({err.strerror})") \
+            from None
+    if out.exists() and not out.is_dir():
+        raise ScenarioError("(command line)", "--out", str(out), "a folder path (a file is in the way)")
+    if not os.access(parent, os.W_OK):
+        raise ScenarioError("(command line)", "--out", str(out), "a folder in a writable location")
+
+
+def publish_dir(work: Path, out: Path) -> None:
+    """Replace `out` by the finished `work` folder in two renames, so readers never see half a run."""
+    old = None
+    if out.exists():
+        old = out.with_name(f".{out.name}.old-{os.getpid()}")
+        os.replace(out, old)
+    os.replace(work, out)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def git_commit() -> str:
+    try:
+        head = subprocess.run(["git", "-C", str(REPO_ROOT), "rev-parse", "HEAD"], capture_output=True, text=True,
+                              timeout=10, check=False).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(REPO_ROOT), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=10, check=False).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    if not head:
+        return "unknown"
+    return head + ("-dirty" if dirty else "")
+
+
+def versions() -> dict[str, str]:
+    out = {"python": platform.python_version(), "platform": platform.platform()}
+    for pkg in ("csfsim", "simpy", "numpy", "scipy", "pandas", "pyarrow", "matplotlib"):
+        try:
+            out[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            out[pkg] = "not installed"
+    return out
+
+
+def command_line() -> str:
+    return " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]) if sys.argv else ""
+
+
+def write_json(path: Path, data: dict[str, Any]) -> None:
+    atomic_write_text(path, json.dumps(data, indent=2, sort_keys=False, default=str) + "\n")

@@ -1,0 +1,123 @@
+"""Outcome metrics per replication, and summaries across replications (mean, sd, t-based 95% CI)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+from scipy import stats as sps
+
+from sim.parameters import ETIOLOGIES
+
+PROCEDURE_COLUMNS = {
+    "ebp_per_patient": "n_ebp",
+    "targeted_patch_per_patient": "n_targeted_patch",
+    "fibrin_patch_per_patient": "n_fibrin_patch",
+    "surgery_per_patient": "n_surgery",
+    "embolization_per_patient": "n_embolization",
+    "spinal_imaging_per_patient": "n_spinal_imaging",
+    "consultations_per_patient": "n_consultations",
+}
+# Metrics whose confidence interval drives `--reps auto` and headline comparisons.
+PRIMARY_METRICS: tuple[str, ...] = (
+    "diagnosis_delay_mean_days",
+    "time_to_resolution_mean_days",
+    "share_resolved_by_365_days",
+    "share_persistent",
+    "ebp_per_patient",
+)
+
+
+def _nan_stat(values: np.ndarray, fn) -> float:
+    return float(fn(values)) if values.size else math.nan
+
+
+def patient_metrics(p: pd.DataFrame, horizon_days: float) -> dict[str, float]:
+    """Metrics of one group of patients (all, or one etiology) of one replication.
+
+    Care metrics use the patients who reached care (presented within the horizon). Shares resolved by X days
+    use only patients whose onset lies at least X days before the horizon, so censoring does not bias them.
+    """
+    out: dict[str, float] = {"n_patients": float(len(p))}
+    out["share_resolved_without_care"] = float((p["final_state"] == "resolved_without_care").mean()) \
+        if len(p) else math.nan
+    care = p[p["presented_day"].notna()]
+    n = len(care)
+    out["n_presented"] = float(n)
+    diag = (care["diagnosed_day"] - care["onset_day"]).dropna().to_numpy()
+    out["share_diagnosed"] = float(len(diag) / n) if n else math.nan
+    out["diagnosis_delay_mean_days"] = _nan_stat(diag, np.mean)
+    out["diagnosis_delay_median_days"] = _nan_stat(diag, np.median)
+    resolved = care[care["final_state"] == "resolved"]
+    ttr = (resolved["resolved_day"] - resolved["onset_day"]).to_numpy()
+    out["time_to_resolution_mean_days"] = _nan_stat(ttr, np.mean)
+    out["time_to_resolution_median_days"] = _nan_stat(ttr, np.median)
+    for days in (90, 365):
+        eligible = care[care["onset_day"] <= horizon_days - days]
+        ok = (eligible["final_state"] == "resolved") & (eligible["resolved_day"] - eligible["onset_day"] <= days)
+        out[f"share_resolved_by_{days}_days"] = float(ok.mean()) if len(eligible) else math.nan
+    for metric, column in PROCEDURE_COLUMNS.items():
+        out[metric] = float(care[column].mean()) if n else math.nan
+    for state in ("persistent", "in_pathway_at_horizon"):
+        out[f"share_{state}"] = float((care["final_state"] == state).mean()) if n else math.nan
+    for flag in ("rih", "recurred", "referred", "leak_localized"):
+        out[f"share_{flag}"] = float(care[flag].mean()) if n else math.nan
+    out["symptom_days_mean"] = float(care["symptom_days"].mean()) if n else math.nan
+    out["waiting_days_mean"] = float(care["waiting_days"].mean()) if n else math.nan
+    return out
+
+
+def replication_metrics(patients: pd.DataFrame, resources: pd.DataFrame, horizon_days: float) -> pd.DataFrame:
+    """Tidy table [replication, metric, group, value] of one replication (warm-up patients left out)."""
+    rep = int(patients["replication"].iloc[0]) if len(patients) else int(resources["replication"].iloc[0])
+    p = patients[~patients["in_warmup"]]
+    rows: list[tuple[int, str, str, float]] = []
+    groups = [("all", p)] + [(e, p[p["etiology"] == e]) for e in ETIOLOGIES]
+    for group, frame in groups:
+        for metric, value in patient_metrics(frame, horizon_days).items():
+            rows.append((rep, metric, group, value))
+    for r in resources.itertuples(index=False):
+        group = f"{r.center}/{r.resource}"
+        rows.append((rep, "resource_mean_wait_days", group, float(r.mean_wait_days)))
+        rows.append((rep, "resource_utilization", group, float(r.utilization)))
+    # Pooled over centers, so that scenarios with different centers can still be compared per resource.
+    for resource, g in resources.groupby("resource", sort=False):
+        served = g["n_served"].to_numpy(dtype=float)
+        waits = np.nan_to_num(g["mean_wait_days"].to_numpy(dtype=float))
+        pooled_wait = float((waits * served).sum() / served.sum()) if served.sum() else math.nan
+        rows.append((rep, "resource_mean_wait_days", f"all centers/{resource}", pooled_wait))
+    return pd.DataFrame(rows, columns=["replication", "metric", "group", "value"])
+
+
+def t_interval(values: np.ndarray, level: float = 0.95) -> tuple[float, float, float, float]:
+    """Mean, sd, and the two ends of the t-based confidence interval (nan where undefined)."""
+    v = values[~np.isnan(values)]
+    if v.size == 0:
+        return (math.nan,) * 4
+    mean = float(v.mean())
+    if v.size == 1:
+        return mean, math.nan, math.nan, math.nan
+    sd = float(v.std(ddof=1))
+    half = float(sps.t.ppf(0.5 + level / 2, v.size - 1)) * sd / math.sqrt(v.size)
+    return mean, sd, mean - half, mean + half
+
+
+def summarize(per_rep: pd.DataFrame) -> pd.DataFrame:
+    """Across replications: one row per (metric, group) with mean, sd, 95% CI and the replication count."""
+    rows = []
+    for (metric, group), g in per_rep.groupby(["metric", "group"], sort=False):
+        values = g["value"].to_numpy(dtype=float)
+        mean, sd, lo, hi = t_interval(values)
+        rows.append((metric, group, mean, sd, lo, hi, int(np.sum(~np.isnan(values)))))
+    return pd.DataFrame(rows, columns=["metric", "group", "mean", "sd", "ci95_low", "ci95_high",
+                                       "n_replications"])
+
+
+def summary_table(per_rep: pd.DataFrame) -> pd.DataFrame:
+    """summary.csv: per-replication rows (level=replication) followed by across-replication rows."""
+    reps = per_rep.assign(level="replication")
+    across = summarize(per_rep).assign(level="across")
+    cols = ["level", "metric", "group", "replication", "value", "mean", "sd", "ci95_low", "ci95_high",
+            "n_replications"]
+    return pd.concat([reps, across], ignore_index=True).reindex(columns=cols)

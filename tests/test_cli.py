@@ -1,0 +1,95 @@
+"""The csfsim command: outputs of a run, bad input (exit 2, one line, no traceback, no output folder)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+
+from sim.cli import main
+from sim.replication import EVENT_COLUMNS, PATIENT_COLUMNS
+from tests.conftest import EXPERIENCED, LOW_VOLUME, ROOT
+
+
+def test_run_writes_every_output(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["run", str(EXPERIENCED), "--reps", "2", "--seed", "4", "--out", str(out), "--jobs", "1",
+                 "--quiet"]) == 0
+    files = {p.name for p in out.iterdir()}
+    assert {"patients.parquet", "events.parquet", "summary.csv", "manifest.json", "resources.csv"} <= files
+    assert not list(out.glob(".*tmp*")) and not (tmp_path / "run.partial").exists()
+    patients = pd.read_parquet(out / "patients.parquet")
+    assert list(patients.columns) == list(PATIENT_COLUMNS)
+    assert sorted(patients["replication"].unique()) == [0, 1]
+    # missing times are real nulls in Parquet, never a fake number
+    table = pq.read_table(out / "patients.parquet")
+    assert table.column("diagnosed_day").null_count == int(patients["diagnosed_day"].isna().sum()) > 0
+    events = pd.read_parquet(out / "events.parquet")
+    assert list(events.columns) == list(EVENT_COLUMNS)
+    manifest = json.loads((out / "manifest.json").read_text())
+    for key in ("scenario", "seed", "versions", "git_commit", "command", "wall_seconds", "replications"):
+        assert key in manifest
+    assert manifest["scenario"]["clinical"]["ebp_first_success"]["post_lp"]["grade"] == "H"
+    summary = pd.read_csv(out / "summary.csv")
+    assert set(summary["level"]) == {"replication", "across"}
+    assert "Written to" in capsys.readouterr().out
+
+
+def test_run_is_identical_for_any_number_of_jobs(tmp_path):
+    a, b = tmp_path / "a", tmp_path / "b"
+    main(["run", str(LOW_VOLUME), "--reps", "3", "--seed", "8", "--out", str(a), "--jobs", "1", "--quiet"])
+    main(["run", str(LOW_VOLUME), "--reps", "3", "--seed", "8", "--out", str(b), "--jobs", "2", "--quiet"])
+    for name in ("patients.parquet", "events.parquet"):
+        pd.testing.assert_frame_equal(pd.read_parquet(a / name), pd.read_parquet(b / name))
+    pd.testing.assert_frame_equal(pd.read_csv(a / "summary.csv"), pd.read_csv(b / "summary.csv"))
+
+
+def test_compare_writes_comparison_with_paired_differences(tmp_path, capsys):
+    out = tmp_path / "cmp"
+    assert main(["compare", str(EXPERIENCED), str(LOW_VOLUME), "--reps", "3", "--out", str(out), "--jobs", "1",
+                 "--quiet", "--no-events"]) == 0
+    table = pd.read_csv(out / "comparison.csv")
+    row = table[(table["metric"] == "diagnosis_delay_median_days") & (table["group"] == "spontaneous")
+                & (table["scenario_index"] == 1)].iloc[0]
+    assert row["diff_vs_first"] > 0 and row["diff_ci95_low"] <= row["diff_vs_first"] <= row["diff_ci95_high"]
+    assert "difference" in capsys.readouterr().out
+
+
+def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "sim", *args], capture_output=True, text=True, cwd=cwd,
+                          timeout=120, check=False)
+
+
+@pytest.mark.parametrize("content", [
+    "[centers.c]\nprofile = \"experienced\"\ncatchment_share = 1.0\n[clinical.ebp_first_success]\npost_lp = 2\n",
+    "not = = toml",
+    "",
+])
+def test_bad_scenario_exits_2_with_one_line_and_no_output(tmp_path, content):
+    bad = tmp_path / "bad.toml"
+    bad.write_text(content)
+    out = tmp_path / "out"
+    for args in (["validate", str(bad)], ["run", str(bad), "--reps", "1", "--out", str(out)]):
+        proc = run_cli(*args, cwd=ROOT)
+        assert proc.returncode == 2, proc.stderr
+        lines = proc.stderr.strip().splitlines()
+        assert len(lines) == 1 and "Traceback" not in proc.stderr
+        assert str(bad) in lines[0] and "expected" in lines[0]
+        assert not out.exists() and not (tmp_path / "out.partial").exists()
+
+
+def test_validate_accepts_shipped_scenarios():
+    proc = run_cli("validate", str(LOW_VOLUME), cwd=ROOT)
+    assert proc.returncode == 0 and "valid" in proc.stdout
+
+
+def test_unwritable_output_is_a_clear_error(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    proc = run_cli("run", str(EXPERIENCED), "--reps", "1", "--out", str(blocker / "sub"), cwd=ROOT)
+    assert proc.returncode == 2 and "--out" in proc.stderr and "Traceback" not in proc.stderr

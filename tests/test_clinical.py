@@ -1,0 +1,142 @@
+"""Unit tests of the clinical rules, one etiology branch at a time, without SimPy."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from sim import clinical as cl
+from sim.scenario import load_scenario
+from tests.conftest import LOW_VOLUME
+
+
+@pytest.fixture(scope="module")
+def sc():
+    return load_scenario(LOW_VOLUME)
+
+
+@pytest.fixture(scope="module")
+def exp(sc):
+    return sc.center("specialist").profile
+
+
+@pytest.fixture(scope="module")
+def low(sc):
+    return sc.center("district").profile
+
+
+def walk(h, profile, clinical, can_refer=False, found=False, limit=30):
+    """Follow the ladder assuming every step fails (and imaging finds the leak if `found`)."""
+    steps = []
+    for _ in range(limit):
+        step = cl.next_step(h, profile, can_refer, clinical)
+        steps.append(step)
+        if step in (cl.PERSISTENT, cl.REFER):
+            return steps
+        if step in (cl.IMAGING, cl.IMAGING_REFINED):
+            cl.record_imaging(h, profile, found)
+        else:
+            cl.record_step(h, step, clinical)
+    raise AssertionError(f"ladder did not end: {steps}")
+
+
+def test_post_lp_ladder_at_experienced_center(sc, exp):
+    h = cl.History("post_lp", "procedural")
+    assert walk(h, exp, sc.clinical) == ["ebp", "ebp", "ebp", "fibrin_patch", "durotomy_repair", "persistent"]
+
+
+def test_post_lp_refers_for_fibrin_patch_from_low_volume(sc, low):
+    h = cl.History("post_lp", "procedural")
+    assert walk(h, low, sc.clinical, can_refer=True) == ["ebp", "ebp", "ebp", "refer"]
+
+
+def test_post_lp_without_referral_skips_fibrin(sc, low):
+    h = cl.History("post_lp", "procedural")
+    assert walk(h, low, sc.clinical) == ["ebp", "ebp", "ebp", "durotomy_repair", "persistent"]
+
+
+def test_spinal_surgery_tear_goes_straight_to_repair_when_drawn(sc, exp):
+    h = cl.History("spinal_surgery", "procedural", direct_repair=True)
+    assert walk(h, exp, sc.clinical) == ["durotomy_repair", "ebp", "persistent"]
+    h = cl.History("spinal_surgery", "procedural", direct_repair=False)
+    assert walk(h, exp, sc.clinical) == ["ebp", "durotomy_repair", "persistent"]
+
+
+def test_spontaneous_ventral_tear_found_by_refined_imaging(sc, exp):
+    h = cl.History("spontaneous", "ventral_dural_tear")
+    assert walk(h, exp, sc.clinical, found=True) == [
+        "ebp", "ebp", "spinal_imaging", "targeted_patch", "fibrin_patch", "surgery", "persistent"]
+
+
+def test_spontaneous_negative_refined_imaging_ends_in_persistent(sc, exp):
+    h = cl.History("spontaneous", "indeterminate")
+    assert walk(h, exp, sc.clinical, found=False) == ["ebp", "ebp", "spinal_imaging", "ebp", "ebp", "persistent"]
+
+
+def test_cvf_found_goes_to_embolization_then_ligation(sc, exp):
+    h = cl.History("spontaneous", "csf_venous_fistula")
+    assert walk(h, exp, sc.clinical, found=True) == [
+        "ebp", "ebp", "spinal_imaging", "embolization", "surgery", "persistent"]
+
+
+def test_low_volume_negative_conventional_imaging_refers_for_refined(sc, low):
+    h = cl.History("spontaneous", "csf_venous_fistula")
+    assert walk(h, low, sc.clinical, can_refer=True, found=False) == ["ebp", "ebp", "spinal_imaging", "refer"]
+    # at the specialist center the next step is refined imaging, not a repeat of the conventional study
+    assert cl.next_step(h, load_scenario(LOW_VOLUME).center("specialist").profile, False, sc.clinical) == \
+        cl.IMAGING_REFINED
+
+
+def test_low_volume_found_ventral_tear_refers_for_targeted_patch(sc, low):
+    h = cl.History("spontaneous", "ventral_dural_tear")
+    assert walk(h, low, sc.clinical, can_refer=True, found=True) == ["ebp", "ebp", "spinal_imaging", "refer"]
+
+
+def test_ebp_first_and_repeat_success(sc):
+    h = cl.History("post_lp", "procedural")
+    assert cl.ebp_success_probability(h, sc.clinical) == 0.75
+    h.ebp_total = 1
+    assert cl.ebp_success_probability(h, sc.clinical) == sc.clinical.ebp_repeat_success["post_lp"]
+    cvf = cl.History("spontaneous", "csf_venous_fistula")
+    assert cl.ebp_success_probability(cvf, sc.clinical) == sc.clinical.ebp_first_success["csf_venous_fistula"]
+
+
+def test_late_surgery_is_less_successful(sc, exp):
+    h = cl.History("spontaneous", "ventral_dural_tear")
+    early = cl.success_probability(cl.LEAK_SURGERY, h, exp, sc.clinical, days_since_onset=30)
+    late = cl.success_probability(cl.LEAK_SURGERY, h, exp, sc.clinical, days_since_onset=200)
+    assert early == exp.leak_surgery_success
+    assert late == pytest.approx(early * sc.clinical.late_surgery_success_multiplier)
+
+
+def test_cvf_surgery_uses_ligation_success(sc, exp):
+    h = cl.History("spontaneous", "csf_venous_fistula")
+    assert cl.success_probability(cl.LEAK_SURGERY, h, exp, sc.clinical, 10) == sc.clinical.cvf_ligation_success
+
+
+def test_rih_and_recurrence_probabilities(sc):
+    c = sc.clinical
+    iat = cl.History("post_lp", "procedural")
+    spo = cl.History("spontaneous", "ventral_dural_tear")
+    assert cl.rih_probability(cl.EBP, iat, c) == c.rih_probability_after_iatrogenic_ebp
+    assert cl.rih_probability(cl.LEAK_SURGERY, spo, c) == c.rih_probability_after_spontaneous_sealing
+    assert cl.rih_probability(cl.EMBOLIZATION, spo, c) == c.rih_probability_after_embolization
+    assert cl.recurrence_probability(cl.LEAK_SURGERY, spo, c) == c.recurrence_probability_after_surgery
+    assert cl.recurrence_probability(cl.EBP, spo, c) == c.recurrence_probability_after_spontaneous_patch
+    spo.recurrences = c.max_recurrences
+    assert cl.recurrence_probability(cl.EBP, spo, c) == 0.0
+
+
+def test_new_episode_resets_attempts_but_keeps_imaging(sc, exp):
+    h = cl.History("spontaneous", "ventral_dural_tear")
+    walk(h, exp, sc.clinical, found=True)
+    h.start_new_episode()
+    assert h.leak_found and h.recurrences == 1
+    assert cl.next_step(h, exp, False, sc.clinical) == cl.TARGETED_PATCH
+
+
+def test_center_without_imaging_or_referral_goes_on_with_blind_patches(sc, low):
+    no_imaging = dataclasses.replace(low, offers_spinal_imaging=False)
+    h = cl.History("spontaneous", "ventral_dural_tear")
+    assert walk(h, no_imaging, sc.clinical) == ["ebp", "ebp", "ebp", "ebp", "persistent"]

@@ -1,0 +1,23 @@
+"""Documentation that is generated must be current."""
+
+from __future__ import annotations
+
+import importlib.util
+
+from tests.conftest import ROOT
+
+
+def test_parameter_table_is_current():
+    spec = importlib.util.spec_from_file_location("make_parameter_table", ROOT / "tools" / "make_parameter_table.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    current = (ROOT / "docs" / "parameters.md").read_text(encoding="utf-8")
+    assert current == module.render(), "docs/parameters.md is stale: run `make docs`"
+
+
+def test_readme_documents_every_patient_column():
+    from sim.replication import EVENT_COLUMNS, PATIENT_COLUMNS
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    for col in (*PATIENT_COLUMNS, *EVENT_COLUMNS):
+        assert f"`{col}`" in readme, col

@@ -1,0 +1,129 @@
+"""Whole-replication invariants of the SimPy engine, and one test per etiology branch."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from sim.pathway import FINAL_STATES
+from sim.replication import PATIENT_COLUMNS, run_replication
+from sim.scenario import load_scenario
+from tests.conftest import EXPERIENCED, LOW_VOLUME, ONE_CENTER
+
+TIMES = ["onset_day", "presented_day", "diagnosed_day", "first_treatment_day", "resolved_day"]
+
+
+def check_invariants(p: pd.DataFrame, horizon: float) -> None:
+    assert list(p.columns) == list(PATIENT_COLUMNS)
+    assert p["patient_id"].is_unique  # every patient exactly once
+    assert p["final_state"].isin(FINAL_STATES).all()
+    # times are ordered wherever both are present
+    for a, b in itertools.pairwise(TIMES):
+        both = p[[a, b]].dropna()
+        assert (both[a] <= both[b] + 1e-9).all(), (a, b)
+    # the resolution (if any) comes after every recorded step
+    for col in TIMES[1:-1]:
+        both = p[[col, "resolved_day"]].dropna()
+        assert (both[col] <= both["resolved_day"] + 1e-9).all(), col
+    assert (p[TIMES].max(axis=1) <= horizon).all()
+    assert (p["symptom_days"] >= 0).all() and (p["symptom_days"] <= horizon + 1e-9).all()
+    assert (p["waiting_days"].dropna() >= 0).all()
+    resolved = p["final_state"].isin(["resolved", "resolved_without_care"])
+    assert p.loc[resolved, "resolved_day"].notna().all()
+    assert p.loc[~resolved, "resolved_day"].isna().all()
+    assert p.loc[p["final_state"] == "resolved_without_care", "presented_day"].isna().all()
+    assert p.loc[p["final_state"] == "persistent", "persistent_reason"].notna().all()
+    assert (p.loc[p["etiology"] != "spontaneous", "leak_type"] == "procedural").all()
+
+
+@pytest.mark.parametrize("path", [EXPERIENCED, LOW_VOLUME])
+def test_invariants_on_shipped_scenarios(path):
+    s = load_scenario(path)
+    for rep in range(2):
+        r = run_replication(s, 11, rep, log_events=True)
+        check_invariants(r.patients, s.horizon_days)
+        assert r.events is not None
+        onsets = r.events[r.events["activity"] == "onset"]
+        assert len(onsets) == len(r.patients)
+
+
+def test_same_seed_gives_identical_tables():
+    s = load_scenario(LOW_VOLUME)
+    a = run_replication(s, 5, 3, log_events=True)
+    b = run_replication(s, 5, 3, log_events=True)
+    pd.testing.assert_frame_equal(a.patients, b.patients)
+    pd.testing.assert_frame_equal(a.events, b.events)
+    pd.testing.assert_frame_equal(a.resources, b.resources)
+    c = run_replication(s, 6, 3)
+    assert not a.patients["onset_day"].equals(c.patients["onset_day"])
+
+
+def test_changing_only_the_center_keeps_the_population():
+    exp = run_replication(load_scenario(EXPERIENCED), 9, 0).patients
+    low = run_replication(load_scenario(LOW_VOLUME), 9, 0).patients
+    for col in ("onset_day", "etiology", "leak_type"):
+        assert exp[col].equals(low[col])
+    # care-seeking is a property of the patient: presentation days agree wherever both presented
+    both = exp["presented_day"].notna() & low["presented_day"].notna()
+    assert np.allclose(exp.loc[both, "presented_day"], low.loc[both, "presented_day"])
+
+
+def only(etiology: str, extra: str = "") -> str:
+    rates = "\n".join(f"{e} = {100 if e == etiology else 0}" for e in
+                      ("post_lp", "epidural", "spinal_surgery", "spontaneous"))
+    return ONE_CENTER + f"[population.arrivals_per_year]\n{rates}\n" + extra
+
+
+def run_only(write_toml, etiology, extra="", path_name="s.toml", seed=3):
+    s = load_scenario(write_toml(only(etiology, extra), path_name))
+    r = run_replication(s, seed, 0)
+    check_invariants(r.patients, s.horizon_days)
+    assert (r.patients["etiology"] == etiology).all() and len(r.patients) > 200
+    return r.patients
+
+
+def test_post_lp_branch_mostly_ends_after_one_blood_patch(write_toml):
+    p = run_only(write_toml, "post_lp")
+    patched = p[p["n_ebp"] > 0]
+    assert (patched["n_ebp"] == 1).mean() > 0.6
+    assert p["n_surgery"].mean() < 0.02
+    assert p["n_embolization"].sum() == 0 and p["n_spinal_imaging"].sum() == 0
+
+
+def test_epidural_branch_uses_blood_patches(write_toml):
+    p = run_only(write_toml, "epidural")
+    assert set(p["resolved_by"].dropna()) <= {"ebp", "fibrin_patch", "durotomy_repair", "conservative",
+                                              "natural_course"}
+    assert (p["n_ebp"] > 0).any()
+
+
+def test_spinal_surgery_branch_mostly_goes_to_repair(write_toml):
+    p = run_only(write_toml, "spinal_surgery")
+    care = p[p["diagnosed_day"].notna()]
+    assert (care["n_surgery"] > 0).mean() > 0.4
+
+
+def test_spontaneous_branch_uses_imaging_and_definitive_treatment(write_toml):
+    p = run_only(write_toml, "spontaneous")
+    assert (p["n_spinal_imaging"] > 0).any() and (p["n_brain_mri"] > 0).any()
+    assert (p["n_embolization"] > 0).any() and (p["n_targeted_patch"] > 0).any()
+    assert p.loc[p["n_embolization"] > 0, "leak_type"].eq("csf_venous_fistula").all()
+    assert p["rih"].any() and (p["final_state"] == "persistent").any()
+
+
+def test_everyone_resolves_without_care_when_leaks_close_instantly(write_toml):
+    extra = ("[population.self_limiting_probability]\npost_lp = 1.0\n"
+             "[population.self_limiting_days]\npost_lp = { family = \"fixed\", value = 0.0 }\n")
+    p = run_only(write_toml, "post_lp", extra)
+    assert (p["final_state"] == "resolved_without_care").all()
+    assert np.allclose(p["symptom_days"], 0.0)
+
+
+def test_short_horizon_censors_patients_in_pathway(write_toml):
+    s = load_scenario(write_toml(only("spontaneous", "[run]\nhorizon_days = 60\n")))
+    p = run_replication(s, 1, 0).patients
+    assert (p["final_state"] == "in_pathway_at_horizon").any()
+    check_invariants(p, 60)

@@ -1,0 +1,46 @@
+"""Generate docs/parameters.md from scenarios/base.toml (run by `make docs`; a test checks it is current)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from sim.distributions import Distribution  # noqa: E402
+from sim.scenario import base_tree, flatten  # noqa: E402
+
+TARGET = ROOT / "docs" / "parameters.md"
+
+
+def render() -> str:
+    params = flatten(base_tree())
+    weak = sum(p.weak for p in params.values())
+    lines = [
+        "# Parameters (generated from scenarios/base.toml by tools/make_parameter_table.py; do not edit)",
+        "",
+        f"{len(params)} parameters; {weak} are graded **L** (weak: placeholders or low-quality sources) and should be",
+        "varied in sensitivity runs. Grades: H = seen word for word in the source's abstract or page; M = seen in a",
+        "secondary page citing the source; L = low-quality source, memory or placeholder; - = model setting.",
+        "",
+        "| parameter | value | unit | grade | source |",
+        "|---|---|---|---|---|",
+    ]
+    for path, p in params.items():
+        value = p.value.describe() if isinstance(p.value, Distribution) else repr(p.value)
+        grade = f"**{p.grade}** (weak)" if p.weak else p.grade
+        source = p.source.replace("|", "/")
+        lines.append(f"| `{path}` | {value} | {p.unit} | {grade} | {source} |")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> int:
+    TARGET.parent.mkdir(exist_ok=True)
+    TARGET.write_text(render(), encoding="utf-8")
+    print(f"wrote {TARGET.relative_to(ROOT)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
