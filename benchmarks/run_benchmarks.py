@@ -1,0 +1,170 @@
+"""`make bench`: speed figures of csfsim in one run, printed and saved to benchmarks/results.json.
+
+Figures are ratios measured in the same process on the same machine, so they can be compared across changes:
+- patients per second per core of one replication of each shipped scenario, and SimPy events per patient;
+- a bare SimPy M/M/c queue written here, as the ceiling of SimPy itself: events per second, and the ratio of
+  csfsim's events per second to it (how much work csfsim adds per event);
+- parallel efficiency of --jobs 2 against --jobs 1;
+- peak memory (RSS) of a run of one million patients, in a child process;
+- the variance reduction of common random numbers on the paired difference of mean time to resolution.
+Benchmarks are not tests: nothing here asserts a time.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import simpy
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from sim.experiment import run  # noqa: E402
+from sim.replication import run_replication  # noqa: E402
+from sim.scenario import load_scenario  # noqa: E402
+from sim.stats import replication_metrics  # noqa: E402
+
+SCENARIOS = {"experienced": ROOT / "scenarios" / "experienced_center.toml",
+             "low_volume": ROOT / "scenarios" / "low_volume_center.toml"}
+
+
+def bare_simpy_mmc(n_customers: int = 100_000, c: int = 3, lam: float = 2.7, mean_service: float = 1.0) -> dict:
+    """A plain SimPy M/M/c queue with numpy draws made up front: the reference event rate."""
+    rng = np.random.default_rng(1)
+    inter = rng.exponential(1 / lam, n_customers)
+    service = rng.exponential(mean_service, n_customers)
+    env = simpy.Environment()
+    server = simpy.Resource(env, capacity=c)
+
+    def customer(i: int):
+        with server.request() as req:
+            yield req
+            yield env.timeout(service[i])
+
+    def source():
+        for i in range(n_customers):
+            yield env.timeout(inter[i])
+            env.process(customer(i))
+
+    env.process(source())
+    start = time.perf_counter()
+    env.run()
+    seconds = time.perf_counter() - start
+    events = next(env._eid)
+    return {"customers_per_second": n_customers / seconds, "events_per_second": events / seconds,
+            "events_per_customer": events / n_customers}
+
+
+def engine_speed(path: Path, reps: int = 5) -> dict:
+    scenario = load_scenario(path, overrides={"run.horizon_days": 3650})
+    patients = events = 0
+    seconds = 0.0
+    for rep in range(reps):
+        r = run_replication(scenario, 1, rep, log_events=False)
+        patients += len(r.patients)
+        events += r.n_simpy_events
+        seconds += r.wall_seconds
+    return {"patients_per_second_per_core": patients / seconds, "simpy_events_per_patient": events / patients,
+            "simpy_events_per_second": events / seconds}
+
+
+def parallel_efficiency(reps: int = 8) -> dict:
+    scenario = load_scenario(SCENARIOS["low_volume"], overrides={"run.horizon_days": 3650})
+    timings = {}
+    for jobs in (1, 2):
+        start = time.perf_counter()
+        run(scenario, reps=reps, seed=3, jobs=jobs, log_events=False, progress=False)
+        timings[jobs] = time.perf_counter() - start
+    speedup = timings[1] / timings[2]
+    return {"seconds_jobs_1": timings[1], "seconds_jobs_2": timings[2], "speedup": speedup,
+            "efficiency": speedup / 2, "cores": os.cpu_count()}
+
+
+MEMORY_CHILD = """
+import resource, sys, time
+sys.path.insert(0, {root!r})
+from sim.experiment import run
+from sim.scenario import load_scenario
+s = load_scenario({path!r}, overrides={{"run.horizon_days": 3650}})
+start = time.perf_counter()
+r = run(s, reps={reps}, seed=1, jobs=1, out={out!r}, log_events=False, progress=False)
+print(r.manifest["patients"], time.perf_counter() - start, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+"""
+
+
+def peak_memory_million(target_patients: int = 1_000_000) -> dict:
+    """Run enough replications for about a million patients in a child process and read its peak RSS."""
+    scenario = load_scenario(SCENARIOS["experienced"], overrides={"run.horizon_days": 3650})
+    per_rep = len(run_replication(scenario, 1, 0).patients)
+    reps = max(1, round(target_patients / per_rep))
+    with tempfile.TemporaryDirectory() as tmp:
+        code = MEMORY_CHILD.format(root=str(ROOT), path=str(SCENARIOS["experienced"]), reps=reps,
+                                   out=str(Path(tmp) / "run"))
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    patients, seconds, rss_kib = int(out[0]), float(out[1]), int(out[2])
+    return {"patients": patients, "replications": reps, "seconds": seconds, "peak_rss_mib": rss_kib / 1024}
+
+
+def crn_variance_reduction(reps: int = 30) -> dict:
+    """Variance of the paired difference of mean time to resolution: common vs independent random numbers."""
+    exp, low = (load_scenario(SCENARIOS[k]) for k in ("experienced", "low_volume"))
+
+    def metric(scenario, seed, rep):
+        r = run_replication(scenario, seed, rep)
+        m = replication_metrics(r.patients, r.resources, scenario.horizon_days)
+        sel = m[(m["metric"] == "time_to_resolution_mean_days") & (m["group"] == "all")]
+        return float(sel["value"].iloc[0])
+
+    a = np.array([metric(exp, 11, r) for r in range(reps)])
+    b_common = np.array([metric(low, 11, r) for r in range(reps)])
+    b_indep = np.array([metric(low, 12_345, r) for r in range(reps)])
+    var_common = float(np.var(b_common - a, ddof=1))
+    var_indep = float(np.var(b_indep - a, ddof=1))
+    return {"var_paired_common": var_common, "var_paired_independent": var_indep,
+            "variance_reduction_factor": var_indep / var_common, "replications": reps}
+
+
+def main() -> int:
+    results: dict[str, object] = {"when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    ref = bare_simpy_mmc()
+    results["bare_simpy_mmc"] = ref
+    print(f"bare SimPy M/M/3: {ref['customers_per_second']:,.0f} customers/s, "
+          f"{ref['events_per_second']:,.0f} events/s")
+    for name, path in SCENARIOS.items():
+        e = engine_speed(path)
+        e["events_per_second_ratio_to_bare_simpy"] = e["simpy_events_per_second"] / ref["events_per_second"]
+        results[f"engine_{name}"] = e
+        print(f"csfsim {name}: {e['patients_per_second_per_core']:,.0f} patients/s/core, "
+              f"{e['simpy_events_per_patient']:.1f} SimPy events/patient, events/s = "
+              f"{e['events_per_second_ratio_to_bare_simpy']:.2f} x bare SimPy")
+    par = parallel_efficiency()
+    results["parallel"] = par
+    print(f"--jobs 2 vs --jobs 1: speedup {par['speedup']:.2f}, efficiency {par['efficiency']:.2f} "
+          f"({par['cores']} cores)")
+    mem = peak_memory_million()
+    results["memory_million_patients"] = mem
+    print(f"{mem['patients']:,} patients in {mem['replications']} replications: "
+          f"peak RSS {mem['peak_rss_mib']:.0f} MiB, {mem['seconds']:.1f} s")
+    crn = crn_variance_reduction()
+    results["common_random_numbers"] = crn
+    print(f"common random numbers: {crn['variance_reduction_factor']:.1f}x lower variance of the paired "
+          f"difference in mean time to resolution ({crn['replications']} replications)")
+    results["max_rss_this_process_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    target = ROOT / "benchmarks" / "results.json"
+    tmp = target.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(results, indent=2) + "\n")
+    os.replace(tmp, target)
+    print(f"wrote {target.relative_to(ROOT)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
