@@ -29,6 +29,7 @@ from sim.parameters import Scenario
 from sim.replication import run_replication
 from sim.scenario import load_scenario, to_jsonable
 from sim.stats import replication_metrics, summarize, summary_table
+from sim.survival import km_table
 
 PARTS = "parts"
 
@@ -47,6 +48,7 @@ class RunResult:
     out_dir: Path | None = None
     _patients: pd.DataFrame | None = field(default=None, repr=False)
     _events: pd.DataFrame | None = field(default=None, repr=False)
+    _uses: pd.DataFrame | None = field(default=None, repr=False)
 
     @property
     def patients(self) -> pd.DataFrame:
@@ -54,6 +56,13 @@ class RunResult:
         if self._patients is None and self.out_dir is not None:
             self._patients = pd.read_parquet(self.out_dir / "patients.parquet")
         return self._patients if self._patients is not None else pd.DataFrame()
+
+    @property
+    def resource_uses(self) -> pd.DataFrame:
+        """Every completed resource use (request, start and end day); empty when run with log_events=False."""
+        if self.out_dir is not None and (self.out_dir / "resource_uses.parquet").exists():
+            return pd.read_parquet(self.out_dir / "resource_uses.parquet")
+        return self._uses if self._uses is not None else pd.DataFrame()
 
     @property
     def events(self) -> pd.DataFrame:
@@ -75,8 +84,9 @@ def _task(scenario: Scenario, seed: int, rep: int, log_events: bool, parts: str)
     result = run_replication(scenario, seed, rep, log_events=log_events)
     folder = Path(parts)
     outputs.atomic_write_parquet(folder / f"patients-{rep:05d}.parquet", result.patients)
-    if result.events is not None:
+    if result.events is not None and result.resource_uses is not None:
         outputs.atomic_write_parquet(folder / f"events-{rep:05d}.parquet", result.events)
+        outputs.atomic_write_parquet(folder / f"uses-{rep:05d}.parquet", result.resource_uses)
     outputs.atomic_write_csv(folder / f"resources-{rep:05d}.csv", result.resources)
     metrics = replication_metrics(result.patients, result.resources, scenario.horizon_days)
     outputs.atomic_write_csv(folder / f"metrics-{rep:05d}.csv", metrics)
@@ -166,6 +176,7 @@ def run(scenario: Scenario | str | os.PathLike[str], reps: int = 10, seed: int =
         result._patients = pd.read_parquet(work / "patients.parquet")
         if (work / "events.parquet").exists():
             result._events = pd.read_parquet(work / "events.parquet")
+            result._uses = pd.read_parquet(work / "resource_uses.parquet")
         shutil.rmtree(work, ignore_errors=True)
     return result
 
@@ -188,9 +199,14 @@ def _finalize(scenario: Scenario, seed: int, reps: int, work: Path, jobs: int, i
                                     work / "patients.parquet")
     if log_events:
         outputs.concat_parquet((parts / f"events-{r:05d}.parquet" for r in rep_ids), work / "events.parquet")
+        outputs.concat_parquet((parts / f"uses-{r:05d}.parquet" for r in rep_ids), work / "resource_uses.parquet")
     per_rep = pd.concat([pd.read_csv(parts / f"metrics-{r:05d}.csv") for r in rep_ids], ignore_index=True)
     resources = pd.concat([pd.read_csv(parts / f"resources-{r:05d}.csv") for r in rep_ids], ignore_index=True)
     outputs.atomic_write_csv(work / "summary.csv", summary_table(per_rep))
+    km_columns = ["onset_day", "presented_day", "diagnosed_day", "resolved_day", "center", "etiology", "in_warmup"]
+    if n_rows:
+        outcome_times = pd.read_parquet(work / "patients.parquet", columns=km_columns)
+        outputs.atomic_write_csv(work / "km.csv", km_table(outcome_times, scenario.horizon_days))
     outputs.atomic_write_csv(work / "resources.csv", resources)
     wall = time.time() - started
     sim_seconds = sum(i["wall_seconds"] for i in infos)

@@ -132,6 +132,8 @@ class Pathway:
         ]
         self.records = Records(cohort.n)
         self.events: list[tuple[int, float, str, str, str]] | None = [] if log_events else None
+        # Every completed resource use: (patient, center, resource, request day, start day, end day).
+        self.uses: list[tuple[int, str, str, float, float, float]] | None = [] if log_events else None
         u = cohort.uniforms
         cln = self.clinical
         # Center-independent durations, transformed once.
@@ -264,9 +266,11 @@ class Pathway:
         wait = now - t_request
         mon.waits.append(wait)
         self.records.waiting_days[k] += wait
+        service = center.service[r].item(k, j % S_SERVICE)
         if self.events is not None:
             self.log(k, activity, center.name, RESOURCES[r])
-        yield env.timeout(center.service[r].item(k, j % S_SERVICE))
+            self.uses.append((k, center.name, RESOURCES[r], t_request, now, now + service))  # type: ignore[union-attr]
+        yield env.timeout(service)
         mon.advance(env.now)
         mon.n_busy -= 1
         res.release(req)

@@ -21,6 +21,8 @@ PATIENT_COLUMNS: tuple[str, ...] = (
     "in_warmup",
 )
 EVENT_COLUMNS: tuple[str, ...] = ("replication", "patient_id", "day", "activity", "center", "resource")
+USE_COLUMNS: tuple[str, ...] = ("replication", "patient_id", "center", "resource", "request_day", "start_day",
+                                "end_day")
 
 
 @dataclass(frozen=True)
@@ -31,6 +33,7 @@ class ReplicationResult:
     patients: pd.DataFrame
     resources: pd.DataFrame
     events: pd.DataFrame | None
+    resource_uses: pd.DataFrame | None  # one row per completed resource use (with the event log)
     n_simpy_events: int
     wall_seconds: float
 
@@ -45,11 +48,15 @@ def run_replication(scenario: Scenario, root_seed: int, replication: int,
     names = np.array(scenario.center_names, dtype=object)
     patients = _patients_frame(scenario, replication, cohort, model.records, names)
     resources = _resources_frame(scenario, replication, model)
-    events = None
+    events = uses = None
     if log_events:
-        assert model.events is not None
+        assert model.events is not None and model.uses is not None
         events = _events_frame(replication, model.events, cohort)
-    return ReplicationResult(replication, patients, resources, events, n_events, time.perf_counter() - started)
+        uses = pd.DataFrame(model.uses, columns=list(USE_COLUMNS[1:]))
+        uses.insert(0, "replication", np.int64(replication))
+        uses["patient_id"] = uses["patient_id"].astype(np.int64)
+    return ReplicationResult(replication, patients, resources, events, uses, n_events,
+                             time.perf_counter() - started)
 
 
 def _patients_frame(scenario: Scenario, replication: int, cohort, rec: Records, names: np.ndarray) -> pd.DataFrame:

@@ -1,0 +1,80 @@
+"""Kaplan-Meier estimates of time to an event with censoring at the horizon (time to diagnosis, resolution)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+# Event -> (column holding the event day, final states that count as the event having happened)
+EVENTS = {"diagnosis": "diagnosed_day", "resolution": "resolved_day"}
+
+
+def kaplan_meier(durations: np.ndarray, observed: np.ndarray) -> pd.DataFrame:
+    """Product-limit estimate with Greenwood 95% band (log-log transform, kept in [0, 1]).
+
+    Returns one row per distinct event time: days, at_risk, events, survival, ci95_low, ci95_high, starting with
+    day 0 at survival 1.
+    """
+    durations = np.asarray(durations, dtype=float)
+    observed = np.asarray(observed, dtype=bool)
+    order = np.argsort(durations, kind="stable")
+    d, e = durations[order], observed[order]
+    times = np.unique(d[e])
+    n = d.size
+    at_risk = n - np.searchsorted(d, times, side="left")
+    events = np.array([np.sum(e[(d == t)]) for t in times], dtype=float) if times.size else np.array([])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        factors = 1.0 - events / at_risk
+        survival = np.cumprod(factors)
+        greenwood = np.cumsum(events / (at_risk * (at_risk - events)))
+        log_s = np.log(survival)
+        se = np.sqrt(greenwood) / np.abs(log_s)
+        lo = survival ** np.exp(1.96 * se)
+        hi = survival ** np.exp(-1.96 * se)
+    lo = np.where(survival > 0, np.nan_to_num(lo, nan=0.0), 0.0)
+    hi = np.where(survival > 0, np.nan_to_num(hi, nan=1.0), 0.0)
+    table = pd.DataFrame({"days": times, "at_risk": at_risk, "events": events, "survival": survival,
+                          "ci95_low": np.clip(lo, 0, 1), "ci95_high": np.clip(hi, 0, 1)})
+    start = pd.DataFrame({"days": [0.0], "at_risk": [n], "events": [0.0], "survival": [1.0], "ci95_low": [1.0],
+                          "ci95_high": [1.0]})
+    return pd.concat([start, table], ignore_index=True)
+
+
+def time_to_event(patients: pd.DataFrame, event: str, horizon_days: float) -> tuple[np.ndarray, np.ndarray]:
+    """Days from onset to the event for patients who reached care, censored at the horizon when not reached.
+
+    For resolution, patients resolved without care are excluded (they never entered the care pathway)."""
+    column = EVENTS[event]
+    care = patients[patients["presented_day"].notna()]
+    day = care[column].to_numpy(dtype=float)
+    onset = care["onset_day"].to_numpy(dtype=float)
+    observed = ~np.isnan(day)
+    duration = np.where(observed, day - onset, horizon_days - onset)
+    return duration, observed
+
+
+def km_table(patients: pd.DataFrame, horizon_days: float, by: tuple[str, ...] = ("center", "etiology")) -> pd.DataFrame:
+    """Kaplan-Meier curves of time to diagnosis and to resolution, pooled over replications, overall and by
+    each column in `by` (rows: event, group_by, group, days, at_risk, events, survival, ci95_low, ci95_high)."""
+    pieces = []
+    p = patients[~patients["in_warmup"]] if "in_warmup" in patients else patients
+    for event in EVENTS:
+        groups: list[tuple[str, str, pd.DataFrame]] = [("all", "all", p)]
+        for col in by:
+            groups += [(col, str(value), g) for value, g in p.groupby(col, sort=True)]
+        for group_by, group, g in groups:
+            duration, observed = time_to_event(g, event, horizon_days)
+            if duration.size == 0:
+                continue
+            t = kaplan_meier(duration, observed)
+            t.insert(0, "group", group)
+            t.insert(0, "group_by", group_by)
+            t.insert(0, "event", event)
+            pieces.append(t)
+    return pd.concat(pieces, ignore_index=True)
+
+
+def km_median(table: pd.DataFrame) -> float:
+    """Median time from a single Kaplan-Meier table (nan if survival never falls to 0.5)."""
+    below = table[table["survival"] <= 0.5]
+    return float(below["days"].iloc[0]) if len(below) else float("nan")
