@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from sim.errors import ScenarioError
+from sim.errors import RunInterrupted, ScenarioError
 
 HEADLINE = [
     ("diagnosis_delay_median_days", "spontaneous", "Diagnosis delay, spontaneous, median (days)"),
@@ -34,6 +34,22 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _reps(text: str) -> int | str:
+    if text == "auto":
+        return text
+    return _positive_int(text)
+
+
+def _precision(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number such as 0.05, got {text!r}") from None
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"expected a relative half-width between 0 and 1, got {text!r}")
+    return value
+
+
 def _seed(text: str) -> int:
     try:
         value = int(text)
@@ -51,10 +67,18 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     def common(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--reps", type=_positive_int, default=10, help="replications (default 10)")
+        p.add_argument("--reps", type=_reps, default=10,
+                       help="replications, or 'auto' to add them until --precision is met (default 10)")
+        p.add_argument("--precision", type=_precision, default=0.05,
+                       help="with --reps auto: target 95%% CI half-width relative to the mean (default 0.05)")
+        p.add_argument("--max-reps", type=_positive_int, default=200, help="with --reps auto: cap (default 200)")
         p.add_argument("--seed", type=_seed, default=1, help="root seed (default 1)")
         p.add_argument("--jobs", type=_positive_int, default=default_jobs(),
                        help="worker processes (default: all cores)")
+        p.add_argument("--backend", choices=("processes", "serial", "dask"), default="processes",
+                       help="where replications run (default: worker processes on this machine)")
+        p.add_argument("--scheduler", default=None,
+                       help="Dask scheduler address tcp://HOST:PORT (implies --backend dask)")
         p.add_argument("--no-events", action="store_true", help="skip the event log (faster, smaller)")
         p.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -67,6 +91,8 @@ def build_parser() -> argparse.ArgumentParser:
     p_cmp = sub.add_parser("compare", help="compare scenarios on common random numbers")
     p_cmp.add_argument("scenarios", nargs="+")
     p_cmp.add_argument("--out", default="results/compare", help="output folder (default results/compare)")
+    p_cmp.add_argument("--no-crn-check", action="store_true",
+                       help="skip measuring the variance reduction of common random numbers")
     common(p_cmp)
 
     p_val = sub.add_parser("validate", help="check a scenario file and print its resolved summary")
@@ -88,6 +114,9 @@ def main(argv: list[str] | None = None) -> int:
     except ScenarioError as err:
         print(f"csfsim: error: {err}", file=sys.stderr)
         return 2
+    except RunInterrupted as err:
+        print(f"csfsim: error: {err}", file=sys.stderr)
+        return 3
     except KeyboardInterrupt:
         print("csfsim: interrupted; finished replications are kept, rerun with --resume", file=sys.stderr)
         return 130
@@ -112,9 +141,11 @@ def _run(args: argparse.Namespace, command: str) -> int:
     scenario = load_scenario(args.scenario)
     out = Path(args.out) if args.out else Path("results") / Path(args.scenario).stem
     result = run(scenario, reps=args.reps, seed=args.seed, jobs=args.jobs, out=out, log_events=not args.no_events,
-                 resume=args.resume, progress=False if args.quiet else None, command=command)
-    print(f"{scenario.name}: {args.reps} replications, {result.manifest['patients']} patients, "
-          f"{result.manifest['wall_seconds']:.1f} s")
+                 resume=args.resume, progress=False if args.quiet else None, command=command,
+                 backend=_backend(args), precision=args.precision, max_reps=args.max_reps)
+    print(f"{scenario.name}: {result.reps} replications ({result.manifest['backend']}), "
+          f"{result.manifest['patients']} patients, {result.manifest['wall_seconds']:.1f} s")
+    _print_rule(result.manifest["replication_rule"])
     for metric, group, label in HEADLINE:
         row = result.metric(metric, group)
         print(f"  {label:<52} {row['mean']:10.3f}  (95% CI {row['ci95_low']:.3f} to {row['ci95_high']:.3f})")
@@ -126,15 +157,43 @@ def _compare(args: argparse.Namespace, command: str) -> int:
     from sim.compare import compare
 
     result = compare(args.scenarios, reps=args.reps, seed=args.seed, jobs=args.jobs, out=args.out,
-                     log_events=not args.no_events, progress=False if args.quiet else None, command=command)
+                     log_events=not args.no_events, progress=False if args.quiet else None, command=command,
+                     backend=_backend(args), precision=args.precision, max_reps=args.max_reps,
+                     measure_crn=not args.no_crn_check)
+    for r in result.runs:
+        print(f"{r.scenario.name}: {r.reps} replications, {r.manifest['patients']} patients, "
+              f"{r.manifest['wall_seconds']:.1f} s ({r.manifest['backend']})")
+        _print_rule(r.manifest["replication_rule"])
+    print()
     print(format_comparison(result.comparison, [r.scenario.name for r in result.runs]))
+    if result.crn is not None:
+        print(f"\ncommon random numbers: {result.crn_factor:.1f}x fewer replications for the same precision "
+              "(median variance reduction of the paired differences over the primary metrics)")
     print(f"Written to {args.out}/ (comparison.csv, and one run folder per scenario)")
     return 0
 
 
+def _backend(args: argparse.Namespace):
+    from sim.experiment import Backend
+
+    kind = "dask" if args.scheduler else args.backend
+    return Backend(kind, args.jobs, args.scheduler)
+
+
+def _print_rule(rule: dict) -> None:
+    if rule.get("rule") != "auto":
+        return
+    if rule.get("cap_reached"):
+        print(f"  --reps auto: CAP REACHED at {rule['replications']} replications; precision "
+              f"{rule['precision']:.0%} not met for every primary metric (see manifest.json)")
+    else:
+        print(f"  --reps auto: {rule['replications']} replications bring every primary metric's 95% CI "
+              f"within {rule['precision']:.0%} of its mean")
+
+
 def format_comparison(table, names: list[str]) -> str:
     """Side-by-side text table of headline metrics with the paired difference from the first scenario."""
-    width = 26
+    width = 34
     lines = [f"{'':<50}" + "".join(f"{n[:width]:>{width}}" for n in names) + f"{'difference (95% CI)':>30}"]
     for metric, group, label in HEADLINE:
         sel = table[(table["metric"] == metric) & (table["group"] == group)].sort_values("scenario_index")

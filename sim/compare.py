@@ -7,6 +7,7 @@ cancels most of the noise that independent runs would carry.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from collections.abc import Sequence
@@ -18,10 +19,11 @@ import pandas as pd
 
 from sim import outputs
 from sim.errors import ScenarioError
-from sim.experiment import RunResult, run
+from sim.experiment import Backend, RunResult, run
 from sim.parameters import Scenario
+from sim.randomness import replication_seed
 from sim.scenario import load_scenario
-from sim.stats import t_interval
+from sim.stats import PRIMARY_METRICS, t_interval
 
 
 @dataclass
@@ -29,6 +31,15 @@ class CompareResult:
     runs: list[RunResult]
     comparison: pd.DataFrame
     out_dir: Path | None
+    crn: pd.DataFrame | None = None  # variance reduction of common random numbers, per metric
+
+    @property
+    def crn_factor(self) -> float:
+        """Median variance reduction over the primary metrics (how many times fewer replications CRN needs)."""
+        if self.crn is None or self.crn.empty:
+            return math.nan
+        sel = self.crn[self.crn["metric"].isin(PRIMARY_METRICS) & (self.crn["group"] == "all")]
+        return float(np.nanmedian(sel["variance_reduction"])) if len(sel) else math.nan
 
 
 def slug(text: str) -> str:
@@ -59,10 +70,40 @@ def comparison_table(runs: Sequence[RunResult]) -> pd.DataFrame:
     return df
 
 
-def compare(scenarios: Sequence[Scenario | str | os.PathLike[str]], reps: int = 10, seed: int = 1, jobs: int = 1,
-            out: str | os.PathLike[str] | None = None, log_events: bool = True, progress: bool | None = None,
-            command: str | None = None) -> CompareResult:
-    """Run scenarios on common random numbers and compare them with the first."""
+def crn_table(runs: Sequence[RunResult], independent: Sequence[RunResult]) -> pd.DataFrame:
+    """Variance of the paired difference from the first scenario under common random numbers versus under
+    independent streams (`independent[i-1]` is scenario i run with another seed), per metric and group."""
+    base = {key: g.set_index("replication")["value"]
+            for key, g in runs[0].per_replication.groupby(["metric", "group"], sort=False)}
+    rows = []
+    for i, (common, indep) in enumerate(zip(runs[1:], independent, strict=True), start=1):
+        indep_values = {key: g.set_index("replication")["value"]
+                        for key, g in indep.per_replication.groupby(["metric", "group"], sort=False)}
+        for (metric, group), g in common.per_replication.groupby(["metric", "group"], sort=False):
+            if (metric, group) not in base or (metric, group) not in indep_values:
+                continue
+            a = base[(metric, group)]
+            d_common = (g.set_index("replication")["value"] - a).dropna().to_numpy(dtype=float)
+            d_indep = (indep_values[(metric, group)] - a).dropna().to_numpy(dtype=float)
+            if d_common.size < 2 or d_indep.size < 2:
+                continue
+            v_common, v_indep = float(np.var(d_common, ddof=1)), float(np.var(d_indep, ddof=1))
+            ratio = v_indep / v_common if v_common > 0 else (math.inf if v_indep > 0 else math.nan)
+            rows.append({"metric": metric, "group": group, "scenario": common.scenario.name, "scenario_index": i,
+                         "var_paired_common": v_common, "var_paired_independent": v_indep,
+                         "variance_reduction": ratio})
+    return pd.DataFrame(rows, columns=["metric", "group", "scenario", "scenario_index", "var_paired_common",
+                                       "var_paired_independent", "variance_reduction"])
+
+
+def compare(scenarios: Sequence[Scenario | str | os.PathLike[str]], reps: int | str = 10, seed: int = 1,
+            jobs: int = 1, out: str | os.PathLike[str] | None = None, log_events: bool = True,
+            progress: bool | None = None, command: str | None = None, backend: Backend | None = None,
+            precision: float = 0.05, max_reps: int = 200, measure_crn: bool = True) -> CompareResult:
+    """Run scenarios on common random numbers and compare them with the first.
+
+    With `measure_crn`, every scenario after the first is also run on independent streams (another seed, in
+    memory) to measure how much the pairing reduces the variance of each difference."""
     loaded = [s if isinstance(s, Scenario) else load_scenario(s) for s in scenarios]
     if len(loaded) < 2:
         raise ScenarioError("(command line)", "scenarios", len(loaded), "at least two scenarios to compare")
@@ -79,16 +120,25 @@ def compare(scenarios: Sequence[Scenario | str | os.PathLike[str]], reps: int = 
         names.append(name)
         sub = out_path / name if out_path is not None else None
         runs.append(run(s, reps=reps, seed=seed, jobs=jobs, out=sub, log_events=log_events, progress=progress,
-                        command=command))
+                        command=command, backend=backend, precision=precision, max_reps=max_reps))
     table = comparison_table(runs)
+    crn = None
+    if measure_crn:
+        independent = [run(r.scenario, reps=r.reps, seed=replication_seed(seed, i), jobs=jobs, log_events=False,
+                           progress=progress, backend=backend) for i, r in enumerate(runs[1:], start=1)]
+        crn = crn_table(runs, independent)
+    result = CompareResult(runs=runs, comparison=table, out_dir=out_path, crn=crn)
     if out_path is not None:
         outputs.atomic_write_csv(out_path / "comparison.csv", table)
+        if crn is not None:
+            outputs.atomic_write_csv(out_path / "crn_variance_reduction.csv", crn)
         outputs.write_json(out_path / "manifest.json", {
             "csfsim_compare": True,
             "scenarios": [{"name": r.scenario.name, "file": r.scenario.source_file, "folder": n}
                           for r, n in zip(runs, names, strict=True)],
-            "seed": seed, "replications": reps, "common_random_numbers": True,
+            "seed": seed, "replications": [r.reps for r in runs], "common_random_numbers": True,
+            "crn_variance_reduction_median_primary": result.crn_factor,
             "command": command or outputs.command_line(), "git_commit": outputs.git_commit(),
             "versions": outputs.versions(),
         })
-    return CompareResult(runs=runs, comparison=table, out_dir=out_path)
+    return result

@@ -15,3 +15,8 @@ class ScenarioError(Exception):
         if len(shown) > 80:
             shown = shown[:77] + "..."
         super().__init__(f"{file}: {field} = {shown}: expected {expected}")
+
+
+class RunInterrupted(Exception):
+    """A run stopped before all replications were written (a worker died, or the run was interrupted).
+    Finished replications are kept in OUT.partial/; `--resume` completes the run."""

@@ -14,21 +14,34 @@ import shutil
 import sys
 import tempfile
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
 from sim import outputs
-from sim.errors import ScenarioError
+from sim.errors import RunInterrupted, ScenarioError
 from sim.parameters import Scenario
 from sim.replication import run_replication
 from sim.scenario import load_scenario, to_jsonable
-from sim.stats import replication_metrics, summarize, summary_table
+from sim.stats import (
+    LOOK_AHEAD,
+    MIN_REPS,
+    PRIMARY_METRICS,
+    distribution_table,
+    relative_half_widths,
+    replication_metrics,
+    replications_needed,
+    summarize,
+    summary_table,
+)
 from sim.survival import km_table
 
 PARTS = "parts"
@@ -79,19 +92,36 @@ class RunResult:
         return row.iloc[0]
 
 
-def _task(scenario: Scenario, seed: int, rep: int, log_events: bool, parts: str) -> dict[str, float]:
-    """Run one replication and write its parts atomically; the metrics file is written last (done marker)."""
+def compute_replication(scenario: Scenario, seed: int, rep: int, log_events: bool) -> dict[str, Any]:
+    """Run one replication and return its tables (used where workers do not share our file system)."""
     result = run_replication(scenario, seed, rep, log_events=log_events)
-    folder = Path(parts)
-    outputs.atomic_write_parquet(folder / f"patients-{rep:05d}.parquet", result.patients)
+    tables: dict[str, Any] = {
+        "patients": result.patients,
+        "resources": result.resources,
+        "metrics": replication_metrics(result.patients, result.resources, scenario.horizon_days),
+        "info": {"replication": rep, "n_patients": len(result.patients), "n_simpy_events": result.n_simpy_events,
+                 "wall_seconds": result.wall_seconds},
+    }
     if result.events is not None and result.resource_uses is not None:
-        outputs.atomic_write_parquet(folder / f"events-{rep:05d}.parquet", result.events)
-        outputs.atomic_write_parquet(folder / f"uses-{rep:05d}.parquet", result.resource_uses)
-    outputs.atomic_write_csv(folder / f"resources-{rep:05d}.csv", result.resources)
-    metrics = replication_metrics(result.patients, result.resources, scenario.horizon_days)
-    outputs.atomic_write_csv(folder / f"metrics-{rep:05d}.csv", metrics)
-    return {"replication": rep, "n_patients": len(result.patients), "n_simpy_events": result.n_simpy_events,
-            "wall_seconds": result.wall_seconds}
+        tables["events"] = result.events
+        tables["uses"] = result.resource_uses
+    return tables
+
+
+def write_parts(parts: Path, rep: int, tables: dict[str, Any]) -> dict[str, float]:
+    """Write one replication's tables atomically; the metrics file goes last and marks the replication done."""
+    outputs.atomic_write_parquet(parts / f"patients-{rep:05d}.parquet", tables["patients"])
+    if "events" in tables:
+        outputs.atomic_write_parquet(parts / f"events-{rep:05d}.parquet", tables["events"])
+        outputs.atomic_write_parquet(parts / f"uses-{rep:05d}.parquet", tables["uses"])
+    outputs.atomic_write_csv(parts / f"resources-{rep:05d}.csv", tables["resources"])
+    outputs.atomic_write_csv(parts / f"metrics-{rep:05d}.csv", tables["metrics"])
+    return tables["info"]
+
+
+def _task(scenario: Scenario, seed: int, rep: int, log_events: bool, parts: str) -> dict[str, float]:
+    """Worker-process task: compute and write in the worker, return only the small info record."""
+    return write_parts(Path(parts), rep, compute_replication(scenario, seed, rep, log_events))
 
 
 def _done_reps(parts: Path) -> set[int]:
@@ -102,26 +132,87 @@ def default_jobs() -> int:
     return max(1, os.cpu_count() or 1)
 
 
-def run_replications(scenario: Scenario, seed: int, reps: Sequence[int], parts: Path, jobs: int,
+@dataclass(frozen=True)
+class Backend:
+    """Where replications run: `serial`, `processes` (worker processes on this machine, `jobs` of them) or
+    `dask` (a Dask distributed cluster at `scheduler`, or a local one with `jobs` workers when None)."""
+
+    kind: str = "processes"
+    jobs: int = 1
+    scheduler: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("serial", "processes", "dask"):
+            raise ScenarioError("(command line)", "--backend", self.kind, "serial, processes or dask")
+
+    def describe(self) -> str:
+        if self.kind == "dask":
+            return f"dask ({self.scheduler or f'local cluster, {self.jobs} workers'})"
+        return "serial" if self.kind == "serial" or self.jobs <= 1 else f"{self.jobs} worker processes"
+
+
+def run_replications(scenario: Scenario, seed: int, reps: Sequence[int], parts: Path, backend: Backend | int,
                      log_events: bool, on_done: Callable[[dict[str, float]], None] | None = None) -> None:
-    """Run the given replications (skipping those already in `parts`), serially or on `jobs` processes."""
+    """Run the given replications (skipping those already in `parts`) on the backend; each finished replication
+    is written before the next is reported, so an interruption loses at most the ones in flight."""
+    if isinstance(backend, int):
+        backend = Backend("processes", backend)
     todo = sorted(set(reps) - _done_reps(parts))
     if not todo:
         return
-    if jobs <= 1 or len(todo) == 1:
+    if backend.kind == "dask":
+        _run_dask(scenario, seed, todo, parts, backend, log_events, on_done)
+        return
+    if backend.kind == "serial" or backend.jobs <= 1 or len(todo) == 1:
         for rep in todo:
             info = _task(scenario, seed, rep, log_events, str(parts))
             if on_done:
                 on_done(info)
         return
-    with ProcessPoolExecutor(max_workers=min(jobs, len(todo))) as pool:
+    with ProcessPoolExecutor(max_workers=min(backend.jobs, len(todo))) as pool:
         pending: set[Future] = {pool.submit(_task, scenario, seed, rep, log_events, str(parts)) for rep in todo}
         while pending:
             finished, pending = wait(pending, return_when=FIRST_COMPLETED)
             for fut in finished:
-                info = fut.result()
+                try:
+                    info = fut.result()
+                except BrokenProcessPool:
+                    raise RunInterrupted(f"a worker process died; {len(_done_reps(parts))} finished replications "
+                                         f"are kept in {parts.parent}; rerun with --resume to finish") from None
                 if on_done:
                     on_done(info)
+
+
+def _run_dask(scenario: Scenario, seed: int, todo: list[int], parts: Path, backend: Backend, log_events: bool,
+              on_done: Callable[[dict[str, float]], None] | None) -> None:
+    """Replications as Dask tasks; tables come back to this process, which writes them (workers on other
+    machines need not see our disk)."""
+    try:
+        from distributed import Client, LocalCluster, as_completed
+    except ImportError:  # pragma: no cover - distributed is a declared dependency
+        raise ScenarioError("(command line)", "--backend", "dask", "the 'distributed' package installed") from None
+    cluster = None
+    try:
+        if backend.scheduler:
+            client = Client(backend.scheduler, timeout="20s")
+        else:
+            cluster = LocalCluster(n_workers=max(1, backend.jobs), threads_per_worker=1, processes=True,
+                                   dashboard_address=None, silence_logs=40)
+            client = Client(cluster)
+    except OSError as err:
+        raise ScenarioError("(command line)", "--scheduler", backend.scheduler, f"a reachable Dask scheduler ({err})") \
+            from None
+    try:
+        futures = [client.submit(compute_replication, scenario, seed, rep, log_events, pure=False) for rep in todo]
+        for fut in as_completed(futures):
+            tables = fut.result()
+            info = write_parts(parts, tables["info"]["replication"], tables)
+            if on_done:
+                on_done(info)
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
 
 
 def _progress(total: int, initial: int, label: str, enabled: bool | None):
@@ -131,16 +222,26 @@ def _progress(total: int, initial: int, label: str, enabled: bool | None):
     return tqdm(total=total, initial=initial, desc=label, unit="rep", disable=not show, leave=False)
 
 
-def run(scenario: Scenario | str | os.PathLike[str], reps: int = 10, seed: int = 1, jobs: int = 1,
+def run(scenario: Scenario | str | os.PathLike[str], reps: int | str = 10, seed: int = 1, jobs: int = 1,
         out: str | os.PathLike[str] | None = None, log_events: bool = True, resume: bool = False,
-        progress: bool | None = None, command: str | None = None) -> RunResult:
-    """Run `reps` replications of a scenario. With `out`, writes the run folder; without, keeps it in memory."""
+        progress: bool | None = None, command: str | None = None, backend: Backend | None = None,
+        precision: float = 0.05, max_reps: int = 200) -> RunResult:
+    """Run replications of a scenario. With `out`, writes the run folder; without, keeps it in memory.
+
+    `reps="auto"` adds replications until the 95% CI half-width of every primary metric is within `precision`
+    of its mean (Hoad, Robinson & Davies 2010, with their look-ahead), up to `max_reps`.
+    """
     if not isinstance(scenario, Scenario):
         scenario = load_scenario(scenario)
-    if isinstance(reps, bool) or not isinstance(reps, int) or reps < 1:
-        raise ScenarioError("(command line)", "--reps", reps, "a whole number of replications >= 1")
-    if reps > 100_000:
-        raise ScenarioError("(command line)", "--reps", reps, "at most 100000 replications")
+    auto = reps == "auto"
+    if not auto and (isinstance(reps, bool) or not isinstance(reps, int) or not 1 <= reps <= 100_000):
+        raise ScenarioError("(command line)", "--reps", reps, "a whole number of replications from 1 to 100000, "
+                                                             "or auto")
+    if auto and not 0 < precision < 1:
+        raise ScenarioError("(command line)", "--precision", precision, "a relative half-width between 0 and 1")
+    if auto and not 3 <= max_reps <= 100_000:
+        raise ScenarioError("(command line)", "--max-reps", max_reps, "a whole number from 3 to 100000")
+    backend = backend or Backend("processes", jobs)
     started = time.time()
     keep = out is not None
     if keep:
@@ -148,7 +249,7 @@ def run(scenario: Scenario | str | os.PathLike[str], reps: int = 10, seed: int =
         outputs.prepare_output_dir(out_path)
         work = out_path.with_name(out_path.name + ".partial")
         if resume:
-            _check_resume(work, scenario, seed, reps)
+            _check_resume(work, scenario, seed)
         elif work.exists():
             shutil.rmtree(work)
     else:
@@ -158,17 +259,29 @@ def run(scenario: Scenario | str | os.PathLike[str], reps: int = 10, seed: int =
     outputs.write_json(work / "run.json", {"scenario_file": scenario.source_file, "seed": seed, "reps": reps,
                                            "scenario": to_jsonable(scenario.resolved)})
     infos: list[dict[str, float]] = []
-    already = len(_done_reps(parts) & set(range(reps)))
-    bar = _progress(reps, already, scenario.name[:30], progress)
-    try:
-        def done(info: dict[str, float]) -> None:
-            infos.append(info)
-            bar.update(1)
+    target = max_reps if auto else int(reps)
+    bar = _progress(target, len(_done_reps(parts) & set(range(target))), scenario.name[:30], progress)
 
-        run_replications(scenario, seed, range(reps), parts, jobs, log_events, done)
+    def done(info: dict[str, float]) -> None:
+        infos.append(info)
+        bar.update(1)
+
+    stopping: dict[str, Any] | None = None
+    try:
+        if auto:
+            n_final, stopping = _run_until_precise(scenario, seed, parts, backend, log_events, done, precision,
+                                                   max_reps)
+            bar.total = n_final
+            bar.refresh()
+        else:
+            n_final = int(reps)
+            run_replications(scenario, seed, range(n_final), parts, backend, log_events, done)
     finally:
         bar.close()
-    result = _finalize(scenario, seed, reps, work, jobs, infos, started, command, log_events)
+    for extra in sorted(r for r in _done_reps(parts) if r >= n_final):  # look-ahead replications are not kept
+        for f in parts.glob(f"*-{extra:05d}.*"):
+            f.unlink()
+    result = _finalize(scenario, seed, n_final, work, backend, infos, started, command, log_events, stopping)
     if keep:
         outputs.publish_dir(work, out_path)
         result.out_dir = out_path
@@ -181,7 +294,38 @@ def run(scenario: Scenario | str | os.PathLike[str], reps: int = 10, seed: int =
     return result
 
 
-def _check_resume(work: Path, scenario: Scenario, seed: int, reps: int) -> None:
+def _primary_values(parts: Path, n: int) -> dict[str, np.ndarray]:
+    frames = [pd.read_csv(parts / f"metrics-{r:05d}.csv") for r in range(n)]
+    per_rep = pd.concat(frames, ignore_index=True)
+    sel = per_rep[(per_rep["group"] == "all") & per_rep["metric"].isin(PRIMARY_METRICS)]
+    return {m: g.sort_values("replication")["value"].to_numpy(dtype=float) for m, g in sel.groupby("metric")}
+
+
+def _run_until_precise(scenario: Scenario, seed: int, parts: Path, backend: Backend, log_events: bool,
+                       done: Callable[[dict[str, float]], None], precision: float,
+                       max_reps: int) -> tuple[int, dict[str, Any]]:
+    """Add replications in batches until `replications_needed` finds a solution or the cap is reached."""
+    batch = max(backend.jobs if backend.kind != "serial" else 1, LOOK_AHEAD)
+    n = 0
+    while True:
+        n = min(max_reps, max(n + batch, MIN_REPS + LOOK_AHEAD))
+        run_replications(scenario, seed, range(n), parts, backend, log_events, done)
+        values = _primary_values(parts, n)
+        solution = replications_needed(values, precision)
+        if solution is not None:
+            return solution, {"rule": "auto", "precision": precision, "replications": solution, "cap_reached": False,
+                              "relative_half_width": relative_half_widths(values, solution)}
+        if n >= max_reps:
+            widths = relative_half_widths(values, n)
+            worst = max(widths, key=lambda m: widths[m] if np.isfinite(widths[m]) else np.inf)
+            warnings.warn(f"--reps auto: cap of {max_reps} replications reached before every primary metric was "
+                          f"within {precision:.0%} of its mean (worst: {worst}, {widths[worst]:.1%})",
+                          stacklevel=2)
+            return n, {"rule": "auto", "precision": precision, "replications": n, "cap_reached": True,
+                       "relative_half_width": widths}
+
+
+def _check_resume(work: Path, scenario: Scenario, seed: int) -> None:
     info_file = work / "run.json"
     if not info_file.exists():
         return
@@ -191,8 +335,9 @@ def _check_resume(work: Path, scenario: Scenario, seed: int, reps: int) -> None:
                             "the same scenario and seed as the interrupted run")
 
 
-def _finalize(scenario: Scenario, seed: int, reps: int, work: Path, jobs: int, infos: list[dict[str, float]],
-              started: float, command: str | None, log_events: bool) -> RunResult:
+def _finalize(scenario: Scenario, seed: int, reps: int, work: Path, backend: Backend,
+              infos: list[dict[str, float]], started: float, command: str | None, log_events: bool,
+              stopping: dict[str, Any] | None) -> RunResult:
     parts = work / PARTS
     rep_ids = range(reps)
     n_rows = outputs.concat_parquet((parts / f"patients-{r:05d}.parquet" for r in rep_ids),
@@ -203,10 +348,13 @@ def _finalize(scenario: Scenario, seed: int, reps: int, work: Path, jobs: int, i
     per_rep = pd.concat([pd.read_csv(parts / f"metrics-{r:05d}.csv") for r in rep_ids], ignore_index=True)
     resources = pd.concat([pd.read_csv(parts / f"resources-{r:05d}.csv") for r in rep_ids], ignore_index=True)
     outputs.atomic_write_csv(work / "summary.csv", summary_table(per_rep))
-    km_columns = ["onset_day", "presented_day", "diagnosed_day", "resolved_day", "center", "etiology", "in_warmup"]
+    outcome_columns = ["onset_day", "presented_day", "diagnosed_day", "resolved_day", "center", "etiology",
+                       "in_warmup", "symptom_days", "waiting_days", "n_consultations", "n_ebp"]
     if n_rows:
-        outcome_times = pd.read_parquet(work / "patients.parquet", columns=km_columns)
-        outputs.atomic_write_csv(work / "km.csv", km_table(outcome_times, scenario.horizon_days))
+        outcomes = pd.read_parquet(work / "patients.parquet", columns=outcome_columns)
+        outputs.atomic_write_csv(work / "km.csv", km_table(outcomes, scenario.horizon_days))
+        outputs.atomic_write_csv(work / "distributions.csv", distribution_table(outcomes, per_rep))
+        del outcomes
     outputs.atomic_write_csv(work / "resources.csv", resources)
     wall = time.time() - started
     sim_seconds = sum(i["wall_seconds"] for i in infos)
@@ -218,7 +366,8 @@ def _finalize(scenario: Scenario, seed: int, reps: int, work: Path, jobs: int, i
         "seed": seed,
         "replications": reps,
         "replication_seeds": "numpy SeedSequence(seed, spawn_key=(replication, purpose, sub)) per stream",
-        "jobs": jobs,
+        "backend": backend.describe(),
+        "replication_rule": stopping or {"rule": "fixed", "replications": reps},
         "engine": "simpy",
         "horizon_days": scenario.horizon_days,
         "warmup_days": scenario.warmup_days,

@@ -23,10 +23,12 @@ PROCEDURE_COLUMNS = {
 PRIMARY_METRICS: tuple[str, ...] = (
     "diagnosis_delay_mean_days",
     "time_to_resolution_mean_days",
+    "symptom_days_mean",
     "share_resolved_by_365_days",
-    "share_persistent",
     "ebp_per_patient",
 )
+MIN_REPS = 3  # smallest replication count the stopping rule considers
+LOOK_AHEAD = 5  # Hoad et al.'s kLimit: the criterion must keep holding for this many more replications
 
 
 def _nan_stat(values: np.ndarray, fn) -> float:
@@ -121,3 +123,61 @@ def summary_table(per_rep: pd.DataFrame) -> pd.DataFrame:
     cols = ["level", "metric", "group", "replication", "value", "mean", "sd", "ci95_low", "ci95_high",
             "n_replications"]
     return pd.concat([reps, across], ignore_index=True).reindex(columns=cols)
+
+
+def relative_half_widths(values: dict[str, np.ndarray], n: int) -> dict[str, float]:
+    """95% CI half-width over |mean| of each metric's first n replication values."""
+    out = {}
+    for metric, v in values.items():
+        mean, _, lo, hi = t_interval(v[:n])
+        out[metric] = (hi - lo) / 2 / abs(mean) if mean else (0.0 if hi == lo else math.inf)
+    return out
+
+
+def replications_needed(values: dict[str, np.ndarray], precision: float, look_ahead: int = LOOK_AHEAD,
+                        min_reps: int = MIN_REPS) -> int | None:
+    """Confidence-interval replication rule (Hoad, Robinson & Davies 2010): the smallest n >= min_reps at which
+    every metric's relative half-width is <= precision and stays so for the next f(n) replications, where
+    f(n) = look_ahead for n <= 100 and look_ahead * n / 100 beyond. None if the values seen do not settle it."""
+    available = min(len(v) for v in values.values())
+    for n in range(min_reps, available + 1):
+        f = look_ahead if n <= 100 else math.floor(look_ahead * n / 100)
+        if n + f > available:
+            return None
+        if all(all(w <= precision for w in relative_half_widths(values, m).values()) for m in range(n, n + f + 1)):
+            return n
+    return None
+
+
+PATIENT_QUANTITIES = {
+    "diagnosis_delay_days": ("diagnosed_day", "onset_day"),
+    "time_to_resolution_days": ("resolved_day", "onset_day"),
+    "symptom_days": ("symptom_days", None),
+    "waiting_days": ("waiting_days", None),
+    "n_consultations": ("n_consultations", None),
+    "n_ebp": ("n_ebp", None),
+}
+PERCENTILES = (5, 25, 50, 75, 95)
+
+
+def distribution_table(patients: pd.DataFrame, per_rep: pd.DataFrame) -> pd.DataFrame:
+    """Outcome distributions: percentiles across patients (pooled over replications, patients who reached care)
+    and across replications (of each replication-level metric), by group (all, etiology, center)."""
+    rows = []
+    care = patients[patients["presented_day"].notna() & ~patients["in_warmup"]]
+    groups = [("all", "all", care)]
+    groups += [("etiology", str(k), g) for k, g in care.groupby("etiology", sort=True)]
+    groups += [("center", str(k), g) for k, g in care.groupby("center", sort=True)]
+    for group_by, group, g in groups:
+        for name, (col, minus) in PATIENT_QUANTITIES.items():
+            v = g[col].to_numpy(dtype=float) - (g[minus].to_numpy(dtype=float) if minus else 0.0)
+            v = v[~np.isnan(v)]
+            q = np.percentile(v, PERCENTILES) if v.size else [math.nan] * len(PERCENTILES)
+            rows.append(("patients", name, group_by, group, int(v.size), *q))
+    for (metric, group), g in per_rep.groupby(["metric", "group"], sort=False):
+        v = g["value"].to_numpy(dtype=float)
+        v = v[~np.isnan(v)]
+        q = np.percentile(v, PERCENTILES) if v.size else [math.nan] * len(PERCENTILES)
+        rows.append(("replications", metric, "group", group, int(v.size), *q))
+    return pd.DataFrame(rows, columns=["across", "quantity", "group_by", "group", "n",
+                                       *(f"p{p}" for p in PERCENTILES)])

@@ -1,0 +1,121 @@
+"""Replications, common random numbers, automatic replication counts, backends and resume."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from sim.compare import compare
+from sim.experiment import Backend, run
+from sim.scenario import load_scenario
+from sim.stats import relative_half_widths, replications_needed
+from tests.conftest import EXPERIENCED, LOW_VOLUME, ROOT
+
+SMALL = {"run.horizon_days": 730}
+
+
+def small(path):
+    return load_scenario(path, overrides=SMALL)
+
+
+def test_paired_difference_of_a_scenario_with_itself_is_exactly_zero():
+    s = small(LOW_VOLUME)
+    result = compare([s, s], reps=3, seed=5, log_events=False, progress=False)
+    diffs = result.comparison[result.comparison["scenario_index"] == 1]
+    assert (diffs["diff_vs_first"].dropna() == 0).all()
+    assert (diffs["diff_ci95_low"].dropna() == 0).all() and (diffs["diff_ci95_high"].dropna() == 0).all()
+
+
+def test_crn_measurement_reports_variance_reduction():
+    result = compare([small(EXPERIENCED), small(LOW_VOLUME)], reps=6, seed=2, log_events=False, progress=False)
+    crn = result.crn
+    assert crn is not None and len(crn) > 20
+    # the population is common: counts of patients do not differ at all under CRN, but do independently
+    n = crn[(crn["metric"] == "n_patients") & (crn["group"] == "all")].iloc[0]
+    assert n["var_paired_common"] == 0 and n["var_paired_independent"] > 0
+    assert np.isfinite(result.crn_factor) and result.crn_factor > 0
+
+
+def test_stopping_rule_on_known_variance():
+    rng = np.random.default_rng(3)
+    mean, sd, precision = 100.0, 20.0, 0.05
+    values = {"m": rng.normal(mean, sd, 400)}
+    n = replications_needed(values, precision)
+    expected = (1.96 * sd / (precision * mean)) ** 2  # about 61
+    assert n is not None and 0.6 * expected <= n <= 1.5 * expected
+    # at the solution, the criterion holds for the look-ahead window
+    assert relative_half_widths(values, n)["m"] <= precision
+    # constant metrics stop at the minimum; too few values cannot settle it
+    assert replications_needed({"m": np.full(20, 3.0)}, precision) == 3
+    assert replications_needed({"m": rng.normal(mean, sd, 10)}, precision) is None
+
+
+def test_auto_replications_stop_and_equal_a_fixed_run():
+    s = small(EXPERIENCED)
+    auto = run(s, reps="auto", precision=0.2, seed=4, log_events=False, progress=False)
+    rule = auto.manifest["replication_rule"]
+    assert rule["rule"] == "auto" and not rule["cap_reached"] and auto.reps == rule["replications"] >= 3
+    fixed = run(s, reps=auto.reps, seed=4, log_events=False, progress=False)
+    pd.testing.assert_frame_equal(auto.patients, fixed.patients)
+
+
+def test_auto_replications_cap_is_reported():
+    with pytest.warns(UserWarning, match="cap of 8 replications"):
+        r = run(small(LOW_VOLUME), reps="auto", precision=0.001, max_reps=8, seed=1, log_events=False,
+                progress=False)
+    assert r.reps == 8 and r.manifest["replication_rule"]["cap_reached"]
+
+
+def test_dask_backend_gives_identical_tables(tmp_path):
+    pytest.importorskip("distributed")
+    s = small(LOW_VOLUME)
+    run(s, reps=3, seed=9, out=tmp_path / "serial", backend=Backend("serial"), progress=False)
+    dask = run(s, reps=3, seed=9, out=tmp_path / "dask", backend=Backend("dask", jobs=2), progress=False)
+    for name in ("patients.parquet", "events.parquet", "resource_uses.parquet"):
+        pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "serial" / name),
+                                      pd.read_parquet(tmp_path / "dask" / name))
+    for name in ("summary.csv", "km.csv", "distributions.csv", "resources.csv"):
+        pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "serial" / name), pd.read_csv(tmp_path / "dask" / name))
+    assert "dask" in dask.manifest["backend"]
+
+
+def test_resume_after_kill_equals_a_clean_run(tmp_path):
+    out = tmp_path / "killed"
+    args = [sys.executable, "-m", "sim", "run", str(LOW_VOLUME), "--reps", "16", "--seed", "6", "--jobs", "1",
+            "--quiet", "--out", str(out)]
+    proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    parts = out.with_name("killed.partial") / "parts"
+    deadline = time.time() + 60
+    while time.time() < deadline and len(list(parts.glob("metrics-*.csv"))) < 3:
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    done_before = len(list(parts.glob("metrics-*.csv")))
+    assert 3 <= done_before < 16, "the run was not interrupted midway"
+    assert not out.exists()  # nothing half-written where results are expected
+    resumed = subprocess.run([*args, "--resume"], cwd=ROOT, capture_output=True, text=True, check=False)
+    assert resumed.returncode == 0, resumed.stderr
+    clean = tmp_path / "clean"
+    subprocess.run([*args[:-1], str(clean)], cwd=ROOT, check=True, capture_output=True)
+    for name in ("patients.parquet", "events.parquet"):
+        pd.testing.assert_frame_equal(pd.read_parquet(out / name), pd.read_parquet(clean / name))
+    pd.testing.assert_frame_equal(pd.read_csv(out / "summary.csv"), pd.read_csv(clean / "summary.csv"))
+
+
+def test_run_folder_has_distributions_and_km(tmp_path):
+    r = run(small(EXPERIENCED), reps=2, seed=1, out=tmp_path / "r", progress=False)
+    dist = pd.read_csv(tmp_path / "r" / "distributions.csv")
+    row = dist[(dist["across"] == "patients") & (dist["quantity"] == "diagnosis_delay_days")
+               & (dist["group"] == "all")].iloc[0]
+    assert row["p5"] <= row["p50"] <= row["p95"]
+    km = pd.read_csv(tmp_path / "r" / "km.csv")
+    assert set(km["event"]) == {"diagnosis", "resolution"}
+    assert {"center", "etiology", "all"} <= set(km["group_by"])
+    assert r.manifest["replication_rule"] == {"rule": "fixed", "replications": 2}
