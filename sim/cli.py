@@ -95,6 +95,15 @@ def build_parser() -> argparse.ArgumentParser:
                        help="skip measuring the variance reduction of common random numbers")
     common(p_cmp)
 
+    p_sw = sub.add_parser("sweep", help="run a grid of parameter values on common random numbers")
+    p_sw.add_argument("scenario")
+    p_sw.add_argument("--set", action="append", default=[], dest="settings", metavar="PATH=V1,V2",
+                      help="a parameter path and the values to try (repeat for a grid)")
+    p_sw.add_argument("--out", default="results/sweep", help="output folder (default results/sweep)")
+    p_sw.add_argument("--metric", default="diagnosis_delay_median_days", help="metric to plot over the grid")
+    p_sw.add_argument("--group", default="spontaneous", help="group of the plotted metric (default spontaneous)")
+    common(p_sw)
+
     p_val = sub.add_parser("validate", help="check a scenario file and print its resolved summary")
     p_val.add_argument("scenario")
     return parser
@@ -111,12 +120,16 @@ def main(argv: list[str] | None = None) -> int:
             return _run(args, command)
         if args.command == "compare":
             return _compare(args, command)
+        if args.command == "sweep":
+            return _sweep(args, command)
     except ScenarioError as err:
         print(f"csfsim: error: {err}", file=sys.stderr)
         return 2
     except RunInterrupted as err:
         print(f"csfsim: error: {err}", file=sys.stderr)
         return 3
+    except BrokenPipeError:  # output piped into e.g. `head`
+        return 0
     except KeyboardInterrupt:
         print("csfsim: interrupted; finished replications are kept, rerun with --resume", file=sys.stderr)
         return 130
@@ -170,6 +183,22 @@ def _compare(args: argparse.Namespace, command: str) -> int:
         print(f"\ncommon random numbers: {result.crn_factor:.1f}x fewer replications for the same precision "
               "(median variance reduction of the paired differences over the primary metrics)")
     print(f"Written to {args.out}/ (comparison.csv, and one run folder per scenario)")
+    return 0
+
+
+def _sweep(args: argparse.Namespace, command: str) -> int:
+    from sim.sweep import parse_set, sweep
+
+    settings = [parse_set(text) for text in args.settings]
+    result = sweep(args.scenario, settings, reps=args.reps, seed=args.seed, jobs=args.jobs, out=args.out,
+                   backend=_backend(args), metric=args.metric, group=args.group,
+                   progress=False if args.quiet else None, command=command)
+    t = result.table
+    sel = t[(t["metric"] == args.metric) & (t["group"] == args.group)]
+    cols = [p for p, _ in settings] + ["mean", "ci95_low", "ci95_high", "diff_vs_first"]
+    print(f"{args.metric} ({args.group}) over {len(result.runs)} combinations, common random numbers:")
+    print(sel[cols].to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    print(f"Written to {args.out}/ (sweep.csv, sweep.png, sweep.svg)")
     return 0
 
 

@@ -55,7 +55,14 @@ class History:
     imaged: bool = False
     imaged_refined: bool = False
     leak_found: bool = False
+    imaged_here: bool = False  # spinal imaging done at the current center
+    steps_here: int = 0  # ladder steps carried out at the current center
     recurrences: int = 0
+
+    def arrive_at_new_center(self) -> None:
+        """Referral: what was done at the previous center stays known; counters 'here' restart."""
+        self.steps_here = 0
+        self.imaged_here = False
 
     def start_new_episode(self) -> None:
         """After a recurrence the ladder starts again; imaging knowledge is kept."""
@@ -140,19 +147,33 @@ def offers(profile: CenterProfile, step: str) -> bool:
 def next_step(h: History, profile: CenterProfile, can_refer: bool, clinical: Clinical) -> str:
     """The next thing to do for this patient at this center: a treatment, imaging, REFER or PERSISTENT.
 
-    The first remaining step of the ladder that the center offers is taken. A preferred step the center does not
-    offer means referral when the center has somewhere to refer to; otherwise that step is skipped.
+    The center's referral policy is applied first (refer spontaneous leaks at diagnosis, after K failed blood
+    patches, when its imaging found no leak). Then the first remaining step of the ladder that the center offers
+    is taken; a preferred step it does not offer means referral when the policy says so and the center has
+    somewhere to refer to, otherwise that step is skipped.
     """
-    for step in candidate_steps(h, clinical):
+    steps = candidate_steps(h, clinical)
+    if not steps:
+        return PERSISTENT
+    policy = profile.referral
+    if can_refer:
+        if policy.spontaneous_at_diagnosis and h.etiology == "spontaneous" and h.steps_here == 0:
+            return REFER
+        if 0 < policy.after_failed_ebp <= h.ebp_episode + h.ebp_after_negative:
+            return REFER
+        if policy.when_imaging_negative and h.imaged_here and not h.leak_found:
+            return REFER
+    for step in steps:
         if offers(profile, step):
             return step
-        if can_refer:
+        if can_refer and policy.when_not_offered:
             return REFER
     return PERSISTENT
 
 
 def record_step(h: History, step: str, clinical: Clinical) -> None:
     """Update the history after a step was carried out (whatever its outcome)."""
+    h.steps_here += 1
     if step == EBP:
         h.ebp_total += 1
         if h.ebp_episode < clinical.ebp_max_blind[h.etiology]:
@@ -230,6 +251,8 @@ def recurrence_probability(step: str, h: History, clinical: Clinical) -> float:
 def record_imaging(h: History, profile: CenterProfile, found: bool) -> None:
     """Spinal imaging was done at this center: remember the technique and whether it found the leak."""
     h.imaged = True
+    h.imaged_here = True
+    h.steps_here += 1
     if profile.imaging_technique == "refined":
         h.imaged_refined = True
     if found:

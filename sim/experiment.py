@@ -330,7 +330,8 @@ def _check_resume(work: Path, scenario: Scenario, seed: int) -> None:
     if not info_file.exists():
         return
     info = json.loads(info_file.read_text())
-    if info.get("seed") != seed or info.get("scenario") != to_jsonable(scenario.resolved):
+    current = json.loads(json.dumps(to_jsonable(scenario.resolved), default=str))
+    if info.get("seed") != seed or info.get("scenario") != current:
         raise ScenarioError(str(info_file), "seed/scenario", info.get("seed"),
                             "the same scenario and seed as the interrupted run")
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from sim.distributions import Distribution
 
 ETIOLOGIES: tuple[str, ...] = ("post_lp", "epidural", "spinal_surgery", "spontaneous")
@@ -28,6 +30,23 @@ class ResourceSpec:
     capacity: int
     service_days: Distribution
     booking_days: Distribution
+    open_windows: tuple[tuple[float, float], ...] = ()  # within each cycle; () = always open
+    schedule_cycle_days: float = 7.0
+    closed_periods: tuple[tuple[float, float], ...] = ()  # days of the year, every year
+
+    @property
+    def scheduled(self) -> bool:
+        return bool(self.open_windows or self.closed_periods)
+
+
+@dataclass(frozen=True, slots=True)
+class ReferralPolicy:
+    """When a center refers a patient to its `refers_to` center (only applies if it has one)."""
+
+    when_not_offered: bool = True
+    spontaneous_at_diagnosis: bool = False
+    after_failed_ebp: int = 0  # 0 = off
+    when_imaging_negative: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +69,7 @@ class CenterProfile:
     durotomy_repair_success: float
     rih_recognition_probability: float
     referral_delay_days: Distribution
+    referral: ReferralPolicy = ReferralPolicy()
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +93,18 @@ class Population:
     self_limiting_days: dict[str, Distribution]
     misdiagnosis_return_days: Distribution
     max_consultations: int
+    growth_per_year: float = 0.0
+    seasonality_amplitude: float = 0.0
+    seasonality_peak_day: float = 0.0
+
+    def rate_multiplier(self, day: np.ndarray) -> np.ndarray:
+        """Arrival rate at `day` relative to the base rate (demand growth and seasonality)."""
+        growth = (1.0 + self.growth_per_year) ** (day / 365.25)
+        season = 1.0 + self.seasonality_amplitude * np.cos(2 * np.pi * (day - self.seasonality_peak_day) / 365.25)
+        return growth * season
+
+    def max_rate_multiplier(self, horizon_days: float) -> float:
+        return max(1.0, (1.0 + self.growth_per_year) ** (horizon_days / 365.25)) * (1 + abs(self.seasonality_amplitude))
 
 
 @dataclass(frozen=True, slots=True)

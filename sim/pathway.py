@@ -19,6 +19,7 @@ from sim import clinical as cl
 from sim.parameters import ETIOLOGIES, IATROGENIC, LEAK_TYPES, RESOURCES, Center, Scenario
 from sim.population import Cohort
 from sim.randomness import SLOTS
+from sim.schedule import next_open
 
 INF = math.inf
 R_CLINIC, R_MRI = RESOURCES.index("clinic"), RESOURCES.index("mri")
@@ -74,6 +75,8 @@ class CenterState:
         self.profile = center.profile
         self.refer_index = refer_index
         self.monitors = [ResourceMonitor(env, center.resources[r].capacity) for r in RESOURCES]
+        self.specs = [center.resources[r] for r in RESOURCES]
+        self.scheduled = [spec.scheduled for spec in self.specs]
         u = cohort.uniforms
         self.service = [center.resources[r].service_days.ppf(u[f"service:{i}"]) for i, r in enumerate(RESOURCES)]
         self.booking = [center.resources[r].booking_days.ppf(u[f"booking:{i}"]) for i, r in enumerate(RESOURCES)]
@@ -255,9 +258,14 @@ class Pathway:
                 mon.n_abandoned += 1
                 return False
         now = env.now
+        if center.scheduled[r] and now < t_nat:  # hold the server until the resource opens
+            t_open = next_open(now, center.specs[r])
+            if t_open > now:
+                yield env.timeout(min(t_open, t_nat) - now)
+                now = env.now
         mon.advance(now)
         mon.n_waiting -= 1
-        if now >= t_nat:  # granted at the very day the leak closed: give the slot back
+        if now >= t_nat:  # granted (or opened) at or after the day the leak closed: give the slot back
             res.release(req)
             mon.n_abandoned += 1
             return False
@@ -388,6 +396,7 @@ class Pathway:
                     return CONSERVATIVE
                 st.center = self.centers[center.refer_index]
                 rec.center[k] = st.center.index
+                h.arrive_at_new_center()
                 seen = yield from self._use(st, R_CLINIC, "consultation")
                 if not seen:
                     return CONSERVATIVE

@@ -61,10 +61,14 @@ def draw_cohort(scenario: Scenario, root_seed: int, replication: int) -> Cohort:
     horizon = scenario.horizon_days
     parts: list[dict[str, np.ndarray]] = []
     for e_idx, etiology in enumerate(ETIOLOGIES):
-        rate_per_day = pop.arrivals_per_year[etiology] / 365.25
+        # Non-homogeneous Poisson arrivals by thinning: candidates at the peak rate, each kept with probability
+        # rate(t) / peak. With constant demand every candidate is kept and the thinning stream changes nothing.
+        peak = pop.max_rate_multiplier(horizon)
+        rate_per_day = pop.arrivals_per_year[etiology] / 365.25 * peak
         arr = stream(root_seed, replication, "arrivals", e_idx)
         n_e = int(arr.poisson(rate_per_day * horizon))
         onset = np.sort(arr.uniform(0.0, horizon, n_e))
+        keep = stream(root_seed, replication, "thinning", e_idx).random(n_e) < pop.rate_multiplier(onset) / peak
         attr = stream(root_seed, replication, "attributes", e_idx)
         u_leak, u_home, u_direct = attr.random(n_e), attr.random(n_e), attr.random(n_e)
         nat = stream(root_seed, replication, "natural_history", e_idx)
@@ -97,6 +101,8 @@ def draw_cohort(scenario: Scenario, root_seed: int, replication: int) -> Cohort:
             if gen is None:
                 gen = streams[purpose] = stream(root_seed, replication, purpose, e_idx)
             part[name] = gen.random((n_e, slots))
+        if not keep.all():
+            part = {name: values[keep] for name, values in part.items()}
         parts.append(part)
 
     onset_all = np.concatenate([p["onset_day"] for p in parts])

@@ -35,6 +35,7 @@ PURPOSE_KEYS: dict[str, int] = {
     "referral": 15,
     "misdiagnosis_return": 16,
     "conservative": 17,
+    "thinning": 18,
     "service": 100,  # + resource index
     "booking": 200,  # + resource index
 }

@@ -25,6 +25,7 @@ from sim.parameters import (
     CenterProfile,
     Clinical,
     Population,
+    ReferralPolicy,
     ResourceSpec,
     Scenario,
 )
@@ -32,7 +33,8 @@ from sim.parameters import (
 REPO_ROOT = Path(__file__).resolve().parent.parent
 BASE_FILE = Path(os.environ.get("CSFSIM_BASE", REPO_ROOT / "scenarios" / "base.toml"))
 
-UNITS = ("probability", "share", "per_year", "days", "count", "flag", "choice")
+UNITS = ("probability", "share", "per_year", "days", "count", "flag", "choice", "fraction", "windows")
+MAX_WINDOWS = 1000
 GRADES = ("H", "M", "L", "-")
 # Upper bounds that keep a typo from asking for an absurd model.
 MAX_COUNT = 50
@@ -150,11 +152,34 @@ def _check_value(value: object, proto: Param, file: str, field: str) -> Any:
         if not isinstance(value, bool):
             raise ScenarioError(file, field, value, "true or false")
         return value
+    if unit == "fraction":
+        v = _number(value, file, field, "a fraction between -1 and 1")
+        if not -1.0 <= v <= 1.0:
+            raise ScenarioError(file, field, value, "a fraction between -1 and 1")
+        return v
+    if unit == "windows":
+        return _windows(value, file, field)
     if unit == "choice":
         if value not in proto.choices:
             raise ScenarioError(file, field, value, f"one of {', '.join(proto.choices)}")
         return value
     raise AssertionError(unit)  # pragma: no cover - units are checked when base.toml is read
+
+
+def _windows(value: object, file: str, field: str) -> tuple[tuple[float, float], ...]:
+    expected = "a list of [start, end] day pairs with 0 <= start < end, e.g. [[0, 1], [3, 4]]"
+    if not isinstance(value, list) or len(value) > MAX_WINDOWS:
+        raise ScenarioError(file, field, value, expected)
+    out = []
+    for pair in value:
+        if not isinstance(pair, list) or len(pair) != 2:
+            raise ScenarioError(file, field, value, expected)
+        a = _number(pair[0], file, field, expected)
+        b = _number(pair[1], file, field, expected)
+        if not 0 <= a < b:
+            raise ScenarioError(file, field, value, expected)
+        out.append((a, b))
+    return tuple(sorted(out))
 
 
 # ----------------------------------------------------------------------------------------------- merging
@@ -276,6 +301,7 @@ def build_scenario(raw: dict[str, Any], file: str) -> Scenario:
         raise ScenarioError(file, "scenario.name", name, "a text")
     centers_raw = raw.pop("centers", None)
     profiles_raw = raw.pop("profiles", {})
+    centers_raw = _merge_referral_tables(raw.pop("referral", None), centers_raw, file)
 
     tree = base_tree()
     profiles: dict[str, Any] = tree.pop("profiles")
@@ -294,7 +320,7 @@ def build_scenario(raw: dict[str, Any], file: str) -> Scenario:
     population = _build_population(tree, file)
     clinical = _build_clinical(tree, file)
     max_expected = tree["run"]["max_expected_patients"].value
-    expected = sum(population.arrivals_per_year.values()) * horizon / 365.25
+    expected = sum(population.arrivals_per_year.values()) * horizon / 365.25 * population.max_rate_multiplier(horizon)
     if expected > max_expected:
         raise ScenarioError(file, "population.arrivals_per_year", round(expected),
                             f"at most run.max_expected_patients = {max_expected} patients per replication")
@@ -304,6 +330,35 @@ def build_scenario(raw: dict[str, Any], file: str) -> Scenario:
     return Scenario(name=name, description=description, source_file=file, horizon_days=float(horizon),
                     warmup_days=float(warmup), max_expected_patients=int(max_expected), population=population,
                     clinical=clinical, centers=centers, resolved=resolved)
+
+
+REFERRAL_ALIASES = {"to": "refers_to", "delay_days": "referral_delay_days"}
+
+
+def _merge_referral_tables(referral: object, centers: object, file: str) -> object:
+    """`[referral.CENTER]` tables are a planner-friendly way to write a center's referral settings:
+    `to` (refers_to), `delay_days` (referral_delay_days) and the policy keys of `centers.CENTER.referral`."""
+    if referral is None:
+        return centers
+    if not isinstance(referral, dict):
+        raise ScenarioError(file, "referral", referral, "a table of [referral.CENTER] tables")
+    if not isinstance(centers, dict):
+        return centers  # the centers error is reported by _build_centers
+    merged = copy.deepcopy(centers)
+    for cname, body in referral.items():
+        if cname not in merged:
+            raise ScenarioError(file, f"referral.{cname}", body, f"a center of this scenario ({', '.join(merged)})")
+        if not isinstance(body, dict) or not isinstance(merged[cname], dict):
+            raise ScenarioError(file, f"referral.{cname}", body, "a table of referral settings")
+        for key, value in body.items():
+            if key in REFERRAL_ALIASES:
+                merged[cname][REFERRAL_ALIASES[key]] = value
+            else:
+                policy = merged[cname].setdefault("referral", {})
+                if not isinstance(policy, dict):
+                    raise ScenarioError(file, f"centers.{cname}.referral", policy, "a table")
+                policy[key] = value
+    return merged
 
 
 def _apply_profiles(profiles: dict[str, Any], raw: object, file: str) -> None:
@@ -418,10 +473,23 @@ def _compile_center(file: str, name: str, pname: str, share: dict[str, float], r
         if not 1 <= cap <= MAX_CAPACITY:
             raise ScenarioError(file, f"centers.{name}.resources.{r}.capacity", cap,
                                 f"a whole number of servers from 1 to {MAX_CAPACITY}")
-        resources[r] = ResourceSpec(cap, _v(t, "resources", r, "service_days"), _v(t, "resources", r, "booking_days"))
+        cycle = _v(t, "resources", r, "schedule_cycle_days")
+        windows = _v(t, "resources", r, "open_windows")
+        closed = _v(t, "resources", r, "closed_periods")
+        where = f"centers.{name}.resources.{r}"
+        if windows and (cycle <= 0 or windows[-1][1] > cycle):
+            raise ScenarioError(file, f"{where}.open_windows", [list(w) for w in windows],
+                                f"windows inside the schedule cycle of {cycle:g} days")
+        if closed and (closed[-1][1] > 366 or sum(b - a for a, b in closed) >= 365):
+            raise ScenarioError(file, f"{where}.closed_periods", [list(w) for w in closed],
+                                "days of the year (0 to 366) leaving the resource open some of the year")
+        resources[r] = ResourceSpec(cap, _v(t, "resources", r, "service_days"), _v(t, "resources", r, "booking_days"),
+                                    open_windows=windows, schedule_cycle_days=cycle, closed_periods=closed)
     fields = {k: p.value for k, p in t.items() if isinstance(p, Param)}
-    return Center(name=name, profile_name=pname, profile=CenterProfile(**fields), catchment_share=share,
-                  refers_to=refers_to, resources=resources)
+    policy = ReferralPolicy(**{k: p.value for k, p in t["referral"].items()})
+    _capped(policy.after_failed_ebp, file, f"centers.{name}.referral.after_failed_ebp")
+    return Center(name=name, profile_name=pname, profile=CenterProfile(**fields, referral=policy),
+                  catchment_share=share, refers_to=refers_to, resources=resources)
 
 
 def _center_meta(c: Center) -> dict[str, Any]:
@@ -437,6 +505,9 @@ def _build_population(t: dict[str, Any], file: str) -> Population:
         self_limiting_probability={e: _v(pop, "self_limiting_probability", e) for e in ETIOLOGIES},
         self_limiting_days={e: _v(pop, "self_limiting_days", e) for e in ETIOLOGIES},
         misdiagnosis_return_days=_v(pop, "misdiagnosis_return_days", "all"),
+        growth_per_year=_v(pop, "demand", "growth_per_year"),
+        seasonality_amplitude=_v(pop, "demand", "seasonality_amplitude"),
+        seasonality_peak_day=_v(pop, "demand", "seasonality_peak_day"),
         max_consultations=_capped(_v(pop, "max_consultations", "all"), file, "population.max_consultations.all",
                                   minimum=1),
     )
@@ -503,6 +574,8 @@ def to_jsonable(tree: dict[str, Any]) -> dict[str, Any]:
     for key, node in tree.items():
         if isinstance(node, Param):
             value = node.value
+            if isinstance(value, tuple):
+                value = [list(w) for w in value]
             if isinstance(value, Distribution):
                 value = {"family": value.family, **dict(value.params)}
             out[key] = {"value": value, "unit": node.unit, "grade": node.grade, "source": node.source}

@@ -76,6 +76,11 @@ def replication_metrics(patients: pd.DataFrame, resources: pd.DataFrame, horizon
     p = patients[~patients["in_warmup"]]
     rows: list[tuple[int, str, str, float]] = []
     groups = [("all", p)] + [(e, p[p["etiology"] == e]) for e in ETIOLOGIES]
+    homes = sorted(p["home_center"].unique())
+    if len(homes) > 1:  # the postcode lottery: does where you live change your outcome?
+        groups += [(f"home:{c}", p[p["home_center"] == c]) for c in homes]
+        groups += [(f"home:{c}/spontaneous", p[(p["home_center"] == c) & (p["etiology"] == "spontaneous")])
+                   for c in homes]
     for group, frame in groups:
         for metric, value in patient_metrics(frame, horizon_days).items():
             rows.append((rep, metric, group, value))

@@ -140,3 +140,54 @@ def test_center_without_imaging_or_referral_goes_on_with_blind_patches(sc, low):
     no_imaging = dataclasses.replace(low, offers_spinal_imaging=False)
     h = cl.History("spontaneous", "ventral_dural_tear")
     assert walk(h, no_imaging, sc.clinical) == ["ebp", "ebp", "ebp", "ebp", "persistent"]
+
+
+def with_policy(profile, **policy):
+    return dataclasses.replace(profile, referral=dataclasses.replace(profile.referral, **policy))
+
+
+def test_policy_refer_spontaneous_at_diagnosis(sc, low):
+    p = with_policy(low, spontaneous_at_diagnosis=True)
+    assert cl.next_step(cl.History("spontaneous", "indeterminate"), p, True, sc.clinical) == cl.REFER
+    assert cl.next_step(cl.History("post_lp", "procedural"), p, True, sc.clinical) == cl.EBP
+    assert cl.next_step(cl.History("spontaneous", "indeterminate"), p, False, sc.clinical) == cl.EBP
+
+
+def test_policy_refer_after_k_failed_blood_patches(sc, low):
+    p = with_policy(low, after_failed_ebp=1)
+    h = cl.History("spontaneous", "ventral_dural_tear")
+    assert walk(h, p, sc.clinical, can_refer=True) == ["ebp", "refer"]
+    h2 = cl.History("post_lp", "procedural")
+    assert walk(h2, with_policy(low, after_failed_ebp=2), sc.clinical, can_refer=True) == ["ebp", "ebp", "refer"]
+
+
+def test_policy_refer_when_imaging_negative_at_a_refined_center(sc, exp):
+    p = with_policy(exp, when_imaging_negative=True)
+    h = cl.History("spontaneous", "indeterminate")
+    assert walk(h, p, sc.clinical, can_refer=True, found=False) == ["ebp", "ebp", "spinal_imaging", "refer"]
+    # on arrival elsewhere the 'here' counters restart, the knowledge stays
+    h.arrive_at_new_center()
+    assert h.imaged and not h.imaged_here and h.steps_here == 0
+
+
+def test_policy_never_refer_skips_steps_not_offered(sc, low):
+    p = with_policy(low, when_not_offered=False)
+    h = cl.History("post_lp", "procedural")
+    assert walk(h, p, sc.clinical, can_refer=True) == ["ebp", "ebp", "ebp", "durotomy_repair", "persistent"]
+
+
+def test_top_level_referral_tables_set_the_center_policy(write_toml):
+    path = write_toml("""
+        [centers.district]
+        profile = "low_volume"
+        catchment_share = 1.0
+        [centers.specialist]
+        profile = "experienced"
+        [referral.district]
+        to = "specialist"
+        after_failed_ebp = 2
+        delay_days = { family = "fixed", value = 10.0 }
+    """)
+    c = load_scenario(path).center("district")
+    assert c.refers_to == "specialist" and c.profile.referral.after_failed_ebp == 2
+    assert c.profile.referral_delay_days.mean == 10.0

@@ -1,0 +1,136 @@
+"""Scenario sweeps: run a grid of parameter changes on common random numbers and tabulate every metric."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import tomllib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from sim import outputs
+from sim.errors import ScenarioError
+from sim.experiment import Backend, RunResult, run
+from sim.scenario import load_scenario
+from sim.stats import t_interval
+
+
+def parse_set(text: str) -> tuple[str, list[Any]]:
+    """`path=v1,v2,...` -> (path, [values]); values are read as TOML (numbers, true/false, "text")."""
+    path, sep, values = text.partition("=")
+    path = path.strip()
+    if not sep or not path or not values.strip():
+        raise ScenarioError("(command line)", "--set", text, "PATH=VALUE[,VALUE...], e.g. "
+                            "centers.specialist.resources.myelography.capacity=1,2,3")
+    parsed = []
+    for raw in values.split(","):
+        raw = raw.strip()
+        try:
+            parsed.append(tomllib.loads(f"v = {raw}")["v"])
+        except tomllib.TOMLDecodeError:
+            parsed.append(raw)  # a bare word such as a profile name
+    return path, parsed
+
+
+@dataclass
+class SweepResult:
+    table: pd.DataFrame  # one row per combination x metric x group
+    runs: list[RunResult]
+    out_dir: Path | None
+
+
+def sweep(base: str | os.PathLike[str], settings: Sequence[tuple[str, list[Any]]], reps: int = 10, seed: int = 1,
+          jobs: int = 1, out: str | os.PathLike[str] | None = None, backend: Backend | None = None,
+          metric: str = "diagnosis_delay_median_days", group: str = "spontaneous",
+          progress: bool | None = None, command: str | None = None) -> SweepResult:
+    """Run every combination of the `settings` values (cartesian grid) with the same seed (common random
+    numbers); the first combination is the reference for paired differences."""
+    if not settings:
+        raise ScenarioError("(command line)", "--set", None, "at least one --set PATH=VALUES")
+    paths = [p for p, _ in settings]
+    if len(set(paths)) != len(paths):
+        raise ScenarioError("(command line)", "--set", paths, "each parameter path once")
+    combos = list(itertools.product(*(values for _, values in settings)))
+    if len(combos) > 10_000:
+        raise ScenarioError("(command line)", "--set", f"{len(combos)} combinations", "at most 10000 combinations")
+    scenarios = [load_scenario(base, overrides=dict(zip(paths, combo, strict=True))) for combo in combos]
+    out_path = Path(out) if out is not None else None
+    if out_path is not None:
+        outputs.prepare_output_dir(out_path)
+    runs = [run(s, reps=reps, seed=seed, jobs=jobs, log_events=False, progress=progress, backend=backend)
+            for s in scenarios]
+    table = sweep_table(paths, combos, runs)
+    result = SweepResult(table=table, runs=runs, out_dir=out_path)
+    if out_path is not None:
+        out_path.mkdir(parents=True, exist_ok=True)
+        outputs.atomic_write_csv(out_path / "sweep.csv", table)
+        plot_sweep(table, paths, metric, group, out_path)
+        outputs.write_json(out_path / "manifest.json", {
+            "csfsim_sweep": True, "base": str(base), "settings": {p: v for p, v in settings},
+            "combinations": len(combos), "replications": reps, "seed": seed, "common_random_numbers": True,
+            "command": command or outputs.command_line(), "git_commit": outputs.git_commit(),
+            "versions": outputs.versions()})
+    return result
+
+
+def sweep_table(paths: list[str], combos: list[tuple], runs: list[RunResult]) -> pd.DataFrame:
+    base = {key: g.set_index("replication")["value"]
+            for key, g in runs[0].per_replication.groupby(["metric", "group"], sort=False)}
+    rows = []
+    for i, (combo, r) in enumerate(zip(combos, runs, strict=True)):
+        for (metric, group), g in r.per_replication.groupby(["metric", "group"], sort=False):
+            values = g.set_index("replication")["value"]
+            mean, sd, lo, hi = t_interval(values.to_numpy(dtype=float))
+            row: dict[str, Any] = {"combination": i, **dict(zip(paths, combo, strict=True)), "metric": metric,
+                                   "group": group, "mean": mean, "sd": sd, "ci95_low": lo, "ci95_high": hi}
+            if (metric, group) in base:
+                d = (values - base[(metric, group)]).dropna().to_numpy(dtype=float)
+                d_mean, _, d_lo, d_hi = t_interval(d)
+                row.update(diff_vs_first=d_mean, diff_ci95_low=d_lo, diff_ci95_high=d_hi)
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def plot_sweep(table: pd.DataFrame, paths: list[str], metric: str, group: str, out: Path) -> None:
+    """The chosen metric over the grid: x = first parameter, one line per value of the others."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    sel = table[(table["metric"] == metric) & (table["group"] == group)]
+    if sel.empty:
+        raise ScenarioError("(command line)", "--metric", f"{metric} / {group}",
+                            "a metric and group present in the sweep table")
+    x = paths[0]
+    others = paths[1:]
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    styles = ["-", "--", ":", "-."]
+    markers = ["o", "s", "^", "D", "v"]
+    lines = [((), sel)] if not others else list(sel.groupby(others, sort=True))
+    for i, (key, g) in enumerate(lines):
+        g = g.sort_values(x)
+        xs = list(range(len(g))) if g[x].dtype == object else g[x]
+        label = ", ".join(f"{p.split('.')[-1]}={v}" for p, v in zip(others, key if isinstance(key, tuple)
+                                                                    else (key,), strict=False)) or None
+        ax.errorbar(xs, g["mean"], yerr=[g["mean"] - g["ci95_low"], g["ci95_high"] - g["mean"]],
+                    linestyle=styles[i % len(styles)], marker=markers[i % len(markers)], color="0.15", capsize=3,
+                    label=label)
+        if g[x].dtype == object:
+            ax.set_xticks(xs, g[x])
+    ax.set_xlabel(x)
+    ax.set_ylabel(f"{metric} ({group})")
+    ax.set_title("Sweep on common random numbers (mean and 95% CI)")
+    if others:
+        ax.legend(frameon=False)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    for ext in ("png", "svg"):
+        tmp = out / f".sweep.{ext}.tmp"
+        fig.savefig(tmp, format=ext, dpi=120)
+        os.replace(tmp, out / f"sweep.{ext}")
+    plt.close(fig)

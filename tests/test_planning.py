@@ -1,0 +1,155 @@
+"""Planning what-ifs: networks, referral, capacity, schedules, demand over time, sweeps."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from sim.parameters import ResourceSpec
+from sim.replication import run_replication
+from sim.scenario import load_scenario
+from sim.schedule import next_open
+from sim.sweep import parse_set, sweep
+from tests.conftest import EXPERIENCED, LOW_VOLUME, ROOT
+
+NETWORK = ROOT / "scenarios" / "regional_network.toml"
+
+
+def test_a_network_with_one_active_center_equals_the_single_center_model():
+    single = load_scenario(EXPERIENCED)
+    network = load_scenario(NETWORK, overrides={
+        "centers.specialist.catchment_share": 1.0, "centers.district_north.catchment_share": 0.0,
+        "centers.district_east.catchment_share": 0.0, "centers.district_west.catchment_share": 0.0})
+    a = run_replication(single, 4, 0).patients
+    b = run_replication(network, 4, 0).patients
+    pd.testing.assert_frame_equal(a, b)
+
+
+def test_every_referral_arrives_at_the_receiving_center():
+    s = load_scenario(LOW_VOLUME)
+    r = run_replication(s, 3, 0, log_events=True)
+    ev, p = r.events, r.patients.set_index("patient_id")
+    referred = ev[ev["activity"] == "referred"]
+    assert len(referred) > 10
+    for row in referred.itertuples():
+        later = ev[(ev["patient_id"] == row.patient_id) & (ev["day"] >= row.day)]
+        arrived = ((later["center"] == "specialist") & (later["activity"] == "consultation")).any()
+        patient = p.loc[row.patient_id]
+        # otherwise the leak closed during the referral delay, or the horizon came first
+        assert arrived or patient["final_state"] in ("resolved", "in_pathway_at_horizon"), row
+    assert (p.loc[p["referred"], "center"] == "specialist").mean() > 0.9
+
+
+def test_doubling_capacity_on_a_saturated_resource_cuts_its_wait():
+    overrides = {"population.arrivals_per_year.post_lp": 1500,
+                 "centers.district.resources.procedure_room.service_days": {"family": "fixed", "value": 0.7}}
+    base = load_scenario(LOW_VOLUME, overrides=overrides)
+    doubled = load_scenario(LOW_VOLUME,
+                            overrides={**overrides, "centers.district.resources.procedure_room.capacity": 2})
+
+    def wait(s):
+        res = run_replication(s, 8, 0).resources
+        return res[(res["center"] == "district") & (res["resource"] == "procedure_room")].iloc[0]
+
+    busy, relieved = wait(base), wait(doubled)
+    assert busy["utilization"] > 0.7
+    assert relieved["mean_wait_days"] < 0.5 * busy["mean_wait_days"]
+
+
+def test_next_open_follows_weekly_sessions_and_annual_closures():
+    spec = ResourceSpec(1, None, None, open_windows=((0.0, 1.0), (3.0, 4.0)), schedule_cycle_days=7.0,  # type: ignore[arg-type]
+                        closed_periods=((213.0, 244.0),))
+    assert next_open(0.5, spec) == 0.5
+    assert next_open(1.5, spec) == 3.0
+    assert next_open(5.0, spec) == 7.0
+    # day 220 falls in the August closure; the first weekly session after day 244 follows
+    t = next_open(220.0, spec)
+    assert (t >= 244.0 and (t % 7.0) < 1.0) or 3.0 <= (t % 7.0) < 4.0
+    assert next_open(365.25 + 220.0, spec) >= 365.25 + 244.0
+
+
+def test_scheduled_resource_starts_service_only_in_its_sessions():
+    s = load_scenario(LOW_VOLUME, overrides={
+        "centers.district.resources.myelography.open_windows": [[0, 1], [3, 4]],
+        "centers.district.resources.theatre.closed_periods": [[213, 244]]})
+    uses = run_replication(s, 2, 0, log_events=True).resource_uses
+    myelo = uses[(uses["center"] == "district") & (uses["resource"] == "myelography")]
+    assert len(myelo) > 10
+    pos = myelo["start_day"].to_numpy() % 7.0
+    assert (((pos >= 0) & (pos < 1)) | ((pos >= 3) & (pos < 4))).all()
+    theatre = uses[(uses["center"] == "district") & (uses["resource"] == "theatre")]
+    doy = theatre["start_day"].to_numpy() % 365.25
+    assert not ((doy >= 213) & (doy < 244)).any()
+
+
+def test_demand_growth_and_seasonality_shape_arrivals():
+    flat = run_replication(load_scenario(EXPERIENCED), 1, 0).patients
+    grown = run_replication(load_scenario(EXPERIENCED, overrides={"population.demand.growth_per_year": 0.3}),
+                            1, 0).patients
+    first, last = (grown["onset_day"] < 365).sum(), (grown["onset_day"] >= 1825 - 365).sum()
+    assert last > 2.0 * first  # 1.3^4 = 2.9
+    seasonal = run_replication(load_scenario(EXPERIENCED, overrides={
+        "population.demand.seasonality_amplitude": 0.8, "population.demand.seasonality_peak_day": 0.0}),
+        1, 0).patients
+    doy = seasonal["onset_day"] % 365.25
+    winter = ((doy < 45) | (doy > 320)).sum()
+    summer = ((doy > 137) & (doy < 228)).sum()
+    assert winter > 2 * summer
+    # constant demand keeps exactly the same patients whatever the thinning stream
+    zero = run_replication(load_scenario(EXPERIENCED, overrides={"population.demand.growth_per_year": 0.0}),
+                           1, 0).patients
+    pd.testing.assert_frame_equal(flat, zero)
+
+
+def test_growth_keeps_common_random_numbers_for_patients_who_arrive_in_both():
+    # thinning only removes candidates, so the early patients (rate factor ~1) are mostly shared
+    a = run_replication(load_scenario(EXPERIENCED), 1, 0).patients
+    b = run_replication(load_scenario(EXPERIENCED, overrides={"population.demand.growth_per_year": -0.1}),
+                        1, 0).patients
+    shared = np.intersect1d(a["onset_day"].to_numpy(), b["onset_day"].to_numpy())
+    assert len(shared) > 0.8 * len(b)
+
+
+def test_postcode_lottery_metrics_by_home_center():
+    from sim.stats import replication_metrics
+
+    s = load_scenario(NETWORK)
+    r = run_replication(s, 1, 0)
+    m = replication_metrics(r.patients, r.resources, s.horizon_days)
+    homes = {g for g in m["group"] if g.startswith("home:")}
+    assert {"home:specialist", "home:district_north", "home:district_east/spontaneous"} <= homes
+
+
+def test_a_sweep_of_one_value_equals_a_plain_run():
+    from sim.experiment import run
+
+    path, values = parse_set("centers.district.resources.myelography.capacity=1")
+    assert (path, values) == ("centers.district.resources.myelography.capacity", [1])
+    result = sweep(LOW_VOLUME, [(path, values)], reps=2, seed=3, progress=False)
+    plain = run(load_scenario(LOW_VOLUME), reps=2, seed=3, log_events=False, progress=False)
+    pd.testing.assert_frame_equal(result.runs[0].per_replication, plain.per_replication)
+
+
+def test_sweep_grid_writes_table_and_plot(tmp_path):
+    settings = [parse_set("centers.district.resources.myelography.capacity=1,2"),
+                parse_set("referral.district.after_failed_ebp=0,1")]
+    out = tmp_path / "sw"
+    result = sweep(LOW_VOLUME, settings, reps=2, seed=1, out=out, progress=False,
+                   metric="share_referred", group="spontaneous")
+    assert len(result.runs) == 4
+    t = pd.read_csv(out / "sweep.csv")
+    assert {"centers.district.resources.myelography.capacity", "referral.district.after_failed_ebp"} <= set(t.columns)
+    assert (out / "sweep.png").stat().st_size > 1000 and (out / "sweep.svg").exists()
+    ref = t[(t["metric"] == "share_referred") & (t["group"] == "spontaneous")]
+    # referring after one failed blood patch refers more spontaneous leaks
+    by_policy = ref.groupby("referral.district.after_failed_ebp")["mean"].mean()
+    assert by_policy[1] > by_policy[0]
+
+
+@pytest.mark.parametrize("text", ["nonsense", "a.b=", "=1,2"])
+def test_bad_set_is_a_clear_error(text):
+    from sim.errors import ScenarioError
+
+    with pytest.raises(ScenarioError, match="--set"):
+        parse_set(text)
