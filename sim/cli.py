@@ -104,6 +104,13 @@ def build_parser() -> argparse.ArgumentParser:
     p_sw.add_argument("--group", default="spontaneous", help="group of the plotted metric (default spontaneous)")
     common(p_sw)
 
+    p_wu = sub.add_parser("warmup", help="choose a warm-up period (running mean and MSER-5 truncation point)")
+    p_wu.add_argument("scenario")
+    p_wu.add_argument("--reps", type=_positive_int, default=5, help="replications (default 5)")
+    p_wu.add_argument("--seed", type=_seed, default=1, help="root seed (default 1)")
+    p_wu.add_argument("--jobs", type=_positive_int, default=default_jobs(), help="worker processes")
+    p_wu.add_argument("--out", default="results/warmup", help="output folder (default results/warmup)")
+
     p_val = sub.add_parser("validate", help="check a scenario file and print its resolved summary")
     p_val.add_argument("scenario")
     return parser
@@ -122,6 +129,8 @@ def main(argv: list[str] | None = None) -> int:
             return _compare(args, command)
         if args.command == "sweep":
             return _sweep(args, command)
+        if args.command == "warmup":
+            return _warmup(args)
     except ScenarioError as err:
         print(f"csfsim: error: {err}", file=sys.stderr)
         return 2
@@ -199,6 +208,17 @@ def _sweep(args: argparse.Namespace, command: str) -> int:
     print(f"{args.metric} ({args.group}) over {len(result.runs)} combinations, common random numbers:")
     print(sel[cols].to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     print(f"Written to {args.out}/ (sweep.csv, sweep.png, sweep.svg)")
+    return 0
+
+
+def _warmup(args: argparse.Namespace) -> int:
+    from sim.scenario import load_scenario
+    from sim.warmup import choose_warmup
+
+    scenario = load_scenario(args.scenario)
+    _, cut = choose_warmup(scenario, reps=args.reps, seed=args.seed, out=args.out, jobs=args.jobs)
+    print(f"MSER-5 truncation point: day {cut:.0f}. To leave the start-up out of the statistics, set\n"
+          f"  [run]\n  warmup_days = {cut:.0f}\nWritten to {args.out}/ (warmup.csv, warmup.png, warmup.svg)")
     return 0
 
 

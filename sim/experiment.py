@@ -29,6 +29,7 @@ import pyarrow.parquet as pq
 from sim import outputs
 from sim.errors import RunInterrupted, ScenarioError
 from sim.parameters import Scenario
+from sim.planning import resource_timeseries
 from sim.replication import run_replication
 from sim.scenario import load_scenario, to_jsonable
 from sim.stats import (
@@ -105,6 +106,7 @@ def compute_replication(scenario: Scenario, seed: int, rep: int, log_events: boo
     if result.events is not None and result.resource_uses is not None:
         tables["events"] = result.events
         tables["uses"] = result.resource_uses
+        tables["timeseries"] = resource_timeseries(result.resource_uses, result.resources, scenario.horizon_days)
     return tables
 
 
@@ -114,6 +116,7 @@ def write_parts(parts: Path, rep: int, tables: dict[str, Any]) -> dict[str, floa
     if "events" in tables:
         outputs.atomic_write_parquet(parts / f"events-{rep:05d}.parquet", tables["events"])
         outputs.atomic_write_parquet(parts / f"uses-{rep:05d}.parquet", tables["uses"])
+        outputs.atomic_write_csv(parts / f"timeseries-{rep:05d}.csv", tables["timeseries"])
     outputs.atomic_write_csv(parts / f"resources-{rep:05d}.csv", tables["resources"])
     outputs.atomic_write_csv(parts / f"metrics-{rep:05d}.csv", tables["metrics"])
     return tables["info"]
@@ -346,6 +349,8 @@ def _finalize(scenario: Scenario, seed: int, reps: int, work: Path, backend: Bac
     if log_events:
         outputs.concat_parquet((parts / f"events-{r:05d}.parquet" for r in rep_ids), work / "events.parquet")
         outputs.concat_parquet((parts / f"uses-{r:05d}.parquet" for r in rep_ids), work / "resource_uses.parquet")
+        series = pd.concat([pd.read_csv(parts / f"timeseries-{r:05d}.csv") for r in rep_ids], ignore_index=True)
+        outputs.atomic_write_csv(work / "resource_timeseries.csv", series)
     per_rep = pd.concat([pd.read_csv(parts / f"metrics-{r:05d}.csv") for r in rep_ids], ignore_index=True)
     resources = pd.concat([pd.read_csv(parts / f"resources-{r:05d}.csv") for r in rep_ids], ignore_index=True)
     outputs.atomic_write_csv(work / "summary.csv", summary_table(per_rep))

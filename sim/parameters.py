@@ -141,6 +141,20 @@ class Clinical:
 
 
 @dataclass(frozen=True, slots=True)
+class VolumeOutcome:
+    """Optional link from a center's simulated annual volume of spontaneous leaks to its performance."""
+
+    enabled: bool = False
+    half_saturation_cases_per_year: float = 20.0
+    floor_multiplier: float = 0.6
+    window_days: float = 365.0
+
+    def multiplier(self, cases_per_year: float) -> float:
+        v = cases_per_year
+        return self.floor_multiplier + (1.0 - self.floor_multiplier) * v / (v + self.half_saturation_cases_per_year)
+
+
+@dataclass(frozen=True, slots=True)
 class Scenario:
     """A validated, resolved scenario: everything one run needs, and nothing mutable."""
 
@@ -153,6 +167,7 @@ class Scenario:
     population: Population
     clinical: Clinical
     centers: tuple[Center, ...]
+    volume_outcome: VolumeOutcome = VolumeOutcome()
     # The resolved parameter tree with metadata (value, unit, grade, source), for manifests and reports.
     resolved: dict[str, Any] = field(repr=False, compare=False, default_factory=dict)
 

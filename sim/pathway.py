@@ -9,6 +9,7 @@ leak that closes on its own ends the pathway at the right day without an extra e
 from __future__ import annotations
 
 import math
+from collections import deque
 from collections.abc import Generator
 from typing import Any
 
@@ -16,7 +17,7 @@ import numpy as np
 import simpy
 
 from sim import clinical as cl
-from sim.parameters import ETIOLOGIES, IATROGENIC, LEAK_TYPES, RESOURCES, Center, Scenario
+from sim.parameters import ETIOLOGIES, IATROGENIC, LEAK_TYPES, RESOURCES, Center, Scenario, VolumeOutcome
 from sim.population import Cohort
 from sim.randomness import SLOTS
 from sim.schedule import next_open
@@ -81,6 +82,15 @@ class CenterState:
         self.service = [center.resources[r].service_days.ppf(u[f"service:{i}"]) for i, r in enumerate(RESOURCES)]
         self.booking = [center.resources[r].booking_days.ppf(u[f"booking:{i}"]) for i, r in enumerate(RESOURCES)]
         self.referral_delay = center.profile.referral_delay_days.ppf(u["referral"])
+        self.spontaneous_seen: deque[float] = deque()  # days spontaneous leaks were diagnosed here or referred in
+
+    def volume_multiplier(self, now: float, vo: VolumeOutcome) -> float:
+        """Experience multiplier from this center's trailing annual volume of spontaneous leaks."""
+        seen = self.spontaneous_seen
+        while seen and seen[0] < now - vo.window_days:
+            seen.popleft()
+        span = min(vo.window_days, max(now, 30.0))
+        return vo.multiplier(len(seen) * 365.25 / span)
 
 
 class PatientState:
@@ -153,6 +163,7 @@ class Pathway:
         self.conservative = conservative
         self.u = u
         self.max_consultations = scenario.population.max_consultations
+        self.volume = scenario.volume_outcome
         self._symptomatic_since: dict[int, float] = {}
 
     # ------------------------------------------------------------------------------------------- running
@@ -346,7 +357,8 @@ class Pathway:
                 recognized = uc < profile.recognition_probability_iatrogenic
             else:
                 recognized = False
-                if uc < profile.recognition_probability_spontaneous:
+                experience = st.center.volume_multiplier(self.env.now, self.volume) if self.volume.enabled else 1.0
+                if uc < profile.recognition_probability_spontaneous * experience:
                     m = rec.n_brain_mri[k]
                     imaged = yield from self._use(st, R_MRI, "brain_mri")
                     if not imaged:
@@ -354,10 +366,12 @@ class Pathway:
                     rec.n_brain_mri[k] = m + 1
                     j = m % mri_slots
                     signs = u["mri_sign"].item(k, j) < profile.brain_mri_sign_probability
-                    read = signs and u["mri_read"].item(k, j) < profile.mri_reading_sensitivity
+                    read = signs and u["mri_read"].item(k, j) < profile.mri_reading_sensitivity * experience
                     recognized = read or u["mri_despite_normal"].item(k, j) < \
                         profile.diagnose_despite_normal_mri_probability
             if recognized:
+                if not iatrogenic:
+                    st.center.spontaneous_seen.append(self.env.now)
                 return "diagnosed"
             if self.events is not None:
                 self.log(k, "misdiagnosed", st.center.name)
@@ -397,6 +411,8 @@ class Pathway:
                 st.center = self.centers[center.refer_index]
                 rec.center[k] = st.center.index
                 h.arrive_at_new_center()
+                if h.etiology == "spontaneous":
+                    st.center.spontaneous_seen.append(env.now)
                 seen = yield from self._use(st, R_CLINIC, "consultation")
                 if not seen:
                     return CONSERVATIVE
@@ -416,6 +432,8 @@ class Pathway:
             if math.isnan(rec.first_treatment_day[k]):
                 rec.first_treatment_day[k] = env.now
             p = cl.success_probability(step, h, profile, cln, env.now - onset)
+            if step == cl.LEAK_SURGERY and self.volume.enabled:
+                p *= center.volume_multiplier(env.now, self.volume)
             attempt = self._count_treatment(k, step)
             cl.record_step(h, step, cln)
             draws = u[step]

@@ -28,6 +28,7 @@ from sim.parameters import (
     ReferralPolicy,
     ResourceSpec,
     Scenario,
+    VolumeOutcome,
 )
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -327,9 +328,16 @@ def build_scenario(raw: dict[str, Any], file: str) -> Scenario:
     resolved = dict(tree)
     resolved["profiles"] = profiles
     resolved["centers"] = {c.name: _center_meta(c) for c in centers}
+    vo = tree["volume_outcome"]
+    if vo["window_days"].value <= 0:
+        raise ScenarioError(file, "volume_outcome.window_days", vo["window_days"].value, "a window longer than 0 days")
+    if vo["half_saturation_cases_per_year"].value <= 0:
+        raise ScenarioError(file, "volume_outcome.half_saturation_cases_per_year",
+                            vo["half_saturation_cases_per_year"].value, "a positive number of cases per year")
+    volume = VolumeOutcome(**{k: p.value for k, p in vo.items()})
     return Scenario(name=name, description=description, source_file=file, horizon_days=float(horizon),
                     warmup_days=float(warmup), max_expected_patients=int(max_expected), population=population,
-                    clinical=clinical, centers=centers, resolved=resolved)
+                    clinical=clinical, centers=centers, volume_outcome=volume, resolved=resolved)
 
 
 REFERRAL_ALIASES = {"to": "refers_to", "delay_days": "referral_delay_days"}

@@ -153,3 +153,67 @@ def test_bad_set_is_a_clear_error(text):
 
     with pytest.raises(ScenarioError, match="--set"):
         parse_set(text)
+
+
+def test_volume_feeds_experience_when_enabled():
+    from sim.parameters import VolumeOutcome
+
+    vo = VolumeOutcome(True, half_saturation_cases_per_year=20, floor_multiplier=0.6)
+    assert vo.multiplier(0) == pytest.approx(0.6)
+    assert vo.multiplier(20) == pytest.approx(0.8)
+    assert vo.multiplier(1e9) == pytest.approx(1.0)
+    on = {"volume_outcome.enabled": True}
+    base = load_scenario(NETWORK)
+    fed = load_scenario(NETWORK, overrides=on)
+    centralized = load_scenario(NETWORK, overrides={**on, "centers.specialist.catchment_share": {
+        "post_lp": 0.25, "epidural": 0.25, "spinal_surgery": 0.25, "spontaneous": 1.0},
+        **{f"centers.{d}.catchment_share": {"post_lp": 0.25, "epidural": 0.25, "spinal_surgery": 0.25,
+                                            "spontaneous": 0.0} for d in ("district_north", "district_east",
+                                                                          "district_west")}})
+
+    def spontaneous_diagnosis_delay(s):
+        p = pd.concat([run_replication(s, 5, r).patients for r in range(3)])
+        sp = p[(p["etiology"] == "spontaneous") & p["presented_day"].notna()]
+        return (sp["diagnosed_day"] - sp["onset_day"]).median()
+
+    delay_base = spontaneous_diagnosis_delay(base)
+    delay_fed = spontaneous_diagnosis_delay(fed)
+    delay_central = spontaneous_diagnosis_delay(centralized)
+    # small district volumes lower recognition when volume feeds experience; concentrating cases helps
+    assert delay_fed > delay_base
+    assert delay_central < delay_fed
+
+
+def test_resource_timeseries_adds_up_to_the_replication_totals():
+    from sim.planning import overlap_per_bin, resource_timeseries
+
+    assert overlap_per_bin(np.array([0.5, 1.5]), np.array([2.5, 1.75]), np.array([0.0, 1.0, 2.0, 3.0])) == \
+        pytest.approx([0.5, 1.25, 0.5])
+    s = load_scenario(LOW_VOLUME)
+    r = run_replication(s, 2, 0, log_events=True)
+    ts = resource_timeseries(r.resource_uses, r.resources, s.horizon_days)
+    for row in r.resources.itertuples():
+        sel = ts[(ts["center"] == row.center) & (ts["resource"] == row.resource)]
+        width = sel["period_end_day"] - sel["period_start_day"]
+        assert sel["starts"].sum() == row.n_served
+        assert (sel["utilization"] * width).sum() / s.horizon_days == pytest.approx(row.utilization, rel=1e-6,
+                                                                                     abs=1e-9)
+
+
+def test_mser_finds_the_end_of_an_initial_transient():
+    from sim.warmup import mser
+
+    rng = np.random.default_rng(1)
+    series = np.concatenate([np.linspace(0, 50, 200), 50 + rng.normal(0, 2, 1800)])
+    cut, stats = mser(series)
+    assert 150 <= cut <= 400 and stats.size > 0
+    assert mser(50 + rng.normal(0, 2, 2000))[0] < 300
+
+
+def test_warmup_command_writes_plot(tmp_path):
+    from sim.warmup import choose_warmup
+
+    s = load_scenario(LOW_VOLUME, overrides={"run.horizon_days": 900})
+    table, cut = choose_warmup(s, reps=2, seed=1, out=tmp_path / "wu")
+    assert 0 <= cut <= 450 and (tmp_path / "wu" / "warmup.png").stat().st_size > 1000
+    assert table["in_pathway_mean"].iloc[-1] > 0
