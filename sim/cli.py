@@ -241,17 +241,21 @@ def _print_rule(rule: dict) -> None:
 
 
 def format_comparison(table, names: list[str]) -> str:
-    """Side-by-side text table of headline metrics with the paired difference from the first scenario."""
-    width = 34
-    lines = [f"{'':<50}" + "".join(f"{n[:width]:>{width}}" for n in names) + f"{'difference (95% CI)':>30}"]
+    """Side-by-side text table of headline metrics (scenarios as columns A, B, ...) with the paired difference
+    of each later scenario from the first."""
+    letters = [chr(ord("A") + i) for i in range(len(names))]
+    lines = [f"  {letter} = {name}" for letter, name in zip(letters, names, strict=True)]
+    header = f"{'':<50}" + "".join(f"{letter:>11}" for letter in letters)
+    header += "".join(f"{f'{letter} - A (95% CI)':>30}" for letter in letters[1:])
+    lines += ["", header]
     for metric, group, label in HEADLINE:
         sel = table[(table["metric"] == metric) & (table["group"] == group)].sort_values("scenario_index")
         if sel.empty:
             continue
-        cells = "".join(f"{row['mean']:>{width}.3f}" for _, row in sel.iterrows())
-        last = sel.iloc[-1]
-        diff = f"{last['diff_vs_first']:+.3f} ({last['diff_ci95_low']:+.3f}, {last['diff_ci95_high']:+.3f})"
-        lines.append(f"{label:<50}{cells}{diff:>30}")
+        cells = "".join(f"{row['mean']:>11.3f}" for _, row in sel.iterrows())
+        diffs = "".join(f"{row['diff_vs_first']:+.3f} ({row['diff_ci95_low']:+.3f}, {row['diff_ci95_high']:+.3f})"
+                        .rjust(30) for _, row in sel.iloc[1:].iterrows())
+        lines.append(f"{label:<50}{cells}{diffs}")
     return "\n".join(lines)
 
 
