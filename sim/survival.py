@@ -19,10 +19,10 @@ def kaplan_meier(durations: np.ndarray, observed: np.ndarray) -> pd.DataFrame:
     observed = np.asarray(observed, dtype=bool)
     order = np.argsort(durations, kind="stable")
     d, e = durations[order], observed[order]
-    times = np.unique(d[e])
+    times, counts = np.unique(d[e], return_counts=True)
     n = d.size
     at_risk = n - np.searchsorted(d, times, side="left")
-    events = np.array([np.sum(e[(d == t)]) for t in times], dtype=float) if times.size else np.array([])
+    events = counts.astype(float)
     with np.errstate(divide="ignore", invalid="ignore"):
         factors = 1.0 - events / at_risk
         survival = np.cumprod(factors)
@@ -40,6 +40,26 @@ def kaplan_meier(durations: np.ndarray, observed: np.ndarray) -> pd.DataFrame:
     return pd.concat([start, table], ignore_index=True)
 
 
+def on_grid(table: pd.DataFrame, grid: np.ndarray) -> pd.DataFrame:
+    """A Kaplan-Meier step function read at the days in `grid` (keeps output small for millions of patients):
+    survival and band as of each day, patients still at risk, and events since the previous grid day."""
+    idx = np.searchsorted(table["days"].to_numpy(), grid, side="right") - 1
+    cum_events = np.cumsum(table["events"].to_numpy())
+    n = int(table["at_risk"].iloc[0])
+    events_to_t = cum_events[idx]
+    # at risk at t: everyone not yet failed or censored before t, read from the next event time's risk set
+    at_risk_next = np.append(table["at_risk"].to_numpy(), 0)
+    nxt = np.searchsorted(table["days"].to_numpy(), grid, side="left")
+    at_risk = np.where(nxt < len(table), at_risk_next[np.minimum(nxt, len(table))], np.nan)
+    return pd.DataFrame({
+        "days": grid, "at_risk": np.where(np.isnan(at_risk), np.nan, at_risk).astype(float),
+        "events": np.diff(np.concatenate([[0.0], events_to_t])),
+        "survival": table["survival"].to_numpy()[idx],
+        "ci95_low": table["ci95_low"].to_numpy()[idx], "ci95_high": table["ci95_high"].to_numpy()[idx],
+        "n": n,
+    })
+
+
 def time_to_event(patients: pd.DataFrame, event: str, horizon_days: float) -> tuple[np.ndarray, np.ndarray]:
     """Days from onset to the event for patients who reached care, censored at the horizon when not reached.
 
@@ -55,9 +75,11 @@ def time_to_event(patients: pd.DataFrame, event: str, horizon_days: float) -> tu
 
 def km_table(patients: pd.DataFrame, horizon_days: float, by: tuple[str, ...] = ("center", "etiology")) -> pd.DataFrame:
     """Kaplan-Meier curves of time to diagnosis and to resolution, pooled over replications, overall and by
-    each column in `by` (rows: event, group_by, group, days, at_risk, events, survival, ci95_low, ci95_high)."""
+    each column in `by`, read on a grid of days (at most ~2000 points): rows event, group_by, group, days,
+    at_risk, events (since the previous grid day), survival, ci95_low, ci95_high, n."""
     pieces = []
     p = patients[~patients["in_warmup"]] if "in_warmup" in patients else patients
+    grid = np.arange(0.0, horizon_days + 1e-9, max(1.0, horizon_days / 2000))
     for event in EVENTS:
         groups: list[tuple[str, str, pd.DataFrame]] = [("all", "all", p)]
         for col in by:
@@ -66,7 +88,7 @@ def km_table(patients: pd.DataFrame, horizon_days: float, by: tuple[str, ...] = 
             duration, observed = time_to_event(g, event, horizon_days)
             if duration.size == 0:
                 continue
-            t = kaplan_meier(duration, observed)
+            t = on_grid(kaplan_meier(duration, observed), grid)
             t.insert(0, "group", group)
             t.insert(0, "group_by", group_by)
             t.insert(0, "event", event)

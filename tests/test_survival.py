@@ -26,3 +26,13 @@ def test_no_censoring_gives_the_empirical_survival_function():
     for _, row in t.iloc[1:50].iterrows():
         assert row["survival"] == pytest.approx(np.mean(d > row["days"]))
     assert km_median(t) == pytest.approx(np.sort(d)[249], rel=1e-9)
+
+
+def test_grid_reading_of_the_step_function():
+    from sim.survival import on_grid
+
+    t = kaplan_meier(np.array([1, 2, 3, 3, 4.0]), np.array([1, 0, 1, 1, 0], dtype=bool))
+    g = on_grid(t, np.array([0.0, 0.5, 1.0, 2.5, 3.0, 10.0]))
+    assert g["survival"].to_numpy() == pytest.approx([1.0, 1.0, 0.8, 0.8, 4 / 15, 4 / 15])
+    assert g["events"].sum() == 3
+    assert g["at_risk"].iloc[3] == 3  # two patients left before day 2.5 (an event at 1, a censoring at 2)

@@ -1,0 +1,58 @@
+"""Scale check (issue: ten million patients): run a long experienced-center scenario on all cores with tables
+written per replication, and report patients, wall time and the peak memory of the main and worker processes.
+
+    .venv/bin/python benchmarks/scale.py [--patients 10000000] [--jobs 2]
+
+Not part of `make bench` (it takes several minutes); its figures go to benchmarks/scale.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from sim.experiment import run  # noqa: E402
+from sim.replication import run_replication  # noqa: E402
+from sim.scenario import load_scenario  # noqa: E402
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--patients", type=int, default=10_000_000)
+    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--horizon-days", type=float, default=36525.0, help="100 years per replication")
+    args = parser.parse_args()
+    scenario = load_scenario(ROOT / "scenarios" / "experienced_center.toml",
+                             overrides={"run.horizon_days": args.horizon_days})
+    per_rep = len(run_replication(scenario, 1, 0).patients)
+    reps = max(1, round(args.patients / per_rep))
+    with tempfile.TemporaryDirectory() as tmp:
+        start = time.perf_counter()
+        r = run(scenario, reps=reps, seed=1, jobs=args.jobs, out=Path(tmp) / "scale", log_events=False,
+                progress=None)
+        seconds = time.perf_counter() - start
+        size_mib = sum(p.stat().st_size for p in (Path(tmp) / "scale").iterdir()) / 2**20
+    figures = {
+        "patients": r.manifest["patients"], "replications": reps, "patients_per_replication": per_rep,
+        "jobs": args.jobs, "wall_seconds": round(seconds, 1),
+        "patients_per_second": round(r.manifest["patients"] / seconds),
+        "peak_rss_main_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+        "peak_rss_largest_worker_mib": round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024),
+        "output_mib": round(size_mib, 1),
+    }
+    print(json.dumps(figures, indent=2))
+    (ROOT / "benchmarks" / "scale.json").write_text(json.dumps(figures, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
