@@ -32,7 +32,8 @@ from sim.parameters import (
 REPO_ROOT = Path(__file__).resolve().parent.parent
 BASE_FILE = Path(os.environ.get("CSFSIM_BASE", REPO_ROOT / "scenarios" / "base.toml"))
 
-UNITS = ("probability", "share", "per_year", "days", "count", "flag", "choice")
+UNITS = ("probability", "share", "per_year", "days", "count", "flag", "choice", "cost", "utility")
+UTILITY_RANGE = (-0.6, 1.0)  # EQ-5D index: worse-than-death values exist, better than full health does not
 GRADES = ("H", "M", "L", "-")
 # Upper bounds that keep a typo from asking for an absurd model.
 MAX_COUNT = 50
@@ -150,6 +151,17 @@ def _check_value(value: object, proto: Param, file: str, field: str) -> Any:
         if not isinstance(value, bool):
             raise ScenarioError(file, field, value, "true or false")
         return value
+    if unit == "cost":
+        v = _number(value, file, field, "a non-negative cost")
+        if v < 0:
+            raise ScenarioError(file, field, value, "a non-negative cost")
+        return v
+    if unit == "utility":
+        lo, hi = UTILITY_RANGE
+        v = _number(value, file, field, f"a utility between {lo:g} and {hi:g}")
+        if not lo <= v <= hi:
+            raise ScenarioError(file, field, value, f"a utility between {lo:g} and {hi:g}")
+        return v
     if unit == "choice":
         if value not in proto.choices:
             raise ScenarioError(file, field, value, f"one of {', '.join(proto.choices)}")
@@ -227,13 +239,22 @@ def _read_with_extends(path: Path, shown: str, seen: tuple[Path, ...] = ()) -> d
 
 # ----------------------------------------------------------------------------------------------- loading
 _BASE_CACHE: dict[Path, dict[str, Any]] = {}
+_BASE_UNCERTAINTY: dict[Path, Any] = {}
 
 
 def base_tree() -> dict[str, Any]:
     """The parsed base parameter tree (a fresh deep copy each call)."""
     if BASE_FILE not in _BASE_CACHE:
-        _BASE_CACHE[BASE_FILE] = _parse_base(_read_toml(BASE_FILE, str(BASE_FILE)), str(BASE_FILE))
+        raw = _read_toml(BASE_FILE, str(BASE_FILE))
+        _BASE_UNCERTAINTY[BASE_FILE] = raw.pop("uncertainty", {})  # not parameters: checked by sim.uncertainty
+        _BASE_CACHE[BASE_FILE] = _parse_base(raw, str(BASE_FILE))
     return copy.deepcopy(_BASE_CACHE[BASE_FILE])
+
+
+def base_uncertainty() -> Any:
+    """The raw [uncertainty] table of base.toml (a fresh deep copy each call)."""
+    base_tree()
+    return copy.deepcopy(_BASE_UNCERTAINTY[BASE_FILE])
 
 
 def load_scenario(path: str | os.PathLike[str], overrides: dict[str, Any] | None = None) -> Scenario:
@@ -276,6 +297,7 @@ def build_scenario(raw: dict[str, Any], file: str) -> Scenario:
         raise ScenarioError(file, "scenario.name", name, "a text")
     centers_raw = raw.pop("centers", None)
     profiles_raw = raw.pop("profiles", {})
+    uncertainty_raw = raw.pop("uncertainty", {})
 
     tree = base_tree()
     profiles: dict[str, Any] = tree.pop("profiles")
@@ -301,6 +323,9 @@ def build_scenario(raw: dict[str, Any], file: str) -> Scenario:
     resolved = dict(tree)
     resolved["profiles"] = profiles
     resolved["centers"] = {c.name: _center_meta(c) for c in centers}
+    from sim.uncertainty import resolve_uncertainty  # here: sim.uncertainty imports this module
+
+    resolved["uncertainty"] = resolve_uncertainty(resolved, uncertainty_raw, file)
     return Scenario(name=name, description=description, source_file=file, horizon_days=float(horizon),
                     warmup_days=float(warmup), max_expected_patients=int(max_expected), population=population,
                     clinical=clinical, centers=centers, resolved=resolved)
