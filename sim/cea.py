@@ -82,7 +82,8 @@ def variance_split(sample_means: np.ndarray, within_var: np.ndarray, reps: int) 
     w = np.asarray(within_var, dtype=float)
     ok = ~np.isnan(m)
     total = float(np.var(m[ok], ddof=1)) if ok.sum() > 1 else math.nan
-    noise = float(np.nanmean(w[ok]) / reps) if ok.any() and reps > 0 else math.nan
+    wv = w[ok & ~np.isnan(w)]  # no within-sample variance with one replication per sample: split undefined
+    noise = float(wv.mean() / reps) if wv.size and reps > 0 else math.nan
     param = max(total - noise, 0.0) if not math.isnan(total) else math.nan
     denom = param + noise
     return {"var_total": total, "var_parameters": param, "var_noise": noise,

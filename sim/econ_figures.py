@@ -27,11 +27,15 @@ def tornado(table: pd.DataFrame, outcome_label: str, base_value: float, path: Pa
     t = t.sort_values("swing", ascending=False).head(top).iloc[::-1]
     fig, ax = plt.subplots(figsize=(9, 0.42 * len(t) + 1.6))
     y = np.arange(len(t))
+    seen: set[str] = set()
     for i, row in enumerate(t.itertuples(index=False)):
-        for outcome, color, label in ((row.low_outcome, "#4c72b0", "parameter at 2.5% quantile"),
-                                      (row.high_outcome, "#dd8452", "parameter at 97.5% quantile")):
+        bars = [(row.low_outcome, "#4c72b0", "parameter at low quantile"),
+                (row.high_outcome, "#dd8452", "parameter at high quantile")]
+        bars.sort(key=lambda b: -abs(b[0] - base_value))  # the longer bar first, so both stay visible
+        for outcome, color, label in bars:
             ax.barh(y[i], outcome - base_value, left=base_value, color=color, height=0.6,
-                    label=label if i == 0 else None)
+                    label=label if label not in seen else None)
+            seen.add(label)
     ax.axvline(base_value, color="black", lw=1)
     ax.set_yticks(y, [f"{p}\n[{lo:.3g} to {hi:.3g}]" for p, lo, hi in
                       zip(t["parameter"], t["low_value"], t["high_value"], strict=True)], fontsize=7)
