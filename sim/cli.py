@@ -167,7 +167,7 @@ def _psa(args: argparse.Namespace, command: str) -> int:
     r = psa(args.scenarios, samples=args.samples, reps=args.reps, seed=args.seed, out=args.out, method=args.method,
             jobs=args.jobs, only=_params(args.params), command=command)
     print(f"PSA: {args.samples} samples x {args.reps} replications ({args.method})")
-    print(f"{'scenario':<5}{'outcome':<32}{'mean':>14}{'var total':>13}{'parameters':>12}{'noise':>8}")
+    print(f"{'':<5}{'outcome':<32}{'mean':>14}{'var total':>13}{'parameters':>12}{'noise':>8}")
     means = r.samples.groupby(["scenario", "outcome"], sort=False)["mean"].mean()
     for row in r.variance.itertuples(index=False):
         print(f"{row.scenario:<5}{row.outcome:<32}{means[(row.scenario, row.outcome)]:>14.4f}{row.var_total:>13.4g}"
