@@ -33,6 +33,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 BASE_FILE = Path(os.environ.get("CSFSIM_BASE", REPO_ROOT / "scenarios" / "base.toml"))
 
 UNITS = ("probability", "share", "per_year", "days", "count", "flag", "choice", "cost", "utility")
+NON_NEGATIVE = {"per_year": "a non-negative rate per year", "cost": "a non-negative cost"}
 UTILITY_RANGE = (-0.6, 1.0)  # EQ-5D index: worse-than-death values exist, better than full health does not
 GRADES = ("H", "M", "L", "-")
 # Upper bounds that keep a typo from asking for an absurd model.
@@ -125,10 +126,10 @@ def _check_value(value: object, proto: Param, file: str, field: str) -> Any:
         if not 0.0 <= v <= 1.0:
             raise ScenarioError(file, field, value, "a probability between 0 and 1")
         return v
-    if unit == "per_year":
-        v = _number(value, file, field, "a non-negative rate per year")
+    if unit in NON_NEGATIVE:
+        v = _number(value, file, field, NON_NEGATIVE[unit])
         if v < 0:
-            raise ScenarioError(file, field, value, "a non-negative rate per year")
+            raise ScenarioError(file, field, value, NON_NEGATIVE[unit])
         return v
     if unit == "days":
         if isinstance(value, dict) or isinstance(proto.value, Distribution):
@@ -151,11 +152,6 @@ def _check_value(value: object, proto: Param, file: str, field: str) -> Any:
         if not isinstance(value, bool):
             raise ScenarioError(file, field, value, "true or false")
         return value
-    if unit == "cost":
-        v = _number(value, file, field, "a non-negative cost")
-        if v < 0:
-            raise ScenarioError(file, field, value, "a non-negative cost")
-        return v
     if unit == "utility":
         lo, hi = UTILITY_RANGE
         v = _number(value, file, field, f"a utility between {lo:g} and {hi:g}")
