@@ -37,11 +37,12 @@ def tornado(table: pd.DataFrame, outcome_label: str, base_value: float, path: Pa
                     label=label if label not in seen else None)
             seen.add(label)
     ax.axvline(base_value, color="black", lw=1)
-    ax.set_yticks(y, [f"{p}\n[{lo:.3g} to {hi:.3g}]" for p, lo, hi in
-                      zip(t["parameter"], t["low_value"], t["high_value"], strict=True)], fontsize=7)
+    factor = t["distribution"].str.endswith("x factor") if "distribution" in t else [False] * len(t)
+    ax.set_yticks(y, [f"{p}\n[{'x' if f else ''}{lo:.3g} to {'x' if f else ''}{hi:.3g}]" for p, lo, hi, f in
+                      zip(t["parameter"], t["low_value"], t["high_value"], factor, strict=True)], fontsize=7)
     ax.set_xlabel(f"{outcome_label} (base {base_value:.4g})")
-    ax.set_title("One-way sensitivity (tornado)")
-    ax.legend(loc="lower right", fontsize=8)
+    ax.set_title("One-way sensitivity (tornado)", pad=24)
+    ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=2, fontsize=8, frameon=False)
     _save(fig, path)
 
 
