@@ -113,6 +113,27 @@ def build_parser() -> argparse.ArgumentParser:
 
     p_val = sub.add_parser("validate", help="check a scenario file and print its resolved summary")
     p_val.add_argument("scenario")
+
+    def uncertain(p: argparse.ArgumentParser, reps: int) -> None:
+        p.add_argument("scenarios", nargs="+", metavar="SCENARIO", help="one scenario, or A B (B compared with A)")
+        p.add_argument("--reps", type=_positive_int, default=reps, help=f"replications per evaluation (default {reps})")
+        p.add_argument("--seed", type=_seed, default=1, help="root seed (default 1)")
+        p.add_argument("--jobs", type=_positive_int, default=default_jobs(), help="worker processes (default: all)")
+        p.add_argument("--params", default="", help="comma-separated parameter paths or prefixes to vary "
+                                                    "(default: every uncertain parameter)")
+
+    p_psa = sub.add_parser("psa", help="probabilistic sensitivity analysis (and cost-effectiveness of B vs A)")
+    uncertain(p_psa, 5)
+    p_psa.add_argument("--samples", type=_positive_int, default=50, help="parameter samples K (default 50)")
+    p_psa.add_argument("--method", choices=("lhs", "sobol"), default="lhs", help="design (default lhs)")
+    p_psa.add_argument("--out", default="results/psa", help="output folder (default results/psa)")
+
+    p_sen = sub.add_parser("sensitivity", help="one-way (tornado) and Sobol sensitivity analysis")
+    uncertain(p_sen, 5)
+    p_sen.add_argument("--outcome", default="nmb", help="metric (default nmb: net monetary benefit per patient)")
+    p_sen.add_argument("--sobol", type=int, default=0, metavar="N", help="Sobol indices on N x (d + 2) runs (0: off)")
+    p_sen.add_argument("--sobol-params", type=_positive_int, default=6, help="d: widest tornado parameters")
+    p_sen.add_argument("--out", default="results/sensitivity", help="output folder (default results/sensitivity)")
     return parser
 
 
@@ -131,6 +152,10 @@ def main(argv: list[str] | None = None) -> int:
             return _sweep(args, command)
         if args.command == "warmup":
             return _warmup(args)
+        if args.command == "psa":
+            return _psa(args, command)
+        if args.command == "sensitivity":
+            return _sensitivity(args, command)
     except ScenarioError as err:
         print(f"csfsim: error: {err}", file=sys.stderr)
         return 2
@@ -238,6 +263,49 @@ def _print_rule(rule: dict) -> None:
     else:
         print(f"  --reps auto: {rule['replications']} replications bring every primary metric's 95% CI "
               f"within {rule['precision']:.0%} of its mean")
+
+
+def _params(text: str) -> list[str] | None:
+    return [p.strip() for p in text.split(",") if p.strip()] or None
+
+
+def _psa(args: argparse.Namespace, command: str) -> int:
+    from sim.psa import psa
+
+    r = psa(args.scenarios, samples=args.samples, reps=args.reps, seed=args.seed, out=args.out, method=args.method,
+            jobs=args.jobs, only=_params(args.params), command=command)
+    print(f"PSA: {args.samples} samples x {args.reps} replications ({args.method})")
+    print(f"{'':<5}{'outcome':<32}{'mean':>14}{'var total':>13}{'parameters':>12}{'noise':>8}")
+    means = r.samples.groupby(["scenario", "outcome"], sort=False)["mean"].mean()
+    for row in r.variance.itertuples(index=False):
+        print(f"{row.scenario:<5}{row.outcome:<32}{means[(row.scenario, row.outcome)]:>14.4f}{row.var_total:>13.4g}"
+              f"{row.share_parameters:>12.1%}{row.share_noise:>8.1%}")
+    if r.cea:
+        c = r.cea
+        print(f"B vs A: incremental cost {c['inc_cost']:+.2f} {c['currency']}, incremental QALYs {c['inc_qaly']:+.5f}, "
+              f"ICER {c['icer']:.0f}, incremental NMB {c['inc_nmb']:+.2f} at {c['wtp']:,.0f}/QALY; "
+              f"P(B cost-effective) {c['prob_b_cost_effective']:.2f}; EVPI {c['evpi_per_patient']:.2f} per patient")
+        print(f"  {c['verdict']}")
+    print(f"Written to {args.out}/")
+    return 0
+
+
+def _sensitivity(args: argparse.Namespace, command: str) -> int:
+    from sim.psa import sensitivity
+
+    r = sensitivity(args.scenarios, reps=args.reps, seed=args.seed, out=args.out, outcome=args.outcome,
+                    only=_params(args.params), sobol_n=args.sobol, sobol_params=args.sobol_params, jobs=args.jobs,
+                    command=command)
+    print(f"One-way sensitivity of {args.outcome} (base {r.base_value:.4g}); widest swings:")
+    for row in r.oneway.head(10).itertuples(index=False):
+        print(f"  {row.parameter:<58} {row.low_outcome:>12.4g} to {row.high_outcome:<12.4g}")
+    if r.sobol is not None:
+        print("Sobol indices (first order S1, total ST):")
+        for row in r.sobol.itertuples(index=False):
+            print(f"  {row.parameter:<58} S1 {row.S1:6.3f}  ST {row.ST:6.3f}")
+    extra = ", sobol.csv" if r.sobol is not None else ""
+    print(f"Written to {args.out}/ (oneway.csv, tornado.png, tornado.svg{extra})")
+    return 0
 
 
 def format_comparison(table, names: list[str]) -> str:

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from sim.economics import ECONOMICS_COLUMNS, add_economics
 from sim.parameters import ETIOLOGIES, LEAK_TYPES, RESOURCES, Scenario
 from sim.pathway import Pathway, Records
 from sim.population import draw_cohort
@@ -18,7 +19,7 @@ PATIENT_COLUMNS: tuple[str, ...] = (
     "n_consultations", "n_imaging", "n_brain_mri", "n_spinal_imaging", "n_ebp", "n_targeted_patch",
     "n_fibrin_patch", "n_surgery", "n_embolization", "rih", "rih_misread", "rih_days", "n_acetazolamide_courses",
     "recurred", "n_recurrences", "referred", "n_referrals", "leak_localized", "symptom_days", "waiting_days",
-    "in_warmup",
+    "in_warmup", *ECONOMICS_COLUMNS,
 )
 EVENT_COLUMNS: tuple[str, ...] = ("replication", "patient_id", "day", "activity", "center", "resource")
 USE_COLUMNS: tuple[str, ...] = ("replication", "patient_id", "center", "resource", "request_day", "start_day",
@@ -47,6 +48,7 @@ def run_replication(scenario: Scenario, root_seed: int, replication: int,
     n_events = next(model.env._eid)  # SimPy's event counter: events scheduled in this replication
     names = np.array(scenario.center_names, dtype=object)
     patients = _patients_frame(scenario, replication, cohort, model.records, names)
+    patients = add_economics(patients, scenario)  # costs and QALYs: post hoc, from the table
     resources = _resources_frame(scenario, replication, model)
     events = uses = None
     if log_events:

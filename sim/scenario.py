@@ -34,8 +34,11 @@ from sim.parameters import (
 REPO_ROOT = Path(__file__).resolve().parent.parent
 BASE_FILE = Path(os.environ.get("CSFSIM_BASE", REPO_ROOT / "scenarios" / "base.toml"))
 
-UNITS = ("probability", "share", "per_year", "days", "count", "flag", "choice", "fraction", "windows")
+UNITS = ("probability", "share", "per_year", "days", "count", "flag", "choice", "fraction", "windows", "cost",
+         "utility")
 MAX_WINDOWS = 1000
+NON_NEGATIVE = {"per_year": "a non-negative rate per year", "cost": "a non-negative cost"}
+UTILITY_RANGE = (-0.6, 1.0)  # EQ-5D index: worse-than-death values exist, better than full health does not
 GRADES = ("H", "M", "L", "-")
 # Upper bounds that keep a typo from asking for an absurd model.
 MAX_COUNT = 50
@@ -127,10 +130,10 @@ def _check_value(value: object, proto: Param, file: str, field: str) -> Any:
         if not 0.0 <= v <= 1.0:
             raise ScenarioError(file, field, value, "a probability between 0 and 1")
         return v
-    if unit == "per_year":
-        v = _number(value, file, field, "a non-negative rate per year")
+    if unit in NON_NEGATIVE:
+        v = _number(value, file, field, NON_NEGATIVE[unit])
         if v < 0:
-            raise ScenarioError(file, field, value, "a non-negative rate per year")
+            raise ScenarioError(file, field, value, NON_NEGATIVE[unit])
         return v
     if unit == "days":
         if isinstance(value, dict) or isinstance(proto.value, Distribution):
@@ -160,6 +163,12 @@ def _check_value(value: object, proto: Param, file: str, field: str) -> Any:
         return v
     if unit == "windows":
         return _windows(value, file, field)
+    if unit == "utility":
+        lo, hi = UTILITY_RANGE
+        v = _number(value, file, field, f"a utility between {lo:g} and {hi:g}")
+        if not lo <= v <= hi:
+            raise ScenarioError(file, field, value, f"a utility between {lo:g} and {hi:g}")
+        return v
     if unit == "choice":
         if value not in proto.choices:
             raise ScenarioError(file, field, value, f"one of {', '.join(proto.choices)}")
@@ -253,13 +262,22 @@ def _read_with_extends(path: Path, shown: str, seen: tuple[Path, ...] = ()) -> d
 
 # ----------------------------------------------------------------------------------------------- loading
 _BASE_CACHE: dict[Path, dict[str, Any]] = {}
+_BASE_UNCERTAINTY: dict[Path, Any] = {}
 
 
 def base_tree() -> dict[str, Any]:
     """The parsed base parameter tree (a fresh deep copy each call)."""
     if BASE_FILE not in _BASE_CACHE:
-        _BASE_CACHE[BASE_FILE] = _parse_base(_read_toml(BASE_FILE, str(BASE_FILE)), str(BASE_FILE))
+        raw = _read_toml(BASE_FILE, str(BASE_FILE))
+        _BASE_UNCERTAINTY[BASE_FILE] = raw.pop("uncertainty", {})  # not parameters: checked by sim.uncertainty
+        _BASE_CACHE[BASE_FILE] = _parse_base(raw, str(BASE_FILE))
     return copy.deepcopy(_BASE_CACHE[BASE_FILE])
+
+
+def base_uncertainty() -> Any:
+    """The raw [uncertainty] table of base.toml (a fresh deep copy each call)."""
+    base_tree()
+    return copy.deepcopy(_BASE_UNCERTAINTY[BASE_FILE])
 
 
 def load_scenario(path: str | os.PathLike[str], overrides: dict[str, Any] | None = None) -> Scenario:
@@ -303,6 +321,7 @@ def build_scenario(raw: dict[str, Any], file: str) -> Scenario:
     centers_raw = raw.pop("centers", None)
     profiles_raw = raw.pop("profiles", {})
     centers_raw = _merge_referral_tables(raw.pop("referral", None), centers_raw, file)
+    uncertainty_raw = raw.pop("uncertainty", {})
 
     tree = base_tree()
     profiles: dict[str, Any] = tree.pop("profiles")
@@ -335,6 +354,9 @@ def build_scenario(raw: dict[str, Any], file: str) -> Scenario:
         raise ScenarioError(file, "volume_outcome.half_saturation_cases_per_year",
                             vo["half_saturation_cases_per_year"].value, "a positive number of cases per year")
     volume = VolumeOutcome(**{k: p.value for k, p in vo.items()})
+    from sim.uncertainty import resolve_uncertainty  # here: sim.uncertainty imports this module
+
+    resolved["uncertainty"] = resolve_uncertainty(resolved, uncertainty_raw, file)
     return Scenario(name=name, description=description, source_file=file, horizon_days=float(horizon),
                     warmup_days=float(warmup), max_expected_patients=int(max_expected), population=population,
                     clinical=clinical, centers=centers, volume_outcome=volume, resolved=resolved)

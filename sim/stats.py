@@ -19,6 +19,7 @@ PROCEDURE_COLUMNS = {
     "spinal_imaging_per_patient": "n_spinal_imaging",
     "consultations_per_patient": "n_consultations",
 }
+ECONOMIC_METRICS = {"cost_per_patient": "cost", "qaly_per_patient": "qaly", "qaly_loss_per_patient": "qaly_loss"}
 # Metrics whose confidence interval drives `--reps auto` and headline comparisons.
 PRIMARY_METRICS: tuple[str, ...] = (
     "diagnosis_delay_mean_days",
@@ -67,6 +68,9 @@ def patient_metrics(p: pd.DataFrame, horizon_days: float) -> dict[str, float]:
         out[f"share_{flag}"] = float(care[flag].mean()) if n else math.nan
     out["symptom_days_mean"] = float(care["symptom_days"].mean()) if n else math.nan
     out["waiting_days_mean"] = float(care["waiting_days"].mean()) if n else math.nan
+    if "cost" in p:  # health economics (sim/economics.py): over all patients, as a cohort from onset to horizon
+        for metric, column in ECONOMIC_METRICS.items():
+            out[metric] = float(p[column].mean()) if len(p) else math.nan
     return out
 
 

@@ -32,7 +32,33 @@ def render() -> str:
         grade = f"**{p.grade}** (weak)" if p.weak else p.grade
         source = p.source.replace("|", "/")
         lines.append(f"| `{path}` | {value} | {p.unit} | {grade} | {source} |")
+    lines += _uncertainty_lines()
     return "\n".join(lines) + "\n"
+
+
+def _uncertainty_lines() -> list[str]:
+    """The PSA distribution of every uncertain parameter of base.toml (sim/uncertainty.py)."""
+    from sim.scenario import load_scenario
+    from sim.uncertainty import parameter_space
+
+    scenario = load_scenario(ROOT / "scenarios" / "experienced_center.toml")
+    space = parameter_space(scenario)
+    lines = [
+        "",
+        "## Uncertainty (PSA and sensitivity analysis)",
+        "",
+        f"{len(space)} uncertain inputs, from `[uncertainty]` in base.toml: listed ones as given, the rest by grade",
+        "(beta n / gamma cv: " + "; ".join(f"{g}: n = {v['n']:g}, cv = {v['cv']:g}"
+                                            for g, v in scenario.resolved["uncertainty"]["by_grade"].items()) + ").",
+        "Beta and gamma are centred on the value (mean), lognormal on the median; a duration distribution is scaled",
+        "by a factor. Counts, flags, choices and grade '-' settings are fixed.",
+        "",
+        "| parameter | distribution | grade | source of the spread |",
+        "|---|---|---|---|",
+    ]
+    for u in space:
+        lines.append(f"| `{u.path}` | {u.describe()} | {u.grade} | {u.source.replace('|', '/')} |")
+    return lines
 
 
 def main() -> int:

@@ -1,0 +1,125 @@
+"""Per-patient costs and QALYs, computed after the run from the patient table (never inside the SimPy engine).
+
+Time zero of each patient is her symptom onset; everything ends at the simulation horizon. Discounting is
+continuous at the annual rates of `[economics]`: a cost at t years weighs (1 + r)^-t, a year in a health state
+from a to b years weighs the integral of (1 + r)^-t.
+
+The patient table gives counts and a few days, not the day of every event, so two approximations are made
+(docs/model.md, "Costs and QALYs"):
+- Health states are laid out in one block each from onset: low-pressure symptoms for `symptom_days`
+  (at `utilities.persistent` when the final state is persistent, else `utilities.symptomatic`), then rebound
+  intracranial hypertension for `rih_days`, then `utilities.resolved` to the horizon. For a patient without
+  recurrence this is exact (symptoms run from onset to resolution); recurrences are moved forward in time.
+- Each kind of cost is discounted from the first day the table records for it: consultations, brain MRI and
+  referrals at presentation; spinal imaging and procedures at the first invasive treatment (else diagnosis);
+  acetazolamide at resolution (else first treatment). Later repeats are discounted as if they happened then.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+DAYS_PER_YEAR = 365.25
+ECONOMICS_COLUMNS: tuple[str, ...] = ("cost", "qaly", "qaly_loss")
+# cost item in [costs] -> (patient-table count column, when it is discounted from)
+COST_ITEMS: dict[str, tuple[str, str]] = {
+    "consultation": ("n_consultations", "presented"),
+    "brain_mri": ("n_brain_mri", "presented"),
+    "referral": ("n_referrals", "presented"),
+    "spinal_imaging": ("n_spinal_imaging", "treatment"),
+    "ebp": ("n_ebp", "treatment"),
+    "targeted_patch": ("n_targeted_patch", "treatment"),
+    "fibrin_patch": ("n_fibrin_patch", "treatment"),
+    "embolization": ("n_embolization", "treatment"),
+    "acetazolamide_course": ("n_acetazolamide_courses", "resolution"),
+}
+# Surgeries are one count in the table: every open operation on a procedure-related leak is a durotomy repair
+# (the ladder of sim/clinical.py), every one on a spontaneous leak is leak surgery (incl. CVF ligation).
+SURGERY_ITEMS = ("leak_surgery", "durotomy_repair")
+UTILITY_STATES = ("symptomatic", "resolved", "rih", "persistent")
+
+
+@dataclass(frozen=True)
+class EconomicParams:
+    """The [economics], [costs] and [utilities] values of a scenario."""
+
+    currency: str
+    cost_year: int
+    discount_costs: float
+    discount_qalys: float
+    wtp: float
+    costs: dict[str, float]
+    utilities: dict[str, float]
+
+
+def economic_params(scenario: Any) -> EconomicParams:
+    r = scenario.resolved
+    e = r["economics"]
+    return EconomicParams(
+        currency=e["currency"].value, cost_year=int(e["cost_year"].value),
+        discount_costs=float(e["discount_rate_costs_per_year"].value),
+        discount_qalys=float(e["discount_rate_qalys_per_year"].value),
+        wtp=float(e["willingness_to_pay_per_qaly"].value),
+        costs={k: float(p.value) for k, p in r["costs"].items()},
+        utilities={k: float(p.value) for k, p in r["utilities"].items()},
+    )
+
+
+def discount_factor(t_days: np.ndarray | float, rate: float) -> np.ndarray:
+    """Weight of something happening `t_days` after time zero at annual rate `rate`: (1 + rate)^(-t/365.25)."""
+    return np.power(1.0 + rate, -np.asarray(t_days, dtype=float) / DAYS_PER_YEAR)
+
+
+def discounted_years(a_days: np.ndarray | float, b_days: np.ndarray | float, rate: float) -> np.ndarray:
+    """Discounted length, in years, of the interval [a, b] days (continuous discounting; 0 when b <= a)."""
+    a = np.asarray(a_days, dtype=float) / DAYS_PER_YEAR
+    b = np.maximum(np.asarray(b_days, dtype=float) / DAYS_PER_YEAR, a)
+    if rate == 0.0:
+        return b - a
+    delta = np.log1p(rate)
+    return (np.exp(-delta * a) - np.exp(-delta * b)) / delta
+
+
+def patient_economics(patients: pd.DataFrame, params: EconomicParams, horizon_days: float) -> pd.DataFrame:
+    """Discounted cost, QALYs and QALY loss against full health (utility 1) per patient, from onset to horizon."""
+    p = patients
+    onset = p["onset_day"].to_numpy(dtype=float)
+    follow = np.maximum(horizon_days - onset, 0.0)
+
+    def since_onset(*cols: str) -> np.ndarray:
+        t = np.full(len(p), np.nan)
+        for col in cols:  # first non-null of the columns, in order
+            t = np.where(np.isnan(t), p[col].to_numpy(dtype=float) - onset, t)
+        return np.clip(np.nan_to_num(t, nan=0.0), 0.0, follow)
+
+    when = {"presented": since_onset("presented_day"),
+            "treatment": since_onset("first_treatment_day", "diagnosed_day", "presented_day"),
+            "resolution": since_onset("resolved_day", "first_treatment_day", "presented_day")}
+    rc = params.discount_costs
+    cost = np.zeros(len(p))
+    for item, (column, timing) in COST_ITEMS.items():
+        cost += p[column].to_numpy(dtype=float) * params.costs[item] * discount_factor(when[timing], rc)
+    durotomy = (p["etiology"] != "spontaneous").to_numpy()
+    surgery_cost = np.where(durotomy, params.costs["durotomy_repair"], params.costs["leak_surgery"])
+    cost += p["n_surgery"].to_numpy(dtype=float) * surgery_cost * discount_factor(when["treatment"], rc)
+
+    rq = params.discount_qalys
+    u = params.utilities
+    symptoms = np.minimum(np.nan_to_num(p["symptom_days"].to_numpy(dtype=float)), follow)
+    rih_end = np.minimum(symptoms + np.nan_to_num(p["rih_days"].to_numpy(dtype=float)), follow)
+    u_symptoms = np.where((p["final_state"] == "persistent").to_numpy(), u["persistent"], u["symptomatic"])
+    qaly = (u_symptoms * discounted_years(0.0, symptoms, rq)
+            + u["rih"] * discounted_years(symptoms, rih_end, rq)
+            + u["resolved"] * discounted_years(rih_end, follow, rq))
+    loss = discounted_years(0.0, follow, rq) - qaly
+    return pd.DataFrame({"cost": cost, "qaly": qaly, "qaly_loss": loss}, index=p.index)
+
+
+def add_economics(patients: pd.DataFrame, scenario: Any) -> pd.DataFrame:
+    """The patient table with `cost`, `qaly` and `qaly_loss` columns appended."""
+    econ = patient_economics(patients, economic_params(scenario), scenario.horizon_days)
+    return pd.concat([patients, econ], axis=1)

@@ -1,0 +1,377 @@
+"""Probabilistic sensitivity analysis (PSA), one-way (tornado) and global (Sobol) sensitivity analysis.
+
+A PSA draws K points of the unit hypercube (Latin hypercube or scrambled Sobol), turns each into parameter values
+through the uncertainty distributions (sim/uncertainty.py), and runs R replications of each scenario with them.
+Within a sample, A and B share the parameter draws and the seed (common random numbers); across samples the seeds
+differ (`sample_seed`), so simulation noise is independent between samples and the two-level variance split holds.
+Samples run on worker processes; each finished sample is written atomically to `OUT.partial/samples/`, and a rerun
+with the same arguments skips them. The folder is renamed to OUT when every sample is there.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from sim import cea, econ_figures, outputs
+from sim.economics import ECONOMICS_COLUMNS, add_economics, economic_params
+from sim.errors import ScenarioError
+from sim.parameters import Scenario
+from sim.replication import run_replication
+from sim.scenario import load_scenario
+from sim.stats import replication_metrics
+from sim.uncertainty import Uncertain, design, parameter_space, total_dims
+
+OUTCOMES: tuple[str, ...] = (
+    "cost_per_patient", "qaly_per_patient", "qaly_loss_per_patient", "diagnosis_delay_mean_days",
+    "time_to_resolution_mean_days", "share_persistent", "symptom_days_mean", "ebp_per_patient",
+)
+ECON_SECTIONS = ("economics.", "costs.", "utilities.")
+
+
+def sample_seed(seed: int, sample: int) -> int:
+    """Root seed of PSA sample k: independent across samples, shared by the scenarios within a sample."""
+    return int(np.random.SeedSequence([seed, sample]).generate_state(1, dtype=np.uint64)[0] >> 1)
+
+
+# ----------------------------------------------------------------------------------------------- evaluation
+def evaluate(paths: Sequence[str], overrides: Sequence[dict[str, Any]], reps: int, seed: int) -> pd.DataFrame:
+    """Run R replications of each scenario with its overrides: rows [scenario, replication, metric, value] of the
+    outcomes (group all) plus nmb (per patient, at each scenario's willingness to pay)."""
+    rows = []
+    for i, (path, ov) in enumerate(zip(paths, overrides, strict=True)):
+        s = load_scenario(path, ov)
+        for rep in range(reps):
+            res = run_replication(s, seed, rep)
+            rows.append(_metrics(s, i, rep, res.patients, res.resources))
+    return pd.concat(rows, ignore_index=True)
+
+
+def _metrics(s: Scenario, i: int, rep: int, patients: pd.DataFrame, resources: pd.DataFrame) -> pd.DataFrame:
+    m = replication_metrics(patients, resources, s.horizon_days)
+    m = m[(m["group"] == "all") & m["metric"].isin(OUTCOMES)].set_index("metric")["value"]
+    wtp = economic_params(s).wtp
+    values = {k: float(m.get(k, math.nan)) for k in OUTCOMES}
+    values["nmb"] = wtp * values["qaly_per_patient"] - values["cost_per_patient"]
+    return pd.DataFrame({"scenario": i, "replication": rep, "metric": list(values), "value": list(values.values())})
+
+
+def outcome_of(frame: pd.DataFrame, outcome: str, n_scenarios: int) -> float:
+    """Mean over replications of an outcome (of B - A, paired by replication, when there are two scenarios)."""
+    sel = frame[frame["metric"] == outcome].pivot(index="replication", columns="scenario", values="value")
+    values = sel[1] - sel[0] if n_scenarios == 2 else sel[0]
+    return float(values.mean())
+
+
+def _pmap(fn: Callable[..., Any], args: list[tuple], jobs: int,
+          on_done: Callable[[int, Any], None] | None = None) -> list[Any]:
+    """fn(*a) for each a, in order; on `jobs` worker processes when jobs > 1."""
+    out: list[Any] = [None] * len(args)
+    if jobs <= 1 or len(args) <= 1:
+        for i, a in enumerate(args):
+            out[i] = fn(*a)
+            if on_done:
+                on_done(i, out[i])
+        return out
+    with ProcessPoolExecutor(max_workers=min(jobs, len(args))) as pool:
+        futures = {pool.submit(fn, *a): i for i, a in enumerate(args)}
+        for fut in futures:  # in submission order; all run concurrently
+            i = futures[fut]
+            out[i] = fut.result()
+            if on_done:
+                on_done(i, out[i])
+    return out
+
+
+def _spaces(scenarios: Sequence[Scenario], only: Sequence[str] | None) -> list[list[Uncertain]]:
+    return [parameter_space(s, only) for s in scenarios]
+
+
+def _overrides(spaces: list[list[Uncertain]], point: np.ndarray) -> list[dict[str, Any]]:
+    """Per scenario, the overrides at one design point. Coordinates are laid out by the first scenario's space and
+    matched by parameter path, so a parameter gets the same quantile in every scenario."""
+    coords: dict[str, np.ndarray] = {}
+    i = 0
+    for u in spaces[0]:
+        coords[u.path] = point[i:i + u.dims]
+        i += u.dims
+    out = []
+    for space in spaces:
+        ov: dict[str, Any] = {}
+        for u in space:
+            c = coords.get(u.path)
+            ov.update(u.values(c if c is not None and len(c) == u.dims else [0.5] * u.dims))
+        out.append(ov)
+    return out
+
+
+def _load(scenarios: Sequence[str | os.PathLike[str]]) -> tuple[list[str], list[Scenario]]:
+    if not 1 <= len(scenarios) <= 2:
+        raise ScenarioError("(command line)", "scenarios", len(scenarios), "one scenario, or two to compare (A B)")
+    paths = [str(Path(p).resolve()) for p in scenarios]
+    loaded = [load_scenario(p) for p in scenarios]
+    return paths, loaded
+
+
+def _check_int(value: object, name: str, low: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise ScenarioError("(command line)", name, value, f"a whole number >= {low}")
+
+
+# ----------------------------------------------------------------------------------------------- PSA
+@dataclass
+class PsaResult:
+    samples: pd.DataFrame        # sample, scenario, outcome, mean, var_within, n_reps (scenario "B-A" for B - A)
+    table: pd.DataFrame          # one row per sample: outcomes of A (and B, and increments)
+    variance: pd.DataFrame       # two-level variance split per outcome
+    cea: dict[str, Any] | None   # headline cost-effectiveness numbers (with two scenarios)
+    out_dir: Path
+
+
+def _psa_task(k: int, paths: list[str], overrides: list[dict[str, Any]], reps: int, seed: int, folder: str) -> int:
+    frame = evaluate(paths, overrides, reps, sample_seed(seed, k))
+    frame.insert(0, "sample", k)
+    outputs.atomic_write_csv(Path(folder) / f"sample-{k:05d}.csv", frame)
+    return k
+
+
+def psa(scenarios: Sequence[str | os.PathLike[str]], samples: int, reps: int, seed: int,
+        out: str | os.PathLike[str], method: str = "lhs", jobs: int = 1, only: Sequence[str] | None = None,
+        command: str | None = None, on_sample: Callable[[int], None] | None = None) -> PsaResult:
+    """Run a PSA of one scenario, or of B against A on common random numbers; write OUT and return the tables."""
+    _check_int(samples, "--samples", 2)
+    _check_int(reps, "--reps", 1)
+    if method not in ("lhs", "sobol"):
+        raise ScenarioError("(command line)", "--method", method, "lhs or sobol")
+    paths, loaded = _load(scenarios)
+    spaces = _spaces(loaded, only)
+    dims = total_dims(spaces[0])
+    if dims == 0:
+        raise ScenarioError(paths[0], "uncertainty", "no uncertain parameters", "at least one uncertain parameter")
+    out_path = Path(out)
+    outputs.prepare_output_dir(out_path)
+    work = out_path.with_name(out_path.name + ".partial")
+    folder = work / "samples"
+    config = {"scenarios": paths, "samples": samples, "reps": reps, "seed": seed, "method": method,
+              "only": list(only or []), "resolved": [json.dumps(_jsonable(s), sort_keys=True) for s in loaded]}
+    info = work / "psa.json"
+    if work.exists() and (not info.exists() or json.loads(info.read_text()) != config):
+        shutil.rmtree(work)  # a different PSA was interrupted here: start again
+    folder.mkdir(parents=True, exist_ok=True)
+    outputs.write_json(info, config)
+    points = design(samples, dims, method, seed)
+    done = {int(p.stem.split("-")[1]) for p in folder.glob("sample-*.csv")}
+    todo = [k for k in range(samples) if k not in done]
+    args = [(k, paths, _overrides(spaces, points[k]), reps, seed, str(folder)) for k in todo]
+    _pmap(_psa_task, args, jobs, (lambda i, k: on_sample(k)) if on_sample else None)
+
+    raw = pd.concat([pd.read_csv(folder / f"sample-{k:05d}.csv") for k in range(samples)], ignore_index=True)
+    long = _sample_summary(raw, len(paths))
+    names = ["a", "b"][:len(paths)] + (["b-a"] if len(paths) == 2 else [])
+    table = long.pivot_table(index="sample", columns=["scenario", "outcome"], values="mean", sort=False)
+    table.columns = [f"{sc}.{o}" for sc, o in table.columns]
+    table = table.reset_index()
+    variance = pd.DataFrame([
+        {"scenario": sc, "outcome": o, **cea.variance_split(g["mean"].to_numpy(), g["var_within"].to_numpy(), reps)}
+        for (sc, o), g in long.groupby(["scenario", "outcome"], sort=False)])
+    params = pd.DataFrame([_param_row(spaces[0], points[k]) for k in range(samples)])
+    params.insert(0, "sample", range(samples))
+    outputs.atomic_write_csv(work / "psa_samples.csv", long)
+    outputs.atomic_write_csv(work / "psa.csv", table)
+    outputs.atomic_write_csv(work / "variance.csv", variance)
+    outputs.atomic_write_csv(work / "parameters.csv", params)
+    outputs.atomic_write_csv(work / "uncertainty.csv", pd.DataFrame(
+        [{"parameter": u.path, "distribution": u.describe(), "grade": u.grade, "source": u.source}
+         for u in spaces[0]]))
+    summary = None
+    ep = economic_params(loaded[0])
+    if len(paths) == 2:
+        costs = table[["a.cost_per_patient", "b.cost_per_patient"]].to_numpy()
+        qalys = table[["a.qaly_per_patient", "b.qaly_per_patient"]].to_numpy()
+        summary = cea.cea_summary(costs, qalys, ep.wtp)
+        summary.update(currency=ep.currency, cost_year=ep.cost_year, scenario_a=loaded[0].name,
+                       scenario_b=loaded[1].name)
+        wtps = np.linspace(0.0, max(5 * ep.wtp, 1.0), 101)
+        probs = cea.prob_optimal(costs, qalys, wtps)
+        outputs.atomic_write_csv(work / "ceac.csv", pd.DataFrame(
+            {"wtp": wtps, "prob_a": probs[:, 0], "prob_b": probs[:, 1],
+             "evpi_per_patient": [cea.evpi(costs, qalys, w) for w in wtps]}))
+        outputs.atomic_write_csv(work / "cea.csv", pd.DataFrame([summary]))
+        econ_figures.ce_plane(table["b-a.qaly_per_patient"].to_numpy(), table["b-a.cost_per_patient"].to_numpy(),
+                              ep.wtp, ep.currency, work / "ce_plane.png", f"{loaded[1].name} vs {loaded[0].name}")
+        econ_figures.ceac(wtps, probs, [loaded[0].name, loaded[1].name], ep.wtp, ep.currency, work / "ceac.png")
+    outputs.write_json(work / "manifest.json", {
+        "csfsim_psa": True, "scenarios": [{"name": s.name, "file": p} for s, p in zip(loaded, paths, strict=True)],
+        "columns": names, "samples": samples, "replications_per_sample": reps, "seed": seed, "method": method,
+        "sample_seeds": "sample_seed(seed, k): numpy SeedSequence([seed, k]); shared by A and B within a sample",
+        "uncertain_inputs": len(spaces[0]), "dimensions": dims, "only": list(only or []),
+        "currency": ep.currency, "cost_year": ep.cost_year, "cea": summary,
+        "command": command or outputs.command_line(), "git_commit": outputs.git_commit(),
+        "versions": outputs.versions()})
+    shutil.rmtree(folder, ignore_errors=True)
+    info.unlink(missing_ok=True)
+    outputs.publish_dir(work, out_path)
+    return PsaResult(samples=long, table=table, variance=variance, cea=summary, out_dir=out_path)
+
+
+def _jsonable(s: Scenario) -> Any:
+    from sim.scenario import to_jsonable
+
+    return to_jsonable(s.resolved)
+
+
+def _param_row(space: list[Uncertain], point: np.ndarray) -> dict[str, float]:
+    """Drawn values of one sample (a duration distribution is shown as its scale factor)."""
+    row: dict[str, float] = {}
+    i = 0
+    for u in space:
+        vals = u.values(point[i:i + u.dims])
+        if u.leaves or not isinstance(next(iter(vals.values())), dict):
+            row.update({k: float(v) for k, v in vals.items()})
+        else:
+            row[f"{u.path} (factor)"] = u._draw(1.0, float(point[i]))
+        i += u.dims
+    return row
+
+
+def _sample_summary(raw: pd.DataFrame, n_scenarios: int) -> pd.DataFrame:
+    """Per sample, scenario and outcome: mean and variance over replications; with two scenarios also B - A."""
+    labels = {0: "a", 1: "b"}
+    frames = [raw.assign(scenario=raw["scenario"].map(labels))]
+    if n_scenarios == 2:
+        wide = raw.pivot_table(index=["sample", "replication", "metric"], columns="scenario", values="value")
+        diff = (wide[1] - wide[0]).rename("value").reset_index()
+        frames.append(diff.assign(scenario="b-a"))
+    both = pd.concat(frames, ignore_index=True)
+    g = both.groupby(["sample", "scenario", "metric"], sort=False)["value"]
+    out = pd.DataFrame({"mean": g.mean(), "var_within": g.var(ddof=1), "n_reps": g.count()}).reset_index()
+    return out.rename(columns={"metric": "outcome"})
+
+
+# ----------------------------------------------------------------------------------------------- sensitivity
+@dataclass
+class SensitivityResult:
+    oneway: pd.DataFrame
+    base_value: float
+    sobol: pd.DataFrame | None
+    out_dir: Path
+
+
+def _econ_only(u: Uncertain) -> bool:
+    return u.path.startswith(ECON_SECTIONS)
+
+
+def sensitivity(scenarios: Sequence[str | os.PathLike[str]], reps: int, seed: int, out: str | os.PathLike[str],
+                outcome: str = "nmb", only: Sequence[str] | None = None, low: float = 0.025, high: float = 0.975,
+                sobol_n: int = 0, sobol_params: int = 6, jobs: int = 1, top: int = 15,
+                command: str | None = None) -> SensitivityResult:
+    """One-way sensitivity of `outcome` (of B - A with two scenarios) over each scalar uncertain parameter, from its
+    `low` to its `high` quantile with the others at their values; tornado figure. With `sobol_n` > 0, Sobol
+    indices (SALib) of the `sobol_params` widest parameters of the tornado, on n x (d + 2) model runs. Every
+    evaluation uses the same seed (common random numbers)."""
+    _check_int(reps, "--reps", 1)
+    _check_int(sobol_n, "--sobol", 0)
+    if outcome not in (*OUTCOMES, "nmb"):
+        raise ScenarioError("(command line)", "--outcome", outcome, f"one of {', '.join((*OUTCOMES, 'nmb'))}")
+    if not 0 < low < high < 1:
+        raise ScenarioError("(command line)", "--range", [low, high], "two quantiles 0 < low < high < 1")
+    paths, loaded = _load(scenarios)
+    n_sc = len(paths)
+    spaces = _spaces(loaded, only)
+    scalar = [u for u in spaces[0] if not u.leaves and u.family != "fixed"]  # share tables vary only in the PSA
+    if not scalar:
+        raise ScenarioError(paths[0], "--params", list(only or []), "at least one scalar uncertain parameter")
+    out_path = Path(out)
+    outputs.prepare_output_dir(out_path)
+    work = out_path.with_name(out_path.name + ".partial")
+    if work.exists():
+        shutil.rmtree(work)
+    work.mkdir(parents=True)
+
+    # Base: every parameter at its value. Keep its tables, so economic parameters need no new simulation.
+    base_runs: list[list[tuple[pd.DataFrame, pd.DataFrame]]] = []
+    base_rows = []
+    for i, s in enumerate(loaded):
+        runs = []
+        for rep in range(reps):
+            res = run_replication(s, seed, rep)
+            runs.append((res.patients.drop(columns=list(ECONOMICS_COLUMNS)), res.resources))
+            base_rows.append(_metrics(s, i, rep, res.patients, res.resources))
+        base_runs.append(runs)
+    base_value = outcome_of(pd.concat(base_rows, ignore_index=True), outcome, n_sc)
+
+    def point(u: Uncertain, q: float) -> list[dict[str, Any]]:
+        by_path = [{v.path: v for v in space} for space in spaces]
+        return [by_path[j][u.path].values([q]) if u.path in by_path[j] else {} for j in range(n_sc)]
+
+    settings = [(u, q) for u in scalar for q in (low, high)]
+    values: dict[tuple[str, float], float] = {}
+    sim_args, sim_keys = [], []
+    for u, q in settings:
+        ovs = point(u, q)
+        if _econ_only(u):
+            rows = []
+            for j, path in enumerate(paths):
+                s = load_scenario(path, ovs[j])
+                for rep, (patients, resources) in enumerate(base_runs[j]):
+                    rows.append(_metrics(s, j, rep, add_economics(patients, s), resources))
+            values[(u.path, q)] = outcome_of(pd.concat(rows, ignore_index=True), outcome, n_sc)
+        else:
+            sim_args.append((paths, ovs, reps, seed))
+            sim_keys.append((u.path, q))
+    for key, frame in zip(sim_keys, _pmap(evaluate, sim_args, jobs), strict=True):
+        values[key] = outcome_of(frame, outcome, n_sc)
+    rows = []
+    for u in scalar:
+        lo_v = next(iter(point(u, low)[0].values()))
+        hi_v = next(iter(point(u, high)[0].values()))
+        if isinstance(lo_v, dict):  # a duration distribution: report its scale factor
+            lo_v, hi_v = u._draw(1.0, low), u._draw(1.0, high)
+        rows.append({"parameter": u.path, "distribution": u.describe(), "grade": u.grade, "low_value": lo_v,
+                     "high_value": hi_v, "low_outcome": values[(u.path, low)],
+                     "high_outcome": values[(u.path, high)]})
+    oneway = pd.DataFrame(rows)
+    oneway["swing"] = (oneway["high_outcome"] - oneway["low_outcome"]).abs()
+    oneway = oneway.sort_values("swing", ascending=False, kind="stable").reset_index(drop=True)
+    label = outcome + (" (B - A)" if n_sc == 2 else "")
+    outputs.atomic_write_csv(work / "oneway.csv", oneway.assign(base_outcome=base_value, outcome=label))
+    econ_figures.tornado(oneway, label, base_value, work / "tornado.png", top=top)
+    econ_figures.tornado(oneway, label, base_value, work / "tornado.svg", top=top)
+
+    sobol_table = None
+    if sobol_n > 0:
+        chosen = [u for u in scalar if u.path in set(oneway["parameter"].head(sobol_params))]
+
+        def model(x: np.ndarray) -> np.ndarray:
+            args = []
+            for row in x:
+                ovs = [{} for _ in range(n_sc)]
+                for u, q in zip(chosen, row, strict=True):
+                    for j, ov in enumerate(point(u, float(q))):
+                        ovs[j].update(ov)
+                args.append((paths, ovs, reps, seed))
+            return np.array([outcome_of(f, outcome, n_sc) for f in _pmap(evaluate, args, jobs)])
+
+        idx = cea.sobol_indices(model, [u.path for u in chosen], sobol_n, seed=seed)
+        sobol_table = pd.DataFrame({"parameter": [u.path for u in chosen], "S1": idx["S1"],
+                                    "S1_conf95": idx["S1_conf"], "ST": idx["ST"], "ST_conf95": idx["ST_conf"],
+                                    "model_runs": cea.sobol_design_size(sobol_n, len(chosen)), "outcome": label})
+        outputs.atomic_write_csv(work / "sobol.csv", sobol_table)
+    outputs.write_json(work / "manifest.json", {
+        "csfsim_sensitivity": True, "scenarios": [{"name": s.name, "file": p} for s, p in zip(loaded, paths,
+                                                                                              strict=True)],
+        "outcome": label, "base_outcome": base_value, "quantiles": [low, high], "replications": reps, "seed": seed,
+        "parameters": len(scalar), "sobol_n": sobol_n, "command": command or outputs.command_line(),
+        "git_commit": outputs.git_commit(), "versions": outputs.versions()})
+    outputs.publish_dir(work, out_path)
+    return SensitivityResult(oneway=oneway, base_value=base_value, sobol=sobol_table, out_dir=out_path)

@@ -1,0 +1,132 @@
+"""Costs and QALYs from the patient table, cost-effectiveness functions, Sobol indices of a known model."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from sim import cea
+from sim.economics import EconomicParams, discount_factor, discounted_years, patient_economics
+from sim.errors import ScenarioError
+from sim.scenario import load_scenario
+from tests.conftest import EXPERIENCED, ONE_CENTER
+
+COSTS = {"consultation": 100.0, "brain_mri": 200.0, "referral": 30.0, "spinal_imaging": 800.0, "ebp": 400.0,
+         "targeted_patch": 1200.0, "fibrin_patch": 1500.0, "leak_surgery": 10000.0, "durotomy_repair": 1500.0,
+         "embolization": 8000.0, "acetazolamide_course": 30.0}
+UTILS = {"symptomatic": 0.6, "resolved": 0.9, "rih": 0.7, "persistent": 0.5}
+
+
+def _patient(**kw) -> dict:
+    row = {"onset_day": 100.0, "presented_day": 110.0, "diagnosed_day": 120.0, "first_treatment_day": 130.0,
+           "resolved_day": 130.0, "final_state": "resolved", "etiology": "spontaneous", "symptom_days": 30.0,
+           "rih_days": np.nan}
+    row.update({c: 0 for c in ("n_consultations", "n_brain_mri", "n_referrals", "n_spinal_imaging", "n_ebp",
+                                "n_targeted_patch", "n_fibrin_patch", "n_surgery", "n_embolization",
+                                "n_acetazolamide_courses")})
+    row.update(kw)
+    return row
+
+
+def test_discounting_matches_hand_computation():
+    assert discount_factor(2 * 365.25, 0.035) == pytest.approx(1 / 1.035**2)
+    delta = math.log(1.035)
+    assert discounted_years(0.0, 365.25, 0.035) == pytest.approx((1 - 1 / 1.035) / delta)
+    assert discounted_years(365.25, 3 * 365.25, 0.035) == pytest.approx((1.035**-1 - 1.035**-3) / delta)
+    assert discounted_years(10.0, 375.25, 0.0) == pytest.approx(1.0)
+    assert discounted_years(50.0, 20.0, 0.035) == 0.0  # empty interval
+
+
+def test_patient_cost_and_qalys_by_hand():
+    r = 0.035
+    params = EconomicParams("GBP", 2012, r, r, 20000.0, COSTS, UTILS)
+    horizon = 100.0 + 2 * 365.25
+    p = pd.DataFrame([
+        _patient(n_consultations=2, n_brain_mri=1, n_ebp=1, rih_days=40.0, n_acetazolamide_courses=1),
+        _patient(etiology="post_lp", n_surgery=1, final_state="persistent", symptom_days=2 * 365.25,
+                 resolved_day=np.nan),
+    ])
+    e = patient_economics(p, params, horizon)
+    d = lambda days: 1.035 ** (-days / 365.25)  # noqa: E731
+    yrs = lambda a, b: (d(a) - d(b)) / math.log(1.035)  # noqa: E731  (years, continuous discounting)
+    # consultations and MRI at presentation (10 days after onset), EBP at first treatment (30), acetazolamide at
+    # resolution (30)
+    cost0 = (2 * 100 + 200) * d(10) + 400 * d(30) + 30 * d(30)
+    assert e["cost"][0] == pytest.approx(cost0)
+    # durotomy repair for a procedure-related leak, at first treatment
+    assert e["cost"][1] == pytest.approx(1500 * d(30))
+    follow = 2 * 365.25
+    qaly0 = 0.6 * yrs(0, 30) + 0.7 * yrs(30, 70) + 0.9 * yrs(70, follow)
+    assert e["qaly"][0] == pytest.approx(qaly0)
+    assert e["qaly_loss"][0] == pytest.approx(yrs(0, follow) - qaly0)
+    assert e["qaly"][1] == pytest.approx(0.5 * yrs(0, follow))  # persistent all along
+
+
+def test_run_tables_carry_economics(write_toml):
+    s = load_scenario(write_toml(ONE_CENTER + "\n[run]\nhorizon_days = 150\n"))
+    from sim.experiment import run
+
+    r = run(s, reps=1, seed=2, log_events=False)
+    p = r.patients
+    assert {"cost", "qaly", "qaly_loss"} <= set(p.columns)
+    assert (p["cost"] >= 0).all() and (p["qaly_loss"] > 0).all()
+    assert r.metric("cost_per_patient")["mean"] == pytest.approx(p["cost"].mean())
+    assert (p.loc[p["n_consultations"] == 0, "cost"] == 0).all()
+
+
+def test_new_units_are_checked(write_toml):
+    with pytest.raises(ScenarioError, match=r"costs.ebp = -5: expected a non-negative cost"):
+        load_scenario(write_toml(ONE_CENTER + "\n[costs]\nebp = -5\n"))
+    with pytest.raises(ScenarioError, match=r"utilities.resolved = 1.2: expected a utility between -0.6 and 1"):
+        load_scenario(write_toml(ONE_CENTER + "\n[utilities]\nresolved = 1.2\n"))
+    s = load_scenario(EXPERIENCED, {"costs.ebp": 0, "utilities.persistent": -0.1})
+    assert s.resolved["costs"]["ebp"].value == 0.0
+
+
+def test_icer_and_nmb_by_hand():
+    costs = np.array([[100.0, 150.0], [200.0, 250.0]])
+    qalys = np.array([[1.0, 1.1], [2.0, 2.1]])
+    s = cea.cea_summary(costs, qalys, wtp=1000.0)
+    assert s["inc_cost"] == pytest.approx(50.0) and s["inc_qaly"] == pytest.approx(0.1)
+    assert s["icer"] == pytest.approx(500.0)
+    assert s["inc_nmb"] == pytest.approx(1000 * 0.1 - 50)
+    assert s["prob_b_cost_effective"] == 1.0 and s["evpi_per_patient"] == pytest.approx(0.0)
+    assert cea.icer(10.0, 0.0) != cea.icer(10.0, 0.0)  # nan
+    assert cea.verdict(-1.0, 0.2).startswith("B dominant") and cea.verdict(1.0, -0.2).startswith("B dominated")
+
+
+def test_ceac_and_evpi_by_hand():
+    # Two samples; at WTP 100: NMB A = [100, 100], B = [150, 50]: B best in sample 0, A in sample 1.
+    costs = np.array([[0.0, 50.0], [0.0, 50.0]])
+    qalys = np.array([[1.0, 2.0], [1.0, 1.0]])
+    probs = cea.prob_optimal(costs, qalys, [0.0, 100.0])
+    np.testing.assert_allclose(probs, [[1.0, 0.0], [0.5, 0.5]])
+    # E[max] = (150 + 100) / 2 = 125; max E = max(100, 100) = 100
+    assert cea.evpi(costs, qalys, 100.0) == pytest.approx(25.0)
+
+
+def test_variance_split():
+    rng = np.random.default_rng(1)
+    means = rng.normal(0, 2.0, 4000)  # no noise at all: all variance is parameter variance
+    split = cea.variance_split(means, np.zeros_like(means), reps=5)
+    assert split["share_parameters"] == 1.0 and split["var_noise"] == 0.0
+    # pure noise: sample means of R=4 draws of sd 3, parameters fixed
+    draws = rng.normal(0, 3.0, (4000, 4))
+    split = cea.variance_split(draws.mean(axis=1), draws.var(axis=1, ddof=1), reps=4)
+    assert split["share_noise"] > 0.9
+
+
+def test_sobol_indices_of_a_linear_model():
+    a = np.array([1.0, 2.0, 3.0])
+    # uniform inputs on (0, 1): Var(a_i X_i) = a_i^2 / 12, additive, so S1_i = ST_i = a_i^2 / sum a^2
+    res = cea.sobol_indices(lambda x: x @ a, ["x1", "x2", "x3"], 512, seed=3)
+    expected = a**2 / (a**2).sum()
+    np.testing.assert_allclose(res["S1"], expected, atol=0.03)
+    np.testing.assert_allclose(res["ST"], expected, atol=0.03)
+    assert res["S1"].sum() == pytest.approx(1.0, abs=0.03)
+    # a pure interaction has no first-order effect
+    res = cea.sobol_indices(lambda x: (x[:, 0] - 0.5) * (x[:, 1] - 0.5), ["x1", "x2"], 1024, seed=3)
+    assert np.all(np.abs(res["S1"]) < 0.05) and np.all(res["ST"] > 0.8)
