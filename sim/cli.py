@@ -57,6 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="worker processes (default: all cores)")
         p.add_argument("--no-events", action="store_true", help="skip the event log (faster, smaller)")
         p.add_argument("--quiet", action="store_true", help="no progress bar")
+        p.add_argument("--no-report", action="store_true", help="skip report.html and figures/")
 
     p_run = sub.add_parser("run", help="run one scenario")
     p_run.add_argument("scenario")
@@ -71,6 +72,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p_val = sub.add_parser("validate", help="check a scenario file and print its resolved summary")
     p_val.add_argument("scenario")
+
+    p_rep = sub.add_parser("report", help="write report.html and figures/ for a run or comparison folder")
+    p_rep.add_argument("folder")
     return parser
 
 
@@ -85,6 +89,8 @@ def main(argv: list[str] | None = None) -> int:
             return _run(args, command)
         if args.command == "compare":
             return _compare(args, command)
+        if args.command == "report":
+            return _report(args.folder)
     except ScenarioError as err:
         print(f"csfsim: error: {err}", file=sys.stderr)
         return 2
@@ -119,7 +125,7 @@ def _run(args: argparse.Namespace, command: str) -> int:
         row = result.metric(metric, group)
         print(f"  {label:<52} {row['mean']:10.3f}  (95% CI {row['ci95_low']:.3f} to {row['ci95_high']:.3f})")
     print(f"Written to {out}/")
-    return 0
+    return 0 if args.no_report else _report(out)
 
 
 def _compare(args: argparse.Namespace, command: str) -> int:
@@ -129,6 +135,13 @@ def _compare(args: argparse.Namespace, command: str) -> int:
                      log_events=not args.no_events, progress=False if args.quiet else None, command=command)
     print(format_comparison(result.comparison, [r.scenario.name for r in result.runs]))
     print(f"Written to {args.out}/ (comparison.csv, and one run folder per scenario)")
+    return 0 if args.no_report else _report(args.out)
+
+
+def _report(folder: str | Path) -> int:
+    from sim.report import build_report
+
+    print(f"Report: {build_report(folder)}")
     return 0
 
 
