@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import io
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -232,60 +232,66 @@ def plot_flow(shares: pd.DataFrame, path: Path) -> Path:
         return save(fig, path)
 
 
-def plot_waits(waits: pd.DataFrame, path: Path) -> Path:
-    """Queue waits per resource: share of resource uses that waited longer than x days, one line per series.
+Curves = tuple[tuple[float | None, float | None], tuple[float | None, float | None],
+               Iterable[tuple[str, np.ndarray, np.ndarray]]]
 
-    `waits` columns: series, resource, wait_days (one row per completed use)."""
-    resources = list(dict.fromkeys(waits["resource"]))
-    series = list(dict.fromkeys(waits["series"]))
+
+def _resource_panels(table: pd.DataFrame, curves: Callable[[pd.DataFrame], Curves], title: str, xlabel: str,
+                     ylabel: str, path: Path) -> Path:
+    """One panel per resource, one line per series; `curves(rows of a resource)` gives the x range, the y
+    range and the (series, x, y) lines of that panel."""
+    resources = list(dict.fromkeys(table["resource"]))
+    series = list(dict.fromkeys(table["series"]))
     with _style():
         fig, axes = _grid(len(resources), 3, 3.5, 2.7)
         handles = {}
         for ax, resource in zip(axes, resources, strict=True):
-            sel = waits[waits["resource"] == resource]
-            top = max(float(sel["wait_days"].quantile(0.995)), 0.1)
-            grid = np.linspace(0, top, 200)
-            for name, g in sel.groupby("series", sort=False):
-                w = np.sort(g["wait_days"].to_numpy(dtype=float))
-                exceed = 1.0 - np.searchsorted(w, grid, side="right") / w.size
+            xlim, ylim, lines = curves(table[table["resource"] == resource])
+            for name, x, y in lines:
                 st = series_style(series.index(name))
-                (line,) = ax.plot(grid, exceed * 100, color=st["color"], linestyle=st["linestyle"], linewidth=1.4)
+                (line,) = ax.plot(x, y, color=st["color"], linestyle=st["linestyle"], linewidth=1.4)
                 handles[name] = line
             ax.set_title(resource.replace("_", " "))
-            ax.set_xlim(0, top)
-            ax.set_ylim(0, None)
-            ax.set_xlabel("Queue wait (days)")
-            ax.set_ylabel("Uses waiting longer (%)")
-        fig.suptitle("Queue waits per resource (after booking): share of uses that waited longer than x days", y=1.0)
+            ax.set_xlim(*xlim)
+            ax.set_ylim(*ylim)
+            ax.set_xlabel(xlabel)
+            ax.set_ylabel(ylabel)
+        fig.suptitle(title, y=1.0)
         fig.tight_layout()
         _legend_below(fig, list(handles.values()), list(handles), min(len(handles), 3))
         return save(fig, path)
+
+
+def plot_waits(waits: pd.DataFrame, path: Path) -> Path:
+    """Queue waits per resource: share of resource uses that waited longer than x days, one line per series.
+
+    `waits` columns: series, resource, wait_days (one row per completed use)."""
+
+    def curves(sel: pd.DataFrame) -> Curves:
+        top = max(float(sel["wait_days"].max()), 0.1)
+        grid = np.linspace(0, top, 200)
+        lines = []
+        for name, g in sel.groupby("series", sort=False):
+            w = np.sort(g["wait_days"].to_numpy(dtype=float))
+            lines.append((str(name), grid, (1.0 - np.searchsorted(w, grid, side="right") / w.size) * 100))
+        return (0, top), (0, None), lines
+
+    return _resource_panels(waits, curves, "Queue waits per resource (after booking): share of uses that waited "
+                            "longer than x days", "Queue wait x (days)", "Uses waiting longer than x (%)", path)
 
 
 def plot_utilization(util: pd.DataFrame, path: Path) -> Path:
     """Utilization per month and resource (busy server-days / available server-days), one line per series.
 
     `util` columns: series, resource, month, utilization (a share in [0, 1])."""
-    resources = list(dict.fromkeys(util["resource"]))
-    series = list(dict.fromkeys(util["series"]))
-    with _style():
-        fig, axes = _grid(len(resources), 3, 3.5, 2.7)
-        handles = {}
-        for ax, resource in zip(axes, resources, strict=True):
-            sel = util[util["resource"] == resource]
-            for name, g in sel.groupby("series", sort=False):
-                st = series_style(series.index(name))
-                (line,) = ax.plot(g["month"], g["utilization"] * 100, color=st["color"],
-                                  linestyle=st["linestyle"], linewidth=1.3)
-                handles[name] = line
-            ax.set_title(resource.replace("_", " "))
-            ax.set_ylim(0, max(5.0, float(sel["utilization"].max()) * 110))
-            ax.set_xlabel("Month of the run")
-            ax.set_ylabel("Utilization (%)")
-        fig.suptitle("Utilization per month: busy time / (capacity × days), mean over replications", y=1.0)
-        fig.tight_layout()
-        _legend_below(fig, list(handles.values()), list(handles), min(len(handles), 3))
-        return save(fig, path)
+
+    def curves(sel: pd.DataFrame) -> Curves:
+        lines = [(str(name), g["month"].to_numpy(), g["utilization"].to_numpy() * 100)
+                 for name, g in sel.groupby("series", sort=False)]
+        return (None, None), (0, max(5.0, float(sel["utilization"].max()) * 110)), lines
+
+    return _resource_panels(util, curves, "Utilization per month: busy time / (capacity × days), mean over "
+                            "replications", "Month of the run", "Utilization (%)", path)
 
 
 def plot_forest(diffs: pd.DataFrame, path: Path) -> Path:
