@@ -738,7 +738,9 @@ def _parameters_html(target: Target) -> str:
         differing = parameter_rows(target.runs, only_differing=True)
         parts.append(f"<h3>Parameters that differ between the scenarios ({len(differing)})</h3>"
                      "<p class='note'>Center parameters are listed by role: first-contact centers take a "
-                     "catchment share; referral-only centers receive referrals.</p>"
+                     "catchment share; referral-only centers receive referrals. Values are those of each center's "
+                     "profile: a per-center override in a scenario file is not recorded in the manifest, so the "
+                     "capacities actually used are those of the Resources table.</p>"
                      + _param_table(target.runs, differing))
     weak = [(p, cells) for p, cells in parameter_rows(target.runs, only_differing=False)
             if any("L" in c[1].split("/") for c in cells)]
