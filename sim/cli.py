@@ -81,6 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="Dask scheduler address tcp://HOST:PORT (implies --backend dask)")
         p.add_argument("--no-events", action="store_true", help="skip the event log (faster, smaller)")
         p.add_argument("--quiet", action="store_true", help="no progress bar")
+        p.add_argument("--no-report", action="store_true", help="skip report.html and figures/")
 
     p_run = sub.add_parser("run", help="run one scenario")
     p_run.add_argument("scenario")
@@ -134,6 +135,8 @@ def build_parser() -> argparse.ArgumentParser:
     p_sen.add_argument("--sobol", type=int, default=0, metavar="N", help="Sobol indices on N x (d + 2) runs (0: off)")
     p_sen.add_argument("--sobol-params", type=_positive_int, default=6, help="d: widest tornado parameters")
     p_sen.add_argument("--out", default="results/sensitivity", help="output folder (default results/sensitivity)")
+    p_rep = sub.add_parser("report", help="write report.html and figures/ for a run or comparison folder")
+    p_rep.add_argument("folder")
     return parser
 
 
@@ -156,6 +159,8 @@ def main(argv: list[str] | None = None) -> int:
             return _psa(args, command)
         if args.command == "sensitivity":
             return _sensitivity(args, command)
+        if args.command == "report":
+            return _report(args.folder)
     except ScenarioError as err:
         print(f"csfsim: error: {err}", file=sys.stderr)
         return 2
@@ -197,7 +202,7 @@ def _run(args: argparse.Namespace, command: str) -> int:
         row = result.metric(metric, group)
         print(f"  {label:<52} {row['mean']:10.3f}  (95% CI {row['ci95_low']:.3f} to {row['ci95_high']:.3f})")
     print(f"Written to {out}/")
-    return 0
+    return 0 if args.no_report else _report(out)
 
 
 def _compare(args: argparse.Namespace, command: str) -> int:
@@ -217,6 +222,13 @@ def _compare(args: argparse.Namespace, command: str) -> int:
         print(f"\ncommon random numbers: {result.crn_factor:.1f}x fewer replications for the same precision "
               "(median variance reduction of the paired differences over the primary metrics)")
     print(f"Written to {args.out}/ (comparison.csv, and one run folder per scenario)")
+    return 0 if args.no_report else _report(args.out)
+
+
+def _report(folder: str | Path) -> int:
+    from sim.report import build_report
+
+    print(f"Report: {build_report(folder)}")
     return 0
 
 

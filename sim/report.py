@@ -1,0 +1,750 @@
+"""A self-contained HTML report of a run or comparison folder: what was run, headline findings in words computed
+from the numbers, key tables, figures (embedded PNG), parameters with sources and grades, and the manifest.
+
+The report needs nothing but the folder: every number comes from its tables and manifests, so a report can be
+rebuilt at any time with `csfsim report FOLDER`. The HTML loads nothing from the network.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import math
+import os
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from sim import plots
+from sim.errors import ScenarioError
+from sim.outputs import atomic_write_text
+from sim.parameters import ETIOLOGIES, RESOURCES
+from sim.stats import patient_metrics, t_interval
+
+GROUP_NAMES = {
+    "all": "All patients",
+    "post_lp": "Leaks after lumbar puncture",
+    "epidural": "Leaks after epidural dural puncture",
+    "spinal_surgery": "Leaks after spinal surgery",
+    "spontaneous": "Spontaneous leaks",
+}
+GROUP_SHORT = {"all": "All", "post_lp": "After lumbar puncture", "epidural": "After epidural",
+               "spinal_surgery": "After spinal surgery", "spontaneous": "Spontaneous"}
+GROUPS: tuple[str, ...] = ("all", *ETIOLOGIES)
+FIRST_CONTACT = "First-contact center"
+REFERRAL_ONLY = "Referral-only center"
+
+
+@dataclass
+class RunData:
+    """One run folder as the report sees it: its label (scenario name), folder and manifest."""
+
+    label: str
+    folder: Path
+    manifest: dict[str, Any]
+
+    def table(self, name: str) -> pd.DataFrame | None:
+        path = self.folder / name
+        if not path.exists():
+            return None
+        return pd.read_parquet(path) if name.endswith(".parquet") else pd.read_csv(path)
+
+    @property
+    def care_patients(self) -> pd.DataFrame:
+        p = self.table("patients.parquet")
+        if p is None:
+            raise ScenarioError(str(self.folder), "patients.parquet", None, "the patient table of a finished run")
+        return p[~p["in_warmup"]]
+
+
+@dataclass
+class Target:
+    """What a report is about: one run, or a comparison of runs (with comparison.csv)."""
+
+    folder: Path
+    runs: list[RunData]
+    comparison: pd.DataFrame | None
+    manifest: dict[str, Any]
+
+    @property
+    def is_comparison(self) -> bool:
+        return self.comparison is not None
+
+
+def _read_manifest(folder: Path) -> dict[str, Any]:
+    path = folder / "manifest.json"
+    expected = "a csfsim run or comparison folder (with the manifest.json that csfsim run/compare writes)"
+    if not folder.is_dir():
+        raise ScenarioError(str(folder), "folder", str(folder), expected)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        raise ScenarioError(str(folder), "manifest.json", None if not path.exists() else "unreadable",
+                            expected) from None
+    if not isinstance(data, dict) or not (data.get("csfsim_run") or data.get("csfsim_compare")):
+        raise ScenarioError(str(folder), "manifest.json", "no csfsim_run/csfsim_compare key", expected)
+    return data
+
+
+def load_target(folder: str | os.PathLike[str]) -> Target:
+    """Read a run or comparison folder (ScenarioError if it is neither)."""
+    root = Path(folder)
+    manifest = _read_manifest(root)
+    if manifest.get("csfsim_run"):
+        return Target(root, [RunData(manifest["scenario_name"], root, manifest)], None, manifest)
+    runs = []
+    for entry in manifest.get("scenarios", []):
+        sub = root / entry["folder"]
+        runs.append(RunData(entry["name"], sub, _read_manifest(sub)))
+    if not (root / "comparison.csv").exists() or len(runs) < 2:
+        raise ScenarioError(str(root), "comparison.csv", None, "a finished csfsim comparison folder")
+    return Target(root, runs, pd.read_csv(root / "comparison.csv"), manifest)
+
+
+# ---------------------------------------------------------------- series: what the figures put side by side
+
+
+def series_patients(target: Target) -> list[tuple[str, RunData, pd.DataFrame]]:
+    """(label, run, patients) per series: each scenario of a comparison; in a single run with several
+    first-contact centers, each center (patients by the center where they first presented)."""
+    out = []
+    for run in target.runs:
+        p = run.care_patients
+        homes = sorted(p["home_center"].unique())
+        if target.is_comparison or len(homes) <= 1:
+            out.append((run.label, run, p))
+        else:
+            out.extend((f"{run.label} · {h}", run, p[p["home_center"] == h]) for h in homes)
+    return out
+
+
+def series_metrics(target: Target) -> pd.DataFrame:
+    """Per series, patient group and metric: mean over replications with t-based 95% CI (the definitions of
+    sim.stats, so the numbers equal summary.csv for whole scenarios)."""
+    rows = []
+    for label, run, p in series_patients(target):
+        horizon = float(run.manifest["horizon_days"])
+        reps = range(int(run.manifest["replications"]))
+        by_rep = dict(tuple(p.groupby("replication")))
+        for group in GROUPS:
+            per_rep: dict[str, list[float]] = {}
+            for r in reps:
+                frame = by_rep.get(r, p.iloc[0:0])
+                if group != "all":
+                    frame = frame[frame["etiology"] == group]
+                for metric, value in patient_metrics(frame, horizon).items():
+                    per_rep.setdefault(metric, []).append(value)
+            for metric, values in per_rep.items():
+                mean, _, lo, hi = t_interval(np.asarray(values, dtype=float))
+                rows.append((label, group, metric, mean, lo, hi))
+    return pd.DataFrame(rows, columns=["series", "group", "metric", "mean", "ci95_low", "ci95_high"])
+
+
+def procedure_table(metrics: pd.DataFrame) -> pd.DataFrame:
+    kinds = {f"{k}_per_patient": k for k in plots.PROCEDURE_LABELS}
+    sel = metrics[(metrics["group"] == "all") & metrics["metric"].isin(kinds)]
+    return sel.assign(kind=sel["metric"].map(kinds))[["series", "kind", "mean", "ci95_low", "ci95_high"]]
+
+
+def shares_table(metrics: pd.DataFrame) -> pd.DataFrame:
+    names = {"share_rih": "Rebound intracranial hypertension", "share_persistent": "Persistent symptoms"}
+    sel = metrics[metrics["metric"].isin(names)]
+    return sel.assign(measure=sel["metric"].map(names), group=sel["group"].map(GROUP_SHORT))[
+        ["measure", "series", "group", "mean", "ci95_low", "ci95_high"]]
+
+
+def flow_category(p: pd.DataFrame) -> pd.Series:
+    """Final state, refined by what resolved the leak or why symptoms persist."""
+    cat = p["final_state"].astype(object).copy()
+    resolved = p["final_state"] == "resolved"
+    cat[resolved] = p.loc[resolved, "resolved_by"]
+    persistent = p["final_state"] == "persistent"
+    cat[persistent] = p.loc[persistent, "persistent_reason"]
+    return cat
+
+
+def flow_shares(target: Target) -> pd.DataFrame:
+    """Share of patients in each flow category, pooled over replications, per series and patient group."""
+    rows = []
+    for label, _, p in series_patients(target):
+        cats = flow_category(p)
+        for group in GROUPS:
+            mask = np.ones(len(p), dtype=bool) if group == "all" else (p["etiology"] == group).to_numpy()
+            if not mask.any():
+                continue
+            shares = cats[mask].value_counts(normalize=True)
+            bar = f"{label} — {GROUP_SHORT[group]}" if len(target.runs) > 1 or label != target.runs[0].label \
+                else GROUP_SHORT[group]
+            rows.extend((bar, cat, float(share)) for cat, share in shares.items())
+    return pd.DataFrame(rows, columns=["bar", "category", "share"])
+
+
+def km_curves(target: Target, event: str, points: int = 400) -> pd.DataFrame:
+    """Kaplan-Meier curves from km.csv for the figure: scenarios side by side overall and per etiology (a
+    comparison), or by center and by etiology (a run); each step function resampled exactly at `points` days."""
+    pieces = []
+    for run in target.runs:
+        km = run.table("km.csv")
+        if km is None:
+            continue
+        km = km[km["event"] == event]
+        for (group_by, group), g in km.groupby(["group_by", "group"], sort=False):
+            if target.is_comparison:
+                if group_by == "center":
+                    continue
+                panel, label = GROUP_NAMES.get(group, group), run.label
+            else:
+                if group_by == "all":
+                    continue
+                panel = "By center (where care ended)" if group_by == "center" else "By etiology"
+                label = GROUP_SHORT.get(group, group)
+            pieces.append(_resample_step(g, points).assign(panel=panel, label=label))
+    return pd.concat(pieces, ignore_index=True) if pieces else pd.DataFrame()
+
+
+def _resample_step(g: pd.DataFrame, points: int) -> pd.DataFrame:
+    days = g["days"].to_numpy(dtype=float)
+    grid = np.unique(np.concatenate([np.linspace(0.0, days.max(), points), days[:1]]))
+    idx = np.searchsorted(days, grid, side="right") - 1
+    return pd.DataFrame({"days": grid, **{c: g[c].to_numpy(dtype=float)[idx]
+                                          for c in ("survival", "ci95_low", "ci95_high")}})
+
+
+def resource_series(target: Target) -> list[tuple[str, pd.DataFrame, pd.DataFrame, float, int]]:
+    """(label, uses, resources, horizon, replications) per scenario and center with any resource use."""
+    out = []
+    for run in target.runs:
+        uses = run.table("resource_uses.parquet")
+        res = run.table("resources.csv")
+        if uses is None or res is None:
+            continue
+        for center, u in uses.groupby("center", sort=True):
+            label = f"{run.label} · {center}" if target.is_comparison else str(center)
+            out.append((label, u, res[res["center"] == center], float(run.manifest["horizon_days"]),
+                        int(run.manifest["replications"])))
+    return out
+
+
+def waits_table(target: Target) -> pd.DataFrame:
+    frames = [u.assign(series=label, wait_days=u["start_day"] - u["request_day"])[["series", "resource", "wait_days"]]
+              for label, u, *_ in resource_series(target)]
+    df = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["series", "resource", "wait_days"])
+    order = {r: i for i, r in enumerate(RESOURCES)}
+    return df.sort_values("resource", key=lambda s: s.map(order), kind="stable")
+
+
+def monthly_utilization(uses: pd.DataFrame, resources: pd.DataFrame, horizon_days: float) -> pd.DataFrame:
+    """Utilization per month and resource of one center: busy server-days in the month over capacity x days,
+    summed over replications. Busy time is the overlap of each use [start_day, end_day] with the month."""
+    edges = np.append(np.arange(0.0, horizon_days, plots.MONTH_DAYS), horizon_days)
+    widths = np.diff(edges)
+    rows = []
+    for resource, u in uses.groupby("resource", sort=False):
+        start = u["start_day"].to_numpy(dtype=float)
+        length = u["end_day"].to_numpy(dtype=float) - start
+        # busy(t) = total time in service before t; the busy time of a month is busy(end) - busy(start)
+        busy_before = np.array([np.clip(t - start, 0.0, length).sum() for t in edges])
+        server_days = resources.loc[resources["resource"] == resource, "capacity"].sum() * widths
+        util = np.diff(busy_before) / np.where(server_days > 0, server_days, np.nan)
+        rows.extend((resource, i + 1, float(v)) for i, v in enumerate(util))
+    return pd.DataFrame(rows, columns=["resource", "month", "utilization"])
+
+
+def utilization_table(target: Target) -> pd.DataFrame:
+    frames = [monthly_utilization(u, res, horizon).assign(series=label)
+              for label, u, res, horizon, _ in resource_series(target)]
+    if not frames:
+        return pd.DataFrame(columns=["series", "resource", "month", "utilization"])
+    order = {r: i for i, r in enumerate(RESOURCES)}
+    return pd.concat(frames, ignore_index=True).sort_values("resource", key=lambda s: s.map(order), kind="stable")
+
+
+# ---------------------------------------------------------------- headline findings and the forest plot
+
+# metric -> (unit kind, group noun used in sentences, sentence for a clear difference). In the sentence,
+# {low}/{high} are the scenarios with the smaller/larger value, {m} the size of the difference and {lo}/{hi}
+# its 95% CI, all oriented so that they are positive when the CI excludes zero.
+FINDINGS: tuple[tuple[str, str], ...] = (
+    ("diagnosis_delay_median_days", "spontaneous"),
+    ("diagnosis_delay_median_days", "all"),
+    ("time_to_resolution_median_days", "spontaneous"),
+    ("share_resolved_by_365_days", "spontaneous"),
+    ("share_persistent", "all"),
+    ("share_rih", "spontaneous"),
+    ("ebp_per_patient", "all"),
+    ("symptom_days_mean", "all"),
+)
+SENTENCES: dict[str, tuple[str, str, str]] = {
+    "diagnosis_delay_median_days": ("days", "the median diagnosis delay",
+                                    "{G} were diagnosed a median of {m} days sooner at {low} than at {high} "
+                                    "(95% CI {lo} to {hi} days)."),
+    "diagnosis_delay_mean_days": ("days", "the mean diagnosis delay",
+                                  "{G} were diagnosed on average {m} days sooner at {low} than at {high} "
+                                  "(95% CI {lo} to {hi} days)."),
+    "time_to_resolution_median_days": ("days", "the median time from onset to resolution",
+                                       "{G} whose leak was resolved got there a median of {m} days sooner at {low} "
+                                       "than at {high} (95% CI {lo} to {hi} days)."),
+    "symptom_days_mean": ("days", "the mean number of days with symptoms",
+                          "{G} spent on average {m} fewer days with symptoms at {low} than at {high} "
+                          "(95% CI {lo} to {hi} days)."),
+    "share_resolved_by_365_days": ("share", "the share resolved within a year",
+                                   "{vh} of {g} were resolved within a year at {high} against {vl} at {low}: "
+                                   "{m} percentage points more (95% CI {lo} to {hi})."),
+    "share_persistent": ("share", "the share with persistent symptoms",
+                         "{vh} of {g} had persistent symptoms at {high} against {vl} at {low}: "
+                         "{m} percentage points more (95% CI {lo} to {hi})."),
+    "share_rih": ("share", "the share with rebound intracranial hypertension",
+                  "{vh} of {g} developed rebound intracranial hypertension at {high} against {vl} at {low}: "
+                  "{m} percentage points more (95% CI {lo} to {hi})."),
+    "ebp_per_patient": ("count", "blood patches per patient",
+                        "{G} received {m} more blood patches per patient at {high} than at {low} "
+                        "({vh} against {vl}; 95% CI {lo} to {hi})."),
+}
+
+
+def fmt_value(kind: str, value: float, signed: bool = False) -> str:
+    """A number as the report prints it: days to 0 or 1 decimal, shares as percentages, counts to 2 decimals."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "n/a"
+    sign = "+" if signed else ""
+    if kind == "days":
+        return f"{value:{sign}.0f}" if abs(value) >= 10 else f"{value:{sign}.1f}"
+    if kind == "whole":
+        return f"{value:.0f}"
+    if kind in ("share", "pp"):
+        return f"{value * 100:{sign}.1f}" + ("%" if kind == "share" else "")
+    return f"{value:{sign}.2f}" if abs(value) >= 1 else f"{value:{sign}.3f}"
+
+
+def finding(row_first: pd.Series, row: pd.Series) -> str | None:
+    """One plain-language sentence for a comparison.csv row (scenario vs the first); None if not estimable."""
+    kind, what, template = SENTENCES[row["metric"]]
+    diff, lo, hi = row["diff_vs_first"], row["diff_ci95_low"], row["diff_ci95_high"]
+    if any(pd.isna(v) for v in (diff, row["mean"], row_first["mean"])):
+        return None
+    group = str(row["group"])
+    names = (str(row_first["scenario"]), str(row["scenario"]))
+    delta = "pp" if kind == "share" else kind
+    if pd.isna(lo) or pd.isna(hi) or lo <= 0 <= hi:
+        ci = "no confidence interval with one replication" if pd.isna(lo) else \
+            f"95% CI {fmt_value(delta, lo, True)} to {fmt_value(delta, hi, True)}"
+        unit = {"days": " days", "pp": " percentage points", "count": ""}[delta]
+        return (f"{GROUP_NAMES.get(group, group)}: {what} did not differ clearly between {names[0]} "
+                f"({fmt_value(kind, row_first['mean'])}) and {names[1]} ({fmt_value(kind, row['mean'])}); "
+                f"difference {fmt_value(delta, diff, True)}{unit} ({ci}).")
+    # Orient the difference so that it reads as a positive "high minus low".
+    if diff > 0:
+        low, high, m, c_lo, c_hi, v_low, v_high = names[0], names[1], diff, lo, hi, row_first["mean"], row["mean"]
+    else:
+        low, high, m, c_lo, c_hi, v_low, v_high = names[1], names[0], -diff, -hi, -lo, row["mean"], row_first["mean"]
+    noun = GROUP_NAMES.get(group, group)
+    return template.format(G=noun, g=noun[0].lower() + noun[1:] if group != "all" else "all patients",
+                           low=low, high=high, m=fmt_value(delta, m), lo=fmt_value(delta, c_lo),
+                           hi=fmt_value(delta, c_hi), vl=fmt_value(kind, v_low), vh=fmt_value(kind, v_high))
+
+
+def headline_findings(comparison: pd.DataFrame) -> list[tuple[dict[str, str], str]]:
+    """(attributes, sentence) per finding: every later scenario against the first, for each FINDINGS row."""
+    out = []
+    for metric, group in FINDINGS:
+        sel = comparison[(comparison["metric"] == metric) & (comparison["group"] == group)]
+        sel = sel.sort_values("scenario_index")
+        if len(sel) < 2:
+            continue
+        first = sel.iloc[0]
+        for _, row in sel.iloc[1:].iterrows():
+            sentence = finding(first, row)
+            if sentence:
+                out.append(({"metric": metric, "group": group, "scenario": str(row["scenario"])}, sentence))
+    return out
+
+
+def forest_table(comparison: pd.DataFrame, headline: Sequence[tuple[str, str, str]]) -> pd.DataFrame:
+    """Paired differences of the headline metrics, in display units (days, percentage points, per patient)."""
+    rows = []
+    first = comparison[comparison["scenario_index"] == 0]["scenario"].iloc[0]
+    for metric, group, label in headline:
+        sel = comparison[(comparison["metric"] == metric) & (comparison["group"] == group)
+                         & (comparison["scenario_index"] > 0)]
+        unit, scale = metric_unit(metric)
+        for _, r in sel.iterrows():
+            rows.append((label, unit, f"{r['scenario']} − {first}", r["diff_vs_first"] * scale,
+                         r["diff_ci95_low"] * scale, r["diff_ci95_high"] * scale))
+    df = pd.DataFrame(rows, columns=["label", "unit", "comparison", "diff", "ci95_low", "ci95_high"])
+    return df.dropna(subset=["diff"])
+
+
+def metric_unit(metric: str) -> tuple[str, float]:
+    """Display unit of a metric's difference and the factor to get there."""
+    if metric.startswith("share_"):
+        return "percentage points", 100.0
+    if metric.endswith("_per_patient"):
+        return "procedures per patient", 1.0
+    return "days", 1.0
+
+
+# ---------------------------------------------------------------- parameters, grades, STRESS-DES
+
+
+def _leaves(node: dict[str, Any], prefix: str) -> Iterable[tuple[str, dict[str, Any]]]:
+    for key, child in node.items():
+        path = f"{prefix}{key}"
+        if isinstance(child, dict) and "value" in child and "grade" in child:
+            yield path, child
+        elif isinstance(child, dict):
+            yield from _leaves(child, path + ".")
+
+
+def effective_parameters(resolved: dict[str, Any]) -> dict[str, dict[str, dict[str, Any]]]:
+    """Parameter path -> {center or "": parameter} as the scenario's patients meet them: the shared sections,
+    plus the profile of each center under its role (first-contact or referral-only), so that scenarios whose
+    centers have different names can still be set side by side."""
+    out: dict[str, dict[str, dict[str, Any]]] = {}
+    for section, node in resolved.items():
+        if section not in ("profiles", "centers") and isinstance(node, dict):
+            for path, leaf in _leaves(node, f"{section}."):
+                out[path] = {"": leaf}
+    profiles = resolved.get("profiles", {})
+    for cname, meta in resolved.get("centers", {}).items():
+        shares = meta.get("catchment_share", {})
+        role = FIRST_CONTACT if any(v > 0 for v in shares.values()) else REFERRAL_ONLY
+        out.setdefault(f"{role}: profile", {})[cname] = {
+            "value": meta.get("profile"), "unit": "choice", "grade": "-",
+            "source": "Scenario file" + (f"; refers to {meta['refers_to']}" if meta.get("refers_to") else "")}
+        for path, leaf in _leaves(profiles.get(meta.get("profile"), {}), ""):
+            out.setdefault(f"{role}: {path}", {})[cname] = leaf
+    return out
+
+
+def _fmt_param(value: Any, unit: str) -> str:
+    if isinstance(value, dict):
+        family = value.get("family", "")
+        args = ", ".join(f"{k}={v:g}" if isinstance(v, float | int) else f"{k}={v}" for k, v in value.items()
+                         if k != "family")
+        return f"{family}({args}) {unit}".strip()
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float | int):
+        return f"{value:g} {unit}" if unit not in ("count", "flag", "choice") else f"{value:g}"
+    return str(value)
+
+
+def _cell(entry: dict[str, dict[str, Any]] | None) -> tuple[str, str, str]:
+    """(value, grade, source) of one parameter in one scenario (centers joined when a role has several)."""
+    if not entry:
+        return "—", "", ""
+    many = len(entry) > 1
+    values = "; ".join((f"{c}: " if many else "") + _fmt_param(p["value"], p["unit"]) for c, p in entry.items())
+    grades = "/".join(dict.fromkeys(str(p["grade"]) for p in entry.values()))
+    sources = "; ".join(dict.fromkeys(str(p["source"]) for p in entry.values()))
+    return values, grades, sources
+
+
+def parameter_rows(runs: Sequence[RunData], only_differing: bool) -> list[tuple[str, list[tuple[str, str, str]]]]:
+    """(parameter, [(value, grade, source) per scenario]) for every parameter, or only those that differ."""
+    trees = [effective_parameters(r.manifest.get("scenario", {})) for r in runs]
+    paths = list(dict.fromkeys(p for t in trees for p in t))
+    rows = []
+    for path in paths:
+        cells = [_cell(t.get(path)) for t in trees]
+        if only_differing and len({c[0] for c in cells}) == 1:
+            continue
+        rows.append((path, cells))
+    return rows
+
+
+def stress_des(target: Target) -> list[tuple[str, str, str]]:
+    """STRESS-DES items (Monks et al. 2019) that the run answers by itself, with the answer from the manifests."""
+    m = target.runs[0].manifest
+    scenarios = [r.manifest for r in target.runs]
+    leaves = [leaf for r in target.runs for e in effective_parameters(r.manifest.get("scenario", {})).values()
+              for leaf in e.values()]
+    grades = pd.Series([str(p["grade"]) for p in leaves]).value_counts()
+    capacity = []
+    for r in target.runs:
+        res = r.table("resources.csv")
+        if res is not None:
+            cap = res.groupby(["center", "resource"], sort=False)["capacity"].first()
+            capacity.append(f"{r.label}: " + ", ".join(f"{c}/{k} {v:g}" for (c, k), v in cap.items()))
+    arrivals = m.get("scenario", {}).get("population", {}).get("arrivals_per_year", {})
+    files = sorted({f for s in scenarios for f in s.get("files", [])} | {"manifest.json"})
+    return [
+        ("1.2", "Model outputs", "Files: " + ", ".join(files) + "; figures and this report."),
+        ("1.3", "Experimentation aims", " | ".join(f"{s['scenario_name']}: {s.get('scenario_description', '')}"
+                                                  for s in scenarios)
+         + (" Compared on common random numbers." if target.is_comparison else "")),
+        ("2.3", "Scenario logic", "; ".join(f"{s['scenario_name']} ({s['scenario_file']})" for s in scenarios)
+         + (f"; {len(parameter_rows(target.runs, True))} parameters differ (table above)"
+            if target.is_comparison else "")),
+        ("2.5.3", "Resources", " | ".join(capacity) or "not recorded"),
+        ("2.5.5", "Entry/exit points", "Poisson arrivals per year: " + ", ".join(
+            f"{k} {v['value']:g}" for k, v in arrivals.items()) + f"; exit at a final state or the horizon "
+         f"({m['horizon_days']:g} days)."),
+        ("3.1", "Data sources", f"{len(leaves)} parameter values, each with a source; grades: "
+         + ", ".join(f"{g} {n}" for g, n in grades.items()) + " (L = weak evidence)."),
+        ("4.1", "Initialisation", f"Warm-up {m['warmup_days']:g} days: patients with onset before it are left "
+         "out of the statistics; the system starts empty."),
+        ("4.2", "Run length", f"{m['horizon_days']:g} days of arrivals and follow-up per replication."),
+        ("4.3", "Estimation approach", f"{m['replications']} replications per scenario; mean and t-based 95% CI "
+         "across replications" + ("; paired differences on common random numbers." if target.is_comparison
+                                  else ".")),
+        ("5.1", "Software", ", ".join(f"{k} {v}" for k, v in m.get("versions", {}).items() if k != "platform")),
+        ("5.2", "Random sampling", f"Root seed {m['seed']}; {m.get('replication_seeds', '')}."),
+        ("5.3", "Model execution", f"Engine {m.get('engine', '')} (event scheduling via processes); "
+         + "; ".join(f"{s['scenario_name']}: {s.get('jobs')} worker process(es), {s.get('wall_seconds')} s wall, "
+                     f"{s.get('patients')} patients" for s in scenarios) + "."),
+        ("5.4", "System specification", str(m.get("versions", {}).get("platform", "not recorded"))),
+        ("6.1", "Computer model sharing", f"git commit {m.get('git_commit', 'unknown')}; command: "
+         f"{target.manifest.get('command', m.get('command', ''))}"),
+    ]
+
+
+# ---------------------------------------------------------------- HTML
+
+
+CSS = """
+body{font-family:-apple-system,'Segoe UI',Helvetica,Arial,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;
+color:#111;line-height:1.45}
+h1{font-size:1.6em}h2{border-bottom:1px solid #999;padding-bottom:.2em;margin-top:1.8em}
+table{border-collapse:collapse;margin:.6em 0;font-size:.86em}th,td{border:1px solid #bbb;padding:.25em .5em;
+vertical-align:top;text-align:left}th{background:#eee}td.num{text-align:right;font-variant-numeric:tabular-nums}
+figure{margin:1em 0}figure img{max-width:100%;height:auto;border:1px solid #ddd}
+figcaption{font-size:.88em;color:#333}.grade-L{background:#fde2c8;font-weight:bold}
+.badge{display:inline-block;padding:0 .35em;border:1px solid #555;border-radius:3px;font-size:.8em}
+.src{color:#444;font-size:.85em}pre{background:#f6f6f6;padding:.6em;overflow-x:auto;font-size:.78em}
+ul.findings li{margin:.35em 0}.note{color:#444;font-style:italic}
+"""
+
+
+def _e(text: object) -> str:
+    return html.escape(str(text), quote=True)
+
+
+def _table(headers: Sequence[str], rows: Iterable[Sequence[str]], numeric_from: int = 99,
+           raw: bool = False) -> str:
+    head = "".join(f"<th>{_e(h)}</th>" for h in headers)
+    body = []
+    for row in rows:
+        cells = "".join(("<td class='num'>" if i >= numeric_from else "<td>") + (c if raw else _e(c)) + "</td>"
+                        for i, c in enumerate(row))
+        body.append(f"<tr>{cells}</tr>")
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+
+
+def _mean_ci(mean: float, lo: float, hi: float, kind: str, signed: bool = False) -> str:
+    text = fmt_value(kind, mean, signed)
+    if not (pd.isna(lo) or pd.isna(hi)):
+        text += f" ({fmt_value(kind, lo, signed)} to {fmt_value(kind, hi, signed)})"
+    return text
+
+
+def _kind(metric: str) -> str:
+    return "share" if metric.startswith("share_") else "days" if "days" in metric else "count"
+
+
+def headline_table(target: Target, metrics: pd.DataFrame, headline: Sequence[tuple[str, str, str]]) -> str:
+    if target.is_comparison:
+        comp = target.comparison
+        assert comp is not None
+        names = [r.label for r in target.runs]
+        headers = ["Measure", *[f"{n}: mean (95% CI)" for n in names],
+                   *[f"{n} − {names[0]} (95% CI)" for n in names[1:]]]
+        rows = []
+        for metric, group, label in headline:
+            sel = comp[(comp["metric"] == metric) & (comp["group"] == group)].sort_values("scenario_index")
+            if sel.empty:
+                continue
+            kind = _kind(metric)
+            cells = [_mean_ci(r["mean"], r["ci95_low"], r["ci95_high"], kind) for _, r in sel.iterrows()]
+            diffs = [_mean_ci(r["diff_vs_first"], r["diff_ci95_low"], r["diff_ci95_high"],
+                              "pp" if kind == "share" else kind, signed=True) for _, r in sel.iloc[1:].iterrows()]
+            rows.append([label, *cells, *diffs])
+        note = "<p class='note'>Shares in %, differences of shares in percentage points.</p>"
+        return _table(headers, rows, numeric_from=1) + note
+    series = list(dict.fromkeys(metrics["series"]))
+    rows = []
+    for metric, group, label in headline:
+        sel = metrics[(metrics["metric"] == metric) & (metrics["group"] == group)].set_index("series")
+        if sel.empty:
+            continue
+        rows.append([label, *[_mean_ci(sel.loc[s, "mean"], sel.loc[s, "ci95_low"], sel.loc[s, "ci95_high"],
+                                       _kind(metric)) for s in series]])
+    return _table(["Measure", *[f"{s}: mean (95% CI)" for s in series]], rows, numeric_from=1)
+
+
+def outcomes_by_group_table(metrics: pd.DataFrame) -> str:
+    cols = [("n_presented", "Patients reaching care per replication", "whole"),
+            ("diagnosis_delay_median_days", "Diagnosis delay, median (days)", "days"),
+            ("share_resolved_by_365_days", "Resolved within a year", "share"),
+            ("share_persistent", "Persistent symptoms", "share"),
+            ("share_rih", "Rebound hypertension", "share"),
+            ("share_referred", "Referred", "share")]
+    rows = []
+    for (series, group), g in metrics.groupby(["series", "group"], sort=False):
+        g = g.set_index("metric")
+        rows.append([series, GROUP_SHORT[group], *[fmt_value(k, g.loc[m, "mean"]) if m in g.index else "n/a"
+                                                    for m, _, k in cols]])
+    return _table(["Series", "Patient group", *[c[1] for c in cols]], rows, numeric_from=2)
+
+
+def resources_table(target: Target) -> str:
+    rows = []
+    for run in target.runs:
+        res = run.table("resources.csv")
+        if res is None:
+            continue
+        agg = res.groupby(["center", "resource"], sort=False).agg(
+            capacity=("capacity", "first"), served=("n_served", "mean"), wait=("mean_wait_days", "mean"),
+            p90=("p90_wait_days", "mean"), util=("utilization", "mean"), queue=("mean_queue_length", "mean"))
+        for (center, resource), r in agg.iterrows():
+            if r["served"] == 0:
+                continue
+            rows.append([run.label, center, resource, f"{r['capacity']:g}", f"{r['served']:.0f}",
+                         fmt_value("count", r["wait"]), fmt_value("count", r["p90"]), fmt_value("share", r["util"]),
+                         fmt_value("count", r["queue"])])
+    return _table(["Scenario", "Center", "Resource", "Capacity", "Served per replication", "Mean wait (days)",
+                   "90th percentile wait (days)", "Utilization", "Mean queue length (patients)"], rows, numeric_from=3)
+
+
+def _figure_html(png: Path, caption: str) -> str:
+    data = base64.b64encode(png.read_bytes()).decode("ascii")
+    return (f"<figure id='fig-{_e(png.stem)}'><img src='data:image/png;base64,{data}' alt='{_e(caption)}'>"
+            f"<figcaption>{_e(caption)} <span class='src'>(figures/{_e(png.stem)}.png and .svg)</span>"
+            f"</figcaption></figure>")
+
+
+def make_figures(target: Target, metrics: pd.DataFrame, headline: Sequence[tuple[str, str, str]],
+                 fig_dir: Path) -> list[tuple[Path, str]]:
+    """Every figure the data allow, as (PNG path, caption)."""
+    made: list[tuple[Path, str]] = []
+
+    def add(name: str, data: pd.DataFrame, fn: Callable[..., Path], caption: str, *args: object) -> None:
+        if len(data):
+            made.append((fn(data, *args, fig_dir / name) if args else fn(data, fig_dir / name), caption))
+
+    by = "scenario, overall and by etiology" if target.is_comparison else "center and etiology"
+    add("km_diagnosis", km_curves(target, "diagnosis"), plots.plot_km,
+        f"Time from onset to diagnosis by {by} (patients who reached care; censored at the horizon).", "diagnosis")
+    add("km_resolution", km_curves(target, "resolution"), plots.plot_km,
+        f"Time from onset to resolution by {by}.", "resolution")
+    if target.is_comparison:
+        assert target.comparison is not None
+        add("forest_differences", forest_table(target.comparison, headline), plots.plot_forest,
+            "Paired differences of the headline measures from the first scenario, with 95% CIs.")
+    add("procedures_per_patient", procedure_table(metrics), plots.plot_procedures,
+        "Procedures per patient who reached care, by kind.")
+    add("pathway_flow", flow_shares(target), plots.plot_flow,
+        "Pathway flow: how patients end up, from resolution before care to each final state.")
+    add("rih_persistent", shares_table(metrics), plots.plot_shares,
+        "Rebound intracranial hypertension and persistent symptoms by patient group.")
+    add("waits", waits_table(target), plots.plot_waits, "Queue waits per resource (distribution).")
+    add("utilization", utilization_table(target), plots.plot_utilization,
+        "Utilization per resource and month (mean over replications).")
+    return made
+
+
+def build_report(folder: str | os.PathLike[str]) -> Path:
+    """Write `report.html` and `figures/` into a run or comparison folder; returns the report path."""
+    from sim.cli import HEADLINE
+
+    target = load_target(folder)
+    fig_dir = target.folder / "figures"
+    metrics = series_metrics(target)
+    figures = make_figures(target, metrics, HEADLINE, fig_dir)
+    html_text = render(target, metrics, figures, HEADLINE)
+    out = target.folder / "report.html"
+    atomic_write_text(out, html_text)
+    return out
+
+
+def render(target: Target, metrics: pd.DataFrame, figures: Sequence[tuple[Path, str]],
+           headline: Sequence[tuple[str, str, str]]) -> str:
+    """The report as one HTML string (images embedded, styles inline, no scripts, no links out)."""
+    m = target.runs[0].manifest
+    title = " vs ".join(r.label for r in target.runs) if target.is_comparison else target.runs[0].label
+    parts = [f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>csfsim report: {_e(title)}</title>"
+             f"<style>{CSS}</style></head><body><h1>csfsim report: {_e(title)}</h1>"]
+    # What was run
+    rows = [[r.label, r.manifest.get("scenario_description", ""), r.manifest.get("scenario_file", ""),
+             f"{r.manifest['horizon_days']:g}", f"{r.manifest['warmup_days']:g}", str(r.manifest["replications"]),
+             str(r.manifest["seed"]), str(r.manifest.get("patients", ""))] for r in target.runs]
+    parts.append("<h2 id='what'>What was run</h2>" + _table(
+        ["Scenario", "Description", "File", "Horizon (days)", "Warm-up (days)", "Replications", "Seed",
+         "Patients (all replications)"], rows))
+    if target.is_comparison:
+        parts.append("<p>The scenarios were run on <b>common random numbers</b>: replication <i>r</i> of every "
+                     "scenario draws the same patients with the same luck, so differences are paired.</p>")
+    # Findings
+    parts.append("<h2 id='findings'>Headline findings</h2>")
+    if target.is_comparison:
+        assert target.comparison is not None
+        items = "".join(f"<li data-metric='{_e(a['metric'])}' data-group='{_e(a['group'])}' "
+                        f"data-scenario='{_e(a['scenario'])}'>{_e(s)}</li>"
+                        for a, s in headline_findings(target.comparison))
+        parts.append(f"<ul class='findings'>{items}</ul><p class='note'>Computed from comparison.csv: mean of "
+                     f"the paired per-replication differences and its t-based 95% CI over {m['replications']} "
+                     "replications.</p>")
+    else:
+        parts.append("<p>A single scenario: see the tables below; run <code>csfsim compare</code> for paired "
+                     "differences between scenarios.</p>")
+    parts.append("<h2 id='tables'>Key results</h2>" + headline_table(target, metrics, headline))
+    parts.append("<h3>Outcomes by patient group</h3>" + outcomes_by_group_table(metrics))
+    parts.append("<h3>Resources</h3>" + resources_table(target))
+    # Figures
+    parts.append("<h2 id='figures'>Figures</h2>")
+    parts.extend(_figure_html(png, caption) for png, caption in figures)
+    if not any(p.stem == "waits" for p, _ in figures):
+        parts.append("<p class='note'>No resource-use table in this run (run without --no-events for waiting-time "
+                     "and utilization figures).</p>")
+    # Parameters
+    parts.append(_parameters_html(target))
+    parts.append("<h2 id='stress'>STRESS-DES items answered by this run</h2>" + _table(
+        ["Item", "Topic", "Answer from the manifest"], stress_des(target)))
+    parts.append("<p class='note'>Items on purpose, model logic, assumptions and code access beyond the commit are "
+                 "in docs/model.md and docs/parameters.md.</p>")
+    parts.append("<h2 id='manifest'>Run manifest</h2>")
+    if target.is_comparison:
+        parts.append(f"<h3>Comparison</h3><pre>{_e(json.dumps(target.manifest, indent=2))}</pre>")
+    for r in target.runs:
+        short = {k: v for k, v in r.manifest.items() if k != "scenario"}
+        parts.append(f"<h3>{_e(r.label)}</h3><pre>{_e(json.dumps(short, indent=2))}</pre><details><summary>"
+                     f"Resolved scenario (every parameter with value, unit, grade and source)</summary><pre>"
+                     f"{_e(json.dumps(r.manifest.get('scenario', {}), indent=1))}</pre></details>")
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+def _param_table(runs: Sequence[RunData], rows: Sequence[tuple[str, list[tuple[str, str, str]]]]) -> str:
+    body = []
+    for path, cells in rows:
+        weak = any("L" in c[1].split("/") for c in cells)
+        tds = "".join(f"<td>{_e(v)} <span class='badge{' grade-L' if 'L' in g.split('/') else ''}'>{_e(g)}</span>"
+                      f"<div class='src'>{_e(s)}</div></td>" for v, g, s in cells)
+        flag = " <span class='badge grade-L'>weak evidence</span>" if weak else ""
+        body.append(f"<tr><td><code>{_e(path)}</code>{flag}</td>{tds}</tr>")
+    head = "".join(f"<th>{_e(r.label)}: value, grade, source</th>" for r in runs)
+    return f"<table><thead><tr><th>Parameter</th>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+
+
+def _parameters_html(target: Target) -> str:
+    parts = ["<h2 id='parameters'>Parameters</h2><p>Grades: H = strong evidence, M = moderate, L = weak "
+             "(placeholder or proxy: vary it in sensitivity analyses), - = model setting.</p>"]
+    if target.is_comparison:
+        differing = parameter_rows(target.runs, only_differing=True)
+        parts.append(f"<h3>Parameters that differ between the scenarios ({len(differing)})</h3>"
+                     "<p class='note'>Center parameters are listed by role: first-contact centers take a "
+                     "catchment share; referral-only centers receive referrals. Values are those of each center's "
+                     "profile: a per-center override in a scenario file is not recorded in the manifest, so the "
+                     "capacities actually used are those of the Resources table.</p>"
+                     + _param_table(target.runs, differing))
+    weak = [(p, cells) for p, cells in parameter_rows(target.runs, only_differing=False)
+            if any("L" in c[1].split("/") for c in cells)]
+    total = len(parameter_rows(target.runs, only_differing=False))
+    parts.append(f"<h3>Weak-evidence (grade L) parameters: {len(weak)} of {total}</h3>"
+                 + _param_table(target.runs, weak))
+    return "".join(parts)

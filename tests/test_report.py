@@ -1,0 +1,282 @@
+"""Figures and the HTML report: every figure is written, the report is self-contained and holds every figure and
+table, its headline sentences carry the numbers of comparison.csv, and it renders in a real browser."""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import re
+import shutil
+import subprocess
+import tempfile
+from html.parser import HTMLParser
+from pathlib import Path
+
+import matplotlib.image as mpimg
+import numpy as np
+import pandas as pd
+import pytest
+
+from sim import plots, report
+from sim.cli import HEADLINE, main
+from tests.conftest import EXPERIENCED, LOW_VOLUME, ROOT
+from tests.test_cli import run_cli
+
+HORIZON_DAYS = 540  # long enough for "resolved within a year" to be estimable, short enough to be fast
+COMPARISON_FIGURES = {"km_diagnosis", "km_resolution", "forest_differences", "procedures_per_patient",
+                      "pathway_flow", "rih_persistent", "waits", "utilization"}
+
+
+def _short(path: Path, base: Path) -> Path:
+    path.write_text(f'extends = "{base.as_posix()}"\n[run]\nhorizon_days = {HORIZON_DAYS}\n', encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="module")
+def comparison_dir(tmp_path_factory) -> Path:
+    """A small comparison made by the CLI, which writes the report by default."""
+    root = tmp_path_factory.mktemp("cmp")
+    a = _short(root / "exp.toml", EXPERIENCED)
+    b = _short(root / "low.toml", LOW_VOLUME)
+    out = root / "out"
+    assert main(["compare", str(a), str(b), "--reps", "3", "--seed", "5", "--jobs", "1", "--quiet",
+                 "--out", str(out)]) == 0
+    return out
+
+
+class _Collector(HTMLParser):
+    """Tags with their attributes, and the text of each headline finding."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tags: list[tuple[str, dict[str, str | None]]] = []
+        self.findings: list[tuple[dict[str, str | None], str]] = []
+        self._current: dict[str, str | None] | None = None
+        self._text: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        self.tags.append((tag, a))
+        if tag == "li" and "data-metric" in a:
+            self._current, self._text = a, []
+
+    def handle_endtag(self, tag):
+        if tag == "li" and self._current is not None:
+            self.findings.append((self._current, "".join(self._text)))
+            self._current = None
+
+    def handle_data(self, data):
+        if self._current is not None:
+            self._text.append(data)
+
+
+def _parse(path: Path) -> _Collector:
+    c = _Collector()
+    c.feed(path.read_text(encoding="utf-8"))
+    return c
+
+
+def test_each_figure_function_writes_png_and_svg(comparison_dir, tmp_path):
+    target = report.load_target(comparison_dir)
+    metrics = report.series_metrics(target)
+    made = report.make_figures(target, metrics, HEADLINE, tmp_path / "figs")
+    assert {p.stem for p, _ in made} == COMPARISON_FIGURES
+    for png, _ in made:
+        image = mpimg.imread(png)
+        assert image.shape[0] > 200 and image.shape[1] > 400
+        assert image[..., :3].std() > 0.05, f"{png.name} looks blank"
+        svg = png.with_suffix(".svg").read_text(encoding="utf-8")
+        assert svg.lstrip().startswith("<?xml") and "<svg" in svg
+    assert not list((tmp_path / "figs").glob(".*tmp*"))
+
+
+def test_cli_compare_writes_report_with_every_figure_and_table(comparison_dir):
+    page = comparison_dir / "report.html"
+    assert page.exists()
+    assert {p.stem for p in (comparison_dir / "figures").glob("*.png")} == COMPARISON_FIGURES
+    assert {p.stem for p in (comparison_dir / "figures").glob("*.svg")} == COMPARISON_FIGURES
+    parsed = _parse(page)
+    images = [a for tag, a in parsed.tags if tag == "img"]
+    assert len(images) == len(COMPARISON_FIGURES)
+    for stem in COMPARISON_FIGURES:
+        assert ("figure", {"id": f"fig-{stem}"}) in parsed.tags
+    text = page.read_text(encoding="utf-8")
+    for heading in ("What was run", "Headline findings", "Key results", "Outcomes by patient group", "Resources",
+                    "Parameters that differ between the scenarios", "Weak-evidence (grade L) parameters",
+                    "STRESS-DES items", "Run manifest"):
+        assert heading in text, heading
+    for _, _, label in HEADLINE:
+        assert f"<td>{html.escape(label)}</td>" in text, label
+    # the first-contact centers differ in experience, and the weak evidence is flagged
+    assert "First-contact center: recognition_probability_spontaneous" in text
+    assert "weak evidence" in text
+    assert f"{HORIZON_DAYS}" in text and "Experienced high-volume center" in text
+
+
+def test_report_is_self_contained(comparison_dir):
+    page = comparison_dir / "report.html"
+    parsed = _parse(page)
+    for tag, attrs in parsed.tags:
+        assert tag not in ("script", "link", "iframe", "object", "embed"), tag
+        for key in ("src", "href"):
+            value = attrs.get(key)
+            if value is not None:
+                assert value.startswith("data:image/png;base64,") or value.startswith("#"), (tag, value[:60])
+    text = page.read_text(encoding="utf-8")
+    assert not re.search(r"(src|href)\s*=\s*['\"]?\s*(https?:)?//", text)
+    assert "@import" not in text and "url(" not in text
+    for _, attrs in (t for t in parsed.tags if t[0] == "img"):
+        data = base64.b64decode(str(attrs["src"]).split(",", 1)[1])
+        image = mpimg.imread(io.BytesIO(data), format="png")
+        assert image.shape[0] > 100 and image.shape[1] > 100
+
+
+def _numbers(text: str) -> list[float]:
+    return [float(x) for x in re.findall(r"[-+]?\d+(?:\.\d+)?", text)]
+
+
+def _decimals(kind: str, value: float) -> int:
+    if kind == "days":
+        return 0 if abs(value) >= 10 else 1
+    if kind == "pp":
+        return 1
+    return 2 if abs(value) >= 1 else 3
+
+
+def test_headline_sentences_carry_the_numbers_of_comparison_csv(comparison_dir):
+    table = pd.read_csv(comparison_dir / "comparison.csv")
+    findings = _parse(comparison_dir / "report.html").findings
+    assert len(findings) >= 6
+    seen = set()
+    for attrs, sentence in findings:
+        row = table[(table["metric"] == attrs["data-metric"]) & (table["group"] == attrs["data-group"])
+                    & (table["scenario"] == attrs["data-scenario"])].iloc[0]
+        kind = report.SENTENCES[row["metric"]][0]
+        scale = 100.0 if kind == "share" else 1.0
+        delta_kind = "pp" if kind == "share" else kind
+        diff, lo, hi = (row[c] * scale for c in ("diff_vs_first", "diff_ci95_low", "diff_ci95_high"))
+        numbers = _numbers(sentence.replace("−", "-"))
+        tol = 0.5 * 10 ** -_decimals(delta_kind, diff) + 1e-9
+        if lo <= 0 <= hi:
+            assert "did not differ clearly" in sentence
+            expected = [diff, lo, hi]
+        else:
+            # a clear difference reads as a positive size with a positive CI
+            expected = [abs(diff), lo, hi] if diff > 0 else [abs(diff), -hi, -lo]
+            assert "at " + str(row["scenario"]) in sentence
+        for value in expected:
+            assert any(abs(n - value) <= tol * 1.01 for n in numbers), (sentence, value)
+        seen.add(attrs["data-metric"])
+    assert "diagnosis_delay_median_days" in seen
+    spontaneous = [s for a, s in findings if a["data-metric"] == "diagnosis_delay_median_days"
+                   and a["data-group"] == "spontaneous"]
+    assert spontaneous and spontaneous[0].startswith("Spontaneous leaks were diagnosed a median of")
+
+
+def test_finding_orients_differences_and_admits_no_difference():
+    first = pd.Series({"metric": "diagnosis_delay_median_days", "group": "spontaneous", "scenario": "A",
+                       "mean": 20.0})
+
+    def later(**values: object) -> pd.Series:
+        return pd.Series({**first.to_dict(), "scenario": "B", **values})
+
+    assert report.finding(first, later(mean=61.0, diff_vs_first=41.0, diff_ci95_low=30.2, diff_ci95_high=52.4)) \
+        == "Spontaneous leaks were diagnosed a median of 41 days sooner at A than at B (95% CI 30 to 52 days)."
+    faster = later(mean=5.0, diff_vs_first=-15.0, diff_ci95_low=-18.0, diff_ci95_high=-12.0)
+    assert "15 days sooner at B than at A (95% CI 12 to 18 days)" in str(report.finding(first, faster))
+    unclear = later(mean=5.0, diff_vs_first=-15.0, diff_ci95_low=-18.0, diff_ci95_high=3.0)
+    assert "did not differ clearly" in str(report.finding(first, unclear))
+    assert report.finding(first, later(mean=5.0, diff_vs_first=float("nan"), diff_ci95_low=1.0,
+                                       diff_ci95_high=2.0)) is None
+
+
+def test_monthly_utilization_is_busy_time_over_capacity_times_days():
+    month = plots.MONTH_DAYS
+    uses = pd.DataFrame({"resource": ["mri", "mri"], "start_day": [0.0, month - 1.0],
+                         "end_day": [10.0, month + 3.0]})
+    resources = pd.DataFrame({"resource": ["mri"], "capacity": [2]})
+    util = report.monthly_utilization(uses, resources, horizon_days=2 * month)
+    assert util["month"].tolist() == [1, 2]
+    assert util["utilization"].to_numpy() == pytest.approx([11.0 / (2 * month), 3.0 / (2 * month)])
+
+
+def test_monthly_utilization_agrees_with_resources_csv(comparison_dir):
+    run = report.load_target(comparison_dir).runs[1]
+    uses, res = run.table("resource_uses.parquet"), run.table("resources.csv")
+    assert uses is not None and res is not None
+    horizon = float(run.manifest["horizon_days"])
+    for center, u in uses.groupby("center"):
+        monthly = report.monthly_utilization(u, res[res["center"] == center], horizon)
+        edges = np.append(np.arange(0.0, horizon, plots.MONTH_DAYS), horizon)
+        widths = np.diff(edges)
+        for resource, g in monthly.groupby("resource"):
+            overall = float(np.nansum(g["utilization"].to_numpy() * widths) / widths.sum())
+            expected = res[(res["center"] == center) & (res["resource"] == resource)]["utilization"].mean()
+            # resource_uses holds completed uses only; a use still running at the horizon is the difference
+            assert overall == pytest.approx(expected, abs=0.01), (center, resource)
+
+
+def test_run_without_report_then_report_command(tmp_path, capsys):
+    scenario = _short(tmp_path / "low.toml", LOW_VOLUME)
+    out = tmp_path / "run"
+    assert main(["run", str(scenario), "--reps", "2", "--jobs", "1", "--quiet", "--no-events", "--no-report",
+                 "--out", str(out)]) == 0
+    assert not (out / "report.html").exists() and not (out / "figures").exists()
+    assert main(["report", str(out)]) == 0
+    assert f"Report: {out / 'report.html'}" in capsys.readouterr().out
+    text = (out / "report.html").read_text(encoding="utf-8")
+    assert "No resource-use table" in text  # run with --no-events: no waits or utilization figures
+    stems = {p.stem for p in (out / "figures").glob("*.png")}
+    assert stems == COMPARISON_FIGURES - {"forest_differences", "waits", "utilization"}
+    assert "By center (where care ended)" in (out / "figures" / "km_diagnosis.svg").read_text(encoding="utf-8")
+
+
+def test_report_on_a_folder_that_is_not_a_run_exits_2_with_one_line(tmp_path, capsys):
+    (tmp_path / "manifest.json").write_text('{"something": "else"}')
+    proc = run_cli("report", str(tmp_path), cwd=ROOT)
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in proc.stderr
+    assert str(tmp_path) in lines[0] and "expected a csfsim run or comparison folder" in lines[0]
+    assert not (tmp_path / "report.html").exists()
+    for folder in (tmp_path / "missing", ROOT / "scenarios"):
+        assert main(["report", str(folder)]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and str(folder) in err[0]
+
+
+CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync")
+IMAGE_CHECK = ("<script>addEventListener('load', () => { const imgs = [...document.images];"
+               " document.body.setAttribute('data-images', String(imgs.length));"
+               " document.body.setAttribute('data-broken', String(imgs.filter("
+               "i => !i.complete || i.naturalWidth === 0).length)); });</script>")
+
+
+def _chromium(*args: str) -> subprocess.CompletedProcess:
+    with tempfile.TemporaryDirectory(prefix="csfsim-chromium-") as profile:
+        return subprocess.run([shutil.which("chromium") or "/usr/bin/chromium", *CHROMIUM_FLAGS,
+                               f"--user-data-dir={profile}", *args], capture_output=True, text=True, timeout=120,
+                              check=False)
+
+
+def test_report_renders_in_headless_chromium(comparison_dir, tmp_path):
+    if shutil.which("chromium") is None and not Path("/usr/bin/chromium").exists():
+        pytest.skip("Chromium is not installed (Debian package `chromium`); the browser check cannot run")
+    page = comparison_dir / "report.html"
+    shot = tmp_path / "shot.png"
+    proc = _chromium(f"--screenshot={shot}", "--window-size=1200,1600", page.as_uri())
+    assert shot.exists(), proc.stderr[-2000:]
+    pixels = mpimg.imread(shot)[..., :3]
+    assert pixels.shape[:2] == (1600, 1200)
+    not_white = (pixels < 0.9).any(axis=2).mean()
+    assert not_white > 0.02 and pixels.std() > 0.05, "the screenshot is blank"
+    # Every embedded image decodes in the browser: a copy of the page with a check that runs after load.
+    probe = tmp_path / "probe.html"
+    probe.write_text(page.read_text(encoding="utf-8").replace("</body>", IMAGE_CHECK + "</body>"),
+                     encoding="utf-8")
+    dom = _chromium("--dump-dom", "--virtual-time-budget=10000", probe.as_uri()).stdout
+    found = re.search(r"data-images=\"(\d+)\" data-broken=\"(\d+)\"", dom)
+    assert found, dom[:500]
+    assert int(found.group(1)) == len(COMPARISON_FIGURES) and int(found.group(2)) == 0
