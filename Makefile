@@ -20,7 +20,6 @@ $(STAMP): pyproject.toml
 demo: setup
 	$(BIN)/csfsim compare scenarios/experienced_center.toml scenarios/low_volume_center.toml \
 		--reps $(REPS) --seed $(SEED) --out results/demo
-	@echo "Report: $(CURDIR)/results/demo/report.html"
 
 ## The whole test suite (what CI runs), with coverage of sim/.
 test: setup

@@ -228,7 +228,7 @@ def _compare(args: argparse.Namespace, command: str) -> int:
 def _report(folder: str | Path) -> int:
     from sim.report import build_report
 
-    print(f"Report: {build_report(folder)}")
+    print(f"Report: {Path(build_report(folder)).resolve()}")
     return 0
 
 
