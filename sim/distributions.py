@@ -74,6 +74,8 @@ class Distribution:
                 mean, sd = p["mean"], p["sd"]
                 if sd == 0:
                     return np.full(u.shape, mean)
+                if sd < mean * 1e-6:  # shape > 1e12 would overflow; the gamma is then normal to within 2e-6
+                    return mean + sd * special.ndtri(np.clip(u, 1e-12, 1 - 1e-12))
                 shape = (mean / sd) ** 2
                 return special.gammaincinv(shape, u) * (sd**2 / mean)
             case "weibull":
