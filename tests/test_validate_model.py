@@ -40,7 +40,7 @@ def test_table_rendering_on_a_tiny_run(vm):
     iatrogenic = by_figure["procedure-related leaks resolved within 1 year of onset"]
     assert 0 <= iatrogenic.mean <= 1 and iatrogenic.low <= iatrogenic.mean <= iatrogenic.high
     assert any(o.check.scenario == vm.DIFF and not math.isnan(o.mean) for o in outcomes)
-    doc = vm.render_document(outcomes, reps=2, seed=3, seconds=1.0)
+    doc = vm.render_document(outcomes, reps=2, seed=3)
     assert "--reps 2 --seed 3" in doc and "## External validation" in doc
 
 
