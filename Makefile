@@ -24,7 +24,7 @@ demo: setup
 ## The whole test suite (what CI runs), with coverage of sim/.
 test: setup
 	$(BIN)/ruff check sim tests benchmarks tools
-	$(BIN)/python -m pytest --cov=sim --cov-report=term:skip-covered
+	$(BIN)/python -m pytest --cov=sim --cov-report=term:skip-covered --cov-fail-under=90
 
 lint: setup
 	$(BIN)/ruff check sim tests benchmarks tools

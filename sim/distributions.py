@@ -23,6 +23,11 @@ FAMILIES: dict[str, tuple[str, ...]] = {
     "uniform": ("low", "high"),
     "triangular": ("low", "mode", "high"),
 }
+# Bounds that keep durations finite: every parameter is at most 200 years; a gamma's coefficient of variation and
+# a Weibull's 1/shape are bounded (beyond them the inverse CDF overflows to inf or nan, or gives absurd tails).
+MAX_PARAMETER = 365.25 * 200
+MAX_GAMMA_CV = 100.0
+MIN_WEIBULL_SHAPE = 0.1
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +74,8 @@ class Distribution:
                 mean, sd = p["mean"], p["sd"]
                 if sd == 0:
                     return np.full(u.shape, mean)
+                if sd < mean * 1e-6:  # shape > 1e12 would overflow; the gamma is then normal to within 2e-6
+                    return mean + sd * special.ndtri(np.clip(u, 1e-12, 1 - 1e-12))
                 shape = (mean / sd) ** 2
                 return special.gammaincinv(shape, u) * (sd**2 / mean)
             case "weibull":
@@ -97,7 +104,7 @@ def parse_distribution(raw: object, file: str, field: str) -> Distribution:
     if not isinstance(raw, dict):
         raise ScenarioError(file, field, raw, f"a distribution table with family one of: {expected_families}")
     family = raw.get("family")
-    if family not in FAMILIES:
+    if not isinstance(family, str) or family not in FAMILIES:
         raise ScenarioError(file, f"{field}.family", family, f"one of {expected_families}")
     names = FAMILIES[family]
     extra = sorted(set(raw) - {"family", *names})
@@ -112,13 +119,17 @@ def parse_distribution(raw: object, file: str, field: str) -> Distribution:
             raise ScenarioError(file, f"{field}.{name}", v, "a finite number")
         if v < 0:
             raise ScenarioError(file, f"{field}.{name}", v, "a non-negative number of days")
+        if v > MAX_PARAMETER:
+            raise ScenarioError(file, f"{field}.{name}", v, f"at most {MAX_PARAMETER:g} (200 years)")
         values.append((name, float(v)))
     d = dict(values)
     checks = {
         "exponential": lambda: d["mean"] > 0 or "mean > 0",
         "lognormal": lambda: d["median"] > 0 or "median > 0",
-        "gamma": lambda: d["mean"] > 0 or "mean > 0",
-        "weibull": lambda: (d["shape"] > 0 and d["scale"] > 0) or "shape > 0 and scale > 0",
+        "gamma": lambda: (d["mean"] > 0 and d["sd"] <= MAX_GAMMA_CV * d["mean"])
+        or f"mean > 0 and sd <= {MAX_GAMMA_CV:g} x mean",
+        "weibull": lambda: (d["shape"] >= MIN_WEIBULL_SHAPE and d["scale"] > 0)
+        or f"shape >= {MIN_WEIBULL_SHAPE:g} and scale > 0",
         "uniform": lambda: d["low"] <= d["high"] or "low <= high",
         "triangular": lambda: d["low"] <= d["mode"] <= d["high"] or "low <= mode <= high",
     }

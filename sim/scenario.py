@@ -45,6 +45,8 @@ MAX_COUNT = 50
 MAX_CAPACITY = 100_000
 MAX_DAYS = 365.25 * 200
 MAX_EXTENDS_DEPTH = 20
+# Hard ceiling on run.max_expected_patients: the guard is only a guard if it cannot be raised without limit.
+MAX_PATIENTS_CEILING = 3_000_000  # about 6 KB of draws per patient: 3M is about 18 GB of a 24 GB machine
 CENTER_KEYS = ("profile", "catchment_share", "refers_to")
 
 
@@ -73,6 +75,8 @@ def _read_toml(path: Path, shown: str) -> dict[str, Any]:
         raise ScenarioError(shown, "(file)", str(path), "a file, not a directory") from None
     except OSError as err:
         raise ScenarioError(shown, "(file)", str(path), f"a readable file ({err.strerror})") from None
+    except ValueError:  # e.g. an embedded NUL character in the path
+        raise ScenarioError(shown, "(file)", str(path), "a valid file path") from None
     if len(data) > 5_000_000:
         raise ScenarioError(shown, "(file)", f"{len(data)} bytes", "a scenario file under 5 MB")
     try:
@@ -249,9 +253,18 @@ def _read_with_extends(path: Path, shown: str, seen: tuple[Path, ...] = ()) -> d
         return raw
     if not isinstance(parent, str) or not parent:
         raise ScenarioError(shown, "extends", parent, "the path of another scenario file")
+    if "\0" in parent:
+        raise ScenarioError(shown, "extends", parent, "a file path without NUL characters")
     parent_path = (path.parent / parent).resolve()
     if parent_path in seen or parent_path == path.resolve():
-        raise ScenarioError(shown, "extends", parent, "a scenario file that does not extend itself (cycle)")
+        chain = " -> ".join(p.name for p in (*seen, path.resolve(), parent_path))
+        raise ScenarioError(shown, "extends", parent, f"a scenario file that does not extend itself (cycle {chain})")
+    try:
+        exists = parent_path.is_file()
+    except OSError:  # e.g. a name too long for the file system
+        exists = False
+    if not exists:
+        raise ScenarioError(shown, "extends", parent, f"the path of an existing scenario file ({parent_path})")
     if len(seen) >= MAX_EXTENDS_DEPTH:
         raise ScenarioError(shown, "extends", parent, f"at most {MAX_EXTENDS_DEPTH} levels of extends")
     base_raw = _read_with_extends(parent_path, str(parent_path), (*seen, path.resolve()))
@@ -340,6 +353,9 @@ def build_scenario(raw: dict[str, Any], file: str) -> Scenario:
     population = _build_population(tree, file)
     clinical = _build_clinical(tree, file)
     max_expected = tree["run"]["max_expected_patients"].value
+    if max_expected > MAX_PATIENTS_CEILING:
+        raise ScenarioError(file, "run.max_expected_patients", max_expected,
+                            f"at most {MAX_PATIENTS_CEILING} (the guard itself cannot be lifted past memory)")
     expected = sum(population.arrivals_per_year.values()) * horizon / 365.25 * population.max_rate_multiplier(horizon)
     if expected > max_expected:
         raise ScenarioError(file, "population.arrivals_per_year", round(expected),
@@ -400,7 +416,7 @@ def _apply_profiles(profiles: dict[str, Any], raw: object, file: str) -> None:
         body = dict(body)
         like = body.pop("like", None)
         if pname not in profiles:
-            if like not in profiles:
+            if not isinstance(like, str) or like not in profiles:
                 raise ScenarioError(file, f"profiles.{pname}.like", like,
                                     f"an existing profile to start from ({', '.join(sorted(profiles))})")
             profiles[pname] = copy.deepcopy(profiles[like])
@@ -434,7 +450,7 @@ def _build_centers(raw: object, profiles: dict[str, Any], file: str) -> tuple[Ce
             raise ScenarioError(file, path, body, "a table with profile, catchment_share, refers_to")
         body = dict(body)
         pname = body.pop("profile", None)
-        if pname not in profiles:
+        if not isinstance(pname, str) or pname not in profiles:
             raise ScenarioError(file, f"{path}.profile", pname, f"one of {', '.join(sorted(profiles))}")
         share_raw = body.pop("catchment_share", 0.0)
         share = _catchment(share_raw, file, f"{path}.catchment_share")
