@@ -169,6 +169,11 @@ def main(argv: list[str] | None = None) -> int:
         return 3
     except BrokenPipeError:  # output piped into e.g. `head`
         return 0
+    except OSError as err:  # disk full, permissions changed mid-run...: one clear line, finished work kept
+        where = f" ({err.filename})" if err.filename else ""
+        print(f"csfsim: error: could not write results{where}: {err.strerror or err}; finished replications are "
+              "kept in OUT.partial/, rerun with --resume", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("csfsim: interrupted; finished replications are kept, rerun with --resume", file=sys.stderr)
         return 130

@@ -119,3 +119,45 @@ def test_run_folder_has_distributions_and_km(tmp_path):
     assert set(km["event"]) == {"diagnosis", "resolution"}
     assert {"center", "etiology", "all"} <= set(km["group_by"])
     assert r.manifest["replication_rule"] == {"rule": "fixed", "replications": 2}
+
+
+def test_killed_worker_stops_the_run_cleanly_and_resume_finishes_it(tmp_path):
+    out = tmp_path / "run"
+    args = [sys.executable, "-m", "sim", "run", str(LOW_VOLUME), "--reps", "24", "--seed", "2", "--jobs", "2",
+            "--quiet", "--no-report", "--out", str(out)]
+    proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    parts = out.with_name("run.partial") / "parts"
+    deadline = time.time() + 60
+    while time.time() < deadline and len(list(parts.glob("metrics-*.csv"))) < 2:
+        time.sleep(0.05)
+    children = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True, text=True).stdout.split()
+    assert children, "no worker process found"
+    os.kill(int(children[0]), signal.SIGKILL)
+    _, stderr = proc.communicate(timeout=120)
+    if proc.returncode == 0:
+        pytest.skip("the run finished before the worker could be killed")
+    assert proc.returncode == 3, stderr
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1 and "worker process died" in lines[0] and "Traceback" not in stderr
+    assert not out.exists()
+    resumed = subprocess.run([*args, "--resume"], cwd=ROOT, capture_output=True, text=True, check=False)
+    assert resumed.returncode == 0, resumed.stderr
+    clean = run(load_scenario(LOW_VOLUME), reps=24, seed=2, log_events=True, progress=False)
+    pd.testing.assert_frame_equal(pd.read_parquet(out / "patients.parquet"), clean.patients)
+
+
+def test_disk_full_is_one_clear_line(tmp_path, monkeypatch, capsys):
+    import errno
+
+    from sim import outputs
+    from sim.cli import main
+
+    def full(path, df):
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setattr(outputs, "atomic_write_parquet", full)
+    code = main(["run", str(EXPERIENCED), "--reps", "1", "--jobs", "1", "--quiet", "--no-report",
+                 "--out", str(tmp_path / "r")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 1 and len(err) == 1 and "No space left on device" in err[0]
+    assert not (tmp_path / "r").exists()
