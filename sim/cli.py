@@ -57,6 +57,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="worker processes (default: all cores)")
         p.add_argument("--no-events", action="store_true", help="skip the event log (faster, smaller)")
         p.add_argument("--quiet", action="store_true", help="no progress bar")
+        p.add_argument("--engine", choices=["auto", "simpy", "fast"], default="auto",
+                       help="auto (default): the numpy fast path when no capacity can make anyone wait and with "
+                            "--no-events, else SimPy; fast requires both")
 
     p_run = sub.add_parser("run", help="run one scenario")
     p_run.add_argument("scenario")
@@ -112,9 +115,9 @@ def _run(args: argparse.Namespace, command: str) -> int:
     scenario = load_scenario(args.scenario)
     out = Path(args.out) if args.out else Path("results") / Path(args.scenario).stem
     result = run(scenario, reps=args.reps, seed=args.seed, jobs=args.jobs, out=out, log_events=not args.no_events,
-                 resume=args.resume, progress=False if args.quiet else None, command=command)
+                 resume=args.resume, progress=False if args.quiet else None, command=command, engine=args.engine)
     print(f"{scenario.name}: {args.reps} replications, {result.manifest['patients']} patients, "
-          f"{result.manifest['wall_seconds']:.1f} s")
+          f"{result.manifest['wall_seconds']:.1f} s, engine {result.manifest['engine']}")
     for metric, group, label in HEADLINE:
         row = result.metric(metric, group)
         print(f"  {label:<52} {row['mean']:10.3f}  (95% CI {row['ci95_low']:.3f} to {row['ci95_high']:.3f})")
@@ -126,8 +129,10 @@ def _compare(args: argparse.Namespace, command: str) -> int:
     from sim.compare import compare
 
     result = compare(args.scenarios, reps=args.reps, seed=args.seed, jobs=args.jobs, out=args.out,
-                     log_events=not args.no_events, progress=False if args.quiet else None, command=command)
+                     log_events=not args.no_events, progress=False if args.quiet else None, command=command,
+                     engine=args.engine)
     print(format_comparison(result.comparison, [r.scenario.name for r in result.runs]))
+    print("Engine: " + ", ".join(f"{r.scenario.name}: {r.manifest['engine']}" for r in result.runs))
     print(f"Written to {args.out}/ (comparison.csv, and one run folder per scenario)")
     return 0
 

@@ -61,8 +61,8 @@ def comparison_table(runs: Sequence[RunResult]) -> pd.DataFrame:
 
 def compare(scenarios: Sequence[Scenario | str | os.PathLike[str]], reps: int = 10, seed: int = 1, jobs: int = 1,
             out: str | os.PathLike[str] | None = None, log_events: bool = True, progress: bool | None = None,
-            command: str | None = None) -> CompareResult:
-    """Run scenarios on common random numbers and compare them with the first."""
+            command: str | None = None, engine: str = "auto") -> CompareResult:
+    """Run scenarios on common random numbers and compare them with the first (`engine`: see experiment.run)."""
     loaded = [s if isinstance(s, Scenario) else load_scenario(s) for s in scenarios]
     if len(loaded) < 2:
         raise ScenarioError("(command line)", "scenarios", len(loaded), "at least two scenarios to compare")
@@ -79,7 +79,7 @@ def compare(scenarios: Sequence[Scenario | str | os.PathLike[str]], reps: int = 
         names.append(name)
         sub = out_path / name if out_path is not None else None
         runs.append(run(s, reps=reps, seed=seed, jobs=jobs, out=sub, log_events=log_events, progress=progress,
-                        command=command))
+                        command=command, engine=engine))
     table = comparison_table(runs)
     if out_path is not None:
         outputs.atomic_write_csv(out_path / "comparison.csv", table)

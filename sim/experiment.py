@@ -25,6 +25,7 @@ import pyarrow.parquet as pq
 
 from sim import outputs
 from sim.errors import ScenarioError
+from sim.fastpath import ENGINES
 from sim.parameters import Scenario
 from sim.replication import run_replication
 from sim.scenario import load_scenario, to_jsonable
@@ -79,9 +80,10 @@ class RunResult:
         return row.iloc[0]
 
 
-def _task(scenario: Scenario, seed: int, rep: int, log_events: bool, parts: str) -> dict[str, float]:
+def _task(scenario: Scenario, seed: int, rep: int, log_events: bool, parts: str,
+          engine: str = "auto") -> dict[str, Any]:
     """Run one replication and write its parts atomically; the metrics file is written last (done marker)."""
-    result = run_replication(scenario, seed, rep, log_events=log_events)
+    result = run_replication(scenario, seed, rep, log_events=log_events, engine=engine)
     folder = Path(parts)
     outputs.atomic_write_parquet(folder / f"patients-{rep:05d}.parquet", result.patients)
     if result.events is not None and result.resource_uses is not None:
@@ -91,7 +93,7 @@ def _task(scenario: Scenario, seed: int, rep: int, log_events: bool, parts: str)
     metrics = replication_metrics(result.patients, result.resources, scenario.horizon_days)
     outputs.atomic_write_csv(folder / f"metrics-{rep:05d}.csv", metrics)
     return {"replication": rep, "n_patients": len(result.patients), "n_simpy_events": result.n_simpy_events,
-            "wall_seconds": result.wall_seconds}
+            "wall_seconds": result.wall_seconds, "engine": result.engine}
 
 
 def _done_reps(parts: Path) -> set[int]:
@@ -103,19 +105,21 @@ def default_jobs() -> int:
 
 
 def run_replications(scenario: Scenario, seed: int, reps: Sequence[int], parts: Path, jobs: int,
-                     log_events: bool, on_done: Callable[[dict[str, float]], None] | None = None) -> None:
+                     log_events: bool, on_done: Callable[[dict[str, Any]], None] | None = None,
+                     engine: str = "auto") -> None:
     """Run the given replications (skipping those already in `parts`), serially or on `jobs` processes."""
     todo = sorted(set(reps) - _done_reps(parts))
     if not todo:
         return
     if jobs <= 1 or len(todo) == 1:
         for rep in todo:
-            info = _task(scenario, seed, rep, log_events, str(parts))
+            info = _task(scenario, seed, rep, log_events, str(parts), engine)
             if on_done:
                 on_done(info)
         return
     with ProcessPoolExecutor(max_workers=min(jobs, len(todo))) as pool:
-        pending: set[Future] = {pool.submit(_task, scenario, seed, rep, log_events, str(parts)) for rep in todo}
+        pending: set[Future] = {pool.submit(_task, scenario, seed, rep, log_events, str(parts), engine)
+                                for rep in todo}
         while pending:
             finished, pending = wait(pending, return_when=FIRST_COMPLETED)
             for fut in finished:
@@ -133,14 +137,21 @@ def _progress(total: int, initial: int, label: str, enabled: bool | None):
 
 def run(scenario: Scenario | str | os.PathLike[str], reps: int = 10, seed: int = 1, jobs: int = 1,
         out: str | os.PathLike[str] | None = None, log_events: bool = True, resume: bool = False,
-        progress: bool | None = None, command: str | None = None) -> RunResult:
-    """Run `reps` replications of a scenario. With `out`, writes the run folder; without, keeps it in memory."""
+        progress: bool | None = None, command: str | None = None, engine: str = "auto") -> RunResult:
+    """Run `reps` replications of a scenario. With `out`, writes the run folder; without, keeps it in memory.
+    `engine`: "auto" (the fast path for replications where nothing can queue and no event log is wanted, else
+    SimPy), "simpy", or "fast" (an error where it does not apply). The engines used go in the manifest."""
     if not isinstance(scenario, Scenario):
         scenario = load_scenario(scenario)
     if isinstance(reps, bool) or not isinstance(reps, int) or reps < 1:
         raise ScenarioError("(command line)", "--reps", reps, "a whole number of replications >= 1")
     if reps > 100_000:
         raise ScenarioError("(command line)", "--reps", reps, "at most 100000 replications")
+    if engine not in ENGINES:
+        raise ScenarioError("(command line)", "--engine", engine, f"one of {', '.join(ENGINES)}")
+    if engine == "fast" and log_events:
+        raise ScenarioError("(command line)", "--engine", engine,
+                            "no event log with the fast path (outcome-only: log_events=False, --no-events)")
     started = time.time()
     keep = out is not None
     if keep:
@@ -157,18 +168,18 @@ def run(scenario: Scenario | str | os.PathLike[str], reps: int = 10, seed: int =
     parts.mkdir(parents=True, exist_ok=True)
     outputs.write_json(work / "run.json", {"scenario_file": scenario.source_file, "seed": seed, "reps": reps,
                                            "scenario": to_jsonable(scenario.resolved)})
-    infos: list[dict[str, float]] = []
+    infos: list[dict[str, Any]] = []
     already = len(_done_reps(parts) & set(range(reps)))
     bar = _progress(reps, already, scenario.name[:30], progress)
     try:
-        def done(info: dict[str, float]) -> None:
+        def done(info: dict[str, Any]) -> None:
             infos.append(info)
             bar.update(1)
 
-        run_replications(scenario, seed, range(reps), parts, jobs, log_events, done)
+        run_replications(scenario, seed, range(reps), parts, jobs, log_events, done, engine)
     finally:
         bar.close()
-    result = _finalize(scenario, seed, reps, work, jobs, infos, started, command, log_events)
+    result = _finalize(scenario, seed, reps, work, jobs, infos, started, command, log_events, engine)
     if keep:
         outputs.publish_dir(work, out_path)
         result.out_dir = out_path
@@ -191,8 +202,8 @@ def _check_resume(work: Path, scenario: Scenario, seed: int, reps: int) -> None:
                             "the same scenario and seed as the interrupted run")
 
 
-def _finalize(scenario: Scenario, seed: int, reps: int, work: Path, jobs: int, infos: list[dict[str, float]],
-              started: float, command: str | None, log_events: bool) -> RunResult:
+def _finalize(scenario: Scenario, seed: int, reps: int, work: Path, jobs: int, infos: list[dict[str, Any]],
+              started: float, command: str | None, log_events: bool, engine: str = "auto") -> RunResult:
     parts = work / PARTS
     rep_ids = range(reps)
     n_rows = outputs.concat_parquet((parts / f"patients-{r:05d}.parquet" for r in rep_ids),
@@ -219,7 +230,9 @@ def _finalize(scenario: Scenario, seed: int, reps: int, work: Path, jobs: int, i
         "replications": reps,
         "replication_seeds": "numpy SeedSequence(seed, spawn_key=(replication, purpose, sub)) per stream",
         "jobs": jobs,
-        "engine": "simpy",
+        # The engine(s) that ran this session's replications ("fast", "simpy", or "fast+simpy" if it varied).
+        "engine": "+".join(sorted({i["engine"] for i in infos})) or None,
+        "engine_requested": engine,
         "horizon_days": scenario.horizon_days,
         "warmup_days": scenario.warmup_days,
         "patients": n_rows,

@@ -194,6 +194,21 @@ class LadderTable:
         return self._misread_ebp[states]
 
 
+_TABLES: dict[int, tuple[Scenario, LadderTable]] = {}
+
+
+def ladder_table(scenario: Scenario, refer_index: list[int]) -> LadderTable:
+    """The scenario's LadderTable, kept across its replications (entries are pure functions of the scenario)."""
+    hit = _TABLES.get(id(scenario))
+    if hit is not None and hit[0] is scenario:
+        return hit[1]
+    if len(_TABLES) >= 16:
+        _TABLES.clear()
+    table = LadderTable(scenario, refer_index)
+    _TABLES[id(scenario)] = (scenario, table)
+    return table
+
+
 @dataclass
 class ResourceTotals:
     """What the resources table needs of one resource, as `pathway.ResourceMonitor` keeps it."""
@@ -241,7 +256,7 @@ class FastPathway:
         self.horizon = scenario.horizon_days
         names = [c.name for c in scenario.centers]
         self.refer = np.array([names.index(c.refers_to) if c.refers_to else -1 for c in scenario.centers])
-        self.table = LadderTable(scenario, self.refer.tolist())
+        self.table = ladder_table(scenario, self.refer.tolist())
         nc = len(names)
         self.nc = nc
         u = cohort.uniforms
@@ -257,6 +272,8 @@ class FastPathway:
         self.p_rih_recognized = np.array([p.rih_recognition_probability for p in prof])
         self.booking = [c.resources[r].booking_days for c in scenario.centers for r in RESOURCES]
         self.service = [c.resources[r].service_days for c in scenario.centers for r in RESOURCES]
+        self.u_booking = [u[f"booking:{r}"] for r in range(N_RES)]
+        self.u_service = [u[f"service:{r}"] for r in range(N_RES)]
         self.referral = [p.referral_delay_days for p in prof]
         self.conservative = [cln.conservative_days[e] for e in ETIOLOGIES]
         self.misdiagnosis_return = pop.misdiagnosis_return_days
@@ -406,39 +423,43 @@ class FastPathway:
     def _use(self, idx: np.ndarray, r: np.ndarray | int, by: int) -> np.ndarray:
         """Pathway._use without a queue: booking (checked against natural resolution), then service. Returns
         the patients who were seen and are still in the pathway after the service."""
-        if isinstance(r, int):
-            r = np.full(idx.size, r, dtype=np.int64)
         j = self.uses[idx, r]
         self.uses[idx, r] = j + 1
         group = self.center[idx] * N_RES + r
-        col = j % SLOTS["booking"]
-        booking = _ppf_by_group(self.booking, group, self._pick("booking", r, idx, col))
+        booking, service = self._durations(group, idx, j)
         start = self.t[idx] + booking
         closes = start >= self.t_nat[idx]
         if closes.any():
             self._natural_end(idx[closes], by)
             keep = ~closes
-            idx, r, j, group, start = idx[keep], r[keep], j[keep], group[keep], start[keep]
+            idx, group, start, service = idx[keep], group[keep], start[keep], service[keep]
         reached = start < self.horizon
         if not reached.all():
             self.pc[idx[~reached]] = DONE
-            idx, r, j, group, start = idx[reached], r[reached], j[reached], group[reached], start[reached]
-        service = _ppf_by_group(self.service, group, self._pick("service", r, idx, j % SLOTS["service"]))
+            idx, group, start, service = idx[reached], group[reached], start[reached], service[reached]
         end = start + service
         self._use_keys.append(group)
         self._use_busy.append(np.minimum(end, self.horizon) - start)
         return self._freeze(idx, end)
 
-    def _pick(self, kind: str, r: np.ndarray, idx: np.ndarray, col: np.ndarray) -> np.ndarray:
-        """The uniforms u[f"{kind}:{r}"][k, col] for each patient k of `idx`."""
-        first = int(r[0]) if r.size else 0
-        if r.size == 0 or (r == first).all():
-            return self.u[f"{kind}:{first}"][idx, col]
-        out = np.empty(idx.size)
-        for ri in np.unique(r).tolist():
-            m = r == ri
-            out[m] = self.u[f"{kind}:{ri}"][idx[m], col[m]]
-        return out
+    def _durations(self, group: np.ndarray, idx: np.ndarray, j: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Booking and service days of the j-th use of resource `group % N_RES` at center `group // N_RES`,
+        transformed from the same uniform slots as CenterState.booking / .service."""
+        col_b, col_s = j % SLOTS["booking"], j % SLOTS["service"]
+        if idx.size == 0:
+            return np.zeros(0), np.zeros(0)
+        first = int(group[0])
+        if (group == first).all():
+            r = first % N_RES
+            return (self.booking[first].ppf(self.u_booking[r][idx, col_b]),
+                    self.service[first].ppf(self.u_service[r][idx, col_s]))
+        booking, service = np.empty(idx.size), np.empty(idx.size)
+        for g in np.unique(group).tolist():
+            m = group == g
+            r, rows = g % N_RES, idx[m]
+            booking[m] = self.booking[g].ppf(self.u_booking[r][rows, col_b[m]])
+            service[m] = self.service[g].ppf(self.u_service[r][rows, col_s[m]])
+        return booking, service
 
     # ------------------------------------------------------------------------------------------- outcomes
     def _resolve(self, idx: np.ndarray, by: int | np.ndarray, day: np.ndarray) -> None:
