@@ -50,7 +50,6 @@ _COUNTER_OF = {cl.EBP: 0, cl.TARGETED_PATCH: 1, cl.FIBRIN_PATCH: 2, cl.LEAK_SURG
                cl.EMBOLIZATION: 4}
 STEP_COUNTER = np.array([_COUNTER_OF.get(s, 0) for s in STEPS], dtype=np.int64)
 STEP_WIDTH = np.array([SLOTS[s] if s in cl.TREATMENTS else 1 for s in STEPS], dtype=np.int64)
-STEP_OFFSET = np.concatenate(([0], np.cumsum(STEP_WIDTH)[:-1]))
 
 # Codes of the text columns.
 BY_NAMES: tuple[str, ...] = ("", NATURAL_COURSE, CONSERVATIVE, *STEPS)  # resolved_by; a step is 3 + its code
@@ -272,6 +271,9 @@ class FastPathway:
         self.p_rih_recognized = np.array([p.rih_recognition_probability for p in prof])
         self.booking = [c.resources[r].booking_days for c in scenario.centers for r in RESOURCES]
         self.service = [c.resources[r].service_days for c in scenario.centers for r in RESOURCES]
+        # Days of fixed-duration (center, resource) groups, NaN where drawn: [booking, service].
+        self.fixed_days = [np.array([d.p("value") if d.family == "fixed" else np.nan for d in ds])
+                           for ds in (self.booking, self.service)]
         self.u_booking = [u[f"booking:{r}"] for r in range(N_RES)]
         self.u_service = [u[f"service:{r}"] for r in range(N_RES)]
         self.referral = [p.referral_delay_days for p in prof]
@@ -283,10 +285,9 @@ class FastPathway:
         self.rih_untreated = cln.rih_duration_untreated_days
         self.late_threshold = cln.late_surgery_threshold_days
         self.max_consultations = pop.max_consultations
-        self.u_treat = np.hstack([u[s] if s in cl.TREATMENTS else np.zeros((n, 1)) for s in STEPS])
         # Patient state (Pathway's PatientState and History, as arrays).
         self.etiology = cohort.etiology.astype(np.int64)
-        self.iatrogenic = np.isin(self.etiology, [ETIOLOGIES.index(e) for e in IATROGENIC])
+        self.iatrogenic = np.array([e in IATROGENIC for e in ETIOLOGIES])[self.etiology]
         self.onset = cohort.onset_day
         self.t = np.zeros(n)
         self.t_nat = cohort.natural_resolution_day.astype(np.float64).copy()
@@ -453,13 +454,20 @@ class FastPathway:
             r = first % N_RES
             return (self.booking[first].ppf(self.u_booking[r][idx, col_b]),
                     self.service[first].ppf(self.u_service[r][idx, col_s]))
-        booking, service = np.empty(idx.size), np.empty(idx.size)
-        for g in np.unique(group).tolist():
+        return self._grouped(self.booking, self.u_booking, group, idx, col_b), \
+            self._grouped(self.service, self.u_service, group, idx, col_s)
+
+    def _grouped(self, dists: list[Distribution], uniforms: list[np.ndarray], group: np.ndarray, idx: np.ndarray,
+                 col: np.ndarray) -> np.ndarray:
+        """Durations of several (center, resource) groups; fixed ones by lookup, the others group by group."""
+        fixed = self.fixed_days[dists is self.service][group]
+        todo = np.isnan(fixed)
+        if not todo.any():
+            return fixed
+        for g in np.unique(group[todo]).tolist():
             m = group == g
-            r, rows = g % N_RES, idx[m]
-            booking[m] = self.booking[g].ppf(self.u_booking[r][rows, col_b[m]])
-            service[m] = self.service[g].ppf(self.u_service[r][rows, col_s[m]])
-        return booking, service
+            fixed[m] = dists[g].ppf(uniforms[g % N_RES][idx[m], col[m]])
+        return fixed
 
     # ------------------------------------------------------------------------------------------- outcomes
     def _resolve(self, idx: np.ndarray, by: int | np.ndarray, day: np.ndarray) -> None:
@@ -563,11 +571,22 @@ class FastPathway:
         attempt = self.counts[idx, counter]
         self.counts[idx, counter] = attempt + 1
         self.state[idx] = tab.next_state[key]
-        success = self.u_treat[idx, STEP_OFFSET[step] + attempt % STEP_WIDTH[step]] < p
+        success = self._treatment_uniforms(idx, step, attempt) < p
         won = idx[success]
         self._resolve(won, BY_STEP + step[success], t[success])
         self.last_key[won] = key[success]
         self.pc[won] = AFTER
+
+    def _treatment_uniforms(self, idx: np.ndarray, step: np.ndarray, attempt: np.ndarray) -> np.ndarray:
+        """u[step][k, attempt % width] per patient: the draw of this attempt at this kind of treatment."""
+        first = int(step[0])
+        if (step == first).all():
+            return self.u[STEPS[first]][idx, attempt % STEP_WIDTH[first]]
+        out = np.empty(idx.size)
+        for code in np.unique(step).tolist():
+            m = step == code
+            out[m] = self.u[STEPS[code]][idx[m], attempt[m] % STEP_WIDTH[code]]
+        return out
 
     def _after(self, idx: np.ndarray) -> None:
         """Pathway._after_success: rebound intracranial hypertension, then a recurrence or the end."""
