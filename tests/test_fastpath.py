@@ -12,11 +12,15 @@ from sim.cli import main
 from sim.errors import ScenarioError
 from sim.experiment import run
 from sim.fastpath import capacity_unlimited, select_engine, unlimited_overrides
+from sim.parameters import RESOURCES
 from sim.population import draw_cohort
 from sim.replication import run_replication
 from sim.scenario import load_scenario
 from tests.conftest import EXPERIENCED, LOW_VOLUME, ONE_CENTER
 from tests.test_pathway import check_invariants, only
+
+# Center "c" of the one-center test scenarios with a server per patient on every resource.
+UNLIMITED_C = "\n".join(f"[centers.c.resources.{r}]\ncapacity = 100000" for r in RESOURCES)
 
 
 def unlimited(path, **overrides):
@@ -54,9 +58,7 @@ def test_same_patients_with_a_short_horizon_that_censors_mid_pathway():
 
 @pytest.mark.parametrize("etiology", ["post_lp", "epidural", "spinal_surgery", "spontaneous"])
 def test_same_patients_on_each_etiology_alone(write_toml, etiology):
-    extra = "\n".join(f"[centers.c.resources.{r}]\ncapacity = 100000" for r in
-                      ("clinic", "mri", "myelography", "procedure_room", "theatre", "angiography"))
-    s = load_scenario(write_toml(only(etiology, extra)))
+    s = load_scenario(write_toml(only(etiology, UNLIMITED_C)))
     p = assert_same_patients(s, 3, 0)
     assert (p["etiology"] == etiology).all() and len(p) > 200
 
@@ -87,14 +89,12 @@ all = 4
 [clinical.recurrence_probability]
 after_spontaneous_patch = 0.4
 after_surgery = 0.3
-[clinical.rih_recognition_probability]
 """
 
 
 def test_same_patients_through_a_chain_of_referrals(write_toml):
-    text = REFERRAL_NETWORK.replace("[clinical.rih_recognition_probability]\n", "")
-    s0 = load_scenario(write_toml(text))
-    s = load_scenario(write_toml(text), overrides=unlimited_overrides(s0))
+    path = write_toml(REFERRAL_NETWORK)
+    s = load_scenario(path, overrides=unlimited_overrides(load_scenario(path)))
     for rep in range(2):
         p = assert_same_patients(s, 8, rep)
         assert (p["n_referrals"] >= 2).any() and (p["n_recurrences"] >= 2).any() and p["rih_misread"].any()
@@ -133,9 +133,7 @@ def test_the_manifest_records_the_engine_and_the_cli_takes_it(tmp_path, write_to
         "engine"] == "simpy"
     with pytest.raises(ScenarioError, match="--engine"):
         run(s, reps=1, engine="fast", log_events=True)
-    path = write_toml(ONE_CENTER + "[run]\nhorizon_days = 365\n" + "\n".join(
-        f"[centers.c.resources.{r}]\ncapacity = 100000" for r in
-        ("clinic", "mri", "myelography", "procedure_room", "theatre", "angiography")))
+    path = write_toml(ONE_CENTER + "[run]\nhorizon_days = 365\n" + UNLIMITED_C)
     out = tmp_path / "run"
     assert main(["run", str(path), "--reps", "1", "--out", str(out), "--jobs", "1", "--quiet", "--no-events",
                  "--engine", "fast"]) == 0
