@@ -6,7 +6,9 @@ Figures are ratios measured in the same process on the same machine, so they can
   csfsim's events per second to it (how much work csfsim adds per event);
 - parallel efficiency of --jobs 2 against --jobs 1;
 - peak memory (RSS) of a run of one million patients, in a child process;
-- the variance reduction of common random numbers on the paired difference of mean time to resolution.
+- the variance reduction of common random numbers on the paired difference of mean time to resolution;
+- the fast path (numpy, `sim.fastpath`) against the SimPy engine on each shipped scenario made capacity-unlimited,
+  on the same cohorts: engine alone (cohort drawn beforehand) and whole replications (draw + engine + tables).
 Benchmarks are not tests: nothing here asserts a time.
 """
 
@@ -28,6 +30,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from sim.experiment import run  # noqa: E402
+from sim.fastpath import FastPathway, unlimited_overrides  # noqa: E402
+from sim.pathway import Pathway  # noqa: E402
+from sim.population import draw_cohort  # noqa: E402
 from sim.replication import run_replication  # noqa: E402
 from sim.scenario import load_scenario  # noqa: E402
 from sim.stats import replication_metrics  # noqa: E402
@@ -74,6 +79,34 @@ def engine_speed(path: Path, reps: int = 5) -> dict:
         seconds += r.wall_seconds
     return {"patients_per_second_per_core": patients / seconds, "simpy_events_per_patient": events / patients,
             "simpy_events_per_second": events / seconds}
+
+
+def fast_path_speed(path: Path, reps: int = 8) -> dict:
+    """Fast path vs SimPy engine on the scenario made capacity-unlimited, interleaved on the same cohorts."""
+    shipped = load_scenario(path)
+    scenario = load_scenario(path, overrides={**unlimited_overrides(shipped), "run.horizon_days": 3650})
+    patients = 0
+    engine = {"simpy": 0.0, "fast": 0.0}
+    whole = {"simpy": 0.0, "fast": 0.0}
+    FastPathway(scenario, draw_cohort(scenario, 1, reps)).run()  # warm the ladder table, as in a long run
+    for rep in range(reps):
+        cohort = draw_cohort(scenario, 1, rep)
+        patients += cohort.n
+        start = time.perf_counter()
+        Pathway(scenario, cohort).run()
+        middle = time.perf_counter()
+        FastPathway(scenario, cohort).run()
+        engine["simpy"] += middle - start
+        engine["fast"] += time.perf_counter() - middle
+        for name in whole:
+            whole[name] += run_replication(scenario, 1, rep, engine=name).wall_seconds
+    return {"patients": patients,
+            "fast_engine_patients_per_second": patients / engine["fast"],
+            "simpy_engine_patients_per_second": patients / engine["simpy"],
+            "engine_speed_ratio": engine["simpy"] / engine["fast"],
+            "fast_replication_patients_per_second": patients / whole["fast"],
+            "simpy_replication_patients_per_second": patients / whole["simpy"],
+            "replication_speed_ratio": whole["simpy"] / whole["fast"]}
 
 
 def parallel_efficiency(reps: int = 8) -> dict:
@@ -145,6 +178,12 @@ def main() -> int:
         print(f"csfsim {name}: {e['patients_per_second_per_core']:,.0f} patients/s/core, "
               f"{e['simpy_events_per_patient']:.1f} SimPy events/patient, events/s = "
               f"{e['events_per_second_ratio_to_bare_simpy']:.2f} x bare SimPy")
+    for name, path in SCENARIOS.items():
+        f = fast_path_speed(path)
+        results[f"fast_path_{name}_unlimited"] = f
+        print(f"fast path, {name} made unlimited: engine {f['fast_engine_patients_per_second']:,.0f} patients/s = "
+              f"{f['engine_speed_ratio']:.1f} x SimPy engine; whole replication "
+              f"{f['fast_replication_patients_per_second']:,.0f} patients/s = {f['replication_speed_ratio']:.1f} x")
     par = parallel_efficiency()
     results["parallel"] = par
     print(f"--jobs 2 vs --jobs 1: speedup {par['speedup']:.2f}, efficiency {par['efficiency']:.2f} "

@@ -82,6 +82,9 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--no-events", action="store_true", help="skip the event log (faster, smaller)")
         p.add_argument("--quiet", action="store_true", help="no progress bar")
         p.add_argument("--no-report", action="store_true", help="skip report.html and figures/")
+        p.add_argument("--engine", choices=["auto", "simpy", "fast"], default="auto",
+                       help="auto (default): the numpy fast path when no capacity can make anyone wait and with "
+                            "--no-events, else SimPy; fast requires both")
 
     p_run = sub.add_parser("run", help="run one scenario")
     p_run.add_argument("scenario")
@@ -199,9 +202,10 @@ def _run(args: argparse.Namespace, command: str) -> int:
     out = Path(args.out) if args.out else Path("results") / Path(args.scenario).stem
     result = run(scenario, reps=args.reps, seed=args.seed, jobs=args.jobs, out=out, log_events=not args.no_events,
                  resume=args.resume, progress=False if args.quiet else None, command=command,
-                 backend=_backend(args), precision=args.precision, max_reps=args.max_reps)
-    print(f"{scenario.name}: {result.reps} replications ({result.manifest['backend']}), "
-          f"{result.manifest['patients']} patients, {result.manifest['wall_seconds']:.1f} s")
+                 backend=_backend(args), precision=args.precision, max_reps=args.max_reps, engine=args.engine)
+    print(f"{scenario.name}: {result.reps} replications ({result.manifest['backend']}, engine "
+          f"{result.manifest['engine']}), {result.manifest['patients']} patients, "
+          f"{result.manifest['wall_seconds']:.1f} s")
     _print_rule(result.manifest["replication_rule"])
     for metric, group, label in HEADLINE:
         row = result.metric(metric, group)
@@ -216,10 +220,10 @@ def _compare(args: argparse.Namespace, command: str) -> int:
     result = compare(args.scenarios, reps=args.reps, seed=args.seed, jobs=args.jobs, out=args.out,
                      log_events=not args.no_events, progress=False if args.quiet else None, command=command,
                      backend=_backend(args), precision=args.precision, max_reps=args.max_reps,
-                     measure_crn=not args.no_crn_check)
+                     measure_crn=not args.no_crn_check, engine=args.engine)
     for r in result.runs:
         print(f"{r.scenario.name}: {r.reps} replications, {r.manifest['patients']} patients, "
-              f"{r.manifest['wall_seconds']:.1f} s ({r.manifest['backend']})")
+              f"{r.manifest['wall_seconds']:.1f} s ({r.manifest['backend']}, engine {r.manifest['engine']})")
         _print_rule(r.manifest["replication_rule"])
     print()
     print(format_comparison(result.comparison, [r.scenario.name for r in result.runs]))

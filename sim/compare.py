@@ -99,7 +99,8 @@ def crn_table(runs: Sequence[RunResult], independent: Sequence[RunResult]) -> pd
 def compare(scenarios: Sequence[Scenario | str | os.PathLike[str]], reps: int | str = 10, seed: int = 1,
             jobs: int = 1, out: str | os.PathLike[str] | None = None, log_events: bool = True,
             progress: bool | None = None, command: str | None = None, backend: Backend | None = None,
-            precision: float = 0.05, max_reps: int = 200, measure_crn: bool = True) -> CompareResult:
+            precision: float = 0.05, max_reps: int = 200, measure_crn: bool = True,
+            engine: str = "auto") -> CompareResult:
     """Run scenarios on common random numbers and compare them with the first.
 
     With `measure_crn`, every scenario after the first is also run on independent streams (another seed, in
@@ -120,12 +121,13 @@ def compare(scenarios: Sequence[Scenario | str | os.PathLike[str]], reps: int | 
         names.append(name)
         sub = out_path / name if out_path is not None else None
         runs.append(run(s, reps=reps, seed=seed, jobs=jobs, out=sub, log_events=log_events, progress=progress,
-                        command=command, backend=backend, precision=precision, max_reps=max_reps))
+                        command=command, backend=backend, precision=precision, max_reps=max_reps, engine=engine))
     table = comparison_table(runs)
     crn = None
     if measure_crn:
         independent = [run(r.scenario, reps=r.reps, seed=replication_seed(seed, i), jobs=jobs, log_events=False,
-                           progress=progress, backend=backend) for i, r in enumerate(runs[1:], start=1)]
+                           progress=progress, backend=backend, engine=engine)
+                       for i, r in enumerate(runs[1:], start=1)]
         crn = crn_table(runs, independent)
     result = CompareResult(runs=runs, comparison=table, out_dir=out_path, crn=crn)
     if out_path is not None:

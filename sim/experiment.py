@@ -28,6 +28,7 @@ import pyarrow.parquet as pq
 
 from sim import outputs
 from sim.errors import RunInterrupted, ScenarioError
+from sim.fastpath import ENGINES
 from sim.parameters import Scenario
 from sim.planning import resource_timeseries
 from sim.replication import run_replication
@@ -93,15 +94,16 @@ class RunResult:
         return row.iloc[0]
 
 
-def compute_replication(scenario: Scenario, seed: int, rep: int, log_events: bool) -> dict[str, Any]:
+def compute_replication(scenario: Scenario, seed: int, rep: int, log_events: bool,
+                        engine: str = "auto") -> dict[str, Any]:
     """Run one replication and return its tables (used where workers do not share our file system)."""
-    result = run_replication(scenario, seed, rep, log_events=log_events)
+    result = run_replication(scenario, seed, rep, log_events=log_events, engine=engine)
     tables: dict[str, Any] = {
         "patients": result.patients,
         "resources": result.resources,
         "metrics": replication_metrics(result.patients, result.resources, scenario.horizon_days),
         "info": {"replication": rep, "n_patients": len(result.patients), "n_simpy_events": result.n_simpy_events,
-                 "wall_seconds": result.wall_seconds},
+                 "wall_seconds": result.wall_seconds, "engine": result.engine},
     }
     if result.events is not None and result.resource_uses is not None:
         tables["events"] = result.events
@@ -122,9 +124,10 @@ def write_parts(parts: Path, rep: int, tables: dict[str, Any]) -> dict[str, floa
     return tables["info"]
 
 
-def _task(scenario: Scenario, seed: int, rep: int, log_events: bool, parts: str) -> dict[str, float]:
+def _task(scenario: Scenario, seed: int, rep: int, log_events: bool, parts: str,
+          engine: str = "auto") -> dict[str, Any]:
     """Worker-process task: compute and write in the worker, return only the small info record."""
-    return write_parts(Path(parts), rep, compute_replication(scenario, seed, rep, log_events))
+    return write_parts(Path(parts), rep, compute_replication(scenario, seed, rep, log_events, engine))
 
 
 def _done_reps(parts: Path) -> set[int]:
@@ -155,7 +158,8 @@ class Backend:
 
 
 def run_replications(scenario: Scenario, seed: int, reps: Sequence[int], parts: Path, backend: Backend | int,
-                     log_events: bool, on_done: Callable[[dict[str, float]], None] | None = None) -> None:
+                     log_events: bool, on_done: Callable[[dict[str, Any]], None] | None = None,
+                     engine: str = "auto") -> None:
     """Run the given replications (skipping those already in `parts`) on the backend; each finished replication
     is written before the next is reported, so an interruption loses at most the ones in flight."""
     if isinstance(backend, int):
@@ -164,16 +168,17 @@ def run_replications(scenario: Scenario, seed: int, reps: Sequence[int], parts: 
     if not todo:
         return
     if backend.kind == "dask":
-        _run_dask(scenario, seed, todo, parts, backend, log_events, on_done)
+        _run_dask(scenario, seed, todo, parts, backend, log_events, on_done, engine)
         return
     if backend.kind == "serial" or backend.jobs <= 1 or len(todo) == 1:
         for rep in todo:
-            info = _task(scenario, seed, rep, log_events, str(parts))
+            info = _task(scenario, seed, rep, log_events, str(parts), engine)
             if on_done:
                 on_done(info)
         return
     with ProcessPoolExecutor(max_workers=min(backend.jobs, len(todo))) as pool:
-        pending: set[Future] = {pool.submit(_task, scenario, seed, rep, log_events, str(parts)) for rep in todo}
+        pending: set[Future] = {pool.submit(_task, scenario, seed, rep, log_events, str(parts), engine)
+                                for rep in todo}
         while pending:
             finished, pending = wait(pending, return_when=FIRST_COMPLETED)
             for fut in finished:
@@ -187,7 +192,7 @@ def run_replications(scenario: Scenario, seed: int, reps: Sequence[int], parts: 
 
 
 def _run_dask(scenario: Scenario, seed: int, todo: list[int], parts: Path, backend: Backend, log_events: bool,
-              on_done: Callable[[dict[str, float]], None] | None) -> None:
+              on_done: Callable[[dict[str, Any]], None] | None, engine: str = "auto") -> None:
     """Replications as Dask tasks; tables come back to this process, which writes them (workers on other
     machines need not see our disk)."""
     try:
@@ -206,7 +211,8 @@ def _run_dask(scenario: Scenario, seed: int, todo: list[int], parts: Path, backe
         raise ScenarioError("(command line)", "--scheduler", backend.scheduler, f"a reachable Dask scheduler ({err})") \
             from None
     try:
-        futures = [client.submit(compute_replication, scenario, seed, rep, log_events, pure=False) for rep in todo]
+        futures = [client.submit(compute_replication, scenario, seed, rep, log_events, engine, pure=False)
+                   for rep in todo]
         for fut in as_completed(futures):
             tables = fut.result()
             info = write_parts(parts, tables["info"]["replication"], tables)
@@ -228,8 +234,11 @@ def _progress(total: int, initial: int, label: str, enabled: bool | None):
 def run(scenario: Scenario | str | os.PathLike[str], reps: int | str = 10, seed: int = 1, jobs: int = 1,
         out: str | os.PathLike[str] | None = None, log_events: bool = True, resume: bool = False,
         progress: bool | None = None, command: str | None = None, backend: Backend | None = None,
-        precision: float = 0.05, max_reps: int = 200) -> RunResult:
+        precision: float = 0.05, max_reps: int = 200, engine: str = "auto") -> RunResult:
     """Run replications of a scenario. With `out`, writes the run folder; without, keeps it in memory.
+
+    `engine`: "auto" (the fast path for replications where nothing can queue and no event log is wanted, else
+    SimPy), "simpy", or "fast" (an error where it does not apply). The engines used go in the manifest.
 
     `reps="auto"` adds replications until the 95% CI half-width of every primary metric is within `precision`
     of its mean (Hoad, Robinson & Davies 2010, with their look-ahead), up to `max_reps`.
@@ -244,6 +253,11 @@ def run(scenario: Scenario | str | os.PathLike[str], reps: int | str = 10, seed:
         raise ScenarioError("(command line)", "--precision", precision, "a relative half-width between 0 and 1")
     if auto and not 3 <= max_reps <= 100_000:
         raise ScenarioError("(command line)", "--max-reps", max_reps, "a whole number from 3 to 100000")
+    if engine not in ENGINES:
+        raise ScenarioError("(command line)", "--engine", engine, f"one of {', '.join(ENGINES)}")
+    if engine == "fast" and log_events:
+        raise ScenarioError("(command line)", "--engine", engine,
+                            "no event log with the fast path (outcome-only: log_events=False, --no-events)")
     backend = backend or Backend("processes", jobs)
     started = time.time()
     keep = out is not None
@@ -261,11 +275,11 @@ def run(scenario: Scenario | str | os.PathLike[str], reps: int | str = 10, seed:
     parts.mkdir(parents=True, exist_ok=True)
     outputs.write_json(work / "run.json", {"scenario_file": scenario.source_file, "seed": seed, "reps": reps,
                                            "scenario": to_jsonable(scenario.resolved)})
-    infos: list[dict[str, float]] = []
+    infos: list[dict[str, Any]] = []
     target = max_reps if auto else int(reps)
     bar = _progress(target, len(_done_reps(parts) & set(range(target))), scenario.name[:30], progress)
 
-    def done(info: dict[str, float]) -> None:
+    def done(info: dict[str, Any]) -> None:
         infos.append(info)
         bar.update(1)
 
@@ -273,18 +287,19 @@ def run(scenario: Scenario | str | os.PathLike[str], reps: int | str = 10, seed:
     try:
         if auto:
             n_final, stopping = _run_until_precise(scenario, seed, parts, backend, log_events, done, precision,
-                                                   max_reps)
+                                                   max_reps, engine)
             bar.total = n_final
             bar.refresh()
         else:
             n_final = int(reps)
-            run_replications(scenario, seed, range(n_final), parts, backend, log_events, done)
+            run_replications(scenario, seed, range(n_final), parts, backend, log_events, done, engine)
     finally:
         bar.close()
     for extra in sorted(r for r in _done_reps(parts) if r >= n_final):  # look-ahead replications are not kept
         for f in parts.glob(f"*-{extra:05d}.*"):
             f.unlink()
-    result = _finalize(scenario, seed, n_final, work, backend, infos, started, command, log_events, stopping)
+    result = _finalize(scenario, seed, n_final, work, backend, infos, started, command, log_events, stopping,
+                       engine)
     if keep:
         outputs.publish_dir(work, out_path)
         result.out_dir = out_path
@@ -305,14 +320,14 @@ def _primary_values(parts: Path, n: int) -> dict[str, np.ndarray]:
 
 
 def _run_until_precise(scenario: Scenario, seed: int, parts: Path, backend: Backend, log_events: bool,
-                       done: Callable[[dict[str, float]], None], precision: float,
-                       max_reps: int) -> tuple[int, dict[str, Any]]:
+                       done: Callable[[dict[str, Any]], None], precision: float,
+                       max_reps: int, engine: str = "auto") -> tuple[int, dict[str, Any]]:
     """Add replications in batches until `replications_needed` finds a solution or the cap is reached."""
     batch = max(backend.jobs if backend.kind != "serial" else 1, LOOK_AHEAD)
     n = 0
     while True:
         n = min(max_reps, max(n + batch, MIN_REPS + LOOK_AHEAD))
-        run_replications(scenario, seed, range(n), parts, backend, log_events, done)
+        run_replications(scenario, seed, range(n), parts, backend, log_events, done, engine)
         values = _primary_values(parts, n)
         solution = replications_needed(values, precision)
         if solution is not None:
@@ -340,8 +355,8 @@ def _check_resume(work: Path, scenario: Scenario, seed: int) -> None:
 
 
 def _finalize(scenario: Scenario, seed: int, reps: int, work: Path, backend: Backend,
-              infos: list[dict[str, float]], started: float, command: str | None, log_events: bool,
-              stopping: dict[str, Any] | None) -> RunResult:
+              infos: list[dict[str, Any]], started: float, command: str | None, log_events: bool,
+              stopping: dict[str, Any] | None, engine: str = "auto") -> RunResult:
     parts = work / PARTS
     rep_ids = range(reps)
     n_rows = outputs.concat_parquet((parts / f"patients-{r:05d}.parquet" for r in rep_ids),
@@ -374,7 +389,9 @@ def _finalize(scenario: Scenario, seed: int, reps: int, work: Path, backend: Bac
         "replication_seeds": "numpy SeedSequence(seed, spawn_key=(replication, purpose, sub)) per stream",
         "backend": backend.describe(),
         "replication_rule": stopping or {"rule": "fixed", "replications": reps},
-        "engine": "simpy",
+        # The engine(s) that ran this session's replications ("fast", "simpy", or "fast+simpy" if it varied).
+        "engine": "+".join(sorted({i["engine"] for i in infos})) or None,
+        "engine_requested": engine,
         "horizon_days": scenario.horizon_days,
         "warmup_days": scenario.warmup_days,
         "patients": n_rows,

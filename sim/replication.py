@@ -1,16 +1,19 @@
-"""One replication: draw the cohort, run the SimPy pathway, return tidy tables."""
+"""One replication: draw the cohort, run the pathway (SimPy engine, or the fast path when nothing can queue),
+return tidy tables."""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
 from sim.economics import ECONOMICS_COLUMNS, add_economics
+from sim.fastpath import CenterTotals, FastPathway, FastRecords, select_engine
 from sim.parameters import ETIOLOGIES, LEAK_TYPES, RESOURCES, Scenario
-from sim.pathway import Pathway, Records
+from sim.pathway import CenterState, Pathway, Records
 from sim.population import draw_cohort
 
 PATIENT_COLUMNS: tuple[str, ...] = (
@@ -35,21 +38,33 @@ class ReplicationResult:
     resources: pd.DataFrame
     events: pd.DataFrame | None
     resource_uses: pd.DataFrame | None  # one row per completed resource use (with the event log)
-    n_simpy_events: int
+    n_simpy_events: int  # 0 on the fast path
     wall_seconds: float
+    engine: str = "simpy"  # the engine that ran: "simpy" or "fast" (events and resource_uses are None on "fast")
 
 
-def run_replication(scenario: Scenario, root_seed: int, replication: int,
-                    log_events: bool = False) -> ReplicationResult:
+def run_replication(scenario: Scenario, root_seed: int, replication: int, log_events: bool = False,
+                    engine: str = "auto") -> ReplicationResult:
+    """Run one replication. `engine="auto"` takes the fast path (`sim.fastpath`) exactly when it gives the same
+    patients as the SimPy engine (no resource capacity below the number of patients) and no event log is asked."""
     started = time.perf_counter()
     cohort = draw_cohort(scenario, root_seed, replication)
+    names = np.array(scenario.center_names, dtype=object)
+    if select_engine(scenario, cohort.n, engine, log_events) == "fast":
+        fast = FastPathway(scenario, cohort)
+        fast.run()
+        assert fast.records is not None
+        patients = _patients_frame(scenario, replication, cohort, fast.records, names)
+        patients = add_economics(patients, scenario)
+        resources = _resources_frame(scenario, replication, fast.centers)
+        return ReplicationResult(replication, patients, resources, None, None, 0, time.perf_counter() - started,
+                                 "fast")
     model = Pathway(scenario, cohort, log_events=log_events)
     model.run()
     n_events = next(model.env._eid)  # SimPy's event counter: events scheduled in this replication
-    names = np.array(scenario.center_names, dtype=object)
     patients = _patients_frame(scenario, replication, cohort, model.records, names)
     patients = add_economics(patients, scenario)  # costs and QALYs: post hoc, from the table
-    resources = _resources_frame(scenario, replication, model)
+    resources = _resources_frame(scenario, replication, model.centers)
     events = uses = None
     if log_events:
         assert model.events is not None and model.uses is not None
@@ -61,7 +76,8 @@ def run_replication(scenario: Scenario, root_seed: int, replication: int,
                              time.perf_counter() - started)
 
 
-def _patients_frame(scenario: Scenario, replication: int, cohort, rec: Records, names: np.ndarray) -> pd.DataFrame:
+def _patients_frame(scenario: Scenario, replication: int, cohort, rec: Records | FastRecords,
+                    names: np.ndarray) -> pd.DataFrame:
     n = cohort.n
     etiology = np.array(ETIOLOGIES, dtype=object)[cohort.etiology] if n else np.array([], dtype=object)
     leak_names = np.array([*LEAK_TYPES, "procedural"], dtype=object)
@@ -111,10 +127,11 @@ def _patients_frame(scenario: Scenario, replication: int, cohort, rec: Records, 
     return df
 
 
-def _resources_frame(scenario: Scenario, replication: int, model: Pathway) -> pd.DataFrame:
+def _resources_frame(scenario: Scenario, replication: int, centers: Sequence[CenterState | CenterTotals]
+                     ) -> pd.DataFrame:
     horizon = scenario.horizon_days
     rows = []
-    for center in model.centers:
+    for center in centers:
         for r, mon in zip(RESOURCES, center.monitors, strict=True):
             waits = np.asarray(mon.waits)
             rows.append({

@@ -1,0 +1,685 @@
+"""The fast path: the pathway of `sim.pathway`, advanced for all patients at once with numpy, when nothing queues.
+
+Why this is exact. A patient holds at most one server at a time, so a resource with at least as many servers as
+the replication has patients never makes anyone wait (`capacity_unlimited`). Then every request is granted the
+moment it is made, booking and service simply add up, and patients never interact: a patient's days depend only
+on her own uniforms, which `sim.population` drew up front. The engine below replays `Pathway._patient` line by
+line (same uniform slot for the n-th use of each purpose, same natural-resolution checks, same horizon freezing,
+same symptom-day accounting) in lockstep rounds over index arrays of patients.
+
+Why the clinical rules are not rewritten here. The next ladder step is a pure function of a small discrete state
+(the patient's `clinical.History`) and the current center. `LadderTable` interns each distinct History as an
+integer and fills, once per (state, center) pair met, the step, its success probabilities and the next states by
+calling `clinical.next_step`, `record_step`, `record_imaging`, ... themselves. The only knowledge of the rules
+kept here: success probabilities depend on time only through `days_since_onset > late_surgery_threshold_days`.
+
+What the fast path does not produce: the event log and the resource-use table (`events`, `resource_uses` are
+None; `select_engine` never picks it when they are asked for), and SimPy events (`n_simpy_events` is 0). Waits
+are all zero; utilization is the exact busy time (service days up to the horizon) over capacity x horizon.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass, field, fields
+
+import numpy as np
+
+from sim import clinical as cl
+from sim.distributions import Distribution
+from sim.errors import ScenarioError
+from sim.parameters import ETIOLOGIES, IATROGENIC, IATROGENIC_LEAK_TYPE, LEAK_TYPES, RESOURCES, Scenario
+from sim.pathway import CONSERVATIVE, FINAL_STATES, IN_PATHWAY, NATURAL_COURSE, RESOLVED, RESOLVED_WITHOUT_CARE
+from sim.population import Cohort
+from sim.randomness import SLOTS
+from sim.scenario import MAX_CAPACITY
+
+ENGINES: tuple[str, ...] = ("auto", "simpy", "fast")
+INF = math.inf
+N_RES = len(RESOURCES)
+R_CLINIC, R_MRI, R_PROCEDURE = (RESOURCES.index(r) for r in ("clinic", "mri", "procedure_room"))
+
+# Ladder steps as small integers. Codes 0 and 1 are the two non-steps.
+STEPS: tuple[str, ...] = (cl.PERSISTENT, cl.REFER, cl.IMAGING, cl.IMAGING_REFINED, *cl.TREATMENTS)
+STEP_CODE = {s: i for i, s in enumerate(STEPS)}
+C_PERSIST, C_REFER, C_IMAGING, C_IMAGING_REFINED = 0, 1, 2, 3
+# Per treatment step: which patient counter it increments (as Pathway._count_treatment) and its uniforms.
+COUNTERS: tuple[str, ...] = ("n_ebp", "n_targeted_patch", "n_fibrin_patch", "n_surgery", "n_embolization")
+_COUNTER_OF = {cl.EBP: 0, cl.TARGETED_PATCH: 1, cl.FIBRIN_PATCH: 2, cl.LEAK_SURGERY: 3, cl.DUROTOMY_REPAIR: 3,
+               cl.EMBOLIZATION: 4}
+STEP_COUNTER = np.array([_COUNTER_OF.get(s, 0) for s in STEPS], dtype=np.int64)
+STEP_WIDTH = np.array([SLOTS[s] if s in cl.TREATMENTS else 1 for s in STEPS], dtype=np.int64)
+
+# Codes of the text columns.
+BY_NAMES: tuple[str, ...] = ("", NATURAL_COURSE, CONSERVATIVE, *STEPS)  # resolved_by; a step is 3 + its code
+BY_NATURAL, BY_CONSERVATIVE, BY_STEP = 1, 2, 3
+REASONS: tuple[str, ...] = ("", "undiagnosed", "treatment_exhausted")
+F_WITHOUT_CARE, F_RESOLVED, F_PERSISTENT, F_IN_PATHWAY = (FINAL_STATES.index(s) for s in
+                                                         (RESOLVED_WITHOUT_CARE, RESOLVED, "persistent", IN_PATHWAY))
+# Where a patient is in Pathway._patient: the loop she will run next.
+DONE, DIAGNOSE, TREAT, LADDER, AFTER = 0, 1, 2, 3, 4
+
+_HISTORY_FIELDS = tuple(f.name for f in fields(cl.History))
+
+
+def capacity_unlimited(scenario: Scenario, n_patients: int) -> bool:
+    """True when patients can neither queue nor affect one another, so the fast path gives SimPy's results:
+    every resource of every center has a server for each patient and is always open (no session windows or
+    closures), and volume does not feed experience (which links patients through the center's case count)."""
+    return (not scenario.volume_outcome.enabled
+            and all(spec.capacity >= n_patients and not spec.scheduled
+                    for c in scenario.centers for spec in c.resources.values()))
+
+
+def unlimited_overrides(scenario: Scenario, capacity: int = MAX_CAPACITY) -> dict[str, int]:
+    """`load_scenario` overrides that give every resource of every center `capacity` servers: the scenario made
+    capacity-unlimited (for outcome-only questions, benchmarks and the equivalence tests)."""
+    return {f"centers.{c.name}.resources.{r}.capacity": capacity for c in scenario.centers for r in RESOURCES}
+
+
+def select_engine(scenario: Scenario, n_patients: int, engine: str, log_events: bool) -> str:
+    """The engine to run one replication on. "auto" takes the fast path only when it gives exactly the SimPy
+    engine's results (no capacity limit) and no event log is wanted; "fast" refuses a case it cannot do."""
+    if engine not in ENGINES:
+        raise ScenarioError("(run option)", "engine", engine, f"one of {', '.join(ENGINES)}")
+    unlimited = capacity_unlimited(scenario, n_patients)
+    if engine == "fast":
+        if not unlimited:
+            raise ScenarioError(scenario.source_file, "centers.*.resources.*", "limited or scheduled",
+                                f"every capacity >= {n_patients} (the patients of this replication), no opening "
+                                "schedules and volume_outcome off for the fast path; use engine auto or simpy")
+        if log_events:
+            raise ScenarioError("(run option)", "engine", engine,
+                                "no event log with the fast path (outcome-only: log_events=False, --no-events)")
+        return "fast"
+    if engine == "auto" and unlimited and not log_events:
+        return "fast"
+    return "simpy"
+
+
+class LadderTable:
+    """The treatment ladder, memoized over (interned History, center) pairs by calling `sim.clinical`.
+
+    Pair columns are flat arrays indexed by `state * n_centers + center`, filled on first use; states are
+    interned Histories, so a patient's whole history is one integer that numpy can carry and index with.
+    """
+
+    def __init__(self, scenario: Scenario, refer_index: list[int]) -> None:
+        self.clinical = scenario.clinical
+        self.profiles = [c.profile for c in scenario.centers]
+        self.can_refer = [i >= 0 for i in refer_index]
+        self.nc = len(self.profiles)
+        self.histories: list[cl.History] = []
+        self.ids: dict[tuple, int] = {}
+        self.cap = 0
+        self._grow(32)
+
+    def _grow(self, cap: int) -> None:
+        """Make room for `cap` states (pair arrays are state-major, so existing keys keep their meaning)."""
+        def widen(old: np.ndarray | None, size: int, fill: float | int | bool, dtype: type) -> np.ndarray:
+            new = np.full(size, fill, dtype=dtype)
+            if old is not None:
+                new[:old.size] = old
+            return new
+
+        n_pairs = cap * self.nc
+        get = self.__dict__.get
+        self.known = widen(get("known"), n_pairs, False, bool)
+        self.step = widen(get("step"), n_pairs, 0, np.int64)
+        self.resource = widen(get("resource"), n_pairs, 0, np.int64)
+        self.p_early = widen(get("p_early"), n_pairs, np.nan, np.float64)
+        self.p_late = widen(get("p_late"), n_pairs, np.nan, np.float64)
+        self.imaging_yield = widen(get("imaging_yield"), n_pairs, np.nan, np.float64)
+        self.next_state = widen(get("next_state"), n_pairs, -1, np.int64)
+        self.next_found = widen(get("next_found"), n_pairs, -1, np.int64)
+        self.p_rih = widen(get("p_rih"), n_pairs, np.nan, np.float64)
+        self.p_recur = widen(get("p_recur"), n_pairs, np.nan, np.float64)
+        self._new_episode = widen(get("_new_episode"), cap, -1, np.int64)
+        self._misread_ebp = widen(get("_misread_ebp"), cap, -1, np.int64)
+        self._arrive = widen(get("_arrive"), cap, -1, np.int64)
+        self.cap = cap
+
+    def intern(self, h: cl.History) -> int:
+        """The integer state of a History (a new one is stored as a copy)."""
+        key = tuple(getattr(h, name) for name in _HISTORY_FIELDS)
+        sid = self.ids.get(key)
+        if sid is None:
+            sid = self.ids[key] = len(self.histories)
+            self.histories.append(copy.copy(h))
+            if sid >= self.cap:
+                self._grow(2 * self.cap)
+        return sid
+
+    def _after(self, sid: int, change) -> int:
+        h = copy.copy(self.histories[sid])
+        change(h)
+        return self.intern(h)
+
+    def ensure(self, keys: np.ndarray) -> None:
+        """Fill every (state, center) pair among `keys` that has not been met yet."""
+        missing = keys[~self.known[keys]]
+        for key in np.unique(missing).tolist():
+            self._fill(key)
+
+    def _fill(self, key: int) -> None:
+        sid, c = divmod(key, self.nc)
+        h, profile, cln = self.histories[sid], self.profiles[c], self.clinical
+        step = cl.next_step(h, profile, self.can_refer[c], cln)
+        self.step[key] = STEP_CODE[step]
+        if step in cl.STEP_RESOURCE:
+            self.resource[key] = RESOURCES.index(cl.STEP_RESOURCE[step])
+        if step in (cl.IMAGING, cl.IMAGING_REFINED):
+            self.imaging_yield[key] = cl.imaging_yield(h, profile, cln)
+            self.next_state[key] = self._after(sid, lambda x: cl.record_imaging(x, profile, False))
+            self.next_found[key] = self._after(sid, lambda x: cl.record_imaging(x, profile, True))
+        elif step in cl.TREATMENTS:
+            self.p_early[key] = cl.success_probability(step, h, profile, cln, cln.late_surgery_threshold_days)
+            self.p_late[key] = cl.success_probability(step, h, profile, cln, INF)
+            nxt = self._after(sid, lambda x: cl.record_step(x, step, cln))
+            self.next_state[key] = nxt
+            self.p_rih[key] = cl.rih_probability(step, self.histories[nxt], cln)
+            self.p_recur[key] = cl.recurrence_probability(step, self.histories[nxt], cln)
+        self.known[key] = True
+
+    def new_episode(self, states: np.ndarray) -> np.ndarray:
+        """States after a recurrence (`History.start_new_episode`)."""
+        for sid in np.unique(states[self._new_episode[states] < 0]).tolist():
+            self._new_episode[sid] = self._after(sid, cl.History.start_new_episode)
+        return self._new_episode[states]
+
+    def arrive(self, states: np.ndarray) -> np.ndarray:
+        """States after a referral (`History.arrive_at_new_center`)."""
+        for sid in np.unique(states[self._arrive[states] < 0]).tolist():
+            self._arrive[sid] = self._after(sid, cl.History.arrive_at_new_center)
+        return self._arrive[states]
+
+    def misread_ebp(self, states: np.ndarray) -> np.ndarray:
+        """States after the needless blood patch for misread RIH (as in Pathway._after_success)."""
+        def add_ebp(h: cl.History) -> None:
+            h.ebp_total += 1
+
+        for sid in np.unique(states[self._misread_ebp[states] < 0]).tolist():
+            self._misread_ebp[sid] = self._after(sid, add_ebp)
+        return self._misread_ebp[states]
+
+
+_TABLES: dict[int, tuple[Scenario, LadderTable]] = {}
+
+
+def ladder_table(scenario: Scenario, refer_index: list[int]) -> LadderTable:
+    """The scenario's LadderTable, kept across its replications (entries are pure functions of the scenario)."""
+    hit = _TABLES.get(id(scenario))
+    if hit is not None and hit[0] is scenario:
+        return hit[1]
+    if len(_TABLES) >= 16:
+        _TABLES.clear()
+    table = LadderTable(scenario, refer_index)
+    _TABLES[id(scenario)] = (scenario, table)
+    return table
+
+
+@dataclass
+class ResourceTotals:
+    """What the resources table needs of one resource, as `pathway.ResourceMonitor` keeps it."""
+
+    capacity: int
+    n_arrived: int = 0
+    n_served: int = 0
+    n_abandoned: int = 0
+    n_waiting: int = 0
+    area_busy: float = 0.0
+    area_waiting: float = 0.0
+    waits: np.ndarray = field(default_factory=lambda: np.zeros(0))
+
+
+@dataclass
+class CenterTotals:
+    name: str
+    monitors: list[ResourceTotals]
+
+
+def _ppf_by_group(dists: list[Distribution], group: np.ndarray, u: np.ndarray) -> np.ndarray:
+    """`dists[group[i]].ppf(u[i])` for every i, one vectorised transform per distinct group."""
+    if u.size == 0:
+        return u.astype(np.float64)
+    first = int(group[0])
+    if (group == first).all():
+        return dists[first].ppf(u)
+    out = np.empty(u.shape, dtype=np.float64)
+    for g in np.unique(group).tolist():
+        m = group == g
+        out[m] = dists[g].ppf(u[m])
+    return out
+
+
+class FastPathway:
+    """One replication on the fast path. Build it, call `run()`, read `records` and `centers` (resource totals)."""
+
+    def __init__(self, scenario: Scenario, cohort: Cohort) -> None:
+        n = cohort.n
+        if not capacity_unlimited(scenario, n):
+            raise ScenarioError(scenario.source_file, "centers.*.resources.*.capacity", "limited",
+                                f"every capacity >= {n} for the fast path")
+        self.scenario = scenario
+        self.cohort = cohort
+        self.horizon = scenario.horizon_days
+        names = [c.name for c in scenario.centers]
+        self.refer = np.array([names.index(c.refers_to) if c.refers_to else -1 for c in scenario.centers])
+        self.table = ladder_table(scenario, self.refer.tolist())
+        nc = len(names)
+        self.nc = nc
+        u = cohort.uniforms
+        self.u = u
+        cln = scenario.clinical
+        pop = scenario.population
+        prof = [c.profile for c in scenario.centers]
+        self.p_iatrogenic = np.array([p.recognition_probability_iatrogenic for p in prof])
+        self.p_spontaneous = np.array([p.recognition_probability_spontaneous for p in prof])
+        self.p_sign = np.array([p.brain_mri_sign_probability for p in prof])
+        self.p_read = np.array([p.mri_reading_sensitivity for p in prof])
+        self.p_despite = np.array([p.diagnose_despite_normal_mri_probability for p in prof])
+        self.p_rih_recognized = np.array([p.rih_recognition_probability for p in prof])
+        self.booking = [c.resources[r].booking_days for c in scenario.centers for r in RESOURCES]
+        self.service = [c.resources[r].service_days for c in scenario.centers for r in RESOURCES]
+        # Days of fixed-duration (center, resource) groups, NaN where drawn: [booking, service].
+        self.fixed_days = [np.array([d.p("value") if d.family == "fixed" else np.nan for d in ds])
+                           for ds in (self.booking, self.service)]
+        self.u_booking = [u[f"booking:{r}"] for r in range(N_RES)]
+        self.u_service = [u[f"service:{r}"] for r in range(N_RES)]
+        self.referral = [p.referral_delay_days for p in prof]
+        self.conservative = [cln.conservative_days[e] for e in ETIOLOGIES]
+        self.misdiagnosis_return = pop.misdiagnosis_return_days
+        self.recurrence_delay = cln.recurrence_days
+        self.rih_onset = cln.rih_onset_days
+        self.rih_treated = cln.rih_duration_treated_days
+        self.rih_untreated = cln.rih_duration_untreated_days
+        self.late_threshold = cln.late_surgery_threshold_days
+        self.max_consultations = pop.max_consultations
+        # Patient state (Pathway's PatientState and History, as arrays).
+        self.etiology = cohort.etiology.astype(np.int64)
+        self.iatrogenic = np.array([e in IATROGENIC for e in ETIOLOGIES])[self.etiology]
+        self.onset = cohort.onset_day
+        self.t = np.zeros(n)
+        self.t_nat = cohort.natural_resolution_day.astype(np.float64).copy()
+        self.since = cohort.onset_day.astype(np.float64).copy()
+        self.state = np.zeros(n, dtype=np.int64)
+        self.pc = np.full(n, DONE, dtype=np.int8)
+        self.uses = np.zeros((n, N_RES), dtype=np.int64)
+        self.counts = np.zeros((n, len(COUNTERS)), dtype=np.int64)
+        self.last_key = np.zeros(n, dtype=np.int64)
+        self.scratch = np.zeros(n, dtype=bool)
+        # Result columns (as pathway.Records; text columns as codes until the end).
+        self.center = cohort.home_center.astype(np.int64).copy()
+        nan = np.full(n, np.nan)
+        self.presented, self.diagnosed, self.first_treatment = nan.copy(), nan.copy(), nan.copy()
+        self.resolved_day, self.symptom_days, self.waiting_days, self.rih_days = (nan.copy(), nan.copy(),
+                                                                                   nan.copy(), nan.copy())
+        self.n_consultations, self.n_brain_mri, self.n_spinal_imaging, self.n_referrals, self.n_recurrences, \
+            self.n_acetazolamide = (np.zeros(n, dtype=np.int64) for _ in range(6))
+        self.rih, self.rih_misread, self.leak_localized, self.symptomatic = (np.zeros(n, dtype=bool)
+                                                                            for _ in range(4))
+        self.final = np.full(n, F_IN_PATHWAY, dtype=np.int64)
+        self.by = np.zeros(n, dtype=np.int64)
+        self.reason = np.zeros(n, dtype=np.int64)
+        self._use_keys: list[np.ndarray] = []
+        self._use_busy: list[np.ndarray] = []
+        self.records: FastRecords | None = None
+        self.centers: list[CenterTotals] = []
+
+    # ------------------------------------------------------------------------------------------- running
+    def run(self) -> None:
+        """Settle patients who never reach care (as Pathway.run), then advance everyone else round by round."""
+        c, h = self.cohort, self.horizon
+        nat, presented = c.natural_resolution_day, c.presented_day
+        early = nat <= presented
+        without_care = early & (nat < h)
+        self.final[without_care] = F_WITHOUT_CARE
+        self.by[without_care] = BY_NATURAL
+        self.resolved_day[without_care] = nat[without_care]
+        self.symptom_days[without_care] = nat[without_care] - c.onset_day[without_care]
+        unpresented = (early & ~(nat < h)) | (~early & (presented >= h))
+        self.symptom_days[unpresented] = h - c.onset_day[unpresented]
+        self.symptomatic[unpresented] = True
+        process = ~early & (presented < h)
+        self.processed = process
+        self.symptomatic[process] = True
+        self.waiting_days[process] = 0.0
+        self.t[process] = presented[process]
+        self.presented[process] = presented[process]
+        self._init_states(np.flatnonzero(process))
+        self.pc[process] = DIAGNOSE
+        handlers = ((DIAGNOSE, self._diagnose), (TREAT, self._treat), (LADDER, self._ladder), (AFTER, self._after))
+        pc = self.pc
+        while True:
+            moved = False
+            for phase, handler in handlers:
+                idx = np.flatnonzero(pc == phase)
+                if idx.size:
+                    handler(idx)
+                    moved = True
+            if not moved:
+                break
+        self._close()
+
+    def _init_states(self, idx: np.ndarray) -> None:
+        c = self.cohort
+        combo = (self.etiology[idx] * (len(LEAK_TYPES) + 1) + (c.leak_type[idx] + 1)) * 2 + c.direct_repair[idx]
+        uniq, inverse = np.unique(combo, return_inverse=True)
+        sids = []
+        for code in uniq.tolist():
+            rest, direct = divmod(code, 2)
+            e, lt = divmod(rest, len(LEAK_TYPES) + 1)
+            leak = LEAK_TYPES[lt - 1] if lt > 0 else IATROGENIC_LEAK_TYPE
+            sids.append(self.table.intern(cl.History(etiology=ETIOLOGIES[e], leak_type=leak,
+                                                     direct_repair=bool(direct))))
+        self.state[idx] = np.asarray(sids, dtype=np.int64)[inverse.reshape(-1)]
+
+    def _close(self) -> None:
+        """Symptom days to the horizon for everyone still symptomatic, then the result columns and totals."""
+        open_ = self.processed & self.symptomatic
+        prior = self.symptom_days[open_]
+        self.symptom_days[open_] = np.where(np.isnan(prior), 0.0, prior) + (self.horizon - self.since[open_])
+        self.records = FastRecords(self)
+        keys = np.concatenate(self._use_keys) if self._use_keys else np.zeros(0, dtype=np.int64)
+        busy = np.concatenate(self._use_busy) if self._use_busy else np.zeros(0)
+        size = self.nc * N_RES
+        served = np.bincount(keys, minlength=size)
+        busy_days = np.bincount(keys, weights=busy, minlength=size)
+        self.centers = []
+        for ci, center in enumerate(self.scenario.centers):
+            monitors = []
+            for r, name in enumerate(RESOURCES):
+                g = ci * N_RES + r
+                n_served = int(served[g])
+                monitors.append(ResourceTotals(capacity=center.resources[name].capacity, n_arrived=n_served,
+                                               n_served=n_served, area_busy=float(busy_days[g]),
+                                               waits=np.zeros(n_served)))
+            self.centers.append(CenterTotals(center.name, monitors))
+
+    # ------------------------------------------------------------------------------------------- time
+    def _freeze(self, idx: np.ndarray, target: np.ndarray) -> np.ndarray:
+        """Advance patients to `target` days; those reaching the horizon stop there (SimPy never resumes them).
+        Returns the patients who go on."""
+        frozen = target >= self.horizon
+        if frozen.any():
+            self.pc[idx[frozen]] = DONE
+            idx, target = idx[~frozen], target[~frozen]
+        self.t[idx] = target
+        return idx
+
+    def _until_natural_resolution(self, idx: np.ndarray) -> np.ndarray:
+        """Pathway._until_natural_resolution: wait for the leak to close, or date it now if it already has."""
+        t, t_nat = self.t[idx], self.t_nat[idx]
+        later = t_nat > t
+        self.t_nat[idx[~later]] = t[~later]
+        self._freeze(idx[later], t[later] + (t_nat[later] - t[later]))
+        return idx[self.pc[idx] != DONE]
+
+    def _natural_end(self, idx: np.ndarray, by: int) -> None:
+        """Patients whose leak closed on its own during a wait: resolved at that day (those not frozen)."""
+        if idx.size:
+            idx = self._until_natural_resolution(idx)
+            self._resolve(idx, by, self.t_nat[idx])
+            self.pc[idx] = DONE
+
+    def _wait(self, idx: np.ndarray, delay: np.ndarray, by: int) -> np.ndarray:
+        """Pathway._wait for each patient; returns those still in the pathway after the delay."""
+        end = self.t[idx] + delay
+        closes = end >= self.t_nat[idx]
+        if closes.any():
+            self._natural_end(idx[closes], by)
+            idx, end = idx[~closes], end[~closes]
+        return self._freeze(idx, end)
+
+    def _use(self, idx: np.ndarray, r: np.ndarray | int, by: int) -> np.ndarray:
+        """Pathway._use without a queue: booking (checked against natural resolution), then service. Returns
+        the patients who were seen and are still in the pathway after the service."""
+        j = self.uses[idx, r]
+        self.uses[idx, r] = j + 1
+        group = self.center[idx] * N_RES + r
+        booking, service = self._durations(group, idx, j)
+        start = self.t[idx] + booking
+        closes = start >= self.t_nat[idx]
+        if closes.any():
+            self._natural_end(idx[closes], by)
+            keep = ~closes
+            idx, group, start, service = idx[keep], group[keep], start[keep], service[keep]
+        reached = start < self.horizon
+        if not reached.all():
+            self.pc[idx[~reached]] = DONE
+            idx, group, start, service = idx[reached], group[reached], start[reached], service[reached]
+        end = start + service
+        self._use_keys.append(group)
+        self._use_busy.append(np.minimum(end, self.horizon) - start)
+        return self._freeze(idx, end)
+
+    def _durations(self, group: np.ndarray, idx: np.ndarray, j: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Booking and service days of the j-th use of resource `group % N_RES` at center `group // N_RES`,
+        transformed from the same uniform slots as CenterState.booking / .service."""
+        col_b, col_s = j % SLOTS["booking"], j % SLOTS["service"]
+        if idx.size == 0:
+            return np.zeros(0), np.zeros(0)
+        first = int(group[0])
+        if (group == first).all():
+            r = first % N_RES
+            return (self.booking[first].ppf(self.u_booking[r][idx, col_b]),
+                    self.service[first].ppf(self.u_service[r][idx, col_s]))
+        return self._grouped(self.booking, self.u_booking, group, idx, col_b), \
+            self._grouped(self.service, self.u_service, group, idx, col_s)
+
+    def _grouped(self, dists: list[Distribution], uniforms: list[np.ndarray], group: np.ndarray, idx: np.ndarray,
+                 col: np.ndarray) -> np.ndarray:
+        """Durations of several (center, resource) groups; fixed ones by lookup, the others group by group."""
+        fixed = self.fixed_days[dists is self.service][group]
+        todo = np.isnan(fixed)
+        if not todo.any():
+            return fixed
+        for g in np.unique(group[todo]).tolist():
+            m = group == g
+            fixed[m] = dists[g].ppf(uniforms[g % N_RES][idx[m], col[m]])
+        return fixed
+
+    # ------------------------------------------------------------------------------------------- outcomes
+    def _resolve(self, idx: np.ndarray, by: int | np.ndarray, day: np.ndarray) -> None:
+        self.final[idx] = F_RESOLVED
+        self.by[idx] = by
+        self.resolved_day[idx] = day
+        prior = self.symptom_days[idx]
+        self.symptom_days[idx] = np.where(np.isnan(prior), 0.0, prior) + (day - self.since[idx])
+        self.symptomatic[idx] = False
+
+    def _persist(self, idx: np.ndarray, reason: int) -> None:
+        self.final[idx] = F_PERSISTENT
+        self.reason[idx] = reason
+        self.symptomatic[idx] = True
+        self.pc[idx] = DONE
+
+    # ------------------------------------------------------------------------------------------- the pathway
+    def _diagnose(self, idx: np.ndarray) -> None:
+        """One consultation of Pathway._diagnose (with its brain MRI), then diagnosis, giving up or return."""
+        idx = self._use(idx, R_CLINIC, BY_NATURAL)
+        n = self.n_consultations[idx]
+        self.n_consultations[idx] = n + 1
+        c = self.center[idx]
+        uc = self.u["consultation"][idx, n % SLOTS["consultation"]]
+        iat = self.iatrogenic[idx]
+        suspected = ~iat & (uc < self.p_spontaneous[c])
+        self.scratch[idx] = iat & (uc < self.p_iatrogenic[c])
+        if suspected.any():
+            m_idx = self._use(idx[suspected], R_MRI, BY_NATURAL)
+            m = self.n_brain_mri[m_idx]
+            self.n_brain_mri[m_idx] = m + 1
+            j = m % SLOTS["mri"]
+            cm = self.center[m_idx]
+            u = self.u
+            signs = u["mri_sign"][m_idx, j] < self.p_sign[cm]
+            read = signs & (u["mri_read"][m_idx, j] < self.p_read[cm])
+            self.scratch[m_idx] = read | (u["mri_despite_normal"][m_idx, j] < self.p_despite[cm])
+            idx = idx[self.pc[idx] != DONE]
+        recognized = self.scratch[idx]
+        diagnosed = idx[recognized]
+        self.diagnosed[diagnosed] = self.t[diagnosed]
+        self.pc[diagnosed] = TREAT
+        missed = idx[~recognized]
+        n = self.n_consultations[missed] - 1
+        give_up = n + 1 >= self.max_consultations
+        self._persist(missed[give_up], 1)
+        missed, n = missed[~give_up], n[~give_up]
+        back = self.misdiagnosis_return.ppf(self.u["misdiagnosis_return"][missed, n % SLOTS["misdiagnosis_return"]])
+        self._wait(missed, back, BY_NATURAL)
+
+    def _treat(self, idx: np.ndarray) -> None:
+        """The conservative window at the start of an episode (Pathway._treat before its loop)."""
+        u = self.u["conservative"][idx, self.n_recurrences[idx] % SLOTS["conservative"]]
+        idx = self._wait(idx, _ppf_by_group(self.conservative, self.etiology[idx], u), BY_CONSERVATIVE)
+        self.pc[idx] = LADDER
+
+    def _ladder(self, idx: np.ndarray) -> None:
+        """One turn of Pathway._treat's loop: persist, refer, or carry out the next step."""
+        key = self.state[idx] * self.nc + self.center[idx]
+        self.table.ensure(key)
+        step = self.table.step[key]
+        self._persist(idx[step == C_PERSIST], 2)
+        refer = step == C_REFER
+        if refer.any():
+            self._refer(idx[refer])
+        act = step > C_REFER
+        if act.any():
+            self._act(idx[act], key[act])
+
+    def _refer(self, idx: np.ndarray) -> None:
+        n_ref = self.n_referrals[idx]
+        self.n_referrals[idx] = n_ref + 1
+        u = self.u["referral"][idx, n_ref % SLOTS["referral"]]
+        idx = self._wait(idx, _ppf_by_group(self.referral, self.center[idx], u), BY_CONSERVATIVE)
+        self.center[idx] = self.refer[self.center[idx]]
+        self.state[idx] = self.table.arrive(self.state[idx])
+        idx = self._use(idx, R_CLINIC, BY_CONSERVATIVE)
+        self.n_consultations[idx] += 1
+
+    def _act(self, idx: np.ndarray, key: np.ndarray) -> None:
+        tab = self.table
+        idx = self._use(idx, tab.resource[key], BY_CONSERVATIVE)
+        key = self.state[idx] * self.nc + self.center[idx]
+        step = tab.step[key]
+        imaging = (step == C_IMAGING) | (step == C_IMAGING_REFINED)
+        if imaging.any():
+            im, ki = idx[imaging], key[imaging]
+            n_img = self.n_spinal_imaging[im]
+            self.n_spinal_imaging[im] = n_img + 1
+            found = self.u["imaging"][im, n_img % SLOTS["imaging"]] < tab.imaging_yield[ki]
+            self.state[im] = np.where(found, tab.next_found[ki], tab.next_state[ki])
+            self.leak_localized[im[found]] = True
+            treat = ~imaging
+            idx, key, step = idx[treat], key[treat], step[treat]
+        if not idx.size:
+            return
+        t = self.t[idx]
+        first = self.first_treatment[idx]
+        self.first_treatment[idx] = np.where(np.isnan(first), t, first)
+        p = np.where(t - self.onset[idx] > self.late_threshold, tab.p_late[key], tab.p_early[key])
+        counter = STEP_COUNTER[step]
+        attempt = self.counts[idx, counter]
+        self.counts[idx, counter] = attempt + 1
+        self.state[idx] = tab.next_state[key]
+        success = self._treatment_uniforms(idx, step, attempt) < p
+        won = idx[success]
+        self._resolve(won, BY_STEP + step[success], t[success])
+        self.last_key[won] = key[success]
+        self.pc[won] = AFTER
+
+    def _treatment_uniforms(self, idx: np.ndarray, step: np.ndarray, attempt: np.ndarray) -> np.ndarray:
+        """u[step][k, attempt % width] per patient: the draw of this attempt at this kind of treatment."""
+        first = int(step[0])
+        if (step == first).all():
+            return self.u[STEPS[first]][idx, attempt % STEP_WIDTH[first]]
+        out = np.empty(idx.size)
+        for code in np.unique(step).tolist():
+            m = step == code
+            out[m] = self.u[STEPS[code]][idx[m], attempt[m] % STEP_WIDTH[code]]
+        return out
+
+    def _after(self, idx: np.ndarray) -> None:
+        """Pathway._after_success: rebound intracranial hypertension, then a recurrence or the end."""
+        tab = self.table
+        u = self.u
+        success_day = self.t[idx].copy()
+        i = self.n_recurrences[idx] % SLOTS["rih"]
+        key = self.last_key[idx]
+        rih = u["rih_occurs"][idx, i] < tab.p_rih[key]
+        if rih.any():
+            ri, ii = idx[rih], i[rih]
+            self.rih[ri] = True
+            onset = self.rih_onset.ppf(u["rih_onset"][ri, ii])
+            recognized = u["rih_recognized"][ri, ii] < self.p_rih_recognized[self.center[ri]]
+            ud = u["rih_duration"][ri, ii]
+            duration = np.where(recognized, self.rih_treated.ppf(ud), self.rih_untreated.ppf(ud))
+            start = success_day[rih] + onset
+            days = np.maximum(0.0, np.minimum(duration, self.horizon - start))
+            prior = self.rih_days[ri]
+            self.rih_days[ri] = np.where(np.isnan(prior), days, prior + days)
+            self.n_acetazolamide[ri[recognized]] += 1
+            misread = ri[~recognized]
+            if misread.size:
+                self.rih_misread[misread] = True
+                wait = onset[~recognized] > 0.0
+                self._freeze(misread[wait], self.t[misread[wait]] + onset[~recognized][wait])
+                misread = misread[self.pc[misread] != DONE]
+                self.t_nat[misread] = INF
+                patched = self._use(misread, R_PROCEDURE, BY_CONSERVATIVE)
+                self.counts[patched, 0] += 1
+                self.state[patched] = tab.misread_ebp(self.state[patched])
+            going = self.pc[idx] != DONE
+            idx, i, key, success_day = idx[going], i[going], key[going], success_day[going]
+        recurs = u["recurrence_occurs"][idx, i] < tab.p_recur[key]
+        recur_day = success_day[recurs] + self.recurrence_delay.ppf(u["recurrence_delay"][idx[recurs], i[recurs]])
+        self.pc[idx[~recurs]] = DONE
+        idx = idx[recurs]
+        within = recur_day < self.horizon
+        self.pc[idx[~within]] = DONE
+        idx, recur_day = idx[within], recur_day[within]
+        t = self.t[idx]
+        later = recur_day > t
+        self._freeze(idx[later], t[later] + (recur_day[later] - t[later]))
+        idx = idx[self.pc[idx] != DONE]
+        self.n_recurrences[idx] += 1
+        self.final[idx] = F_IN_PATHWAY
+        self.resolved_day[idx] = np.nan
+        self.by[idx] = 0
+        self.since[idx] = self.t[idx]
+        self.symptomatic[idx] = True
+        self.t_nat[idx] = INF
+        self.state[idx] = tab.new_episode(self.state[idx])
+        idx = self._use(idx, R_CLINIC, BY_CONSERVATIVE)
+        self.n_consultations[idx] += 1
+        self.pc[idx] = TREAT
+
+
+class FastRecords:
+    """The result columns of a FastPathway, with the attribute names of `pathway.Records` (numpy arrays)."""
+
+    def __init__(self, m: FastPathway) -> None:
+        self.center = m.center
+        self.presented_day = m.presented
+        self.diagnosed_day = m.diagnosed
+        self.first_treatment_day = m.first_treatment
+        self.resolved_day = m.resolved_day
+        self.symptom_days = m.symptom_days
+        self.waiting_days = m.waiting_days
+        self.rih_days = m.rih_days
+        self.n_consultations = m.n_consultations
+        self.n_brain_mri = m.n_brain_mri
+        self.n_spinal_imaging = m.n_spinal_imaging
+        for j, name in enumerate(COUNTERS):
+            setattr(self, name, m.counts[:, j])
+        self.n_recurrences = m.n_recurrences
+        self.n_referrals = m.n_referrals
+        self.n_acetazolamide_courses = m.n_acetazolamide
+        self.rih = m.rih
+        self.rih_misread = m.rih_misread
+        self.leak_localized = m.leak_localized
+        self.symptomatic_at_end = m.symptomatic
+        self.final_state = np.array(FINAL_STATES, dtype=object)[m.final]
+        self.resolved_by = np.array(BY_NAMES, dtype=object)[m.by]
+        self.persistent_reason = np.array(REASONS, dtype=object)[m.reason]

@@ -1,0 +1,169 @@
+"""The fast path gives the SimPy engine's patients, patient by patient, wherever nothing can queue."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from sim.cli import main
+from sim.errors import ScenarioError
+from sim.experiment import run
+from sim.fastpath import capacity_unlimited, select_engine, unlimited_overrides
+from sim.parameters import RESOURCES
+from sim.population import draw_cohort
+from sim.replication import run_replication
+from sim.scenario import load_scenario
+from tests.conftest import EXPERIENCED, LOW_VOLUME, ONE_CENTER
+from tests.test_pathway import check_invariants, only
+
+# Center "c" of the one-center test scenarios with a server per patient on every resource.
+UNLIMITED_C = "\n".join(f"[centers.c.resources.{r}]\ncapacity = 100000" for r in RESOURCES)
+
+
+def unlimited(path, **overrides):
+    return load_scenario(path, overrides={**unlimited_overrides(load_scenario(path)), **overrides})
+
+
+def assert_same_patients(scenario, seed: int, rep: int) -> pd.DataFrame:
+    """Both engines on the same seed: every column of every patient equal (float times to 1e-9)."""
+    slow = run_replication(scenario, seed, rep, engine="simpy")
+    fast = run_replication(scenario, seed, rep, engine="fast")
+    assert (slow.engine, fast.engine) == ("simpy", "fast")
+    pd.testing.assert_frame_equal(fast.patients, slow.patients, check_exact=False, rtol=0, atol=1e-9)
+    # every resource figure too (waits are zero without a queue; busy time summed in another order)
+    pd.testing.assert_frame_equal(fast.resources, slow.resources, check_exact=False, rtol=1e-9)
+    assert fast.events is None and fast.resource_uses is None and fast.n_simpy_events == 0
+    return fast.patients
+
+
+@pytest.mark.parametrize("path", [EXPERIENCED, LOW_VOLUME])
+def test_same_patients_on_shipped_scenarios_made_unlimited(path):
+    s = unlimited(path)
+    for seed, rep in ((1, 0), (2, 3), (17, 1)):
+        p = assert_same_patients(s, seed, rep)
+        check_invariants(p, s.horizon_days)
+        assert p["final_state"].nunique() == 4  # every branch of the ending is exercised
+    if path == LOW_VOLUME:
+        assert p["referred"].any() and (p["center"] == "specialist").any()
+
+
+def test_same_patients_with_a_short_horizon_that_censors_mid_pathway():
+    s = unlimited(LOW_VOLUME, **{"run.horizon_days": 200})
+    p = assert_same_patients(s, 4, 0)
+    assert (p["final_state"] == "in_pathway_at_horizon").sum() > 10
+
+
+@pytest.mark.parametrize("etiology", ["post_lp", "epidural", "spinal_surgery", "spontaneous"])
+def test_same_patients_on_each_etiology_alone(write_toml, etiology):
+    s = load_scenario(write_toml(only(etiology, UNLIMITED_C)))
+    p = assert_same_patients(s, 3, 0)
+    assert (p["etiology"] == etiology).all() and len(p) > 200
+
+
+REFERRAL_NETWORK = """
+[scenario]
+name = "three centers"
+[profiles.small]
+like = "low_volume"
+offers_spinal_imaging = false
+offers_durotomy_repair = false
+[centers.a]
+profile = "small"
+catchment_share = 0.5
+refers_to = "b"
+[centers.b]
+profile = "low_volume"
+catchment_share = 0.3
+refers_to = "c"
+[centers.c]
+profile = "experienced"
+catchment_share = 0.2
+[population.arrivals_per_year]
+spontaneous = 300
+spinal_surgery = 60
+[clinical.max_recurrences]
+all = 4
+[clinical.recurrence_probability]
+after_spontaneous_patch = 0.4
+after_surgery = 0.3
+"""
+
+
+def test_same_patients_through_a_chain_of_referrals(write_toml):
+    path = write_toml(REFERRAL_NETWORK)
+    s = load_scenario(path, overrides=unlimited_overrides(load_scenario(path)))
+    for rep in range(2):
+        p = assert_same_patients(s, 8, rep)
+        assert (p["n_referrals"] >= 2).any() and (p["n_recurrences"] >= 2).any() and p["rih_misread"].any()
+
+
+def test_auto_picks_simpy_when_any_capacity_is_limited_or_events_are_wanted():
+    s = unlimited(EXPERIENCED)
+    n = draw_cohort(s, 1, 0).n
+    assert capacity_unlimited(s, n) and select_engine(s, n, "auto", log_events=False) == "fast"
+    assert select_engine(s, n, "auto", log_events=True) == "simpy"
+    assert select_engine(s, n, "simpy", log_events=False) == "simpy"
+    assert not capacity_unlimited(s, 100_001)
+    one_limited = load_scenario(EXPERIENCED, overrides={**unlimited_overrides(s),
+                                                        "centers.specialist.resources.theatre.capacity": n - 1})
+    assert select_engine(one_limited, n, "auto", log_events=False) == "simpy"
+    assert run_replication(one_limited, 1, 0).engine == "simpy"
+    assert run_replication(s, 1, 0).engine == "fast"
+    shipped = load_scenario(EXPERIENCED)
+    assert run_replication(shipped, 1, 0).engine == "simpy"
+    with pytest.raises(ScenarioError, match="capacity"):
+        run_replication(shipped, 1, 0, engine="fast")
+    with pytest.raises(ScenarioError, match="event log"):
+        run_replication(s, 1, 0, log_events=True, engine="fast")
+    with pytest.raises(ScenarioError, match="engine"):
+        select_engine(s, n, "numba", log_events=False)
+
+
+def test_the_manifest_records_the_engine_and_the_cli_takes_it(tmp_path, write_toml):
+    s = unlimited(EXPERIENCED, **{"run.horizon_days": 365})
+    fast = run(s, reps=2, seed=5, log_events=False, progress=False)
+    slow = run(s, reps=2, seed=5, log_events=False, progress=False, engine="simpy")
+    assert (fast.manifest["engine"], slow.manifest["engine"]) == ("fast", "simpy")
+    pd.testing.assert_frame_equal(fast.summary, slow.summary, check_exact=False, rtol=1e-9)
+    assert np.array_equal(fast.patients["final_state"], slow.patients["final_state"])
+    assert run(load_scenario(EXPERIENCED), reps=1, seed=5, log_events=False, progress=False).manifest[
+        "engine"] == "simpy"
+    with pytest.raises(ScenarioError, match="--engine"):
+        run(s, reps=1, engine="fast", log_events=True)
+    path = write_toml(ONE_CENTER + "[run]\nhorizon_days = 365\n" + UNLIMITED_C)
+    out = tmp_path / "run"
+    assert main(["run", str(path), "--reps", "1", "--out", str(out), "--jobs", "1", "--quiet", "--no-events",
+                 "--engine", "fast"]) == 0
+    assert json.loads((out / "manifest.json").read_text())["engine"] == "fast"
+    assert main(["run", str(EXPERIENCED), "--reps", "1", "--out", str(tmp_path / "x"), "--jobs", "1", "--quiet",
+                 "--no-events", "--engine", "fast"]) == 2
+
+
+NETWORK = LOW_VOLUME.parent / "regional_network.toml"
+
+
+@pytest.mark.parametrize("policy", [
+    {"referral.district_north.after_failed_ebp": 1},
+    {"referral.district_north.spontaneous_at_diagnosis": True},
+    {"referral.district_west.when_imaging_negative": True, "referral.district_west.when_not_offered": False},
+])
+def test_same_patients_on_the_network_with_referral_policies_and_growing_demand(policy):
+    s = unlimited(NETWORK, **policy, **{"population.demand.growth_per_year": 0.1,
+                                        "population.demand.seasonality_amplitude": 0.3})
+    p = assert_same_patients(s, 6, 1)
+    assert p["referred"].any()
+
+
+def test_schedules_and_volume_feedback_keep_the_simpy_engine():
+    s = unlimited(LOW_VOLUME)
+    n = draw_cohort(s, 1, 0).n
+    assert select_engine(s, n, "auto", False) == "fast"
+    scheduled = unlimited(LOW_VOLUME, **{"centers.district.resources.theatre.closed_periods": [[213, 244]]})
+    assert select_engine(scheduled, n, "auto", False) == "simpy"
+    volume = unlimited(LOW_VOLUME, **{"volume_outcome.enabled": True})
+    assert select_engine(volume, n, "auto", False) == "simpy"
+    with pytest.raises(ScenarioError, match="schedules"):
+        select_engine(volume, n, "fast", False)
