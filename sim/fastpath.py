@@ -286,6 +286,8 @@ class FastPathway:
         self.fixed_days = [np.array([d.p("value") if d.family == "fixed" else np.nan for d in ds])
                            for ds in (self.booking, self.service)]
         self.u_booking = [u[f"booking:{r}"] for r in range(N_RES)]
+        review = scenario.population.iatrogenic_review_days
+        self.review_days = review.ppf(u["booking:0"][:, 0]) if review is not None else None
         self.u_service = [u[f"service:{r}"] for r in range(N_RES)]
         self.referral = [p.referral_delay_days for p in prof]
         self.conservative = [cln.conservative_days[e] for e in ETIOLOGIES]
@@ -432,13 +434,16 @@ class FastPathway:
             idx, end = idx[~closes], end[~closes]
         return self._freeze(idx, end)
 
-    def _use(self, idx: np.ndarray, r: np.ndarray | int, by: int) -> np.ndarray:
+    def _use(self, idx: np.ndarray, r: np.ndarray | int, by: int, prompt: np.ndarray | None = None) -> np.ndarray:
         """Pathway._use without a queue: booking (checked against natural resolution), then service. Returns
-        the patients who were seen and are still in the pathway after the service."""
+        the patients who were seen and are still in the pathway after the service. Where `prompt` is true the
+        booking is the prompt review delay (first consultation of a procedure-related leak)."""
         j = self.uses[idx, r]
         self.uses[idx, r] = j + 1
         group = self.center[idx] * N_RES + r
         booking, service = self._durations(group, idx, j)
+        if prompt is not None and self.review_days is not None and prompt.any():
+            booking = np.where(prompt, self.review_days[idx], booking)
         start = self.t[idx] + booking
         closes = start >= self.t_nat[idx]
         if closes.any():
@@ -498,7 +503,7 @@ class FastPathway:
     # ------------------------------------------------------------------------------------------- the pathway
     def _diagnose(self, idx: np.ndarray) -> None:
         """One consultation of Pathway._diagnose (with its brain MRI), then diagnosis, giving up or return."""
-        idx = self._use(idx, R_CLINIC, BY_NATURAL)
+        idx = self._use(idx, R_CLINIC, BY_NATURAL, prompt=self.iatrogenic[idx] & (self.n_consultations[idx] == 0))
         n = self.n_consultations[idx]
         self.n_consultations[idx] = n + 1
         c = self.center[idx]

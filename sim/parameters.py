@@ -93,6 +93,7 @@ class Population:
     self_limiting_days: dict[str, Distribution]
     misdiagnosis_return_days: Distribution
     max_consultations: int
+    iatrogenic_review_days: Distribution | None = None  # first consultation of a procedure-related leak
     growth_per_year: float = 0.0
     seasonality_amplitude: float = 0.0
     seasonality_peak_day: float = 0.0

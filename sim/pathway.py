@@ -163,6 +163,10 @@ class Pathway:
         self.conservative = conservative
         self.u = u
         self.max_consultations = scenario.population.max_consultations
+        # First consultation of a procedure-related leak: prompt review instead of the clinic's booking delay,
+        # read from the same uniform as that booking (common random numbers).
+        review = scenario.population.iatrogenic_review_days
+        self.review_days = review.ppf(u["booking:0"][:, 0]) if review is not None else None
         self.volume = scenario.volume_outcome
         self._symptomatic_since: dict[int, float] = {}
 
@@ -236,15 +240,18 @@ class Pathway:
         else:
             st.t_nat = env.now
 
-    def _use(self, st: PatientState, r: int, activity: str) -> Generator[Any, Any, bool]:
+    def _use(self, st: PatientState, r: int, activity: str,
+             booking: float | None = None) -> Generator[Any, Any, bool]:
         """Book, queue for and use resource `r` at the patient's current center. False if the leak closed
-        on its own before the patient was seen (the booking or queue place is then given up)."""
+        on its own before the patient was seen (the booking or queue place is then given up). `booking`
+        replaces the resource's booking delay (prompt review of a procedure-related leak)."""
         env = self.env
         center = st.center
         k = st.k
         j = st.uses[r]
         st.uses[r] = j + 1
-        booking = center.booking[r].item(k, j % S_BOOKING)
+        if booking is None:
+            booking = center.booking[r].item(k, j % S_BOOKING)
         t_nat = st.t_nat
         if env.now + booking >= t_nat:
             yield from self._until_natural_resolution(st)
@@ -346,7 +353,10 @@ class Pathway:
         n_slots = SLOTS["consultation"]
         mri_slots = SLOTS["mri"]
         while True:
-            seen = yield from self._use(st, R_CLINIC, "consultation")
+            prompt = None
+            if iatrogenic and rec.n_consultations[k] == 0 and self.review_days is not None:
+                prompt = self.review_days.item(k)
+            seen = yield from self._use(st, R_CLINIC, "consultation", prompt)
             if not seen:
                 return NATURAL_COURSE
             n = rec.n_consultations[k]

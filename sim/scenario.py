@@ -551,6 +551,7 @@ def _build_population(t: dict[str, Any], file: str) -> Population:
         self_limiting_probability={e: _v(pop, "self_limiting_probability", e) for e in ETIOLOGIES},
         self_limiting_days={e: _v(pop, "self_limiting_days", e) for e in ETIOLOGIES},
         misdiagnosis_return_days=_v(pop, "misdiagnosis_return_days", "all"),
+        iatrogenic_review_days=_v(pop, "iatrogenic_review_days", "all"),
         growth_per_year=_v(pop, "demand", "growth_per_year"),
         seasonality_amplitude=_v(pop, "demand", "seasonality_amplitude"),
         seasonality_peak_day=_v(pop, "demand", "seasonality_peak_day"),

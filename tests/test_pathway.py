@@ -127,3 +127,20 @@ def test_short_horizon_censors_patients_in_pathway(write_toml):
     p = run_replication(s, 1, 0).patients
     assert (p["final_state"] == "in_pathway_at_horizon").any()
     check_invariants(p, 60)
+
+
+def test_procedure_related_leaks_get_a_prompt_first_review(write_toml):
+    text = ONE_CENTER + "recognition_probability_iatrogenic = 1.0\n" + only("post_lp", """
+[population.self_limiting_probability]
+post_lp = 0.0
+[population.care_seeking_days]
+post_lp = { family = "fixed", value = 0.0 }
+[population.iatrogenic_review_days]
+all = { family = "fixed", value = 0.5 }
+""").replace(ONE_CENTER, "")
+    r = run_replication(load_scenario(write_toml(text)), 2, 0, log_events=True)
+    uses = r.resource_uses
+    first = uses[uses["resource"] == "clinic"].groupby("patient_id")["request_day"].min()
+    onset = r.patients.set_index("patient_id")["onset_day"]
+    # the first clinic request comes half a day after onset, not after the clinic's week-long booking delay
+    assert np.allclose(first - onset.loc[first.index], 0.5)

@@ -129,6 +129,8 @@ post_lp = 300
 post_lp = 0.0
 [population.care_seeking_days]
 post_lp = {{ family = "fixed", value = 2.0 }}
+[population.iatrogenic_review_days]
+all = {{ family = "fixed", value = 1.0 }}
 [clinical.conservative_days]
 post_lp = {{ family = "fixed", value = 2.0 }}
 [clinical.ebp_first_success]
