@@ -372,7 +372,9 @@ def _finalize(scenario: Scenario, seed: int, reps: int, work: Path, backend: Bac
     outcome_columns = ["onset_day", "presented_day", "diagnosed_day", "resolved_day", "center", "etiology",
                        "in_warmup", "symptom_days", "waiting_days", "n_consultations", "n_ebp"]
     if n_rows:
-        outcomes = pd.read_parquet(work / "patients.parquet", columns=outcome_columns)
+        # Text columns as categoricals: millions of patients, a handful of distinct centers and etiologies.
+        outcomes = pq.read_table(work / "patients.parquet", columns=outcome_columns).to_pandas(
+            strings_to_categorical=True)
         outputs.atomic_write_csv(work / "km.csv", km_table(outcomes, scenario.horizon_days))
         outputs.atomic_write_csv(work / "distributions.csv", distribution_table(outcomes, per_rep))
         del outcomes
