@@ -276,24 +276,36 @@ class Pathway:
         else:
             st.t_nat = env.now
 
-    def _use(self, st: PatientState, r: int, activity: str,
-             booking: float | None = None) -> Generator[Any, Any, bool]:
+    def _use(self, st: PatientState, r: int, activity: str, booking: float | None = None,
+             start: float | None = None) -> Generator[Any, Any, bool]:
         """Book, queue for and use resource `r` at the patient's current center. False if the leak closed
         on its own before the patient was seen (the booking or queue place is then given up). `booking`
-        replaces the resource's booking delay (prompt review of a procedure-related leak)."""
+        replaces the resource's booking delay (prompt review of a procedure-related leak). `start` is a later
+        day the booking begins (presentation): the wait to it and the booking then take one timeout, not two,
+        ending at the same float day."""
+        # Hot path: attributes bound to locals, monitor bookkeeping inlined (same arithmetic as `advance`).
         env = self.env
         center = st.center
         k = st.k
-        j = st.uses[r]
-        st.uses[r] = j + 1
+        uses = st.uses
+        j = uses[r]
+        uses[r] = j + 1
         if booking is None:
             booking = center.booking[r].get(k, j % S_BOOKING)
         t_nat = st.t_nat
-        if env.now + booking >= t_nat:
-            yield from self._until_natural_resolution(st)
-            return False
-        if booking > 0.0:
-            yield env.timeout(booking)
+        if start is None:
+            if env.now + booking >= t_nat:
+                yield from self._until_natural_resolution(st)
+                return False
+            if booking > 0.0:
+                yield env.timeout(booking)
+        else:
+            booked = start + booking
+            if booked >= t_nat:
+                yield env.timeout(start - env.now)
+                yield from self._until_natural_resolution(st)
+                return False
+            yield env.timeout(booked - env.now)
         mon = center.monitors[r]
         res = mon.resource
         t_request = env.now
@@ -317,7 +329,11 @@ class Pathway:
             if t_open > now:
                 yield env.timeout(min(t_open, t_nat) - now)
                 now = env.now
-        mon.advance(now)
+        if now > mon.last_t:
+            dt = now - mon.last_t
+            mon.area_waiting += mon.n_waiting * dt
+            mon.area_busy += mon.n_busy * dt
+            mon.last_t = now
         mon.n_waiting -= 1
         if now >= t_nat:  # granted (or opened) at or after the day the leak closed: give the slot back
             res.release(req)
@@ -333,7 +349,12 @@ class Pathway:
             self.log(k, activity, center.name, RESOURCES[r])
             self.uses.append((k, center.name, RESOURCES[r], t_request, now, now + service))  # type: ignore[union-attr]
         yield env.timeout(service)
-        mon.advance(env.now)
+        end = env.now
+        if end > mon.last_t:
+            dt = end - mon.last_t
+            mon.area_waiting += mon.n_waiting * dt
+            mon.area_busy += mon.n_busy * dt
+            mon.last_t = end
         mon.n_busy -= 1
         res.release(req)
         return True
@@ -352,12 +373,11 @@ class Pathway:
         st = PatientState(k, self.centers[int(c.home_center[k])], hist, t_nat, onset)
         self._symptomatic_since[k] = onset
         rec.waiting_days[k] = 0.0
-        yield env.timeout(t_present)
         rec.presented_day[k] = t_present
         if self.events is not None:
-            self.log(k, "presented", st.center.name)
+            self.events.append((k, t_present, "presented", st.center.name, ""))
 
-        outcome = yield from self._diagnose(st, iatrogenic=etiology in IATROGENIC)
+        outcome = yield from self._diagnose(st, etiology in IATROGENIC, t_present)
         if outcome == NATURAL_COURSE:
             self._resolve(st, NATURAL_COURSE, st.t_nat)
             return
@@ -381,18 +401,20 @@ class Pathway:
             if not recurs:
                 return
 
-    def _diagnose(self, st: PatientState, iatrogenic: bool) -> Generator[Any, Any, str]:
-        """Consultations until the leak is recognized, it closes on its own, or the patient gives up."""
+    def _diagnose(self, st: PatientState, iatrogenic: bool, presented: float) -> Generator[Any, Any, str]:
+        """Consultations until the leak is recognized, it closes on its own, or the patient gives up. The first
+        booking starts at `presented` (the process is still at day 0)."""
         rec = self.records
         k = st.k
         u = self.u
         n_slots = SLOTS["consultation"]
         mri_slots = SLOTS["mri"]
         while True:
+            first = rec.n_consultations[k] == 0
             prompt = None
-            if iatrogenic and rec.n_consultations[k] == 0 and self.review_days is not None:
+            if iatrogenic and first and self.review_days is not None:
                 prompt = self.review_days.item(k)
-            seen = yield from self._use(st, R_CLINIC, "consultation", prompt)
+            seen = yield from self._use(st, R_CLINIC, "consultation", prompt, presented if first else None)
             if not seen:
                 return NATURAL_COURSE
             n = rec.n_consultations[k]
