@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Callable, Generator
+from collections.abc import Generator
 from typing import Any
 
 import numpy as np
@@ -36,43 +36,6 @@ IN_PATHWAY = "in_pathway_at_horizon"
 FINAL_STATES = (RESOLVED_WITHOUT_CARE, RESOLVED, PERSISTENT, IN_PATHWAY)
 NATURAL_COURSE = "natural_course"  # closed on its own before a diagnosis
 CONSERVATIVE = "conservative"  # closed on its own after diagnosis, under conservative care
-
-
-class LazyColumns:
-    """Durations `transform(u[:, j])`, transformed one slot column at a time on first use. Most patients never
-    reach the later slots, so transforming whole (n, slots) arrays up front wasted most of a replication's fixed
-    cost. Elementwise transforms give the same bits per element whatever the slice (as the fast path relies on)."""
-
-    __slots__ = ("cols", "transform", "u")
-
-    def __init__(self, transform: Callable[[np.ndarray], np.ndarray], u: np.ndarray) -> None:
-        self.transform = transform
-        self.u = u
-        self.cols: list[list[float] | None] = [None] * u.shape[1]
-
-    def column(self, j: int) -> list[float]:
-        """Slot column j as a list of Python floats (list indexing is the cheapest read per patient)."""
-        col = self.cols[j]
-        if col is None:
-            col = self.cols[j] = self.transform(np.ascontiguousarray(self.u[:, j])).tolist()
-        return col
-
-    def get(self, k: int, j: int) -> float:
-        col = self.cols[j]
-        return (col if col is not None else self.column(j))[k]
-
-
-def _by_etiology(dists: list[Any], etiology: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
-    """A transform that applies each etiology's distribution to that etiology's patients."""
-    masks = [etiology == e_idx for e_idx in range(len(dists))]
-
-    def transform(u: np.ndarray) -> np.ndarray:
-        out = np.empty_like(u)
-        for dist, mask in zip(dists, masks, strict=True):
-            out[mask] = dist.ppf(u[mask])
-        return out
-
-    return transform
 
 
 class ResourceMonitor:
@@ -116,11 +79,9 @@ class CenterState:
         self.specs = [center.resources[r] for r in RESOURCES]
         self.scheduled = [spec.scheduled for spec in self.specs]
         u = cohort.uniforms
-        self.service = [LazyColumns(center.resources[r].service_days.ppf, u[f"service:{i}"])
-                        for i, r in enumerate(RESOURCES)]
-        self.booking = [LazyColumns(center.resources[r].booking_days.ppf, u[f"booking:{i}"])
-                        for i, r in enumerate(RESOURCES)]
-        self.referral_delay = LazyColumns(center.profile.referral_delay_days.ppf, u["referral"])
+        self.service = [center.resources[r].service_days.ppf(u[f"service:{i}"]) for i, r in enumerate(RESOURCES)]
+        self.booking = [center.resources[r].booking_days.ppf(u[f"booking:{i}"]) for i, r in enumerate(RESOURCES)]
+        self.referral_delay = center.profile.referral_delay_days.ppf(u["referral"])
         self.spontaneous_seen: deque[float] = deque()  # days spontaneous leaks were diagnosed here or referred in
 
     def volume_multiplier(self, now: float, vo: VolumeOutcome) -> float:
@@ -189,14 +150,17 @@ class Pathway:
         u = cohort.uniforms
         cln = self.clinical
         # Center-independent durations, transformed once.
-        self.misdiagnosis_return = LazyColumns(scenario.population.misdiagnosis_return_days.ppf,
-                                               u["misdiagnosis_return"])
-        self.recurrence_delay = LazyColumns(cln.recurrence_days.ppf, u["recurrence_delay"])
-        self.rih_onset = LazyColumns(cln.rih_onset_days.ppf, u["rih_onset"])
-        self.rih_treated = LazyColumns(cln.rih_duration_treated_days.ppf, u["rih_duration"])
-        self.rih_untreated = LazyColumns(cln.rih_duration_untreated_days.ppf, u["rih_duration"])
-        self.conservative = LazyColumns(_by_etiology([cln.conservative_days[e] for e in ETIOLOGIES],
-                                                     cohort.etiology), u["conservative"])
+        self.misdiagnosis_return = scenario.population.misdiagnosis_return_days.ppf(u["misdiagnosis_return"])
+        self.recurrence_delay = cln.recurrence_days.ppf(u["recurrence_delay"])
+        self.rih_onset = cln.rih_onset_days.ppf(u["rih_onset"])
+        self.rih_treated = cln.rih_duration_treated_days.ppf(u["rih_duration"])
+        self.rih_untreated = cln.rih_duration_untreated_days.ppf(u["rih_duration"])
+        self.acetazolamide = cln.acetazolamide_course_days.ppf(u["rih_duration"])
+        conservative = np.empty_like(u["conservative"])
+        for e_idx, e in enumerate(ETIOLOGIES):
+            mask = cohort.etiology == e_idx
+            conservative[mask] = cln.conservative_days[e].ppf(u["conservative"][mask])
+        self.conservative = conservative
         self.u = u
         self.max_consultations = scenario.population.max_consultations
         # First consultation of a procedure-related leak: prompt review instead of the clinic's booking delay,
@@ -291,7 +255,7 @@ class Pathway:
         j = uses[r]
         uses[r] = j + 1
         if booking is None:
-            booking = center.booking[r].get(k, j % S_BOOKING)
+            booking = center.booking[r].item(k, j % S_BOOKING)
         t_nat = st.t_nat
         if start is None:
             if env.now + booking >= t_nat:
@@ -344,7 +308,7 @@ class Pathway:
         wait = now - t_request
         mon.waits.append(wait)
         self.records.waiting_days[k] += wait
-        service = center.service[r].get(k, j % S_SERVICE)
+        service = center.service[r].item(k, j % S_SERVICE)
         if self.events is not None:
             self.log(k, activity, center.name, RESOURCES[r])
             self.uses.append((k, center.name, RESOURCES[r], t_request, now, now + service))  # type: ignore[union-attr]
@@ -445,7 +409,7 @@ class Pathway:
                 self.log(k, "misdiagnosed", st.center.name)
             if n + 1 >= self.max_consultations:
                 return PERSISTENT
-            back = yield from self._wait(st, self.misdiagnosis_return.get(k, n % n_slots))
+            back = yield from self._wait(st, self.misdiagnosis_return.item(k, n % n_slots))
             if not back:
                 return NATURAL_COURSE
 
@@ -459,7 +423,7 @@ class Pathway:
         u = self.u
         cln = self.clinical
         onset = float(self.cohort.onset_day[k])
-        ok = yield from self._wait(st, self.conservative.get(k, h.recurrences % SLOTS["conservative"]))
+        ok = yield from self._wait(st, self.conservative.item(k, h.recurrences % SLOTS["conservative"]))
         if not ok:
             return CONSERVATIVE
         while True:
@@ -473,7 +437,7 @@ class Pathway:
                 rec.n_referrals[k] = n_ref + 1
                 if self.events is not None:
                     self.log(k, "referred", center.name)
-                ok = yield from self._wait(st, center.referral_delay.get(k, n_ref % SLOTS["referral"]))
+                ok = yield from self._wait(st, center.referral_delay.item(k, n_ref % SLOTS["referral"]))
                 if not ok:
                     return CONSERVATIVE
                 st.center = self.centers[center.refer_index]
@@ -542,9 +506,9 @@ class Pathway:
         i = h.recurrences % n_rih_slots
         if u["rih_occurs"].item(k, i) < cl.rih_probability(step, h, cln):
             rec.rih[k] = True
-            onset = self.rih_onset.get(k, i)
+            onset = self.rih_onset.item(k, i)
             recognized = u["rih_recognized"].item(k, i) < st.center.profile.rih_recognition_probability
-            duration = (self.rih_treated if recognized else self.rih_untreated).get(k, i)
+            duration = (self.rih_treated if recognized else self.rih_untreated).item(k, i)
             start = success_day + onset
             rih_days = max(0.0, min(duration, self.horizon - start))
             prior = rec.rih_days[k]
@@ -565,7 +529,7 @@ class Pathway:
                     h.ebp_total += 1
         if u["recurrence_occurs"].item(k, i) >= cl.recurrence_probability(step, h, cln):
             return False
-        recur_day = success_day + self.recurrence_delay.get(k, i)
+        recur_day = success_day + self.recurrence_delay.item(k, i)
         if recur_day >= self.horizon:
             return False
         if recur_day > env.now:
