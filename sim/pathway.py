@@ -78,11 +78,20 @@ class CenterState:
         self.monitors = [ResourceMonitor(env, center.resources[r].capacity) for r in RESOURCES]
         self.specs = [center.resources[r] for r in RESOURCES]
         self.scheduled = [spec.scheduled for spec in self.specs]
-        u = cohort.uniforms
-        self.service = [center.resources[r].service_days.ppf(u[f"service:{i}"]) for i, r in enumerate(RESOURCES)]
-        self.booking = [center.resources[r].booking_days.ppf(u[f"booking:{i}"]) for i, r in enumerate(RESOURCES)]
+        self.uniforms = u = cohort.uniforms
+        # Service and booking days per resource, transformed on first use (`durations`): many (center, resource)
+        # pairs are never used in a replication, and each transform covers every patient and slot.
+        self.service: list[np.ndarray | None] = [None] * len(RESOURCES)
+        self.booking: list[np.ndarray | None] = [None] * len(RESOURCES)
         self.referral_delay = center.profile.referral_delay_days.ppf(u["referral"])
         self.spontaneous_seen: deque[float] = deque()  # days spontaneous leaks were diagnosed here or referred in
+
+    def durations(self, r: int) -> tuple[np.ndarray, np.ndarray]:
+        """Booking and service days of resource `r` for every patient and slot (transformed once, on demand)."""
+        spec = self.specs[r]
+        booking = self.booking[r] = spec.booking_days.ppf(self.uniforms[f"booking:{r}"])
+        service = self.service[r] = spec.service_days.ppf(self.uniforms[f"service:{r}"])
+        return booking, service
 
     def volume_multiplier(self, now: float, vo: VolumeOutcome) -> float:
         """Experience multiplier from this center's trailing annual volume of spontaneous leaks."""
@@ -254,8 +263,11 @@ class Pathway:
         uses = st.uses
         j = uses[r]
         uses[r] = j + 1
+        booking_days = center.booking[r]
+        if booking_days is None:
+            booking_days = center.durations(r)[0]
         if booking is None:
-            booking = center.booking[r].item(k, j % S_BOOKING)
+            booking = booking_days.item(k, j % S_BOOKING)
         t_nat = st.t_nat
         if start is None:
             if env.now + booking >= t_nat:
@@ -308,7 +320,7 @@ class Pathway:
         wait = now - t_request
         mon.waits.append(wait)
         self.records.waiting_days[k] += wait
-        service = center.service[r].item(k, j % S_SERVICE)
+        service = center.service[r].item(k, j % S_SERVICE)  # type: ignore[union-attr]
         if self.events is not None:
             self.log(k, activity, center.name, RESOURCES[r])
             self.uses.append((k, center.name, RESOURCES[r], t_request, now, now + service))  # type: ignore[union-attr]
