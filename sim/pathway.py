@@ -164,7 +164,6 @@ class Pathway:
         self.rih_onset = cln.rih_onset_days.ppf(u["rih_onset"])
         self.rih_treated = cln.rih_duration_treated_days.ppf(u["rih_duration"])
         self.rih_untreated = cln.rih_duration_untreated_days.ppf(u["rih_duration"])
-        self.acetazolamide = cln.acetazolamide_course_days.ppf(u["rih_duration"])
         conservative = np.empty_like(u["conservative"])
         for e_idx, e in enumerate(ETIOLOGIES):
             mask = cohort.etiology == e_idx
