@@ -78,11 +78,20 @@ class CenterState:
         self.monitors = [ResourceMonitor(env, center.resources[r].capacity) for r in RESOURCES]
         self.specs = [center.resources[r] for r in RESOURCES]
         self.scheduled = [spec.scheduled for spec in self.specs]
-        u = cohort.uniforms
-        self.service = [center.resources[r].service_days.ppf(u[f"service:{i}"]) for i, r in enumerate(RESOURCES)]
-        self.booking = [center.resources[r].booking_days.ppf(u[f"booking:{i}"]) for i, r in enumerate(RESOURCES)]
+        self.uniforms = u = cohort.uniforms
+        # Service and booking days per resource, transformed on first use (`durations`): many (center, resource)
+        # pairs are never used in a replication, and each transform covers every patient and slot.
+        self.service: list[np.ndarray | None] = [None] * len(RESOURCES)
+        self.booking: list[np.ndarray | None] = [None] * len(RESOURCES)
         self.referral_delay = center.profile.referral_delay_days.ppf(u["referral"])
         self.spontaneous_seen: deque[float] = deque()  # days spontaneous leaks were diagnosed here or referred in
+
+    def durations(self, r: int) -> tuple[np.ndarray, np.ndarray]:
+        """Booking and service days of resource `r` for every patient and slot (transformed once, on demand)."""
+        spec = self.specs[r]
+        booking = self.booking[r] = spec.booking_days.ppf(self.uniforms[f"booking:{r}"])
+        service = self.service[r] = spec.service_days.ppf(self.uniforms[f"service:{r}"])
+        return booking, service
 
     def volume_multiplier(self, now: float, vo: VolumeOutcome) -> float:
         """Experience multiplier from this center's trailing annual volume of spontaneous leaks."""
@@ -155,7 +164,6 @@ class Pathway:
         self.rih_onset = cln.rih_onset_days.ppf(u["rih_onset"])
         self.rih_treated = cln.rih_duration_treated_days.ppf(u["rih_duration"])
         self.rih_untreated = cln.rih_duration_untreated_days.ppf(u["rih_duration"])
-        self.acetazolamide = cln.acetazolamide_course_days.ppf(u["rih_duration"])
         conservative = np.empty_like(u["conservative"])
         for e_idx, e in enumerate(ETIOLOGIES):
             mask = cohort.etiology == e_idx
@@ -240,24 +248,39 @@ class Pathway:
         else:
             st.t_nat = env.now
 
-    def _use(self, st: PatientState, r: int, activity: str,
-             booking: float | None = None) -> Generator[Any, Any, bool]:
+    def _use(self, st: PatientState, r: int, activity: str, booking: float | None = None,
+             start: float | None = None) -> Generator[Any, Any, bool]:
         """Book, queue for and use resource `r` at the patient's current center. False if the leak closed
         on its own before the patient was seen (the booking or queue place is then given up). `booking`
-        replaces the resource's booking delay (prompt review of a procedure-related leak)."""
+        replaces the resource's booking delay (prompt review of a procedure-related leak). `start` is a later
+        day the booking begins (presentation): the wait to it and the booking then take one timeout, not two,
+        ending at the same float day."""
+        # Hot path: attributes bound to locals, monitor bookkeeping inlined (same arithmetic as `advance`).
         env = self.env
         center = st.center
         k = st.k
-        j = st.uses[r]
-        st.uses[r] = j + 1
+        uses = st.uses
+        j = uses[r]
+        uses[r] = j + 1
+        booking_days = center.booking[r]
+        if booking_days is None:
+            booking_days = center.durations(r)[0]
         if booking is None:
-            booking = center.booking[r].item(k, j % S_BOOKING)
+            booking = booking_days.item(k, j % S_BOOKING)
         t_nat = st.t_nat
-        if env.now + booking >= t_nat:
-            yield from self._until_natural_resolution(st)
-            return False
-        if booking > 0.0:
-            yield env.timeout(booking)
+        if start is None:
+            if env.now + booking >= t_nat:
+                yield from self._until_natural_resolution(st)
+                return False
+            if booking > 0.0:
+                yield env.timeout(booking)
+        else:
+            booked = start + booking
+            if booked >= t_nat:
+                yield env.timeout(start - env.now)
+                yield from self._until_natural_resolution(st)
+                return False
+            yield env.timeout(booked - env.now)
         mon = center.monitors[r]
         res = mon.resource
         t_request = env.now
@@ -281,7 +304,11 @@ class Pathway:
             if t_open > now:
                 yield env.timeout(min(t_open, t_nat) - now)
                 now = env.now
-        mon.advance(now)
+        if now > mon.last_t:
+            dt = now - mon.last_t
+            mon.area_waiting += mon.n_waiting * dt
+            mon.area_busy += mon.n_busy * dt
+            mon.last_t = now
         mon.n_waiting -= 1
         if now >= t_nat:  # granted (or opened) at or after the day the leak closed: give the slot back
             res.release(req)
@@ -292,12 +319,17 @@ class Pathway:
         wait = now - t_request
         mon.waits.append(wait)
         self.records.waiting_days[k] += wait
-        service = center.service[r].item(k, j % S_SERVICE)
+        service = center.service[r].item(k, j % S_SERVICE)  # type: ignore[union-attr]
         if self.events is not None:
             self.log(k, activity, center.name, RESOURCES[r])
             self.uses.append((k, center.name, RESOURCES[r], t_request, now, now + service))  # type: ignore[union-attr]
         yield env.timeout(service)
-        mon.advance(env.now)
+        end = env.now
+        if end > mon.last_t:
+            dt = end - mon.last_t
+            mon.area_waiting += mon.n_waiting * dt
+            mon.area_busy += mon.n_busy * dt
+            mon.last_t = end
         mon.n_busy -= 1
         res.release(req)
         return True
@@ -316,12 +348,11 @@ class Pathway:
         st = PatientState(k, self.centers[int(c.home_center[k])], hist, t_nat, onset)
         self._symptomatic_since[k] = onset
         rec.waiting_days[k] = 0.0
-        yield env.timeout(t_present)
         rec.presented_day[k] = t_present
         if self.events is not None:
-            self.log(k, "presented", st.center.name)
+            self.events.append((k, t_present, "presented", st.center.name, ""))
 
-        outcome = yield from self._diagnose(st, iatrogenic=etiology in IATROGENIC)
+        outcome = yield from self._diagnose(st, etiology in IATROGENIC, t_present)
         if outcome == NATURAL_COURSE:
             self._resolve(st, NATURAL_COURSE, st.t_nat)
             return
@@ -345,18 +376,20 @@ class Pathway:
             if not recurs:
                 return
 
-    def _diagnose(self, st: PatientState, iatrogenic: bool) -> Generator[Any, Any, str]:
-        """Consultations until the leak is recognized, it closes on its own, or the patient gives up."""
+    def _diagnose(self, st: PatientState, iatrogenic: bool, presented: float) -> Generator[Any, Any, str]:
+        """Consultations until the leak is recognized, it closes on its own, or the patient gives up. The first
+        booking starts at `presented` (the process is still at day 0)."""
         rec = self.records
         k = st.k
         u = self.u
         n_slots = SLOTS["consultation"]
         mri_slots = SLOTS["mri"]
         while True:
+            first = rec.n_consultations[k] == 0
             prompt = None
-            if iatrogenic and rec.n_consultations[k] == 0 and self.review_days is not None:
+            if iatrogenic and first and self.review_days is not None:
                 prompt = self.review_days.item(k)
-            seen = yield from self._use(st, R_CLINIC, "consultation", prompt)
+            seen = yield from self._use(st, R_CLINIC, "consultation", prompt, presented if first else None)
             if not seen:
                 return NATURAL_COURSE
             n = rec.n_consultations[k]

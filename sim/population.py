@@ -60,6 +60,7 @@ def draw_cohort(scenario: Scenario, root_seed: int, replication: int) -> Cohort:
     pop = scenario.population
     horizon = scenario.horizon_days
     parts: list[dict[str, np.ndarray]] = []
+    kept: list[np.ndarray] = []  # per etiology: which candidate arrivals thinning kept
     for e_idx, etiology in enumerate(ETIOLOGIES):
         # Non-homogeneous Poisson arrivals by thinning: candidates at the peak rate, each kept with probability
         # rate(t) / peak. With constant demand every candidate is kept and the thinning stream changes nothing.
@@ -95,24 +96,38 @@ def draw_cohort(scenario: Scenario, root_seed: int, replication: int) -> Cohort:
             "direct_repair": (u_direct < scenario.clinical.spinal_surgery_direct_repair_probability)
             & (etiology == "spinal_surgery"),
         }
+        if not keep.all():
+            part = {name: values[keep] for name, values in part.items()}
+        parts.append(part)
+        kept.append(keep)
+
+    onset_all = np.concatenate([p["onset_day"] for p in parts])
+    order = np.argsort(onset_all, kind="stable")
+    n = int(onset_all.size)
+
+    def cat(name: str) -> np.ndarray:
+        return np.concatenate([p[name] for p in parts])[order]
+
+    # Per-use uniforms are the bulk of the data: scatter each etiology's draws straight to their sorted rows
+    # (one copy) instead of concatenating and then reordering (two). Same values at the same rows.
+    rank = np.empty(n, dtype=np.intp)
+    rank[order] = np.arange(n)
+    uniforms = {name: np.empty((n, slots)) for name, (_, slots) in PER_USE.items()}
+    start = 0
+    for e_idx, keep in enumerate(kept):
+        rows = rank[start:start + int(keep.sum())]
+        start += rows.size
+        subset = not keep.all()
         streams: dict[str, np.random.Generator] = {}
         for name, (purpose, slots) in PER_USE.items():
             gen = streams.get(purpose)
             if gen is None:
                 gen = streams[purpose] = stream(root_seed, replication, purpose, e_idx)
-            part[name] = gen.random((n_e, slots))
-        if not keep.all():
-            part = {name: values[keep] for name, values in part.items()}
-        parts.append(part)
-
-    onset_all = np.concatenate([p["onset_day"] for p in parts])
-    order = np.argsort(onset_all, kind="stable")
-
-    def cat(name: str) -> np.ndarray:
-        return np.concatenate([p[name] for p in parts])[order]
+            draws = gen.random((keep.size, slots))
+            uniforms[name][rows] = draws[keep] if subset else draws
 
     return Cohort(
-        n=int(onset_all.size),
+        n=n,
         etiology=cat("etiology"),
         leak_type=cat("leak_type"),
         onset_day=onset_all[order],
@@ -120,5 +135,5 @@ def draw_cohort(scenario: Scenario, root_seed: int, replication: int) -> Cohort:
         natural_resolution_day=cat("natural_resolution_day"),
         home_center=cat("home_center"),
         direct_repair=cat("direct_repair"),
-        uniforms={name: cat(name) for name in PER_USE},
+        uniforms=uniforms,
     )
