@@ -304,11 +304,7 @@ class Pathway:
             if t_open > now:
                 yield env.timeout(min(t_open, t_nat) - now)
                 now = env.now
-        if now > mon.last_t:
-            dt = now - mon.last_t
-            mon.area_waiting += mon.n_waiting * dt
-            mon.area_busy += mon.n_busy * dt
-            mon.last_t = now
+        mon.advance(now)
         mon.n_waiting -= 1
         if now >= t_nat:  # granted (or opened) at or after the day the leak closed: give the slot back
             res.release(req)
@@ -324,12 +320,7 @@ class Pathway:
             self.log(k, activity, center.name, RESOURCES[r])
             self.uses.append((k, center.name, RESOURCES[r], t_request, now, now + service))  # type: ignore[union-attr]
         yield env.timeout(service)
-        end = env.now
-        if end > mon.last_t:
-            dt = end - mon.last_t
-            mon.area_waiting += mon.n_waiting * dt
-            mon.area_busy += mon.n_busy * dt
-            mon.last_t = end
+        mon.advance(env.now)
         mon.n_busy -= 1
         res.release(req)
         return True
