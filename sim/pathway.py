@@ -21,6 +21,7 @@ from sim.parameters import ETIOLOGIES, IATROGENIC, LEAK_TYPES, RESOURCES, Center
 from sim.population import Cohort
 from sim.randomness import SLOTS
 from sim.schedule import next_open
+from sim.station import LEFT, Station
 
 INF = math.inf
 R_CLINIC, R_MRI = RESOURCES.index("clinic"), RESOURCES.index("mri")
@@ -38,34 +39,6 @@ NATURAL_COURSE = "natural_course"  # closed on its own before a diagnosis
 CONSERVATIVE = "conservative"  # closed on its own after diagnosis, under conservative care
 
 
-class ResourceMonitor:
-    """A SimPy resource with exact time-integrals of queue length and busy servers (for utilization and
-    Little's law), and every completed wait."""
-
-    __slots__ = ("area_busy", "area_waiting", "capacity", "last_t", "n_abandoned", "n_arrived", "n_busy",
-                 "n_served", "n_waiting", "resource", "waits")
-
-    def __init__(self, env: simpy.Environment, capacity: int) -> None:
-        self.resource = simpy.Resource(env, capacity=capacity)
-        self.capacity = capacity
-        self.last_t = 0.0
-        self.n_waiting = 0
-        self.n_busy = 0
-        self.area_waiting = 0.0
-        self.area_busy = 0.0
-        self.n_arrived = 0
-        self.n_served = 0
-        self.n_abandoned = 0
-        self.waits: list[float] = []
-
-    def advance(self, now: float) -> None:
-        dt = now - self.last_t
-        if dt > 0.0:
-            self.area_waiting += self.n_waiting * dt
-            self.area_busy += self.n_busy * dt
-            self.last_t = now
-
-
 class CenterState:
     """A center during one replication: its resources and its duration draws, transformed for this center."""
 
@@ -75,7 +48,7 @@ class CenterState:
         self.name = center.name
         self.profile = center.profile
         self.refer_index = refer_index
-        self.monitors = [ResourceMonitor(env, center.resources[r].capacity) for r in RESOURCES]
+        self.monitors = [Station(env, center.resources[r].capacity) for r in RESOURCES]
         self.specs = [center.resources[r] for r in RESOURCES]
         self.scheduled = [spec.scheduled for spec in self.specs]
         self.uniforms = u = cohort.uniforms
@@ -255,7 +228,7 @@ class Pathway:
         replaces the resource's booking delay (prompt review of a procedure-related leak). `start` is a later
         day the booking begins (presentation): the wait to it and the booking then take one timeout, not two,
         ending at the same float day."""
-        # Hot path: attributes bound to locals, monitor bookkeeping inlined (same arithmetic as `advance`).
+        # Hot path: attributes bound to locals.
         env = self.env
         center = st.center
         k = st.k
@@ -282,18 +255,14 @@ class Pathway:
                 return False
             yield env.timeout(booked - env.now)
         mon = center.monitors[r]
-        res = mon.resource
         t_request = env.now
         mon.advance(t_request)
         mon.n_arrived += 1
         mon.n_waiting += 1
-        req = res.request()
-        if req.triggered or t_nat == INF:
-            yield req
-        else:
-            yield req | env.timeout(t_nat - t_request)
-            if not req.triggered:
-                req.cancel()
+        ticket = mon.request(t_nat - t_request)
+        if ticket is not None:  # every server is taken: wait in line (until the leak closes, if it would)
+            granted = yield ticket
+            if granted is LEFT:
                 mon.advance(env.now)
                 mon.n_waiting -= 1
                 mon.n_abandoned += 1
@@ -307,7 +276,7 @@ class Pathway:
         mon.advance(now)
         mon.n_waiting -= 1
         if now >= t_nat:  # granted (or opened) at or after the day the leak closed: give the slot back
-            res.release(req)
+            mon.release()
             mon.n_abandoned += 1
             return False
         mon.n_busy += 1
@@ -322,7 +291,7 @@ class Pathway:
         yield env.timeout(service)
         mon.advance(env.now)
         mon.n_busy -= 1
-        res.release(req)
+        mon.release()
         return True
 
     # ------------------------------------------------------------------------------------------- the pathway
