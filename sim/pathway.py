@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 import simpy
+from simpy.events import Timeout
 
 from sim import clinical as cl
 from sim.parameters import ETIOLOGIES, IATROGENIC, LEAK_TYPES, RESOURCES, Center, Scenario, VolumeOutcome
@@ -28,6 +29,7 @@ R_CLINIC, R_MRI = RESOURCES.index("clinic"), RESOURCES.index("mri")
 RESOURCE_INDEX = {r: i for i, r in enumerate(RESOURCES)}
 STEP_RESOURCE_INDEX = {step: RESOURCE_INDEX[r] for step, r in cl.STEP_RESOURCE.items()}
 S_SERVICE, S_BOOKING = SLOTS["service"], SLOTS["booking"]
+ADMISSION_WINDOW_DAYS = 30.0  # patients' processes are started a window of presentation days at a time
 
 # Final states and how a resolution came about (columns final_state, resolved_by of the patients table).
 RESOLVED_WITHOUT_CARE = "resolved_without_care"
@@ -153,12 +155,13 @@ class Pathway:
 
     # ------------------------------------------------------------------------------------------- running
     def run(self) -> None:
-        """Settle patients who never reach care without SimPy, start a process for everyone else, run."""
+        """Settle patients who never reach care without SimPy, admit everyone else as they present, run."""
         c = self.cohort
         rec = self.records
         horizon = self.horizon
         nat = c.natural_resolution_day
         presented = c.presented_day
+        admitted: list[tuple[float, int, float]] = []  # (presentation day, patient, natural resolution day)
         for k in range(c.n):
             rec.center[k] = int(c.home_center[k])
             t_nat = float(nat[k])
@@ -177,9 +180,28 @@ class Pathway:
                 continue
             rec.final_state[k] = IN_PATHWAY
             rec.symptomatic_at_end[k] = True
-            self.env.process(self._patient(k, t_pres, t_nat))
+            admitted.append((t_pres, k, t_nat))
+        admitted.sort()
+        self.env.process(self._admit(admitted))
         self.env.run(until=horizon)
         self._close(horizon)
+
+    def _admit(self, admitted: list[tuple[float, int, float]]) -> Generator[Any, Any, None]:
+        """Start patients' processes window by window of presentation days (they wait inside their process
+        until they present). Starting everyone at day 0 would keep tens of thousands of timeouts in SimPy's
+        event heap for the whole run, and every push and pop would pay for its depth."""
+        env = self.env
+        window = ADMISSION_WINDOW_DAYS
+        i = 0
+        while i < len(admitted):
+            window_start = math.floor(admitted[i][0] / window) * window
+            if window_start > env.now:
+                yield Timeout(env, window_start - env.now)
+            window_end = window_start + window
+            while i < len(admitted) and admitted[i][0] < window_end:
+                t_pres, k, t_nat = admitted[i]
+                env.process(self._patient(k, t_pres, t_nat))
+                i += 1
 
     def _censor_unpresented(self, k: int) -> None:
         rec = self.records
@@ -209,7 +231,7 @@ class Pathway:
             yield from self._until_natural_resolution(st)
             return False
         if delay > 0.0:
-            yield env.timeout(delay)
+            yield Timeout(env, delay)
         return True
 
     def _until_natural_resolution(self, st: PatientState) -> Generator[Any, Any, None]:
@@ -217,7 +239,7 @@ class Pathway:
         the closure is dated to the end of the visit, so that recorded times stay ordered."""
         env = self.env
         if st.t_nat > env.now:
-            yield env.timeout(st.t_nat - env.now)
+            yield Timeout(env, st.t_nat - env.now)
         else:
             st.t_nat = env.now
 
@@ -246,35 +268,37 @@ class Pathway:
                 yield from self._until_natural_resolution(st)
                 return False
             if booking > 0.0:
-                yield env.timeout(booking)
+                yield Timeout(env, booking)
         else:
             booked = start + booking
             if booked >= t_nat:
-                yield env.timeout(start - env.now)
+                yield Timeout(env, start - env.now)
                 yield from self._until_natural_resolution(st)
                 return False
-            yield env.timeout(booked - env.now)
+            yield Timeout(env, booked - env.now)
         mon = center.monitors[r]
         t_request = env.now
         mon.advance(t_request)
         mon.n_arrived += 1
-        mon.n_waiting += 1
         ticket = mon.request(t_nat - t_request)
+        now = t_request
         if ticket is not None:  # every server is taken: wait in line (until the leak closes, if it would)
+            mon.n_waiting += 1
             granted = yield ticket
+            now = env.now
+            mon.advance(now)
+            mon.n_waiting -= 1
             if granted is LEFT:
-                mon.advance(env.now)
-                mon.n_waiting -= 1
                 mon.n_abandoned += 1
                 return False
-        now = env.now
-        if center.scheduled[r] and now < t_nat:  # hold the server until the resource opens
+        if center.scheduled[r] and now < t_nat:  # hold the server until the resource opens (still waiting)
             t_open = next_open(now, center.specs[r])
             if t_open > now:
-                yield env.timeout(min(t_open, t_nat) - now)
+                mon.n_waiting += 1
+                yield Timeout(env, min(t_open, t_nat) - now)
                 now = env.now
-        mon.advance(now)
-        mon.n_waiting -= 1
+                mon.advance(now)
+                mon.n_waiting -= 1
         if now >= t_nat:  # granted (or opened) at or after the day the leak closed: give the slot back
             mon.release()
             mon.n_abandoned += 1
@@ -288,7 +312,7 @@ class Pathway:
         if self.events is not None:
             self.log(k, activity, center.name, RESOURCES[r])
             self.uses.append((k, center.name, RESOURCES[r], t_request, now, now + service))  # type: ignore[union-attr]
-        yield env.timeout(service)
+        yield Timeout(env, service)
         mon.advance(env.now)
         mon.n_busy -= 1
         mon.release()
@@ -492,7 +516,7 @@ class Pathway:
                 # Read as a return of low-pressure headache: one needless blood patch, RIH left untreated.
                 rec.rih_misread[k] = True
                 if onset > 0.0:
-                    yield env.timeout(onset)
+                    yield Timeout(env, onset)
                 st.t_nat = INF
                 done = yield from self._use(st, RESOURCE_INDEX["procedure_room"], "ebp_for_misread_rih")
                 if done:
@@ -504,7 +528,7 @@ class Pathway:
         if recur_day >= self.horizon:
             return False
         if recur_day > env.now:
-            yield env.timeout(recur_day - env.now)
+            yield Timeout(env, recur_day - env.now)
         # Symptoms are back: the patient is in the pathway again and returns to her current center.
         rec.n_recurrences[k] += 1
         rec.final_state[k] = IN_PATHWAY
