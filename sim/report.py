@@ -403,7 +403,8 @@ def _leaves(node: dict[str, Any], prefix: str) -> Iterable[tuple[str, dict[str, 
 def effective_parameters(resolved: dict[str, Any]) -> dict[str, dict[str, dict[str, Any]]]:
     """Parameter path -> {center or "": parameter} as the scenario's patients meet them: the shared sections,
     plus the profile of each center under its role (first-contact or referral-only), so that scenarios whose
-    centers have different names can still be set side by side."""
+    centers have different names can still be set side by side. A center's own overrides replace its profile's
+    values."""
     out: dict[str, dict[str, dict[str, Any]]] = {}
     for section, node in resolved.items():
         if section not in ("profiles", "centers") and isinstance(node, dict):
@@ -417,6 +418,8 @@ def effective_parameters(resolved: dict[str, Any]) -> dict[str, dict[str, dict[s
             "value": meta.get("profile"), "unit": "choice", "grade": "-",
             "source": "Scenario file" + (f"; refers to {meta['refers_to']}" if meta.get("refers_to") else "")}
         for path, leaf in _leaves(profiles.get(meta.get("profile"), {}), ""):
+            out.setdefault(f"{role}: {path}", {})[cname] = leaf
+        for path, leaf in _leaves(meta.get("overrides", {}), ""):  # what this center sets apart from its profile
             out.setdefault(f"{role}: {path}", {})[cname] = leaf
     return out
 

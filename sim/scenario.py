@@ -343,7 +343,7 @@ def build_scenario(raw: dict[str, Any], file: str) -> Scenario:
     _check_share_groups(tree, file, "")
     _check_share_groups(profiles, file, "profiles.")
 
-    centers = _build_centers(centers_raw, profiles, file)
+    centers, center_overrides = _build_centers(centers_raw, profiles, file)
     horizon = tree["run"]["horizon_days"].value
     if horizon <= 0:
         raise ScenarioError(file, "run.horizon_days", horizon, "a horizon longer than 0 days")
@@ -362,7 +362,7 @@ def build_scenario(raw: dict[str, Any], file: str) -> Scenario:
                             f"at most run.max_expected_patients = {max_expected} patients per replication")
     resolved = dict(tree)
     resolved["profiles"] = profiles
-    resolved["centers"] = {c.name: _center_meta(c) for c in centers}
+    resolved["centers"] = {c.name: _center_meta(c, center_overrides[c.name]) for c in centers}
     vo = tree["volume_outcome"]
     if vo["window_days"].value <= 0:
         raise ScenarioError(file, "volume_outcome.window_days", vo["window_days"].value, "a window longer than 0 days")
@@ -436,7 +436,9 @@ def _check_share_groups(tree: dict[str, Any], file: str, prefix: str) -> None:
             _check_share_groups(node, file, f"{prefix}{key}.")
 
 
-def _build_centers(raw: object, profiles: dict[str, Any], file: str) -> tuple[Center, ...]:
+def _build_centers(raw: object, profiles: dict[str, Any], file: str
+                   ) -> tuple[tuple[Center, ...], dict[str, dict[str, Any]]]:
+    """The centers, and per center the Param tree of what it sets apart from its profile (for the manifest)."""
     if raw is None or raw == {}:
         raise ScenarioError(file, "centers", raw, "at least one [centers.NAME] table with a profile")
     if not isinstance(raw, dict):
@@ -444,6 +446,7 @@ def _build_centers(raw: object, profiles: dict[str, Any], file: str) -> tuple[Ce
     if len(raw) > 1000:
         raise ScenarioError(file, "centers", f"{len(raw)} centers", "at most 1000 centers")
     centers: list[Center] = []
+    own: dict[str, dict[str, Any]] = {}
     for cname, body in raw.items():
         path = f"centers.{cname}"
         if not isinstance(body, dict):
@@ -459,6 +462,7 @@ def _build_centers(raw: object, profiles: dict[str, Any], file: str) -> tuple[Ce
             raise ScenarioError(file, f"{path}.refers_to", refers_to, "the name of another center, or \"\"")
         ptree = copy.deepcopy(profiles[pname])
         _apply(ptree, body, file, f"{path}.")
+        own[cname] = _differences(ptree, profiles[pname])
         centers.append(_compile_center(file, cname, pname, share, refers_to or None, ptree))
     names = {c.name for c in centers}
     for c in centers:
@@ -483,7 +487,21 @@ def _build_centers(raw: object, profiles: dict[str, Any], file: str) -> tuple[Ce
         if abs(total - 1.0) > 1e-6:
             raise ScenarioError(file, "centers.*.catchment_share", round(total, 6),
                                 f"catchment shares of {etiology} arrivals that sum to 1 across centers")
-    return tuple(centers)
+    return tuple(centers), own
+
+
+def _differences(tree: dict[str, Any], reference: dict[str, Any]) -> dict[str, Any]:
+    """The leaves of `tree` whose Param differs from `reference`'s, as a tree of the same shape."""
+    out: dict[str, Any] = {}
+    for key, node in tree.items():
+        if isinstance(node, Param):
+            if node != reference[key]:
+                out[key] = node
+        else:
+            sub = _differences(node, reference[key])
+            if sub:
+                out[key] = sub
+    return out
 
 
 def _catchment(raw: object, file: str, field: str) -> dict[str, float]:
@@ -538,8 +556,11 @@ def _compile_center(file: str, name: str, pname: str, share: dict[str, float], r
                   catchment_share=share, refers_to=refers_to, resources=resources)
 
 
-def _center_meta(c: Center) -> dict[str, Any]:
-    return {"profile": c.profile_name, "catchment_share": c.catchment_share, "refers_to": c.refers_to or ""}
+def _center_meta(c: Center, overrides: dict[str, Any]) -> dict[str, Any]:
+    """A center in the resolved scenario: its profile, catchment and referral target, and every parameter it sets
+    apart from its profile (`overrides`, a Param tree shaped like the profile), so the manifest is complete."""
+    return {"profile": c.profile_name, "catchment_share": c.catchment_share, "refers_to": c.refers_to or "",
+            "overrides": overrides}
 
 
 def _build_population(t: dict[str, Any], file: str) -> Population:

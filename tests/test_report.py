@@ -280,3 +280,24 @@ def test_report_renders_in_headless_chromium(comparison_dir, tmp_path):
     found = re.search(r"data-images=\"(\d+)\" data-broken=\"(\d+)\"", dom)
     assert found, dom[:500]
     assert int(found.group(1)) == len(COMPARISON_FIGURES) and int(found.group(2)) == 0
+
+
+def test_a_centers_own_overrides_reach_the_manifest_and_the_differing_parameters(tmp_path):
+    """A per-center override (a session schedule at the district hospital) is part of the resolved scenario, and the
+    report's table of differing parameters shows it against the scenario without it."""
+    from sim.scenario import load_scenario, to_jsonable
+
+    plain = load_scenario(LOW_VOLUME)
+    sessions = load_scenario(ROOT / "scenarios" / "examples" / "sessions_and_closures.toml")
+    resolved = to_jsonable(sessions.resolved)
+    own = resolved["centers"]["district"]["overrides"]["resources"]
+    assert own["myelography"]["open_windows"]["value"] == [[0.0, 1.0], [3.0, 4.0]]
+    assert own["theatre"]["closed_periods"]["value"] == [[213.0, 244.0]]
+    assert to_jsonable(plain.resolved)["centers"]["district"]["overrides"] == {}
+    runs = [report.RunData(s.name, tmp_path, {"scenario": to_jsonable(s.resolved)}) for s in (plain, sessions)]
+    differing = {path: cells for path, cells in report.parameter_rows(runs, only_differing=True)}
+    first_contact = [p for p in differing if p.endswith("resources.myelography.open_windows")]
+    assert len(first_contact) == 1
+    before, after = differing[first_contact[0]]
+    assert before[0] != after[0] and "0" in after[0]
+    assert any(p.endswith("resources.theatre.closed_periods") for p in differing)
