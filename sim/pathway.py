@@ -18,6 +18,7 @@ import simpy
 from simpy.events import Timeout
 
 from sim import clinical as cl
+from sim.lazy_days import LazyDays
 from sim.parameters import ETIOLOGIES, IATROGENIC, LEAK_TYPES, RESOURCES, Center, Scenario, VolumeOutcome
 from sim.population import Cohort
 from sim.randomness import SLOTS
@@ -53,20 +54,12 @@ class CenterState:
         self.monitors = [Station(env, center.resources[r].capacity) for r in RESOURCES]
         self.specs = [center.resources[r] for r in RESOURCES]
         self.scheduled = [spec.scheduled for spec in self.specs]
-        self.uniforms = u = cohort.uniforms
-        # Service and booking days per resource, transformed on first use (`durations`): many (center, resource)
-        # pairs are never used in a replication, and each transform covers every patient and slot.
-        self.service: list[np.ndarray | None] = [None] * len(RESOURCES)
-        self.booking: list[np.ndarray | None] = [None] * len(RESOURCES)
-        self.referral_delay = center.profile.referral_delay_days.ppf(u["referral"])
+        u = cohort.uniforms
+        # Days transformed from the cohort's uniforms a slot column at a time, when first needed (`LazyDays`).
+        self.service = [LazyDays(u[f"service:{r}"], spec.service_days.ppf) for r, spec in enumerate(self.specs)]
+        self.booking = [LazyDays(u[f"booking:{r}"], spec.booking_days.ppf) for r, spec in enumerate(self.specs)]
+        self.referral_delay = LazyDays(u["referral"], center.profile.referral_delay_days.ppf)
         self.spontaneous_seen: deque[float] = deque()  # days spontaneous leaks were diagnosed here or referred in
-
-    def durations(self, r: int) -> tuple[np.ndarray, np.ndarray]:
-        """Booking and service days of resource `r` for every patient and slot (transformed once, on demand)."""
-        spec = self.specs[r]
-        booking = self.booking[r] = spec.booking_days.ppf(self.uniforms[f"booking:{r}"])
-        service = self.service[r] = spec.service_days.ppf(self.uniforms[f"service:{r}"])
-        return booking, service
 
     def volume_multiplier(self, now: float, vo: VolumeOutcome) -> float:
         """Experience multiplier from this center's trailing annual volume of spontaneous leaks."""
@@ -133,17 +126,21 @@ class Pathway:
         self.uses: list[tuple[int, str, str, float, float, float]] | None = [] if log_events else None
         u = cohort.uniforms
         cln = self.clinical
-        # Center-independent durations, transformed once.
-        self.misdiagnosis_return = scenario.population.misdiagnosis_return_days.ppf(u["misdiagnosis_return"])
-        self.recurrence_delay = cln.recurrence_days.ppf(u["recurrence_delay"])
-        self.rih_onset = cln.rih_onset_days.ppf(u["rih_onset"])
-        self.rih_treated = cln.rih_duration_treated_days.ppf(u["rih_duration"])
-        self.rih_untreated = cln.rih_duration_untreated_days.ppf(u["rih_duration"])
-        conservative = np.empty_like(u["conservative"])
-        for e_idx, e in enumerate(ETIOLOGIES):
-            mask = cohort.etiology == e_idx
-            conservative[mask] = cln.conservative_days[e].ppf(u["conservative"][mask])
-        self.conservative = conservative
+        # Center-independent durations, transformed a slot column at a time when first needed.
+        self.misdiagnosis_return = LazyDays(u["misdiagnosis_return"], scenario.population.misdiagnosis_return_days.ppf)
+        self.recurrence_delay = LazyDays(u["recurrence_delay"], cln.recurrence_days.ppf)
+        self.rih_onset = LazyDays(u["rih_onset"], cln.rih_onset_days.ppf)
+        self.rih_treated = LazyDays(u["rih_duration"], cln.rih_duration_treated_days.ppf)
+        self.rih_untreated = LazyDays(u["rih_duration"], cln.rih_duration_untreated_days.ppf)
+        by_etiology = [(cohort.etiology == e_idx, cln.conservative_days[e]) for e_idx, e in enumerate(ETIOLOGIES)]
+
+        def conservative_days(column: np.ndarray) -> np.ndarray:
+            days = np.empty_like(column)
+            for mask, distribution in by_etiology:
+                days[mask] = distribution.ppf(column[mask])
+            return days
+
+        self.conservative = LazyDays(u["conservative"], conservative_days)
         self.u = u
         self.max_consultations = scenario.population.max_consultations
         # First consultation of a procedure-related leak: prompt review instead of the clinic's booking delay,
@@ -257,11 +254,8 @@ class Pathway:
         uses = st.uses
         j = uses[r]
         uses[r] = j + 1
-        booking_days = center.booking[r]
-        if booking_days is None:
-            booking_days = center.durations(r)[0]
         if booking is None:
-            booking = booking_days.item(k, j % S_BOOKING)
+            booking = center.booking[r].item(k, j % S_BOOKING)
         t_nat = st.t_nat
         if start is None:
             if env.now + booking >= t_nat:
@@ -308,7 +302,7 @@ class Pathway:
         wait = now - t_request
         mon.waits.append(wait)
         self.records.waiting_days[k] += wait
-        service = center.service[r].item(k, j % S_SERVICE)  # type: ignore[union-attr]
+        service = center.service[r].item(k, j % S_SERVICE)
         if self.events is not None:
             self.log(k, activity, center.name, RESOURCES[r])
             self.uses.append((k, center.name, RESOURCES[r], t_request, now, now + service))  # type: ignore[union-attr]
