@@ -27,7 +27,7 @@ from dataclasses import dataclass, field, fields
 import numpy as np
 
 from sim import clinical as cl
-from sim.distributions import Distribution
+from sim.distributions import DistributionTable
 from sim.errors import ScenarioError
 from sim.parameters import ETIOLOGIES, IATROGENIC, IATROGENIC_LEAK_TYPE, LEAK_TYPES, RESOURCES, Scenario
 from sim.pathway import CONSERVATIVE, FINAL_STATES, IN_PATHWAY, NATURAL_COURSE, RESOLVED, RESOLVED_WITHOUT_CARE
@@ -114,6 +114,12 @@ class LadderTable:
         self.ids: dict[tuple, int] = {}
         self.cap = 0
         self._grow(32)
+        cln, centers = scenario.clinical, scenario.centers
+        self.durations = (DistributionTable([c.resources[r].booking_days for c in centers for r in RESOURCES]),
+                          DistributionTable([c.resources[r].service_days for c in centers for r in RESOURCES]),
+                          DistributionTable([c.profile.referral_delay_days for c in centers]),
+                          DistributionTable([cln.conservative_days[e] for e in ETIOLOGIES]),
+                          DistributionTable([cln.rih_duration_untreated_days, cln.rih_duration_treated_days]))
 
     def _grow(self, cap: int) -> None:
         """Make room for `cap` states (pair arrays are state-major, so existing keys keep their meaning)."""
@@ -158,9 +164,10 @@ class LadderTable:
 
     def ensure(self, keys: np.ndarray) -> None:
         """Fill every (state, center) pair among `keys` that has not been met yet."""
-        missing = keys[~self.known[keys]]
-        for key in np.unique(missing).tolist():
-            self._fill(key)
+        known = self.known[keys]
+        if not known.all():
+            for key in np.unique(keys[~known]).tolist():
+                self._fill(key)
 
     def _fill(self, key: int) -> None:
         sid, c = divmod(key, self.nc)
@@ -184,24 +191,27 @@ class LadderTable:
 
     def new_episode(self, states: np.ndarray) -> np.ndarray:
         """States after a recurrence (`History.start_new_episode`)."""
-        for sid in np.unique(states[self._new_episode[states] < 0]).tolist():
-            self._new_episode[sid] = self._after(sid, cl.History.start_new_episode)
-        return self._new_episode[states]
+        return self._memo(self._new_episode, states, cl.History.start_new_episode)
+
+    def _memo(self, memo: np.ndarray, states: np.ndarray, change) -> np.ndarray:
+        """memo[states], filling the states met for the first time with `change` applied to their History."""
+        out = memo[states]
+        if (out < 0).any():
+            for sid in np.unique(states[out < 0]).tolist():
+                memo[sid] = self._after(sid, change)
+            out = memo[states]
+        return out
 
     def arrive(self, states: np.ndarray) -> np.ndarray:
         """States after a referral (`History.arrive_at_new_center`)."""
-        for sid in np.unique(states[self._arrive[states] < 0]).tolist():
-            self._arrive[sid] = self._after(sid, cl.History.arrive_at_new_center)
-        return self._arrive[states]
+        return self._memo(self._arrive, states, cl.History.arrive_at_new_center)
 
     def misread_ebp(self, states: np.ndarray) -> np.ndarray:
         """States after the needless blood patch for misread RIH (as in Pathway._after_success)."""
         def add_ebp(h: cl.History) -> None:
             h.ebp_total += 1
 
-        for sid in np.unique(states[self._misread_ebp[states] < 0]).tolist():
-            self._misread_ebp[sid] = self._after(sid, add_ebp)
-        return self._misread_ebp[states]
+        return self._memo(self._misread_ebp, states, add_ebp)
 
 
 _TABLES: dict[int, tuple[Scenario, LadderTable]] = {}
@@ -239,20 +249,6 @@ class CenterTotals:
     monitors: list[ResourceTotals]
 
 
-def _ppf_by_group(dists: list[Distribution], group: np.ndarray, u: np.ndarray) -> np.ndarray:
-    """`dists[group[i]].ppf(u[i])` for every i, one vectorised transform per distinct group."""
-    if u.size == 0:
-        return u.astype(np.float64)
-    first = int(group[0])
-    if (group == first).all():
-        return dists[first].ppf(u)
-    out = np.empty(u.shape, dtype=np.float64)
-    for g in np.unique(group).tolist():
-        m = group == g
-        out[m] = dists[g].ppf(u[m])
-    return out
-
-
 class FastPathway:
     """One replication on the fast path. Build it, call `run()`, read `records` and `centers` (resource totals)."""
 
@@ -280,22 +276,17 @@ class FastPathway:
         self.p_read = np.array([p.mri_reading_sensitivity for p in prof])
         self.p_despite = np.array([p.diagnose_despite_normal_mri_probability for p in prof])
         self.p_rih_recognized = np.array([p.rih_recognition_probability for p in prof])
-        self.booking = [c.resources[r].booking_days for c in scenario.centers for r in RESOURCES]
-        self.service = [c.resources[r].service_days for c in scenario.centers for r in RESOURCES]
-        # Days of fixed-duration (center, resource) groups, NaN where drawn: [booking, service].
-        self.fixed_days = [np.array([d.p("value") if d.family == "fixed" else np.nan for d in ds])
-                           for ds in (self.booking, self.service)]
-        self.u_booking = [u[f"booking:{r}"] for r in range(N_RES)]
+        # Duration distributions by group: (center, resource) as center * N_RES + resource, center, etiology,
+        # and for RIH untreated (0) / treated (1). Tables are kept with the ladder table, across replications.
+        tables = self.table.durations
+        self.booking, self.service, self.referral, self.conservative, self.rih_duration = tables
+        self.u_booking = cohort.resource_uniforms("booking")
+        self.u_service = cohort.resource_uniforms("service")
         review = scenario.population.iatrogenic_review_days
         self.review_days = review.ppf(u["booking:0"][:, 0]) if review is not None else None
-        self.u_service = [u[f"service:{r}"] for r in range(N_RES)]
-        self.referral = [p.referral_delay_days for p in prof]
-        self.conservative = [cln.conservative_days[e] for e in ETIOLOGIES]
         self.misdiagnosis_return = pop.misdiagnosis_return_days
         self.recurrence_delay = cln.recurrence_days
         self.rih_onset = cln.rih_onset_days
-        self.rih_treated = cln.rih_duration_treated_days
-        self.rih_untreated = cln.rih_duration_untreated_days
         self.late_threshold = cln.late_surgery_threshold_days
         self.max_consultations = pop.max_consultations
         # Patient state (Pathway's PatientState and History, as arrays).
@@ -461,29 +452,11 @@ class FastPathway:
 
     def _durations(self, group: np.ndarray, idx: np.ndarray, j: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Booking and service days of the j-th use of resource `group % N_RES` at center `group // N_RES`,
-        transformed from the same uniform slots as CenterState.booking / .service."""
-        col_b, col_s = j % SLOTS["booking"], j % SLOTS["service"]
-        if idx.size == 0:
-            return np.zeros(0), np.zeros(0)
-        first = int(group[0])
-        if (group == first).all():
-            r = first % N_RES
-            return (self.booking[first].ppf(self.u_booking[r][idx, col_b]),
-                    self.service[first].ppf(self.u_service[r][idx, col_s]))
-        return self._grouped(self.booking, self.u_booking, group, idx, col_b), \
-            self._grouped(self.service, self.u_service, group, idx, col_s)
-
-    def _grouped(self, dists: list[Distribution], uniforms: list[np.ndarray], group: np.ndarray, idx: np.ndarray,
-                 col: np.ndarray) -> np.ndarray:
-        """Durations of several (center, resource) groups; fixed ones by lookup, the others group by group."""
-        fixed = self.fixed_days[dists is self.service][group]
-        todo = np.isnan(fixed)
-        if not todo.any():
-            return fixed
-        for g in np.unique(group[todo]).tolist():
-            m = group == g
-            fixed[m] = dists[g].ppf(uniforms[g % N_RES][idx[m], col[m]])
-        return fixed
+        transformed from the same uniform slots as CenterState.booking / .service (gathered first: the
+        transforms are elementwise, so transforming only the slots used gives the same numbers)."""
+        r = group % N_RES
+        return (self.booking(group, self.u_booking[r, idx, j % SLOTS["booking"]]),
+                self.service(group, self.u_service[r, idx, j % SLOTS["service"]]))
 
     # ------------------------------------------------------------------------------------------- outcomes
     def _resolve(self, idx: np.ndarray, by: int | np.ndarray, day: np.ndarray) -> None:
@@ -537,7 +510,7 @@ class FastPathway:
     def _treat(self, idx: np.ndarray) -> None:
         """The conservative window at the start of an episode (Pathway._treat before its loop)."""
         u = self.u["conservative"][idx, self.n_recurrences[idx] % SLOTS["conservative"]]
-        idx = self._wait(idx, _ppf_by_group(self.conservative, self.etiology[idx], u), BY_CONSERVATIVE)
+        idx = self._wait(idx, self.conservative(self.etiology[idx], u), BY_CONSERVATIVE)
         self.pc[idx] = LADDER
 
     def _ladder(self, idx: np.ndarray) -> None:
@@ -557,7 +530,7 @@ class FastPathway:
         n_ref = self.n_referrals[idx]
         self.n_referrals[idx] = n_ref + 1
         u = self.u["referral"][idx, n_ref % SLOTS["referral"]]
-        idx = self._wait(idx, _ppf_by_group(self.referral, self.center[idx], u), BY_CONSERVATIVE)
+        idx = self._wait(idx, self.referral(self.center[idx], u), BY_CONSERVATIVE)
         self.center[idx] = self.refer[self.center[idx]]
         self.state[idx] = self.table.arrive(self.state[idx])
         idx = self._use(idx, R_CLINIC, BY_CONSERVATIVE)
@@ -618,8 +591,7 @@ class FastPathway:
             self.rih[ri] = True
             onset = self.rih_onset.ppf(u["rih_onset"][ri, ii])
             recognized = u["rih_recognized"][ri, ii] < self.p_rih_recognized[self.center[ri]]
-            ud = u["rih_duration"][ri, ii]
-            duration = np.where(recognized, self.rih_treated.ppf(ud), self.rih_untreated.ppf(ud))
+            duration = self.rih_duration(recognized.astype(np.int64), u["rih_duration"][ri, ii])
             start = success_day[rih] + onset
             days = np.maximum(0.0, np.minimum(duration, self.horizon - start))
             prior = self.rih_days[ri]

@@ -54,6 +54,16 @@ class Cohort:
     home_center: np.ndarray
     direct_repair: np.ndarray  # spinal-surgery tears sent straight to repair
     uniforms: dict[str, np.ndarray] = field(repr=False)
+    # "booking" and "service": the per-resource uniforms as one (resource, patient, slot) array, of which
+    # uniforms["booking:r"] is row r (a contiguous view), so the fast path gathers across resources at once.
+    by_resource: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
+
+    def resource_uniforms(self, kind: str) -> np.ndarray:
+        """The (resource, patient, slot) uniforms of `kind` ("booking" or "service")."""
+        block = self.by_resource.get(kind)
+        if block is None:
+            block = self.by_resource[kind] = np.stack([self.uniforms[f"{kind}:{r}"] for r in range(len(RESOURCES))])
+        return block
 
 
 def draw_cohort(scenario: Scenario, root_seed: int, replication: int) -> Cohort:
@@ -112,7 +122,9 @@ def draw_cohort(scenario: Scenario, root_seed: int, replication: int) -> Cohort:
     # (one copy) instead of concatenating and then reordering (two). Same values at the same rows.
     rank = np.empty(n, dtype=np.intp)
     rank[order] = np.arange(n)
-    uniforms = {name: np.empty((n, slots)) for name, (_, slots) in PER_USE.items()}
+    by_resource = {kind: np.empty((len(RESOURCES), n, SLOTS[kind])) for kind in ("booking", "service")}
+    uniforms = {name: np.empty((n, slots)) for name, (_, slots) in PER_USE.items() if ":" not in name}
+    uniforms.update({f"{kind}:{r}": block[r] for kind, block in by_resource.items() for r in range(len(RESOURCES))})
     start = 0
     for e_idx, keep in enumerate(kept):
         rows = rank[start:start + int(keep.sum())]
@@ -136,4 +148,5 @@ def draw_cohort(scenario: Scenario, root_seed: int, replication: int) -> Cohort:
         home_center=cat("home_center"),
         direct_repair=cat("direct_repair"),
         uniforms=uniforms,
+        by_resource=by_resource,
     )
