@@ -657,6 +657,24 @@ class FastRecords:
         self.rih_misread = m.rih_misread
         self.leak_localized = m.leak_localized
         self.symptomatic_at_end = m.symptomatic
-        self.final_state = np.array(FINAL_STATES, dtype=object)[m.final]
-        self.resolved_by = np.array(BY_NAMES, dtype=object)[m.by]
-        self.persistent_reason = np.array(REASONS, dtype=object)[m.reason]
+        # Text columns as (names, codes), None for "no value": the patient table builds them from the codes.
+        self.text_codes: dict[str, tuple[tuple[str | None, ...], np.ndarray]] = {
+            "final_state": (FINAL_STATES, m.final),
+            "resolved_by": (tuple(b or None for b in BY_NAMES), m.by),
+            "persistent_reason": (tuple(r or None for r in REASONS), m.reason)}
+
+    def _text(self, name: str) -> np.ndarray:
+        names, codes = self.text_codes[name]
+        return np.array([x or "" for x in names], dtype=object)[codes]
+
+    @property
+    def final_state(self) -> np.ndarray:
+        return self._text("final_state")
+
+    @property
+    def resolved_by(self) -> np.ndarray:
+        return self._text("resolved_by")
+
+    @property
+    def persistent_reason(self) -> np.ndarray:
+        return self._text("persistent_reason")
