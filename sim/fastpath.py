@@ -50,6 +50,9 @@ _COUNTER_OF = {cl.EBP: 0, cl.TARGETED_PATCH: 1, cl.FIBRIN_PATCH: 2, cl.LEAK_SURG
                cl.EMBOLIZATION: 4}
 STEP_COUNTER = np.array([_COUNTER_OF.get(s, 0) for s in STEPS], dtype=np.int64)
 STEP_WIDTH = np.array([SLOTS[s] if s in cl.TREATMENTS else 1 for s in STEPS], dtype=np.int64)
+# Where each treatment's slots start in FastPathway.u_treat (the treatments' uniform arrays side by side).
+STEP_OFFSET = np.concatenate([[0], np.cumsum(np.where(STEP_WIDTH > 1, STEP_WIDTH, 0))[:-1]])
+STEP_OFFSET[[s not in cl.TREATMENTS for s in STEPS]] = -1
 
 # Codes of the text columns.
 BY_NAMES: tuple[str, ...] = ("", NATURAL_COURSE, CONSERVATIVE, *STEPS)  # resolved_by; a step is 3 + its code
@@ -285,6 +288,7 @@ class FastPathway:
         review = scenario.population.iatrogenic_review_days
         self.review_days = review.ppf(u["booking:0"][:, 0]) if review is not None else None
         self.misdiagnosis_return = pop.misdiagnosis_return_days
+        self.u_treat = np.hstack([u[step] for step in STEPS if step in cl.TREATMENTS])
         self.recurrence_delay = cln.recurrence_days
         self.rih_onset = cln.rih_onset_days
         self.late_threshold = cln.late_surgery_threshold_days
@@ -344,15 +348,13 @@ class FastPathway:
         self.pc[process] = DIAGNOSE
         handlers = ((DIAGNOSE, self._diagnose), (TREAT, self._treat), (LADDER, self._ladder), (AFTER, self._after))
         pc = self.pc
-        while True:
-            moved = False
+        active = np.flatnonzero(process)  # ascending, as every index array here (sums keep their order)
+        while active.size:
             for phase, handler in handlers:
-                idx = np.flatnonzero(pc == phase)
+                idx = active[pc[active] == phase]
                 if idx.size:
                     handler(idx)
-                    moved = True
-            if not moved:
-                break
+            active = active[pc[active] != DONE]
         self._close()
 
     def _init_states(self, idx: np.ndarray) -> None:
@@ -433,7 +435,7 @@ class FastPathway:
         self.uses[idx, r] = j + 1
         group = self.center[idx] * N_RES + r
         booking, service = self._durations(group, idx, j)
-        if prompt is not None and self.review_days is not None and prompt.any():
+        if prompt is not None and prompt.any():
             booking = np.where(prompt, self.review_days[idx], booking)
         start = self.t[idx] + booking
         closes = start >= self.t_nat[idx]
@@ -476,7 +478,8 @@ class FastPathway:
     # ------------------------------------------------------------------------------------------- the pathway
     def _diagnose(self, idx: np.ndarray) -> None:
         """One consultation of Pathway._diagnose (with its brain MRI), then diagnosis, giving up or return."""
-        idx = self._use(idx, R_CLINIC, BY_NATURAL, prompt=self.iatrogenic[idx] & (self.n_consultations[idx] == 0))
+        prompt = None if self.review_days is None else self.iatrogenic[idx] & (self.n_consultations[idx] == 0)
+        idx = self._use(idx, R_CLINIC, BY_NATURAL, prompt=prompt)
         n = self.n_consultations[idx]
         self.n_consultations[idx] = n + 1
         c = self.center[idx]
@@ -568,15 +571,9 @@ class FastPathway:
         self.pc[won] = AFTER
 
     def _treatment_uniforms(self, idx: np.ndarray, step: np.ndarray, attempt: np.ndarray) -> np.ndarray:
-        """u[step][k, attempt % width] per patient: the draw of this attempt at this kind of treatment."""
-        first = int(step[0])
-        if (step == first).all():
-            return self.u[STEPS[first]][idx, attempt % STEP_WIDTH[first]]
-        out = np.empty(idx.size)
-        for code in np.unique(step).tolist():
-            m = step == code
-            out[m] = self.u[STEPS[code]][idx[m], attempt[m] % STEP_WIDTH[code]]
-        return out
+        """u[step][k, attempt % width] per patient: the draw of this attempt at this kind of treatment (one
+        gather from the treatments' uniforms side by side, whatever the mix of steps)."""
+        return self.u_treat[idx, STEP_OFFSET[step] + attempt % STEP_WIDTH[step]]
 
     def _after(self, idx: np.ndarray) -> None:
         """Pathway._after_success: rebound intracranial hypertension, then a recurrence or the end."""
