@@ -134,11 +134,13 @@ class DistributionTable:
                                                             for d in self.dists]) for k in FAMILIES[f]})
                        for f in families if f in VECTOR_FAMILIES]
         self.looped = [g for g, d in enumerate(self.dists) if d.family not in VECTOR_FAMILIES]
+        self.same = all(d == self.dists[0] for d in self.dists)  # one distribution for every group
 
     def __call__(self, group: np.ndarray | int, u: np.ndarray) -> np.ndarray:
         """Days for uniforms `u`; `group` is one index into the distributions for all, or one per element."""
-        if isinstance(group, (int, np.integer)):
-            return _inverse_cdf(self.dists[group].family, self.scalars[group], u)
+        if self.same or isinstance(group, (int, np.integer)):
+            g = 0 if self.same else group
+            return _inverse_cdf(self.dists[g].family, self.scalars[g], u)
         out: np.ndarray | None = None
         for family, code, params in self.vector:
             days = _inverse_cdf(family, {k: v[group] for k, v in params.items()}, u)

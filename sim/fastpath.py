@@ -122,7 +122,10 @@ class LadderTable:
                           DistributionTable([c.resources[r].service_days for c in centers for r in RESOURCES]),
                           DistributionTable([c.profile.referral_delay_days for c in centers]),
                           DistributionTable([cln.conservative_days[e] for e in ETIOLOGIES]),
-                          DistributionTable([cln.rih_duration_untreated_days, cln.rih_duration_treated_days]))
+                          DistributionTable([cln.rih_duration_untreated_days, cln.rih_duration_treated_days]),
+                          # per resource: (booking, service) tables by center
+                          [(DistributionTable([c.resources[r].booking_days for c in centers]),
+                            DistributionTable([c.resources[r].service_days for c in centers])) for r in RESOURCES])
 
     def _grow(self, cap: int) -> None:
         """Make room for `cap` states (pair arrays are state-major, so existing keys keep their meaning)."""
@@ -282,7 +285,7 @@ class FastPathway:
         # Duration distributions by group: (center, resource) as center * N_RES + resource, center, etiology,
         # and for RIH untreated (0) / treated (1). Tables are kept with the ladder table, across replications.
         tables = self.table.durations
-        self.booking, self.service, self.referral, self.conservative, self.rih_duration = tables
+        self.booking, self.service, self.referral, self.conservative, self.rih_duration, self.booking_of = tables
         self.u_booking = cohort.resource_uniforms("booking")
         self.u_service = cohort.resource_uniforms("service")
         review = scenario.population.iatrogenic_review_days
@@ -433,8 +436,9 @@ class FastPathway:
         booking is the prompt review delay (first consultation of a procedure-related leak)."""
         j = self.uses[idx, r]
         self.uses[idx, r] = j + 1
-        group = self.center[idx] * N_RES + r
-        booking, service = self._durations(group, idx, j)
+        c = self.center[idx]
+        group = c * N_RES + r
+        booking, service = self._durations(group, idx, j, c, r)
         if prompt is not None and prompt.any():
             booking = np.where(prompt, self.review_days[idx], booking)
         start = self.t[idx] + booking
@@ -452,13 +456,19 @@ class FastPathway:
         self._use_busy.append(np.minimum(end, self.horizon) - start)
         return self._freeze(idx, end)
 
-    def _durations(self, group: np.ndarray, idx: np.ndarray, j: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Booking and service days of the j-th use of resource `group % N_RES` at center `group // N_RES`,
+    def _durations(self, group: np.ndarray, idx: np.ndarray, j: np.ndarray, c: np.ndarray, r: np.ndarray | int
+                   ) -> tuple[np.ndarray, np.ndarray]:
+        """Booking and service days of the j-th use of resource r at center c (`group` = c * N_RES + r),
         transformed from the same uniform slots as CenterState.booking / .service (gathered first: the
-        transforms are elementwise, so transforming only the slots used gives the same numbers)."""
-        r = group % N_RES
-        return (self.booking(group, self.u_booking[r, idx, j % SLOTS["booking"]]),
-                self.service(group, self.u_service[r, idx, j % SLOTS["service"]]))
+        transforms are elementwise, so transforming only the slots used gives the same numbers). With one
+        resource for all, its own tables (by center) skip the mix of families across resources."""
+        col_b, col_s = j % SLOTS["booking"], j % SLOTS["service"]
+        if isinstance(r, int):
+            booking, service = self.booking_of[r]
+            return booking(c, self.u_booking[r][idx, col_b]), service(c, self.u_service[r][idx, col_s])
+        r_of = group % N_RES
+        return (self.booking(group, self.u_booking[r_of, idx, col_b]),
+                self.service(group, self.u_service[r_of, idx, col_s]))
 
     # ------------------------------------------------------------------------------------------- outcomes
     def _resolve(self, idx: np.ndarray, by: int | np.ndarray, day: np.ndarray) -> None:
