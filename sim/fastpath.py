@@ -66,6 +66,17 @@ DONE, DIAGNOSE, TREAT, LADDER, AFTER = 0, 1, 2, 3, 4
 _HISTORY_FIELDS = tuple(f.name for f in fields(cl.History))
 
 
+def _some(mask: np.ndarray) -> bool:
+    """`mask.any()` for a boolean array. The engine asks this of small masks many times a replication, and
+    `ndarray.any` goes through a Python wrapper that costs five times `count_nonzero` (a C call)."""
+    return np.count_nonzero(mask) > 0
+
+
+def _every(mask: np.ndarray) -> bool:
+    """`mask.all()` for a boolean array (see `_some`)."""
+    return np.count_nonzero(mask) == mask.size
+
+
 def capacity_unlimited(scenario: Scenario, n_patients: int) -> bool:
     """True when patients can neither queue nor affect one another, so the fast path gives SimPy's results:
     every resource of every center has a server for each patient and is always open (no session windows or
@@ -171,7 +182,7 @@ class LadderTable:
     def ensure(self, keys: np.ndarray) -> None:
         """Fill every (state, center) pair among `keys` that has not been met yet."""
         known = self.known[keys]
-        if not known.all():
+        if not _every(known):
             for key in np.unique(keys[~known]).tolist():
                 self._fill(key)
 
@@ -202,7 +213,7 @@ class LadderTable:
     def _memo(self, memo: np.ndarray, states: np.ndarray, change) -> np.ndarray:
         """memo[states], filling the states met for the first time with `change` applied to their History."""
         out = memo[states]
-        if (out < 0).any():
+        if _some(out < 0):
             for sid in np.unique(states[out < 0]).tolist():
                 memo[sid] = self._after(sid, change)
             out = memo[states]
@@ -400,7 +411,7 @@ class FastPathway:
         """Advance patients to `target` days; those reaching the horizon stop there (SimPy never resumes them).
         Returns the patients who go on."""
         frozen = target >= self.horizon
-        if frozen.any():
+        if _some(frozen):
             self.pc[idx[frozen]] = DONE
             idx, target = idx[~frozen], target[~frozen]
         self.t[idx] = target
@@ -425,7 +436,7 @@ class FastPathway:
         """Pathway._wait for each patient; returns those still in the pathway after the delay."""
         end = self.t[idx] + delay
         closes = end >= self.t_nat[idx]
-        if closes.any():
+        if _some(closes):
             self._natural_end(idx[closes], by)
             idx, end = idx[~closes], end[~closes]
         return self._freeze(idx, end)
@@ -439,16 +450,16 @@ class FastPathway:
         c = self.center[idx]
         group = c * N_RES + r
         booking, service = self._durations(group, idx, j, c, r)
-        if prompt is not None and prompt.any():
+        if prompt is not None and _some(prompt):
             booking = np.where(prompt, self.review_days[idx], booking)
         start = self.t[idx] + booking
         closes = start >= self.t_nat[idx]
-        if closes.any():
+        if _some(closes):
             self._natural_end(idx[closes], by)
             keep = ~closes
             idx, group, start, service = idx[keep], group[keep], start[keep], service[keep]
         reached = start < self.horizon
-        if not reached.all():
+        if not _every(reached):
             self.pc[idx[~reached]] = DONE
             idx, group, start, service = idx[reached], group[reached], start[reached], service[reached]
         end = start + service
@@ -497,7 +508,7 @@ class FastPathway:
         iat = self.iatrogenic[idx]
         suspected = ~iat & (uc < self.p_spontaneous[c])
         self.scratch[idx] = iat & (uc < self.p_iatrogenic[c])
-        if suspected.any():
+        if _some(suspected):
             m_idx = self._use(idx[suspected], R_MRI, BY_NATURAL)
             m = self.n_brain_mri[m_idx]
             self.n_brain_mri[m_idx] = m + 1
@@ -533,10 +544,10 @@ class FastPathway:
         step = self.table.step[key]
         self._persist(idx[step == C_PERSIST], 2)
         refer = step == C_REFER
-        if refer.any():
+        if _some(refer):
             self._refer(idx[refer])
         act = step > C_REFER
-        if act.any():
+        if _some(act):
             self._act(idx[act], key[act])
 
     def _refer(self, idx: np.ndarray) -> None:
@@ -555,7 +566,7 @@ class FastPathway:
         key = self.state[idx] * self.nc + self.center[idx]
         step = tab.step[key]
         imaging = (step == C_IMAGING) | (step == C_IMAGING_REFINED)
-        if imaging.any():
+        if _some(imaging):
             im, ki = idx[imaging], key[imaging]
             n_img = self.n_spinal_imaging[im]
             self.n_spinal_imaging[im] = n_img + 1
@@ -593,7 +604,7 @@ class FastPathway:
         i = self.n_recurrences[idx] % SLOTS["rih"]
         key = self.last_key[idx]
         rih = u["rih_occurs"][idx, i] < tab.p_rih[key]
-        if rih.any():
+        if _some(rih):
             ri, ii = idx[rih], i[rih]
             self.rih[ri] = True
             onset = self.rih_onset.ppf(u["rih_onset"][ri, ii])
