@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from sim.parameters import ETIOLOGIES, LEAK_TYPES, RESOURCES, Scenario
-from sim.randomness import SLOTS, stream
+from sim.randomness import SLOTS, pcg64_states, purpose_key, stream
 
 # Per-use uniform arrays: name -> (stream purpose, slot count).
 PER_USE: dict[str, tuple[str, int]] = {
@@ -120,29 +120,43 @@ def draw_cohort(scenario: Scenario, root_seed: int, replication: int) -> Cohort:
 
     # Per-use uniforms are the bulk of the data. Each name's draws are generated straight into one buffer in
     # etiology order (the order of `onset_all`), then put in onset order by one `take` into their array: one copy,
-    # and a row-block gather is cheaper than scattering rows etiology by etiology. Each stream still gives its
-    # draws in the same order (several names share a purpose's stream), so the values are the same.
+    # and a row-block gather is cheaper than scattering rows etiology by etiology. The streams are opened by
+    # setting one generator to their precomputed states (`pcg64_states`), and each stream gives the names of
+    # its purpose their draws in PER_USE order, as before: the values are the same.
     by_resource = {kind: np.empty((len(RESOURCES), n, SLOTS[kind])) for kind in ("booking", "service")}
     uniforms = {name: np.empty((n, slots)) for name, (_, slots) in PER_USE.items() if ":" not in name}
     uniforms.update({f"{kind}:{r}": block[r] for kind, block in by_resource.items() for r in range(len(RESOURCES))})
     sizes = [int(keep.sum()) for keep in kept]
     bounds = np.cumsum([0, *sizes]).tolist()
-    streams: dict[tuple[str, int], np.random.Generator] = {}
-    buffers: dict[int, np.ndarray] = {}
-    for name, (purpose, slots) in PER_USE.items():
-        buf = buffers.get(slots)
-        if buf is None:
-            buf = buffers[slots] = np.empty((n, slots))
+    purposes: dict[str, list[str]] = {}
+    for name, (purpose, _) in PER_USE.items():
+        purposes.setdefault(purpose, []).append(name)
+    keys = [(replication, purpose_key(purpose), e_idx) for purpose in purposes for e_idx in range(len(kept))]
+    states = pcg64_states(root_seed, keys)
+    shared = np.random.Generator(np.random.PCG64(0)) if states is not None else None
+    buffers: dict[tuple[int, int], np.ndarray] = {}
+    for p_idx, (purpose, names) in enumerate(purposes.items()):
+        bufs = []
+        for k, name in enumerate(names):
+            slots = PER_USE[name][1]
+            buf = buffers.get((slots, k))
+            if buf is None:
+                buf = buffers[slots, k] = np.empty((n, slots))
+            bufs.append(buf)
         for e_idx, keep in enumerate(kept):
-            gen = streams.get((purpose, e_idx))
-            if gen is None:
-                gen = streams[purpose, e_idx] = stream(root_seed, replication, purpose, e_idx)
-            rows = buf[bounds[e_idx]:bounds[e_idx + 1]]
-            if sizes[e_idx] == keep.size:
-                gen.random(out=rows)
+            if shared is not None and states is not None:
+                shared.bit_generator.state = states[p_idx * len(kept) + e_idx]
+                gen = shared
             else:
-                rows[...] = gen.random((keep.size, slots))[keep]
-        np.take(buf, order, axis=0, out=uniforms[name])
+                gen = stream(root_seed, replication, purpose, e_idx)
+            for buf in bufs:
+                rows = buf[bounds[e_idx]:bounds[e_idx + 1]]
+                if sizes[e_idx] == keep.size:
+                    gen.random(out=rows)
+                else:
+                    rows[...] = gen.random((keep.size, rows.shape[1]))[keep]
+        for name, buf in zip(names, bufs, strict=True):
+            np.take(buf, order, axis=0, out=uniforms[name])
 
     return Cohort(
         n=n,
