@@ -163,13 +163,14 @@ class LadderTable:
         self._arrive = widen(get("_arrive"), cap, -1, np.int64)
         self.cap = cap
 
-    def intern(self, h: cl.History) -> int:
-        """The integer state of a History (a new one is stored as a copy)."""
+    def intern(self, h: cl.History, owned: bool = False) -> int:
+        """The integer state of a History. A new one is stored as a copy, or as is when `owned` (a copy made
+        for the purpose, that nobody else will change)."""
         key = tuple(getattr(h, name) for name in _HISTORY_FIELDS)
         sid = self.ids.get(key)
         if sid is None:
             sid = self.ids[key] = len(self.histories)
-            self.histories.append(copy.copy(h))
+            self.histories.append(h if owned else copy.copy(h))
             if sid >= self.cap:
                 self._grow(2 * self.cap)
         return sid
@@ -177,7 +178,7 @@ class LadderTable:
     def _after(self, sid: int, change) -> int:
         h = copy.copy(self.histories[sid])
         change(h)
-        return self.intern(h)
+        return self.intern(h, owned=True)
 
     def ensure(self, keys: np.ndarray) -> None:
         """Fill every (state, center) pair among `keys` that has not been met yet."""
