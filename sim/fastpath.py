@@ -31,7 +31,7 @@ from sim.distributions import DistributionTable
 from sim.errors import ScenarioError
 from sim.parameters import ETIOLOGIES, IATROGENIC, IATROGENIC_LEAK_TYPE, LEAK_TYPES, RESOURCES, Scenario
 from sim.pathway import CONSERVATIVE, FINAL_STATES, IN_PATHWAY, NATURAL_COURSE, RESOLVED, RESOLVED_WITHOUT_CARE
-from sim.population import Cohort
+from sim.population import TREATMENT_UNIFORMS, Cohort
 from sim.randomness import SLOTS
 from sim.scenario import MAX_CAPACITY
 
@@ -50,9 +50,11 @@ _COUNTER_OF = {cl.EBP: 0, cl.TARGETED_PATCH: 1, cl.FIBRIN_PATCH: 2, cl.LEAK_SURG
                cl.EMBOLIZATION: 4}
 STEP_COUNTER = np.array([_COUNTER_OF.get(s, 0) for s in STEPS], dtype=np.int64)
 STEP_WIDTH = np.array([SLOTS[s] if s in cl.TREATMENTS else 1 for s in STEPS], dtype=np.int64)
-# Where each treatment's slots start in FastPathway.u_treat (the treatments' uniform arrays side by side).
-STEP_OFFSET = np.concatenate([[0], np.cumsum(np.where(STEP_WIDTH > 1, STEP_WIDTH, 0))[:-1]])
-STEP_OFFSET[[s not in cl.TREATMENTS for s in STEPS]] = -1
+# Where each treatment's slots start in `Cohort.treatments` (the treatments' uniforms side by side); -1 for the
+# steps that are not treatments.
+_TREATMENT_START = dict(zip(TREATMENT_UNIFORMS, np.cumsum([0, *(SLOTS[t] for t in TREATMENT_UNIFORMS)]).tolist(),
+                            strict=False))
+STEP_OFFSET = np.array([_TREATMENT_START.get(s, -1) for s in STEPS], dtype=np.int64)
 
 # Codes of the text columns.
 BY_NAMES: tuple[str, ...] = ("", NATURAL_COURSE, CONSERVATIVE, *STEPS)  # resolved_by; a step is 3 + its code
@@ -303,7 +305,8 @@ class FastPathway:
         review = scenario.population.iatrogenic_review_days
         self.review_days = review.ppf(u["booking:0"][:, 0]) if review is not None else None
         self.misdiagnosis_return = pop.misdiagnosis_return_days
-        self.u_treat = np.hstack([u[step] for step in STEPS if step in cl.TREATMENTS])
+        treatments = cohort.treatments
+        self.u_treat = treatments if treatments is not None else np.hstack([u[t] for t in TREATMENT_UNIFORMS])
         self.recurrence_delay = cln.recurrence_days
         self.rih_onset = cln.rih_onset_days
         self.late_threshold = cln.late_surgery_threshold_days

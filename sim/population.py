@@ -40,6 +40,11 @@ PER_USE: dict[str, tuple[str, int]] = {
 }
 
 
+# Treatment purposes whose uniforms are kept side by side in one (patient, slot) array, `Cohort.treatments`.
+TREATMENT_UNIFORMS: tuple[str, ...] = ("ebp", "targeted_patch", "fibrin_patch", "surgery", "durotomy_repair",
+                                       "embolization")
+
+
 @dataclass
 class Cohort:
     """All patients of one replication, sorted by onset. Indexes: etiology into ETIOLOGIES, leak type into
@@ -57,6 +62,9 @@ class Cohort:
     # "booking" and "service": the per-resource uniforms as one (resource, patient, slot) array, of which
     # uniforms["booking:r"] is row r (a contiguous view), so the fast path gathers across resources at once.
     by_resource: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
+    # The TREATMENT_UNIFORMS side by side, of which uniforms["ebp"] etc. are column blocks (views), so the fast
+    # path reads the draw of any mix of treatments with one gather and without copying them first.
+    treatments: np.ndarray | None = field(default=None, repr=False)
 
     def resource_uniforms(self, kind: str) -> np.ndarray:
         """The (resource, patient, slot) uniforms of `kind` ("booking" or "service")."""
@@ -124,7 +132,11 @@ def draw_cohort(scenario: Scenario, root_seed: int, replication: int) -> Cohort:
     # setting one generator to their precomputed states (`pcg64_states`), and each stream gives the names of
     # its purpose their draws in PER_USE order, as before: the values are the same.
     by_resource = {kind: np.empty((len(RESOURCES), n, SLOTS[kind])) for kind in ("booking", "service")}
-    uniforms = {name: np.empty((n, slots)) for name, (_, slots) in PER_USE.items() if ":" not in name}
+    treatments = np.empty((n, sum(SLOTS[name] for name in TREATMENT_UNIFORMS)))
+    edges = np.cumsum([0, *(SLOTS[name] for name in TREATMENT_UNIFORMS)]).tolist()
+    uniforms = {name: treatments[:, edges[k]:edges[k + 1]] for k, name in enumerate(TREATMENT_UNIFORMS)}
+    uniforms.update({name: np.empty((n, slots)) for name, (_, slots) in PER_USE.items()
+                     if ":" not in name and name not in uniforms})
     uniforms.update({f"{kind}:{r}": block[r] for kind, block in by_resource.items() for r in range(len(RESOURCES))})
     sizes = [int(keep.sum()) for keep in kept]
     bounds = np.cumsum([0, *sizes]).tolist()
@@ -156,7 +168,10 @@ def draw_cohort(scenario: Scenario, root_seed: int, replication: int) -> Cohort:
                 else:
                     rows[...] = gen.random((keep.size, rows.shape[1]))[keep]
         for name, buf in zip(names, bufs, strict=True):
-            np.take(buf, order, axis=0, out=uniforms[name])
+            if uniforms[name].flags.c_contiguous:
+                np.take(buf, order, axis=0, out=uniforms[name])
+            else:  # a column block of `treatments`: a plain gather then copy beats take's buffered output
+                uniforms[name][...] = buf[order]
 
     return Cohort(
         n=n,
@@ -169,4 +184,5 @@ def draw_cohort(scenario: Scenario, root_seed: int, replication: int) -> Cohort:
         direct_repair=cat("direct_repair"),
         uniforms=uniforms,
         by_resource=by_resource,
+        treatments=treatments,
     )

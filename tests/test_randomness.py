@@ -56,3 +56,13 @@ def test_resource_uniforms_are_the_per_resource_arrays_stacked():
     assert all(np.shares_memory(block, c.uniforms[f"booking:{r}"]) for r in range(block.shape[0]))
     c.by_resource.clear()  # e.g. a Cohort built by hand: stacked on first use
     assert np.array_equal(c.resource_uniforms("booking"), block)
+
+
+def test_treatment_uniforms_side_by_side_cover_every_treatment():
+    from sim.clinical import TREATMENTS
+    from sim.population import TREATMENT_UNIFORMS
+
+    assert set(TREATMENT_UNIFORMS) == set(TREATMENTS)
+    c = draw_cohort(load_scenario(LOW_VOLUME, overrides={"run.horizon_days": 200}), 2, 0)
+    assert c.treatments is not None
+    assert all(np.shares_memory(c.treatments, c.uniforms[name]) for name in TREATMENT_UNIFORMS)
