@@ -61,39 +61,99 @@ class Distribution:
 
     def ppf(self, u: np.ndarray) -> np.ndarray:
         """Inverse CDF at uniforms `u` in [0, 1): same shape out, float64 days."""
-        u = np.asarray(u, dtype=np.float64)
-        p = dict(self.params)
-        match self.family:
-            case "fixed":
-                return np.full(u.shape, p["value"])
-            case "exponential":
-                return -p["mean"] * np.log1p(-u)
-            case "lognormal":
-                return p["median"] * np.exp(p["sigma"] * special.ndtri(np.clip(u, 1e-12, 1 - 1e-12)))
-            case "gamma":
-                mean, sd = p["mean"], p["sd"]
-                if sd == 0:
-                    return np.full(u.shape, mean)
-                if sd < mean * 1e-6:  # shape > 1e12 would overflow; the gamma is then normal to within 2e-6
-                    return mean + sd * special.ndtri(np.clip(u, 1e-12, 1 - 1e-12))
-                shape = (mean / sd) ** 2
-                return special.gammaincinv(shape, u) * (sd**2 / mean)
-            case "weibull":
-                return p["scale"] * (-np.log1p(-u)) ** (1 / p["shape"])
-            case "uniform":
-                return p["low"] + (p["high"] - p["low"]) * u
-            case "triangular":
-                low, mode, high = p["low"], p["mode"], p["high"]
-                if high == low:
-                    return np.full(u.shape, low)
-                cut = (mode - low) / (high - low)
-                left = low + np.sqrt(u * (high - low) * (mode - low))
-                right = high - np.sqrt((1 - u) * (high - low) * (high - mode))
-                return np.where(u < cut, left, right)
-        raise AssertionError(self.family)  # pragma: no cover
+        return _inverse_cdf(self.family, dict(self.params), np.asarray(u, dtype=np.float64))
 
     def describe(self) -> str:
         return f"{self.family}(" + ", ".join(f"{k}={v:g}" for k, v in self.params) + ")"
+
+
+# Families whose inverse CDF takes a parameter per element with the same arithmetic per element as a scalar
+# parameter. Not gamma and triangular (branches on the parameters), nor weibull (`x ** 0.5` with a scalar
+# exponent is numpy's sqrt, which may differ in the last bit from the power function an array exponent gets).
+VECTOR_FAMILIES = frozenset({"fixed", "exponential", "lognormal", "uniform"})
+
+
+def _clip(u: np.ndarray) -> np.ndarray:
+    """`np.clip(u, 1e-12, 1 - 1e-12)`, which is this min(max(...)) in numpy's loops, without its Python wrapper
+    (which costs more than the clipping itself on the few uniforms the fast path transforms at a time)."""
+    return np.minimum(np.maximum(u, 1e-12), 1 - 1e-12)
+
+
+def _inverse_cdf(family: str, p: dict, u: np.ndarray) -> np.ndarray:
+    """The inverse CDF of `family` at `u`. Parameters of VECTOR_FAMILIES may be arrays shaped like `u` (one
+    distribution per element): the arithmetic per element is then exactly that of the scalar call."""
+    match family:
+        case "fixed":
+            value = p["value"]
+            return value if isinstance(value, np.ndarray) else np.full(u.shape, value)
+        case "exponential":
+            return -p["mean"] * np.log1p(-u)
+        case "lognormal":
+            return p["median"] * np.exp(p["sigma"] * special.ndtri(_clip(u)))
+        case "gamma":
+            mean, sd = p["mean"], p["sd"]
+            if sd == 0:
+                return np.full(u.shape, mean)
+            if sd < mean * 1e-6:  # shape > 1e12 would overflow; the gamma is then normal to within 2e-6
+                return mean + sd * special.ndtri(_clip(u))
+            shape = (mean / sd) ** 2
+            return special.gammaincinv(shape, u) * (sd**2 / mean)
+        case "weibull":
+            return p["scale"] * (-np.log1p(-u)) ** (1 / p["shape"])
+        case "uniform":
+            return p["low"] + (p["high"] - p["low"]) * u
+        case "triangular":
+            low, mode, high = p["low"], p["mode"], p["high"]
+            if high == low:
+                return np.full(u.shape, low)
+            cut = (mode - low) / (high - low)
+            left = low + np.sqrt(u * (high - low) * (mode - low))
+            right = high - np.sqrt((1 - u) * (high - low) * (high - mode))
+            return np.where(u < cut, left, right)
+    raise AssertionError(family)  # pragma: no cover - families are validated on load
+
+
+class DistributionTable:
+    """Several distributions indexed by group: `table(group, u)[i] == dists[group[i]].ppf(u[i])`, exactly.
+
+    Why. The fast path transforms a few uniforms at a time for patients at different centers (or of different
+    etiologies), and a `ppf` call per group (with the masks to pick its elements) costs far more than the
+    arithmetic on a handful of numbers. Here each family in VECTOR_FAMILIES goes through one call on all elements
+    with its parameters gathered per element (the same floating-point operations on each element as
+    `Distribution.ppf`, so the same bits), and families are then picked per element. Only the families with
+    branches on their parameters (gamma, triangular, weibull) are transformed group by group.
+    """
+
+    def __init__(self, dists: list[Distribution]) -> None:
+        self.dists = list(dists)
+        self.scalars = [dict(d.params) for d in self.dists]
+        families = sorted({d.family for d in self.dists})
+        self.family_of = np.array([families.index(d.family) for d in self.dists], dtype=np.int64)
+        # (family, its code, its parameters per group: NaN for groups of other families)
+        self.vector = [(f, families.index(f), {k: np.array([d.p(k) if d.family == f else np.nan
+                                                            for d in self.dists]) for k in FAMILIES[f]})
+                       for f in families if f in VECTOR_FAMILIES]
+        self.looped = [g for g, d in enumerate(self.dists) if d.family not in VECTOR_FAMILIES]
+        self.same = all(d == self.dists[0] for d in self.dists)  # one distribution for every group
+
+    def __call__(self, group: np.ndarray | int, u: np.ndarray) -> np.ndarray:
+        """Days for uniforms `u`; `group` is one index into the distributions for all, or one per element."""
+        if self.same or isinstance(group, (int, np.integer)):
+            g = 0 if self.same else group
+            return _inverse_cdf(self.dists[g].family, self.scalars[g], u)
+        out: np.ndarray | None = None
+        for family, code, params in self.vector:
+            days = _inverse_cdf(family, {k: v[group] for k, v in params.items()}, u)
+            out = days if out is None else np.where(self.family_of[group] == code, days, out)
+        if self.looped:
+            if out is None:
+                out = np.empty(u.shape)
+            for g in self.looped:
+                m = group == g
+                if m.any():
+                    out[m] = _inverse_cdf(self.dists[g].family, self.scalars[g], u[m])
+        assert out is not None
+        return out
 
 
 def parse_distribution(raw: object, file: str, field: str) -> Distribution:

@@ -17,6 +17,7 @@ The patient table gives counts and a few days, not the day of every event, so tw
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -87,36 +88,48 @@ def discounted_years(a_days: np.ndarray | float, b_days: np.ndarray | float, rat
 def patient_economics(patients: pd.DataFrame, params: EconomicParams, horizon_days: float) -> pd.DataFrame:
     """Discounted cost, QALYs and QALY loss against full health (utility 1) per patient, from onset to horizon."""
     p = patients
-    onset = p["onset_day"].to_numpy(dtype=float)
+    columns = economics_columns(p, (p["etiology"] == "spontaneous").to_numpy(),
+                                (p["final_state"] == "persistent").to_numpy(), params, horizon_days)
+    return pd.DataFrame(columns, index=p.index)
+
+
+def economics_columns(p: Mapping[str, Any], spontaneous: np.ndarray, persistent: np.ndarray,
+                      params: EconomicParams, horizon_days: float) -> dict[str, np.ndarray]:
+    """`cost`, `qaly` and `qaly_loss` arrays from the patient columns in `p` (a DataFrame or a dict of arrays,
+    so that a replication can add them before it builds its table), `spontaneous` etiology and `persistent`
+    final state as boolean arrays."""
+    onset = np.asarray(p["onset_day"], dtype=float)
+    n = onset.size
     follow = np.maximum(horizon_days - onset, 0.0)
 
     def since_onset(*cols: str) -> np.ndarray:
-        t = np.full(len(p), np.nan)
+        t = np.full(n, np.nan)
         for col in cols:  # first non-null of the columns, in order
-            t = np.where(np.isnan(t), p[col].to_numpy(dtype=float) - onset, t)
+            t = np.where(np.isnan(t), np.asarray(p[col], dtype=float) - onset, t)
         return np.clip(np.nan_to_num(t, nan=0.0), 0.0, follow)
 
     when = {"presented": since_onset("presented_day"),
             "treatment": since_onset("first_treatment_day", "diagnosed_day", "presented_day"),
             "resolution": since_onset("resolved_day", "first_treatment_day", "presented_day")}
     rc = params.discount_costs
-    cost = np.zeros(len(p))
+    factor = {timing: discount_factor(t, rc) for timing, t in when.items()}  # once per timing, not per item
+    cost = np.zeros(n)
     for item, (column, timing) in COST_ITEMS.items():
-        cost += p[column].to_numpy(dtype=float) * params.costs[item] * discount_factor(when[timing], rc)
-    durotomy = (p["etiology"] != "spontaneous").to_numpy()
+        cost += np.asarray(p[column], dtype=float) * params.costs[item] * factor[timing]
+    durotomy = ~np.asarray(spontaneous, dtype=bool)
     surgery_cost = np.where(durotomy, params.costs["durotomy_repair"], params.costs["leak_surgery"])
-    cost += p["n_surgery"].to_numpy(dtype=float) * surgery_cost * discount_factor(when["treatment"], rc)
+    cost += np.asarray(p["n_surgery"], dtype=float) * surgery_cost * factor["treatment"]
 
     rq = params.discount_qalys
     u = params.utilities
-    symptoms = np.minimum(np.nan_to_num(p["symptom_days"].to_numpy(dtype=float)), follow)
-    rih_end = np.minimum(symptoms + np.nan_to_num(p["rih_days"].to_numpy(dtype=float)), follow)
-    u_symptoms = np.where((p["final_state"] == "persistent").to_numpy(), u["persistent"], u["symptomatic"])
+    symptoms = np.minimum(np.nan_to_num(np.asarray(p["symptom_days"], dtype=float)), follow)
+    rih_end = np.minimum(symptoms + np.nan_to_num(np.asarray(p["rih_days"], dtype=float)), follow)
+    u_symptoms = np.where(np.asarray(persistent, dtype=bool), u["persistent"], u["symptomatic"])
     qaly = (u_symptoms * discounted_years(0.0, symptoms, rq)
             + u["rih"] * discounted_years(symptoms, rih_end, rq)
             + u["resolved"] * discounted_years(rih_end, follow, rq))
     loss = discounted_years(0.0, follow, rq) - qaly
-    return pd.DataFrame({"cost": cost, "qaly": qaly, "qaly_loss": loss}, index=p.index)
+    return {"cost": cost, "qaly": qaly, "qaly_loss": loss}
 
 
 def add_economics(patients: pd.DataFrame, scenario: Any) -> pd.DataFrame:

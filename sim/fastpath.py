@@ -27,11 +27,11 @@ from dataclasses import dataclass, field, fields
 import numpy as np
 
 from sim import clinical as cl
-from sim.distributions import Distribution
+from sim.distributions import DistributionTable
 from sim.errors import ScenarioError
 from sim.parameters import ETIOLOGIES, IATROGENIC, IATROGENIC_LEAK_TYPE, LEAK_TYPES, RESOURCES, Scenario
 from sim.pathway import CONSERVATIVE, FINAL_STATES, IN_PATHWAY, NATURAL_COURSE, RESOLVED, RESOLVED_WITHOUT_CARE
-from sim.population import Cohort
+from sim.population import TREATMENT_UNIFORMS, Cohort
 from sim.randomness import SLOTS
 from sim.scenario import MAX_CAPACITY
 
@@ -50,6 +50,11 @@ _COUNTER_OF = {cl.EBP: 0, cl.TARGETED_PATCH: 1, cl.FIBRIN_PATCH: 2, cl.LEAK_SURG
                cl.EMBOLIZATION: 4}
 STEP_COUNTER = np.array([_COUNTER_OF.get(s, 0) for s in STEPS], dtype=np.int64)
 STEP_WIDTH = np.array([SLOTS[s] if s in cl.TREATMENTS else 1 for s in STEPS], dtype=np.int64)
+# Where each treatment's slots start in `Cohort.treatments` (the treatments' uniforms side by side); -1 for the
+# steps that are not treatments.
+_TREATMENT_START = dict(zip(TREATMENT_UNIFORMS, np.cumsum([0, *(SLOTS[t] for t in TREATMENT_UNIFORMS)]).tolist(),
+                            strict=False))
+STEP_OFFSET = np.array([_TREATMENT_START.get(s, -1) for s in STEPS], dtype=np.int64)
 
 # Codes of the text columns.
 BY_NAMES: tuple[str, ...] = ("", NATURAL_COURSE, CONSERVATIVE, *STEPS)  # resolved_by; a step is 3 + its code
@@ -61,6 +66,17 @@ F_WITHOUT_CARE, F_RESOLVED, F_PERSISTENT, F_IN_PATHWAY = (FINAL_STATES.index(s) 
 DONE, DIAGNOSE, TREAT, LADDER, AFTER = 0, 1, 2, 3, 4
 
 _HISTORY_FIELDS = tuple(f.name for f in fields(cl.History))
+
+
+def _some(mask: np.ndarray) -> bool:
+    """`mask.any()` for a boolean array. The engine asks this of small masks many times a replication, and
+    `ndarray.any` goes through a Python wrapper that costs five times `count_nonzero` (a C call)."""
+    return np.count_nonzero(mask) > 0
+
+
+def _every(mask: np.ndarray) -> bool:
+    """`mask.all()` for a boolean array (see `_some`)."""
+    return np.count_nonzero(mask) == mask.size
 
 
 def capacity_unlimited(scenario: Scenario, n_patients: int) -> bool:
@@ -114,6 +130,15 @@ class LadderTable:
         self.ids: dict[tuple, int] = {}
         self.cap = 0
         self._grow(32)
+        cln, centers = scenario.clinical, scenario.centers
+        self.durations = (DistributionTable([c.resources[r].booking_days for c in centers for r in RESOURCES]),
+                          DistributionTable([c.resources[r].service_days for c in centers for r in RESOURCES]),
+                          DistributionTable([c.profile.referral_delay_days for c in centers]),
+                          DistributionTable([cln.conservative_days[e] for e in ETIOLOGIES]),
+                          DistributionTable([cln.rih_duration_untreated_days, cln.rih_duration_treated_days]),
+                          # per resource: (booking, service) tables by center
+                          [(DistributionTable([c.resources[r].booking_days for c in centers]),
+                            DistributionTable([c.resources[r].service_days for c in centers])) for r in RESOURCES])
 
     def _grow(self, cap: int) -> None:
         """Make room for `cap` states (pair arrays are state-major, so existing keys keep their meaning)."""
@@ -140,13 +165,14 @@ class LadderTable:
         self._arrive = widen(get("_arrive"), cap, -1, np.int64)
         self.cap = cap
 
-    def intern(self, h: cl.History) -> int:
-        """The integer state of a History (a new one is stored as a copy)."""
+    def intern(self, h: cl.History, owned: bool = False) -> int:
+        """The integer state of a History. A new one is stored as a copy, or as is when `owned` (a copy made
+        for the purpose, that nobody else will change)."""
         key = tuple(getattr(h, name) for name in _HISTORY_FIELDS)
         sid = self.ids.get(key)
         if sid is None:
             sid = self.ids[key] = len(self.histories)
-            self.histories.append(copy.copy(h))
+            self.histories.append(h if owned else copy.copy(h))
             if sid >= self.cap:
                 self._grow(2 * self.cap)
         return sid
@@ -154,13 +180,14 @@ class LadderTable:
     def _after(self, sid: int, change) -> int:
         h = copy.copy(self.histories[sid])
         change(h)
-        return self.intern(h)
+        return self.intern(h, owned=True)
 
     def ensure(self, keys: np.ndarray) -> None:
         """Fill every (state, center) pair among `keys` that has not been met yet."""
-        missing = keys[~self.known[keys]]
-        for key in np.unique(missing).tolist():
-            self._fill(key)
+        known = self.known[keys]
+        if not _every(known):
+            for key in np.unique(keys[~known]).tolist():
+                self._fill(key)
 
     def _fill(self, key: int) -> None:
         sid, c = divmod(key, self.nc)
@@ -184,24 +211,27 @@ class LadderTable:
 
     def new_episode(self, states: np.ndarray) -> np.ndarray:
         """States after a recurrence (`History.start_new_episode`)."""
-        for sid in np.unique(states[self._new_episode[states] < 0]).tolist():
-            self._new_episode[sid] = self._after(sid, cl.History.start_new_episode)
-        return self._new_episode[states]
+        return self._memo(self._new_episode, states, cl.History.start_new_episode)
+
+    def _memo(self, memo: np.ndarray, states: np.ndarray, change) -> np.ndarray:
+        """memo[states], filling the states met for the first time with `change` applied to their History."""
+        out = memo[states]
+        if _some(out < 0):
+            for sid in np.unique(states[out < 0]).tolist():
+                memo[sid] = self._after(sid, change)
+            out = memo[states]
+        return out
 
     def arrive(self, states: np.ndarray) -> np.ndarray:
         """States after a referral (`History.arrive_at_new_center`)."""
-        for sid in np.unique(states[self._arrive[states] < 0]).tolist():
-            self._arrive[sid] = self._after(sid, cl.History.arrive_at_new_center)
-        return self._arrive[states]
+        return self._memo(self._arrive, states, cl.History.arrive_at_new_center)
 
     def misread_ebp(self, states: np.ndarray) -> np.ndarray:
         """States after the needless blood patch for misread RIH (as in Pathway._after_success)."""
         def add_ebp(h: cl.History) -> None:
             h.ebp_total += 1
 
-        for sid in np.unique(states[self._misread_ebp[states] < 0]).tolist():
-            self._misread_ebp[sid] = self._after(sid, add_ebp)
-        return self._misread_ebp[states]
+        return self._memo(self._misread_ebp, states, add_ebp)
 
 
 _TABLES: dict[int, tuple[Scenario, LadderTable]] = {}
@@ -239,20 +269,6 @@ class CenterTotals:
     monitors: list[ResourceTotals]
 
 
-def _ppf_by_group(dists: list[Distribution], group: np.ndarray, u: np.ndarray) -> np.ndarray:
-    """`dists[group[i]].ppf(u[i])` for every i, one vectorised transform per distinct group."""
-    if u.size == 0:
-        return u.astype(np.float64)
-    first = int(group[0])
-    if (group == first).all():
-        return dists[first].ppf(u)
-    out = np.empty(u.shape, dtype=np.float64)
-    for g in np.unique(group).tolist():
-        m = group == g
-        out[m] = dists[g].ppf(u[m])
-    return out
-
-
 class FastPathway:
     """One replication on the fast path. Build it, call `run()`, read `records` and `centers` (resource totals)."""
 
@@ -280,22 +296,19 @@ class FastPathway:
         self.p_read = np.array([p.mri_reading_sensitivity for p in prof])
         self.p_despite = np.array([p.diagnose_despite_normal_mri_probability for p in prof])
         self.p_rih_recognized = np.array([p.rih_recognition_probability for p in prof])
-        self.booking = [c.resources[r].booking_days for c in scenario.centers for r in RESOURCES]
-        self.service = [c.resources[r].service_days for c in scenario.centers for r in RESOURCES]
-        # Days of fixed-duration (center, resource) groups, NaN where drawn: [booking, service].
-        self.fixed_days = [np.array([d.p("value") if d.family == "fixed" else np.nan for d in ds])
-                           for ds in (self.booking, self.service)]
-        self.u_booking = [u[f"booking:{r}"] for r in range(N_RES)]
+        # Duration distributions by group: (center, resource) as center * N_RES + resource, center, etiology,
+        # and for RIH untreated (0) / treated (1). Tables are kept with the ladder table, across replications.
+        tables = self.table.durations
+        self.booking, self.service, self.referral, self.conservative, self.rih_duration, self.booking_of = tables
+        self.u_booking = cohort.resource_uniforms("booking")
+        self.u_service = cohort.resource_uniforms("service")
         review = scenario.population.iatrogenic_review_days
         self.review_days = review.ppf(u["booking:0"][:, 0]) if review is not None else None
-        self.u_service = [u[f"service:{r}"] for r in range(N_RES)]
-        self.referral = [p.referral_delay_days for p in prof]
-        self.conservative = [cln.conservative_days[e] for e in ETIOLOGIES]
         self.misdiagnosis_return = pop.misdiagnosis_return_days
+        treatments = cohort.treatments
+        self.u_treat = treatments if treatments is not None else np.hstack([u[t] for t in TREATMENT_UNIFORMS])
         self.recurrence_delay = cln.recurrence_days
         self.rih_onset = cln.rih_onset_days
-        self.rih_treated = cln.rih_duration_treated_days
-        self.rih_untreated = cln.rih_duration_untreated_days
         self.late_threshold = cln.late_surgery_threshold_days
         self.max_consultations = pop.max_consultations
         # Patient state (Pathway's PatientState and History, as arrays).
@@ -353,15 +366,13 @@ class FastPathway:
         self.pc[process] = DIAGNOSE
         handlers = ((DIAGNOSE, self._diagnose), (TREAT, self._treat), (LADDER, self._ladder), (AFTER, self._after))
         pc = self.pc
-        while True:
-            moved = False
+        active = np.flatnonzero(process)  # ascending, as every index array here (sums keep their order)
+        while active.size:
             for phase, handler in handlers:
-                idx = np.flatnonzero(pc == phase)
+                idx = active[pc[active] == phase]
                 if idx.size:
                     handler(idx)
-                    moved = True
-            if not moved:
-                break
+            active = active[pc[active] != DONE]
         self._close()
 
     def _init_states(self, idx: np.ndarray) -> None:
@@ -404,7 +415,7 @@ class FastPathway:
         """Advance patients to `target` days; those reaching the horizon stop there (SimPy never resumes them).
         Returns the patients who go on."""
         frozen = target >= self.horizon
-        if frozen.any():
+        if _some(frozen):
             self.pc[idx[frozen]] = DONE
             idx, target = idx[~frozen], target[~frozen]
         self.t[idx] = target
@@ -429,7 +440,7 @@ class FastPathway:
         """Pathway._wait for each patient; returns those still in the pathway after the delay."""
         end = self.t[idx] + delay
         closes = end >= self.t_nat[idx]
-        if closes.any():
+        if _some(closes):
             self._natural_end(idx[closes], by)
             idx, end = idx[~closes], end[~closes]
         return self._freeze(idx, end)
@@ -440,18 +451,19 @@ class FastPathway:
         booking is the prompt review delay (first consultation of a procedure-related leak)."""
         j = self.uses[idx, r]
         self.uses[idx, r] = j + 1
-        group = self.center[idx] * N_RES + r
-        booking, service = self._durations(group, idx, j)
-        if prompt is not None and self.review_days is not None and prompt.any():
+        c = self.center[idx]
+        group = c * N_RES + r
+        booking, service = self._durations(group, idx, j, c, r)
+        if prompt is not None and _some(prompt):
             booking = np.where(prompt, self.review_days[idx], booking)
         start = self.t[idx] + booking
         closes = start >= self.t_nat[idx]
-        if closes.any():
+        if _some(closes):
             self._natural_end(idx[closes], by)
             keep = ~closes
             idx, group, start, service = idx[keep], group[keep], start[keep], service[keep]
         reached = start < self.horizon
-        if not reached.all():
+        if not _every(reached):
             self.pc[idx[~reached]] = DONE
             idx, group, start, service = idx[reached], group[reached], start[reached], service[reached]
         end = start + service
@@ -459,31 +471,19 @@ class FastPathway:
         self._use_busy.append(np.minimum(end, self.horizon) - start)
         return self._freeze(idx, end)
 
-    def _durations(self, group: np.ndarray, idx: np.ndarray, j: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Booking and service days of the j-th use of resource `group % N_RES` at center `group // N_RES`,
-        transformed from the same uniform slots as CenterState.booking / .service."""
+    def _durations(self, group: np.ndarray, idx: np.ndarray, j: np.ndarray, c: np.ndarray, r: np.ndarray | int
+                   ) -> tuple[np.ndarray, np.ndarray]:
+        """Booking and service days of the j-th use of resource r at center c (`group` = c * N_RES + r),
+        transformed from the same uniform slots as CenterState.booking / .service (gathered first: the
+        transforms are elementwise, so transforming only the slots used gives the same numbers). With one
+        resource for all, its own tables (by center) skip the mix of families across resources."""
         col_b, col_s = j % SLOTS["booking"], j % SLOTS["service"]
-        if idx.size == 0:
-            return np.zeros(0), np.zeros(0)
-        first = int(group[0])
-        if (group == first).all():
-            r = first % N_RES
-            return (self.booking[first].ppf(self.u_booking[r][idx, col_b]),
-                    self.service[first].ppf(self.u_service[r][idx, col_s]))
-        return self._grouped(self.booking, self.u_booking, group, idx, col_b), \
-            self._grouped(self.service, self.u_service, group, idx, col_s)
-
-    def _grouped(self, dists: list[Distribution], uniforms: list[np.ndarray], group: np.ndarray, idx: np.ndarray,
-                 col: np.ndarray) -> np.ndarray:
-        """Durations of several (center, resource) groups; fixed ones by lookup, the others group by group."""
-        fixed = self.fixed_days[dists is self.service][group]
-        todo = np.isnan(fixed)
-        if not todo.any():
-            return fixed
-        for g in np.unique(group[todo]).tolist():
-            m = group == g
-            fixed[m] = dists[g].ppf(uniforms[g % N_RES][idx[m], col[m]])
-        return fixed
+        if isinstance(r, int):
+            booking, service = self.booking_of[r]
+            return booking(c, self.u_booking[r][idx, col_b]), service(c, self.u_service[r][idx, col_s])
+        r_of = group % N_RES
+        return (self.booking(group, self.u_booking[r_of, idx, col_b]),
+                self.service(group, self.u_service[r_of, idx, col_s]))
 
     # ------------------------------------------------------------------------------------------- outcomes
     def _resolve(self, idx: np.ndarray, by: int | np.ndarray, day: np.ndarray) -> None:
@@ -503,7 +503,8 @@ class FastPathway:
     # ------------------------------------------------------------------------------------------- the pathway
     def _diagnose(self, idx: np.ndarray) -> None:
         """One consultation of Pathway._diagnose (with its brain MRI), then diagnosis, giving up or return."""
-        idx = self._use(idx, R_CLINIC, BY_NATURAL, prompt=self.iatrogenic[idx] & (self.n_consultations[idx] == 0))
+        prompt = None if self.review_days is None else self.iatrogenic[idx] & (self.n_consultations[idx] == 0)
+        idx = self._use(idx, R_CLINIC, BY_NATURAL, prompt=prompt)
         n = self.n_consultations[idx]
         self.n_consultations[idx] = n + 1
         c = self.center[idx]
@@ -511,7 +512,7 @@ class FastPathway:
         iat = self.iatrogenic[idx]
         suspected = ~iat & (uc < self.p_spontaneous[c])
         self.scratch[idx] = iat & (uc < self.p_iatrogenic[c])
-        if suspected.any():
+        if _some(suspected):
             m_idx = self._use(idx[suspected], R_MRI, BY_NATURAL)
             m = self.n_brain_mri[m_idx]
             self.n_brain_mri[m_idx] = m + 1
@@ -537,7 +538,7 @@ class FastPathway:
     def _treat(self, idx: np.ndarray) -> None:
         """The conservative window at the start of an episode (Pathway._treat before its loop)."""
         u = self.u["conservative"][idx, self.n_recurrences[idx] % SLOTS["conservative"]]
-        idx = self._wait(idx, _ppf_by_group(self.conservative, self.etiology[idx], u), BY_CONSERVATIVE)
+        idx = self._wait(idx, self.conservative(self.etiology[idx], u), BY_CONSERVATIVE)
         self.pc[idx] = LADDER
 
     def _ladder(self, idx: np.ndarray) -> None:
@@ -547,17 +548,17 @@ class FastPathway:
         step = self.table.step[key]
         self._persist(idx[step == C_PERSIST], 2)
         refer = step == C_REFER
-        if refer.any():
+        if _some(refer):
             self._refer(idx[refer])
         act = step > C_REFER
-        if act.any():
+        if _some(act):
             self._act(idx[act], key[act])
 
     def _refer(self, idx: np.ndarray) -> None:
         n_ref = self.n_referrals[idx]
         self.n_referrals[idx] = n_ref + 1
         u = self.u["referral"][idx, n_ref % SLOTS["referral"]]
-        idx = self._wait(idx, _ppf_by_group(self.referral, self.center[idx], u), BY_CONSERVATIVE)
+        idx = self._wait(idx, self.referral(self.center[idx], u), BY_CONSERVATIVE)
         self.center[idx] = self.refer[self.center[idx]]
         self.state[idx] = self.table.arrive(self.state[idx])
         idx = self._use(idx, R_CLINIC, BY_CONSERVATIVE)
@@ -569,7 +570,7 @@ class FastPathway:
         key = self.state[idx] * self.nc + self.center[idx]
         step = tab.step[key]
         imaging = (step == C_IMAGING) | (step == C_IMAGING_REFINED)
-        if imaging.any():
+        if _some(imaging):
             im, ki = idx[imaging], key[imaging]
             n_img = self.n_spinal_imaging[im]
             self.n_spinal_imaging[im] = n_img + 1
@@ -595,15 +596,9 @@ class FastPathway:
         self.pc[won] = AFTER
 
     def _treatment_uniforms(self, idx: np.ndarray, step: np.ndarray, attempt: np.ndarray) -> np.ndarray:
-        """u[step][k, attempt % width] per patient: the draw of this attempt at this kind of treatment."""
-        first = int(step[0])
-        if (step == first).all():
-            return self.u[STEPS[first]][idx, attempt % STEP_WIDTH[first]]
-        out = np.empty(idx.size)
-        for code in np.unique(step).tolist():
-            m = step == code
-            out[m] = self.u[STEPS[code]][idx[m], attempt[m] % STEP_WIDTH[code]]
-        return out
+        """u[step][k, attempt % width] per patient: the draw of this attempt at this kind of treatment (one
+        gather from the treatments' uniforms side by side, whatever the mix of steps)."""
+        return self.u_treat[idx, STEP_OFFSET[step] + attempt % STEP_WIDTH[step]]
 
     def _after(self, idx: np.ndarray) -> None:
         """Pathway._after_success: rebound intracranial hypertension, then a recurrence or the end."""
@@ -613,13 +608,12 @@ class FastPathway:
         i = self.n_recurrences[idx] % SLOTS["rih"]
         key = self.last_key[idx]
         rih = u["rih_occurs"][idx, i] < tab.p_rih[key]
-        if rih.any():
+        if _some(rih):
             ri, ii = idx[rih], i[rih]
             self.rih[ri] = True
             onset = self.rih_onset.ppf(u["rih_onset"][ri, ii])
             recognized = u["rih_recognized"][ri, ii] < self.p_rih_recognized[self.center[ri]]
-            ud = u["rih_duration"][ri, ii]
-            duration = np.where(recognized, self.rih_treated.ppf(ud), self.rih_untreated.ppf(ud))
+            duration = self.rih_duration(recognized.astype(np.int64), u["rih_duration"][ri, ii])
             start = success_day[rih] + onset
             days = np.maximum(0.0, np.minimum(duration, self.horizon - start))
             prior = self.rih_days[ri]
@@ -685,6 +679,24 @@ class FastRecords:
         self.rih_misread = m.rih_misread
         self.leak_localized = m.leak_localized
         self.symptomatic_at_end = m.symptomatic
-        self.final_state = np.array(FINAL_STATES, dtype=object)[m.final]
-        self.resolved_by = np.array(BY_NAMES, dtype=object)[m.by]
-        self.persistent_reason = np.array(REASONS, dtype=object)[m.reason]
+        # Text columns as (names, codes), None for "no value": the patient table builds them from the codes.
+        self.text_codes: dict[str, tuple[tuple[str | None, ...], np.ndarray]] = {
+            "final_state": (FINAL_STATES, m.final),
+            "resolved_by": (tuple(b or None for b in BY_NAMES), m.by),
+            "persistent_reason": (tuple(r or None for r in REASONS), m.reason)}
+
+    def _text(self, name: str) -> np.ndarray:
+        names, codes = self.text_codes[name]
+        return np.array([x or "" for x in names], dtype=object)[codes]
+
+    @property
+    def final_state(self) -> np.ndarray:
+        return self._text("final_state")
+
+    @property
+    def resolved_by(self) -> np.ndarray:
+        return self._text("resolved_by")
+
+    @property
+    def persistent_reason(self) -> np.ndarray:
+        return self._text("persistent_reason")

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from sim.parameters import ETIOLOGIES, LEAK_TYPES, RESOURCES, Scenario
-from sim.randomness import SLOTS, stream
+from sim.randomness import SLOTS, pcg64_states, purpose_key, stream
 
 # Per-use uniform arrays: name -> (stream purpose, slot count).
 PER_USE: dict[str, tuple[str, int]] = {
@@ -40,6 +40,11 @@ PER_USE: dict[str, tuple[str, int]] = {
 }
 
 
+# Treatment purposes whose uniforms are kept side by side in one (patient, slot) array, `Cohort.treatments`.
+TREATMENT_UNIFORMS: tuple[str, ...] = ("ebp", "targeted_patch", "fibrin_patch", "surgery", "durotomy_repair",
+                                       "embolization")
+
+
 @dataclass
 class Cohort:
     """All patients of one replication, sorted by onset. Indexes: etiology into ETIOLOGIES, leak type into
@@ -54,6 +59,19 @@ class Cohort:
     home_center: np.ndarray
     direct_repair: np.ndarray  # spinal-surgery tears sent straight to repair
     uniforms: dict[str, np.ndarray] = field(repr=False)
+    # "booking" and "service": the per-resource uniforms as one (resource, patient, slot) array, of which
+    # uniforms["booking:r"] is row r (a contiguous view), so the fast path gathers across resources at once.
+    by_resource: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
+    # The TREATMENT_UNIFORMS side by side, of which uniforms["ebp"] etc. are column blocks (views), so the fast
+    # path reads the draw of any mix of treatments with one gather and without copying them first.
+    treatments: np.ndarray | None = field(default=None, repr=False)
+
+    def resource_uniforms(self, kind: str) -> np.ndarray:
+        """The (resource, patient, slot) uniforms of `kind` ("booking" or "service")."""
+        block = self.by_resource.get(kind)
+        if block is None:
+            block = self.by_resource[kind] = np.stack([self.uniforms[f"{kind}:{r}"] for r in range(len(RESOURCES))])
+        return block
 
 
 def draw_cohort(scenario: Scenario, root_seed: int, replication: int) -> Cohort:
@@ -108,23 +126,52 @@ def draw_cohort(scenario: Scenario, root_seed: int, replication: int) -> Cohort:
     def cat(name: str) -> np.ndarray:
         return np.concatenate([p[name] for p in parts])[order]
 
-    # Per-use uniforms are the bulk of the data: scatter each etiology's draws straight to their sorted rows
-    # (one copy) instead of concatenating and then reordering (two). Same values at the same rows.
-    rank = np.empty(n, dtype=np.intp)
-    rank[order] = np.arange(n)
-    uniforms = {name: np.empty((n, slots)) for name, (_, slots) in PER_USE.items()}
-    start = 0
-    for e_idx, keep in enumerate(kept):
-        rows = rank[start:start + int(keep.sum())]
-        start += rows.size
-        subset = not keep.all()
-        streams: dict[str, np.random.Generator] = {}
-        for name, (purpose, slots) in PER_USE.items():
-            gen = streams.get(purpose)
-            if gen is None:
-                gen = streams[purpose] = stream(root_seed, replication, purpose, e_idx)
-            draws = gen.random((keep.size, slots))
-            uniforms[name][rows] = draws[keep] if subset else draws
+    # Per-use uniforms are the bulk of the data. Each name's draws are generated straight into one buffer in
+    # etiology order (the order of `onset_all`), then put in onset order by one `take` into their array: one copy,
+    # and a row-block gather is cheaper than scattering rows etiology by etiology. The streams are opened by
+    # setting one generator to their precomputed states (`pcg64_states`), and each stream gives the names of
+    # its purpose their draws in PER_USE order, as before: the values are the same.
+    by_resource = {kind: np.empty((len(RESOURCES), n, SLOTS[kind])) for kind in ("booking", "service")}
+    treatments = np.empty((n, sum(SLOTS[name] for name in TREATMENT_UNIFORMS)))
+    edges = np.cumsum([0, *(SLOTS[name] for name in TREATMENT_UNIFORMS)]).tolist()
+    uniforms = {name: treatments[:, edges[k]:edges[k + 1]] for k, name in enumerate(TREATMENT_UNIFORMS)}
+    uniforms.update({name: np.empty((n, slots)) for name, (_, slots) in PER_USE.items()
+                     if ":" not in name and name not in uniforms})
+    uniforms.update({f"{kind}:{r}": block[r] for kind, block in by_resource.items() for r in range(len(RESOURCES))})
+    sizes = [int(keep.sum()) for keep in kept]
+    bounds = np.cumsum([0, *sizes]).tolist()
+    purposes: dict[str, list[str]] = {}
+    for name, (purpose, _) in PER_USE.items():
+        purposes.setdefault(purpose, []).append(name)
+    keys = [(replication, purpose_key(purpose), e_idx) for purpose in purposes for e_idx in range(len(kept))]
+    states = pcg64_states(root_seed, keys)
+    shared = np.random.Generator(np.random.PCG64(0)) if states is not None else None
+    buffers: dict[tuple[int, int], np.ndarray] = {}
+    for p_idx, (purpose, names) in enumerate(purposes.items()):
+        bufs = []
+        for k, name in enumerate(names):
+            slots = PER_USE[name][1]
+            buf = buffers.get((slots, k))
+            if buf is None:
+                buf = buffers[slots, k] = np.empty((n, slots))
+            bufs.append(buf)
+        for e_idx, keep in enumerate(kept):
+            if shared is not None and states is not None:
+                shared.bit_generator.state = states[p_idx * len(kept) + e_idx]
+                gen = shared
+            else:
+                gen = stream(root_seed, replication, purpose, e_idx)
+            for buf in bufs:
+                rows = buf[bounds[e_idx]:bounds[e_idx + 1]]
+                if sizes[e_idx] == keep.size:
+                    gen.random(out=rows)
+                else:
+                    rows[...] = gen.random((keep.size, rows.shape[1]))[keep]
+        for name, buf in zip(names, bufs, strict=True):
+            if uniforms[name].flags.c_contiguous:
+                np.take(buf, order, axis=0, out=uniforms[name])
+            else:  # a column block of `treatments`: a plain gather then copy beats take's buffered output
+                uniforms[name][...] = buf[order]
 
     return Cohort(
         n=n,
@@ -136,4 +183,6 @@ def draw_cohort(scenario: Scenario, root_seed: int, replication: int) -> Cohort:
         home_center=cat("home_center"),
         direct_repair=cat("direct_repair"),
         uniforms=uniforms,
+        by_resource=by_resource,
+        treatments=treatments,
     )

@@ -6,11 +6,12 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from sim.economics import ECONOMICS_COLUMNS, add_economics
+from sim.economics import ECONOMICS_COLUMNS, economic_params, economics_columns
 from sim.fastpath import CenterTotals, FastPathway, FastRecords, select_engine
 from sim.parameters import ETIOLOGIES, LEAK_TYPES, RESOURCES, Scenario
 from sim.pathway import CenterState, Pathway, Records
@@ -55,15 +56,13 @@ def run_replication(scenario: Scenario, root_seed: int, replication: int, log_ev
         fast.run()
         assert fast.records is not None
         patients = _patients_frame(scenario, replication, cohort, fast.records, names)
-        patients = add_economics(patients, scenario)
         resources = _resources_frame(scenario, replication, fast.centers)
         return ReplicationResult(replication, patients, resources, None, None, 0, time.perf_counter() - started,
                                  "fast")
     model = Pathway(scenario, cohort, log_events=log_events)
     model.run()
     n_events = next(model.env._eid)  # SimPy's event counter: events scheduled in this replication
-    patients = _patients_frame(scenario, replication, cohort, model.records, names)
-    patients = add_economics(patients, scenario)  # costs and QALYs: post hoc, from the table
+    patients = _patients_frame(scenario, replication, cohort, model.records, names)  # with costs and QALYs
     resources = _resources_frame(scenario, replication, model.centers)
     events = uses = None
     if log_events:
@@ -76,80 +75,112 @@ def run_replication(scenario: Scenario, root_seed: int, replication: int, log_ev
                              time.perf_counter() - started)
 
 
+# The dtype pandas gives a column of Python strings ("str" since pandas 3, object before): text columns are built
+# straight into it from integer codes (with pyarrow storage: one `take`, no per-string inference).
+TEXT_DTYPE = pd.Series(np.array(["x"], dtype=object)).dtype
+_STRING_TEXT = isinstance(TEXT_DTYPE, pd.StringDtype)
+_ARROW_TEXT = _STRING_TEXT and TEXT_DTYPE.storage == "pyarrow"
+
+
+def text_column(categories: Sequence[str | None], codes: np.ndarray) -> Any:
+    """The text column `categories[codes]` (None for missing), as `pd.DataFrame` would make it from strings.
+    Codes are non-negative (arrow's `take` does not count from the end as numpy does)."""
+    if _ARROW_TEXT:
+        import pyarrow as pa
+
+        return pd.array(pa.array(list(categories), type=pa.large_string()).take(np.asarray(codes)),
+                        dtype=TEXT_DTYPE)
+    return _from_strings(np.array(list(categories), dtype=object)[codes])
+
+
+def _from_strings(values: np.ndarray) -> Any:
+    return pd.array(values, dtype=TEXT_DTYPE) if _STRING_TEXT else values
+
+
+def _text_of(rec: Records | FastRecords, name: str) -> Any:
+    """A text column of the records: from codes when the engine keeps them (fast path), else from the strings,
+    with "" (no value) as missing."""
+    coded = getattr(rec, "text_codes", {}).get(name)
+    if coded is not None:
+        return text_column(*coded)
+    values = np.array(getattr(rec, name), dtype=object)
+    values[values == ""] = None
+    return _from_strings(values)
+
+
 def _patients_frame(scenario: Scenario, replication: int, cohort, rec: Records | FastRecords,
                     names: np.ndarray) -> pd.DataFrame:
+    """The patient table with its economics columns, built column by column in numpy and made a DataFrame once
+    (no intermediate frames: at a few thousand patients per replication their overhead is most of the cost)."""
     n = cohort.n
-    etiology = np.array(ETIOLOGIES, dtype=object)[cohort.etiology] if n else np.array([], dtype=object)
-    leak_names = np.array([*LEAK_TYPES, "procedural"], dtype=object)
-    n_brain_mri = np.asarray(rec.n_brain_mri, dtype=np.int64)
-    n_spinal = np.asarray(rec.n_spinal_imaging, dtype=np.int64)
-    n_rec = np.asarray(rec.n_recurrences, dtype=np.int64)
-    n_ref = np.asarray(rec.n_referrals, dtype=np.int64)
-    df = pd.DataFrame({
+    center_names = list(names)
+    float64 = {name: np.asarray(getattr(rec, name), dtype=np.float64) for name in (
+        "presented_day", "diagnosed_day", "first_treatment_day", "resolved_day", "rih_days", "symptom_days",
+        "waiting_days")}
+    int64 = {name: np.asarray(getattr(rec, name), dtype=np.int64) for name in (
+        "n_consultations", "n_brain_mri", "n_spinal_imaging", "n_ebp", "n_targeted_patch", "n_fibrin_patch",
+        "n_surgery", "n_embolization", "n_acetazolamide_courses", "n_recurrences", "n_referrals")}
+    flags = {name: np.asarray(getattr(rec, name), dtype=bool) for name in ("rih", "rih_misread", "leak_localized")}
+    columns: dict[str, Any] = {
         "replication": np.full(n, replication, dtype=np.int64),
         "patient_id": np.arange(n, dtype=np.int64),
-        "home_center": names[cohort.home_center] if n else np.array([], dtype=object),
-        "center": names[np.asarray(rec.center, dtype=np.int64)] if n else np.array([], dtype=object),
-        "etiology": etiology,
-        "leak_type": leak_names[cohort.leak_type] if n else np.array([], dtype=object),
+        "home_center": text_column(center_names, cohort.home_center),
+        "center": text_column(center_names, np.asarray(rec.center, dtype=np.int64)),
+        "etiology": text_column(ETIOLOGIES, cohort.etiology),
+        "leak_type": text_column([*LEAK_TYPES, "procedural"], cohort.leak_type % (len(LEAK_TYPES) + 1)),  # -1 last
         "onset_day": cohort.onset_day,
-        "presented_day": np.asarray(rec.presented_day, dtype=np.float64),
-        "diagnosed_day": np.asarray(rec.diagnosed_day, dtype=np.float64),
-        "first_treatment_day": np.asarray(rec.first_treatment_day, dtype=np.float64),
-        "resolved_day": np.asarray(rec.resolved_day, dtype=np.float64),
-        "final_state": np.asarray(rec.final_state, dtype=object),
-        "resolved_by": np.asarray(rec.resolved_by, dtype=object),
-        "persistent_reason": np.asarray(rec.persistent_reason, dtype=object),
-        "n_consultations": np.asarray(rec.n_consultations, dtype=np.int64),
-        "n_imaging": n_brain_mri + n_spinal,
-        "n_brain_mri": n_brain_mri,
-        "n_spinal_imaging": n_spinal,
-        "n_ebp": np.asarray(rec.n_ebp, dtype=np.int64),
-        "n_targeted_patch": np.asarray(rec.n_targeted_patch, dtype=np.int64),
-        "n_fibrin_patch": np.asarray(rec.n_fibrin_patch, dtype=np.int64),
-        "n_surgery": np.asarray(rec.n_surgery, dtype=np.int64),
-        "n_embolization": np.asarray(rec.n_embolization, dtype=np.int64),
-        "rih": np.asarray(rec.rih, dtype=bool),
-        "rih_misread": np.asarray(rec.rih_misread, dtype=bool),
-        "rih_days": np.asarray(rec.rih_days, dtype=np.float64),
-        "n_acetazolamide_courses": np.asarray(rec.n_acetazolamide_courses, dtype=np.int64),
-        "recurred": n_rec > 0,
-        "n_recurrences": n_rec,
-        "referred": n_ref > 0,
-        "n_referrals": n_ref,
-        "leak_localized": np.asarray(rec.leak_localized, dtype=bool),
-        "symptom_days": np.asarray(rec.symptom_days, dtype=np.float64),
-        "waiting_days": np.asarray(rec.waiting_days, dtype=np.float64),
+        **{k: float64[k] for k in ("presented_day", "diagnosed_day", "first_treatment_day", "resolved_day")},
+        "final_state": _text_of(rec, "final_state"),
+        "resolved_by": _text_of(rec, "resolved_by"),
+        "persistent_reason": _text_of(rec, "persistent_reason"),
+        "n_consultations": int64["n_consultations"],
+        "n_imaging": int64["n_brain_mri"] + int64["n_spinal_imaging"],
+        **{k: int64[k] for k in ("n_brain_mri", "n_spinal_imaging", "n_ebp", "n_targeted_patch", "n_fibrin_patch",
+                                 "n_surgery", "n_embolization")},
+        **flags,
+        "rih_days": float64["rih_days"],
+        "n_acetazolamide_courses": int64["n_acetazolamide_courses"],
+        "recurred": int64["n_recurrences"] > 0,
+        "n_recurrences": int64["n_recurrences"],
+        "referred": int64["n_referrals"] > 0,
+        "n_referrals": int64["n_referrals"],
+        "symptom_days": float64["symptom_days"],
+        "waiting_days": float64["waiting_days"],
         "in_warmup": cohort.onset_day < scenario.warmup_days,
-    })
-    for col in ("resolved_by", "persistent_reason"):
-        df[col] = df[col].where(df[col] != "", None)
-    return df
+    }
+    columns.update(economics_columns(columns, cohort.etiology == ETIOLOGIES.index("spontaneous"),
+                                     np.asarray(columns["final_state"] == "persistent", dtype=bool),
+                                     economic_params(scenario), scenario.horizon_days))
+    return pd.DataFrame({name: columns[name] for name in PATIENT_COLUMNS})
 
 
 def _resources_frame(scenario: Scenario, replication: int, centers: Sequence[CenterState | CenterTotals]
                      ) -> pd.DataFrame:
+    """One row per (center, resource), built column-wise (a frame from row dicts costs more than the rest)."""
     horizon = scenario.horizon_days
-    rows = []
+    cols: dict[str, list] = {name: [] for name in (
+        "replication", "center", "resource", "capacity", "n_arrived", "n_served", "n_abandoned",
+        "n_waiting_at_horizon", "mean_wait_days", "p90_wait_days", "utilization", "mean_queue_length",
+        "arrival_rate_per_day")}
     for center in centers:
         for r, mon in zip(RESOURCES, center.monitors, strict=True):
             waits = np.asarray(mon.waits)
-            rows.append({
-                "replication": replication,
-                "center": center.name,
-                "resource": r,
-                "capacity": mon.capacity,
-                "n_arrived": mon.n_arrived,
-                "n_served": mon.n_served,
-                "n_abandoned": mon.n_abandoned,
-                "n_waiting_at_horizon": mon.n_waiting,
-                "mean_wait_days": float(waits.mean()) if waits.size else np.nan,
-                "p90_wait_days": float(np.quantile(waits, 0.9)) if waits.size else np.nan,
-                "utilization": mon.area_busy / (mon.capacity * horizon),
-                "mean_queue_length": mon.area_waiting / horizon,
-                "arrival_rate_per_day": mon.n_arrived / horizon,
-            })
-    return pd.DataFrame(rows)
+            if not waits.size:
+                mean_wait = p90_wait = np.nan
+            elif not waits.any():  # nobody waited (always so on the fast path): both are exactly 0
+                mean_wait = p90_wait = 0.0
+            else:
+                mean_wait, p90_wait = float(waits.mean()), float(np.quantile(waits, 0.9))
+            for name, value in (("replication", replication), ("center", center.name), ("resource", r),
+                                ("capacity", mon.capacity), ("n_arrived", mon.n_arrived),
+                                ("n_served", mon.n_served), ("n_abandoned", mon.n_abandoned),
+                                ("n_waiting_at_horizon", mon.n_waiting), ("mean_wait_days", mean_wait),
+                                ("p90_wait_days", p90_wait),
+                                ("utilization", mon.area_busy / (mon.capacity * horizon)),
+                                ("mean_queue_length", mon.area_waiting / horizon),
+                                ("arrival_rate_per_day", mon.n_arrived / horizon)):
+                cols[name].append(value)
+    return pd.DataFrame(cols)
 
 
 def _events_frame(replication: int, events: list, cohort) -> pd.DataFrame:

@@ -10,7 +10,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats
 
-from sim.distributions import FAMILIES, MAX_GAMMA_CV, MIN_WEIBULL_SHAPE, Distribution, parse_distribution
+from sim.distributions import (
+    FAMILIES,
+    MAX_GAMMA_CV,
+    MIN_WEIBULL_SHAPE,
+    Distribution,
+    DistributionTable,
+    parse_distribution,
+)
 from sim.errors import ScenarioError
 
 U = np.array([0.0, 1e-9, 0.001, 0.025, 0.1, 0.25, 0.5, 0.75, 0.9, 0.975, 0.999, 1 - 1e-9])
@@ -90,6 +97,22 @@ def test_sample_mean_of_the_inverse_cdf_matches_the_mean(d: Distribution):
     u = (np.arange(200_000) + 0.5) / 200_000  # a fine quadrature grid over (0, 1)
     assert d.ppf(u).mean() == pytest.approx(d.mean, rel=2e-3)
     assert d.ppf(u.reshape(400, 500)).shape == (400, 500)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(distributions(), min_size=1, max_size=5), st.booleans())
+def test_distribution_table_gives_each_groups_ppf_bit_for_bit(dists: list[Distribution], with_fixed: bool):
+    """The fast path's grouped transform: element i is dists[group[i]].ppf(u[i]), to the last bit."""
+    if with_fixed:
+        dists = [*dists, dist("fixed", value=3.5), dist("weibull", shape=2.0, scale=4.0)]
+    table = DistributionTable(dists)
+    rng = np.random.default_rng(len(dists))
+    u = np.concatenate([U, rng.random(40)])
+    group = rng.integers(0, len(dists), u.size)
+    expected = np.array([dists[g].ppf(u[i:i + 1])[0] for i, g in enumerate(group.tolist())])
+    assert np.array_equal(table(group, u), expected)
+    assert np.array_equal(table(0, u), dists[0].ppf(u))
+    assert table(group[:0], u[:0]).shape == (0,)
 
 
 def test_degenerate_cases():
