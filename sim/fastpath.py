@@ -270,13 +270,26 @@ class CenterTotals:
 
 
 class FastPathway:
-    """One replication on the fast path. Build it, call `run()`, read `records` and `centers` (resource totals)."""
+    """One replication on the fast path. Build it, call `run()`, read `records` and `centers` (resource totals).
 
-    def __init__(self, scenario: Scenario, cohort: Cohort) -> None:
+    A batch of replications runs as one: pass their cohorts joined (`population.concat_cohorts`) and their sizes
+    as `replication_sizes`; `centers_by_replication` then holds each one's resource totals, and the records are
+    the replications' rows one after another. Every patient's results are the same as in a run of her own
+    replication (patients never interact here); the batch only shares the fixed cost of each numpy step."""
+
+    def __init__(self, scenario: Scenario, cohort: Cohort, replication_sizes: list[int] | None = None) -> None:
         n = cohort.n
-        if not capacity_unlimited(scenario, n):
+        sizes = replication_sizes if replication_sizes is not None else [n]
+        if sum(sizes) != n:
+            raise ValueError(f"replication sizes {sizes} do not add up to the cohort's {n} patients")
+        largest = max(sizes, default=0)
+        if not capacity_unlimited(scenario, largest):
             raise ScenarioError(scenario.source_file, "centers.*.resources.*.capacity", "limited",
-                                f"every capacity >= {n} for the fast path")
+                                f"every capacity >= {largest} for the fast path")
+        self.replication_sizes = sizes
+        # Replication (within the batch) of each patient, times the number of (center, resource) groups: added
+        # to a resource use's group so that one bincount gives every replication's totals.
+        self.group_offset = np.repeat(np.arange(len(sizes), dtype=np.int64) * len(scenario.centers) * N_RES, sizes)
         self.scenario = scenario
         self.cohort = cohort
         self.horizon = scenario.horizon_days
@@ -341,6 +354,7 @@ class FastPathway:
         self._use_busy: list[np.ndarray] = []
         self.records: FastRecords | None = None
         self.centers: list[CenterTotals] = []
+        self.centers_by_replication: list[list[CenterTotals]] = []
 
     # ------------------------------------------------------------------------------------------- running
     def run(self) -> None:
@@ -397,18 +411,23 @@ class FastPathway:
         keys = np.concatenate(self._use_keys) if self._use_keys else np.zeros(0, dtype=np.int64)
         busy = np.concatenate(self._use_busy) if self._use_busy else np.zeros(0)
         size = self.nc * N_RES
-        served = np.bincount(keys, minlength=size)
-        busy_days = np.bincount(keys, weights=busy, minlength=size)
-        self.centers = []
-        for ci, center in enumerate(self.scenario.centers):
-            monitors = []
-            for r, name in enumerate(RESOURCES):
-                g = ci * N_RES + r
-                n_served = int(served[g])
-                monitors.append(ResourceTotals(capacity=center.resources[name].capacity, n_arrived=n_served,
-                                               n_served=n_served, area_busy=float(busy_days[g]),
-                                               waits=np.zeros(n_served)))
-            self.centers.append(CenterTotals(center.name, monitors))
+        n_groups = size * len(self.replication_sizes)
+        served = np.bincount(keys, minlength=n_groups).tolist()
+        busy_days = np.bincount(keys, weights=busy, minlength=n_groups).tolist()
+        self.centers_by_replication = []
+        for b in range(len(self.replication_sizes)):
+            centers = []
+            for ci, center in enumerate(self.scenario.centers):
+                monitors = []
+                for r, name in enumerate(RESOURCES):
+                    g = b * size + ci * N_RES + r
+                    n_served = int(served[g])
+                    monitors.append(ResourceTotals(capacity=center.resources[name].capacity, n_arrived=n_served,
+                                                   n_served=n_served, area_busy=float(busy_days[g]),
+                                                   waits=np.zeros(n_served)))
+                centers.append(CenterTotals(center.name, monitors))
+            self.centers_by_replication.append(centers)
+        self.centers = self.centers_by_replication[0]
 
     # ------------------------------------------------------------------------------------------- time
     def _freeze(self, idx: np.ndarray, target: np.ndarray) -> np.ndarray:
@@ -467,7 +486,7 @@ class FastPathway:
             self.pc[idx[~reached]] = DONE
             idx, group, start, service = idx[reached], group[reached], start[reached], service[reached]
         end = start + service
-        self._use_keys.append(group)
+        self._use_keys.append(group + self.group_offset[idx])
         self._use_busy.append(np.minimum(end, self.horizon) - start)
         return self._freeze(idx, end)
 
@@ -684,6 +703,15 @@ class FastRecords:
             "final_state": (FINAL_STATES, m.final),
             "resolved_by": (tuple(b or None for b in BY_NAMES), m.by),
             "persistent_reason": (tuple(r or None for r in REASONS), m.reason)}
+
+    def rows(self, start: int, stop: int) -> FastRecords:
+        """The records of patients start..stop-1 (one replication of a batch): views, not copies."""
+        part = copy.copy(self)
+        for name, value in vars(self).items():
+            if isinstance(value, np.ndarray):
+                setattr(part, name, value[start:stop])
+        part.text_codes = {k: (names, codes[start:stop]) for k, (names, codes) in self.text_codes.items()}
+        return part
 
     def _text(self, name: str) -> np.ndarray:
         names, codes = self.text_codes[name]

@@ -6,6 +6,7 @@ center (service, booking, referral delays) are transformed per center by the eng
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -66,6 +67,18 @@ class Cohort:
     # path reads the draw of any mix of treatments with one gather and without copying them first.
     treatments: np.ndarray | None = field(default=None, repr=False)
 
+    def rows(self, rows: slice) -> Cohort:
+        """The patients in `rows` (one replication of a batch from `draw_cohorts`), as views."""
+        return Cohort(
+            n=len(range(*rows.indices(self.n))),
+            **{name: getattr(self, name)[rows] for name in ("etiology", "leak_type", "onset_day", "presented_day",
+                                                            "natural_resolution_day", "home_center",
+                                                            "direct_repair")},
+            uniforms={name: values[rows] for name, values in self.uniforms.items()},
+            by_resource={kind: block[:, rows] for kind, block in self.by_resource.items()},
+            treatments=self.treatments[rows] if self.treatments is not None else None,
+        )
+
     def resource_uniforms(self, kind: str) -> np.ndarray:
         """The (resource, patient, slot) uniforms of `kind` ("booking" or "service")."""
         block = self.by_resource.get(kind)
@@ -75,6 +88,66 @@ class Cohort:
 
 
 def draw_cohort(scenario: Scenario, root_seed: int, replication: int) -> Cohort:
+    """The patients of one replication."""
+    return draw_cohorts(scenario, root_seed, [replication])[0]
+
+
+def draw_cohorts(scenario: Scenario, root_seed: int, replications: Sequence[int]) -> tuple[Cohort, list[int]]:
+    """The patients of several replications as one cohort, each replication's rows after the previous one's, and
+    the number of patients of each. Every replication's draws are those `draw_cohort` gives it alone: its
+    arrivals come first (so the sizes are known), then its per-use uniforms are written straight into its rows
+    of the joint arrays (no copy of a joined cohort: the fast path advances a batch of replications at once)."""
+    arrivals = [_arrivals(scenario, root_seed, rep) for rep in replications]
+    sizes = [a.n for a in arrivals]
+    n = sum(sizes)
+    # Per-use uniforms are the bulk of the data: `booking` and `service` as (resource, patient, slot) blocks and
+    # the treatments side by side, of which the per-name arrays are views.
+    by_resource = {kind: np.empty((len(RESOURCES), n, SLOTS[kind])) for kind in ("booking", "service")}
+    treatments = np.empty((n, sum(SLOTS[name] for name in TREATMENT_UNIFORMS)))
+    edges = np.cumsum([0, *(SLOTS[name] for name in TREATMENT_UNIFORMS)]).tolist()
+    uniforms = {name: treatments[:, edges[k]:edges[k + 1]] for k, name in enumerate(TREATMENT_UNIFORMS)}
+    uniforms.update({name: np.empty((n, slots)) for name, (_, slots) in PER_USE.items()
+                     if ":" not in name and name not in uniforms})
+    uniforms.update({f"{kind}:{r}": block[r] for kind, block in by_resource.items() for r in range(len(RESOURCES))})
+    start = 0
+    for rep, arr in zip(replications, arrivals, strict=True):
+        rows = slice(start, start + arr.n)
+        _fill_uniforms(root_seed, rep, arr, {name: values[rows] for name, values in uniforms.items()})
+        start += arr.n
+
+    def joined(name: str) -> np.ndarray:
+        return np.concatenate([getattr(a, name) for a in arrivals]) if len(arrivals) != 1 else \
+            getattr(arrivals[0], name)
+
+    cohort = Cohort(
+        n=n,
+        **{name: joined(name) for name in ("etiology", "leak_type", "onset_day", "presented_day",
+                                           "natural_resolution_day", "home_center", "direct_repair")},
+        uniforms=uniforms,
+        by_resource=by_resource,
+        treatments=treatments,
+    )
+    return cohort, sizes
+
+
+@dataclass
+class _Arrivals:
+    """One replication's patients before their per-use uniforms: attributes in onset order, and what the
+    uniform draws need (the thinning kept-masks per etiology and the onset order)."""
+
+    n: int
+    etiology: np.ndarray
+    leak_type: np.ndarray
+    onset_day: np.ndarray
+    presented_day: np.ndarray
+    natural_resolution_day: np.ndarray
+    home_center: np.ndarray
+    direct_repair: np.ndarray
+    kept: list[np.ndarray]
+    order: np.ndarray
+
+
+def _arrivals(scenario: Scenario, root_seed: int, replication: int) -> _Arrivals:
     pop = scenario.population
     horizon = scenario.horizon_days
     parts: list[dict[str, np.ndarray]] = []
@@ -126,18 +199,19 @@ def draw_cohort(scenario: Scenario, root_seed: int, replication: int) -> Cohort:
     def cat(name: str) -> np.ndarray:
         return np.concatenate([p[name] for p in parts])[order]
 
+    return _Arrivals(n=n, etiology=cat("etiology"), leak_type=cat("leak_type"), onset_day=onset_all[order],
+                     presented_day=cat("presented_day"), natural_resolution_day=cat("natural_resolution_day"),
+                     home_center=cat("home_center"), direct_repair=cat("direct_repair"), kept=kept, order=order)
+
+
+def _fill_uniforms(root_seed: int, replication: int, arr: _Arrivals, uniforms: dict[str, np.ndarray]) -> None:
+    """Write one replication's per-use uniforms into `uniforms` (its rows of the joint arrays, in onset order)."""
+    kept, order, n = arr.kept, arr.order, arr.n
     # Per-use uniforms are the bulk of the data. Each name's draws are generated straight into one buffer in
     # etiology order (the order of `onset_all`), then put in onset order by one `take` into their array: one copy,
     # and a row-block gather is cheaper than scattering rows etiology by etiology. The streams are opened by
     # setting one generator to their precomputed states (`pcg64_states`), and each stream gives the names of
     # its purpose their draws in PER_USE order, as before: the values are the same.
-    by_resource = {kind: np.empty((len(RESOURCES), n, SLOTS[kind])) for kind in ("booking", "service")}
-    treatments = np.empty((n, sum(SLOTS[name] for name in TREATMENT_UNIFORMS)))
-    edges = np.cumsum([0, *(SLOTS[name] for name in TREATMENT_UNIFORMS)]).tolist()
-    uniforms = {name: treatments[:, edges[k]:edges[k + 1]] for k, name in enumerate(TREATMENT_UNIFORMS)}
-    uniforms.update({name: np.empty((n, slots)) for name, (_, slots) in PER_USE.items()
-                     if ":" not in name and name not in uniforms})
-    uniforms.update({f"{kind}:{r}": block[r] for kind, block in by_resource.items() for r in range(len(RESOURCES))})
     sizes = [int(keep.sum()) for keep in kept]
     bounds = np.cumsum([0, *sizes]).tolist()
     purposes: dict[str, list[str]] = {}
@@ -173,16 +247,4 @@ def draw_cohort(scenario: Scenario, root_seed: int, replication: int) -> Cohort:
             else:  # a column block of `treatments`: a plain gather then copy beats take's buffered output
                 uniforms[name][...] = buf[order]
 
-    return Cohort(
-        n=n,
-        etiology=cat("etiology"),
-        leak_type=cat("leak_type"),
-        onset_day=onset_all[order],
-        presented_day=cat("presented_day"),
-        natural_resolution_day=cat("natural_resolution_day"),
-        home_center=cat("home_center"),
-        direct_repair=cat("direct_repair"),
-        uniforms=uniforms,
-        by_resource=by_resource,
-        treatments=treatments,
-    )
+

@@ -16,7 +16,7 @@ from sim.parameters import RESOURCES
 from sim.population import draw_cohort
 from sim.replication import run_replication
 from sim.scenario import load_scenario
-from tests.conftest import EXPERIENCED, LOW_VOLUME, ONE_CENTER
+from tests.conftest import EXPERIENCED, LOW_VOLUME, ONE_CENTER, ROOT
 from tests.test_pathway import check_invariants, only
 
 # Center "c" of the one-center test scenarios with a server per patient on every resource.
@@ -167,3 +167,46 @@ def test_schedules_and_volume_feedback_keep_the_simpy_engine():
     assert select_engine(volume, n, "auto", False) == "simpy"
     with pytest.raises(ScenarioError, match="schedules"):
         select_engine(volume, n, "fast", False)
+
+
+def test_a_batch_of_replications_drawn_together_equals_each_drawn_alone():
+    """draw_cohorts: each replication's rows of the joint cohort are exactly its own draw_cohort (with thinning)."""
+    from sim.population import draw_cohorts
+
+    s = load_scenario(ROOT / "scenarios" / "examples" / "demand_growth.toml")
+    joint, sizes = draw_cohorts(s, 3, [4, 0, 9])
+    assert joint.n == sum(sizes) and len(sizes) == 3
+    start = 0
+    for rep, n in zip([4, 0, 9], sizes, strict=True):
+        alone, part = draw_cohort(s, 3, rep), joint.rows(slice(start, start + n))
+        start += n
+        assert alone.n == part.n
+        for name in ("etiology", "leak_type", "onset_day", "presented_day", "natural_resolution_day", "home_center",
+                     "direct_repair"):
+            assert np.array_equal(getattr(alone, name), getattr(part, name)), name
+        for name, values in alone.uniforms.items():
+            assert np.array_equal(values, part.uniforms[name]), name
+
+
+@pytest.mark.parametrize("path", [EXPERIENCED, LOW_VOLUME, ROOT / "scenarios" / "regional_network.toml"])
+def test_a_batch_of_replications_on_the_fast_path_gives_each_replications_own_tables(path):
+    """run_replications advances the batch as one cohort; every table equals run_replication's, exactly."""
+    from sim.replication import run_replications
+
+    s = unlimited(path, **{"run.horizon_days": 1000})
+    reps = [2, 5, 3, 11]
+    batch = run_replications(s, 8, reps)
+    assert [r.replication for r in batch] == reps and {r.engine for r in batch} == {"fast"}
+    for rep, result in zip(reps, batch, strict=True):
+        alone = run_replication(s, 8, rep)
+        pd.testing.assert_frame_equal(result.patients, alone.patients, check_exact=True)
+        pd.testing.assert_frame_equal(result.resources, alone.resources, check_exact=True)
+
+
+def test_replications_that_need_the_simpy_engine_are_not_batched():
+    from sim.replication import run_replications
+
+    s = load_scenario(LOW_VOLUME, overrides={"run.horizon_days": 300})
+    results = run_replications(s, 1, [0, 1])
+    assert {r.engine for r in results} == {"simpy"}
+    pd.testing.assert_frame_equal(results[1].patients, run_replication(s, 1, 1).patients)
