@@ -37,14 +37,13 @@ from sim.stats import (
     LOOK_AHEAD,
     MIN_REPS,
     PRIMARY_METRICS,
-    distribution_table,
     relative_half_widths,
     replication_metrics,
     replications_needed,
     summarize,
     summary_table,
 )
-from sim.survival import km_table
+from sim.summaries import merged_distribution_table, merged_km_table, replication_outcomes, write_outcomes
 
 PARTS = "parts"
 
@@ -102,6 +101,8 @@ def compute_replication(scenario: Scenario, seed: int, rep: int, log_events: boo
         "patients": result.patients,
         "resources": result.resources,
         "metrics": replication_metrics(result.patients, result.resources, scenario.horizon_days),
+        # What km.csv and distributions.csv need, summarized here in parallel rather than at the end (summaries).
+        "outcomes": replication_outcomes(result.patients, scenario.horizon_days),
         "info": {"replication": rep, "n_patients": len(result.patients), "n_simpy_events": result.n_simpy_events,
                  "wall_seconds": result.wall_seconds, "engine": result.engine},
     }
@@ -120,6 +121,7 @@ def write_parts(parts: Path, rep: int, tables: dict[str, Any]) -> dict[str, floa
         outputs.atomic_write_parquet(parts / f"uses-{rep:05d}.parquet", tables["uses"])
         outputs.atomic_write_csv(parts / f"timeseries-{rep:05d}.csv", tables["timeseries"])
     outputs.atomic_write_csv(parts / f"resources-{rep:05d}.csv", tables["resources"])
+    write_outcomes(parts / f"outcomes-{rep:05d}.npz", tables["outcomes"])
     outputs.atomic_write_csv(parts / f"metrics-{rep:05d}.csv", tables["metrics"])
     return tables["info"]
 
@@ -368,16 +370,13 @@ def _finalize(scenario: Scenario, seed: int, reps: int, work: Path, backend: Bac
         outputs.atomic_write_csv(work / "resource_timeseries.csv", series)
     per_rep = pd.concat([pd.read_csv(parts / f"metrics-{r:05d}.csv") for r in rep_ids], ignore_index=True)
     resources = pd.concat([pd.read_csv(parts / f"resources-{r:05d}.csv") for r in rep_ids], ignore_index=True)
-    outputs.atomic_write_csv(work / "summary.csv", summary_table(per_rep))
-    outcome_columns = ["onset_day", "presented_day", "diagnosed_day", "resolved_day", "center", "etiology",
-                       "in_warmup", "symptom_days", "waiting_days", "n_consultations", "n_ebp"]
+    across = summarize(per_rep)
+    outputs.atomic_write_csv(work / "summary.csv", summary_table(per_rep, across))
     if n_rows:
-        # Text columns as categoricals: millions of patients, a handful of distinct centers and etiologies.
-        outcomes = pq.read_table(work / "patients.parquet", columns=outcome_columns).to_pandas(
-            strings_to_categorical=True)
-        outputs.atomic_write_csv(work / "km.csv", km_table(outcomes, scenario.horizon_days))
-        outputs.atomic_write_csv(work / "distributions.csv", distribution_table(outcomes, per_rep))
-        del outcomes
+        # Merged from the workers' per-replication summaries: exact, and one quantity in memory at a time.
+        outcome_files = [_outcomes_part(parts, r, scenario.horizon_days) for r in rep_ids]
+        outputs.atomic_write_csv(work / "km.csv", merged_km_table(outcome_files, scenario.horizon_days))
+        outputs.atomic_write_csv(work / "distributions.csv", merged_distribution_table(outcome_files, per_rep))
     outputs.atomic_write_csv(work / "resources.csv", resources)
     wall = time.time() - started
     sim_seconds = sum(i["wall_seconds"] for i in infos)
@@ -409,8 +408,18 @@ def _finalize(scenario: Scenario, seed: int, reps: int, work: Path, backend: Bac
     outputs.write_json(work / "manifest.json", manifest)
     shutil.rmtree(parts, ignore_errors=True)
     (work / "run.json").unlink(missing_ok=True)
-    return RunResult(scenario=scenario, seed=seed, reps=reps, per_replication=per_rep, summary=summarize(per_rep),
+    return RunResult(scenario=scenario, seed=seed, reps=reps, per_replication=per_rep, summary=across,
                      resources=resources, manifest=manifest)
+
+
+def _outcomes_part(parts: Path, rep: int, horizon_days: float) -> Path:
+    """A replication's outcome summary file; made from its patients part when missing (a run interrupted by an
+    older csfsim version and resumed with this one)."""
+    path = parts / f"outcomes-{rep:05d}.npz"
+    if not path.exists():
+        write_outcomes(path, replication_outcomes(pd.read_parquet(parts / f"patients-{rep:05d}.parquet"),
+                                                  horizon_days))
+    return path
 
 
 def read_run(folder: str | os.PathLike[str]) -> dict[str, Any]:

@@ -18,7 +18,14 @@ def kaplan_meier(durations: np.ndarray, observed: np.ndarray) -> pd.DataFrame:
     durations = np.asarray(durations, dtype=float)
     observed = np.asarray(observed, dtype=bool)
     order = np.argsort(durations, kind="stable")
-    d, e = durations[order], observed[order]
+    return km_from_sorted(durations[order], observed[order])
+
+
+def km_from_sorted(d: np.ndarray, e: np.ndarray) -> pd.DataFrame:
+    """`kaplan_meier` of durations already sorted ascending (`e`: event observed, in the same order).
+
+    Separate so that a run can pool sorted per-replication durations (`sim.summaries`) and run exactly this
+    code: the result depends only on the sorted durations, so it is the same as sorting all patients at once."""
     times, counts = np.unique(d[e], return_counts=True)
     n = d.size
     at_risk = n - np.searchsorted(d, times, side="left")
@@ -73,13 +80,18 @@ def time_to_event(patients: pd.DataFrame, event: str, horizon_days: float) -> tu
     return duration, observed
 
 
+def km_grid(horizon_days: float) -> np.ndarray:
+    """The days at which `km.csv` reads the curves: every day, or ~2000 points over long horizons."""
+    return np.arange(0.0, horizon_days + 1e-9, max(1.0, horizon_days / 2000))
+
+
 def km_table(patients: pd.DataFrame, horizon_days: float, by: tuple[str, ...] = ("center", "etiology")) -> pd.DataFrame:
     """Kaplan-Meier curves of time to diagnosis and to resolution, pooled over replications, overall and by
     each column in `by`, read on a grid of days (at most ~2000 points): rows event, group_by, group, days,
     at_risk, events (since the previous grid day), survival, ci95_low, ci95_high, n."""
     pieces = []
     p = patients[~patients["in_warmup"]] if "in_warmup" in patients else patients
-    grid = np.arange(0.0, horizon_days + 1e-9, max(1.0, horizon_days / 2000))
+    grid = km_grid(horizon_days)
     for event in EVENTS:
         groups: list[tuple[str, str, pd.DataFrame]] = [("all", "all", p)]
         for col in by:
