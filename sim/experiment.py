@@ -161,9 +161,12 @@ class Backend:
 
 def run_replications(scenario: Scenario, seed: int, reps: Sequence[int], parts: Path, backend: Backend | int,
                      log_events: bool, on_done: Callable[[dict[str, Any]], None] | None = None,
-                     engine: str = "auto") -> None:
+                     engine: str = "auto", pool: ProcessPoolExecutor | None = None) -> None:
     """Run the given replications (skipping those already in `parts`) on the backend; each finished replication
-    is written before the next is reported, so an interruption loses at most the ones in flight."""
+    is written before the next is reported, so an interruption loses at most the ones in flight.
+
+    `pool`: worker processes to use for the `processes` backend (`run` keeps one for the whole run, so that
+    batches of `--reps auto` and the final merging reuse the same workers); one is started here when None."""
     if isinstance(backend, int):
         backend = Backend("processes", backend)
     todo = sorted(set(reps) - _done_reps(parts))
@@ -178,19 +181,72 @@ def run_replications(scenario: Scenario, seed: int, reps: Sequence[int], parts: 
             if on_done:
                 on_done(info)
         return
-    with ProcessPoolExecutor(max_workers=min(backend.jobs, len(todo))) as pool:
-        pending: set[Future] = {pool.submit(_task, scenario, seed, rep, log_events, str(parts), engine)
-                                for rep in todo}
-        while pending:
-            finished, pending = wait(pending, return_when=FIRST_COMPLETED)
-            for fut in finished:
-                try:
-                    info = fut.result()
-                except BrokenProcessPool:
-                    raise RunInterrupted(f"a worker process died; {len(_done_reps(parts))} finished replications "
-                                         f"are kept in {parts.parent}; rerun with --resume to finish") from None
-                if on_done:
-                    on_done(info)
+    if pool is None:
+        with ProcessPoolExecutor(max_workers=min(backend.jobs, len(todo))) as own:
+            _run_on_pool(own, scenario, seed, todo, parts, log_events, on_done, engine)
+    else:
+        _run_on_pool(pool, scenario, seed, todo, parts, log_events, on_done, engine)
+
+
+def _run_on_pool(pool: ProcessPoolExecutor, scenario: Scenario, seed: int, todo: list[int], parts: Path,
+                 log_events: bool, on_done: Callable[[dict[str, Any]], None] | None, engine: str) -> None:
+    pending: set[Future] = {pool.submit(_task, scenario, seed, rep, log_events, str(parts), engine) for rep in todo}
+    while pending:
+        finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+        for fut in finished:
+            info = _result(fut, parts)
+            if on_done:
+                on_done(info)
+
+
+def _result(fut: Future, parts: Path) -> Any:
+    try:
+        return fut.result()
+    except BrokenProcessPool:
+        raise RunInterrupted(f"a worker process died; {len(_done_reps(parts))} finished replications "
+                             f"are kept in {parts.parent}; rerun with --resume to finish") from None
+
+
+def _start_pool(backend: Backend, max_tasks: int) -> ProcessPoolExecutor | None:
+    """Worker processes for the whole run (None when replications run in this process or on Dask)."""
+    if backend.kind != "processes" or backend.jobs <= 1 or max_tasks <= 1:
+        return None
+    return ProcessPoolExecutor(max_workers=min(backend.jobs, max_tasks))
+
+
+class _Concatenation:
+    """The run's Parquet tables (patients, and with the event log events and resource uses), appended
+    replication by replication in order while the run goes on: each part is appended as soon as it and all
+    before it are written. With worker processes this overlaps the simulation; before, the whole concatenation
+    came after the last replication, in this process alone."""
+
+    def __init__(self, parts: Path, work: Path, n: int, log_events: bool) -> None:
+        names = {"patients": "patients.parquet"}
+        if log_events:
+            names |= {"events": "events.parquet", "uses": "resource_uses.parquet"}
+        # Written inside parts/ (removed once the run is finished), so an interrupted run leaves no stray file.
+        self.outs = {kind: outputs.ParquetConcat(work / name, parts / f".concat-{name}") for kind, name in
+                     names.items()}
+        self.parts, self.n, self.next = parts, n, 0
+        self.done = _done_reps(parts)
+
+    def add(self, rep: int) -> None:
+        self.done.add(rep)
+        while self.next < self.n and self.next in self.done:
+            for kind, out in self.outs.items():
+                out.add(self.parts / f"{kind}-{self.next:05d}.parquet")
+            self.next += 1
+
+    def finish(self) -> int:
+        """Append what is left and put the files in place; returns the number of patients."""
+        for rep in range(self.next, self.n):
+            self.add(rep)
+        rows = {kind: out.close() for kind, out in self.outs.items()}
+        return rows["patients"]
+
+    def abort(self) -> None:
+        for out in self.outs.values():
+            out.abort()
 
 
 def _run_dask(scenario: Scenario, seed: int, todo: list[int], parts: Path, backend: Backend, log_events: bool,
@@ -281,27 +337,42 @@ def run(scenario: Scenario | str | os.PathLike[str], reps: int | str = 10, seed:
     target = max_reps if auto else int(reps)
     bar = _progress(target, len(_done_reps(parts) & set(range(target))), scenario.name[:30], progress)
 
+    # With a fixed number of replications the tables are concatenated as replications finish; with --reps auto
+    # the number kept is known only at the end, so they are concatenated then.
+    concat = None if auto else _Concatenation(parts, work, target, log_events)
+
     def done(info: dict[str, Any]) -> None:
         infos.append(info)
         bar.update(1)
+        if concat is not None:
+            concat.add(info["replication"])
 
     stopping: dict[str, Any] | None = None
+    pool = _start_pool(backend, target)
     try:
-        if auto:
-            n_final, stopping = _run_until_precise(scenario, seed, parts, backend, log_events, done, precision,
-                                                   max_reps, engine)
-            bar.total = n_final
-            bar.refresh()
-        else:
-            n_final = int(reps)
-            run_replications(scenario, seed, range(n_final), parts, backend, log_events, done, engine)
+        try:
+            if auto:
+                n_final, stopping = _run_until_precise(scenario, seed, parts, backend, log_events, done, precision,
+                                                       max_reps, engine, pool)
+                bar.total = n_final
+                bar.refresh()
+            else:
+                n_final = int(reps)
+                run_replications(scenario, seed, range(n_final), parts, backend, log_events, done, engine, pool)
+        finally:
+            bar.close()
+        for extra in sorted(r for r in _done_reps(parts) if r >= n_final):  # look-ahead replications are not kept
+            for f in parts.glob(f"*-{extra:05d}.*"):
+                f.unlink()
+        result = _finalize(scenario, seed, n_final, work, backend, infos, started, command, log_events, stopping,
+                           engine, pool, concat)
+    except BaseException:
+        if concat is not None:
+            concat.abort()
+        raise
     finally:
-        bar.close()
-    for extra in sorted(r for r in _done_reps(parts) if r >= n_final):  # look-ahead replications are not kept
-        for f in parts.glob(f"*-{extra:05d}.*"):
-            f.unlink()
-    result = _finalize(scenario, seed, n_final, work, backend, infos, started, command, log_events, stopping,
-                       engine)
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
     if keep:
         outputs.publish_dir(work, out_path)
         result.out_dir = out_path
@@ -323,13 +394,14 @@ def _primary_values(parts: Path, n: int) -> dict[str, np.ndarray]:
 
 def _run_until_precise(scenario: Scenario, seed: int, parts: Path, backend: Backend, log_events: bool,
                        done: Callable[[dict[str, Any]], None], precision: float,
-                       max_reps: int, engine: str = "auto") -> tuple[int, dict[str, Any]]:
+                       max_reps: int, engine: str = "auto",
+                       pool: ProcessPoolExecutor | None = None) -> tuple[int, dict[str, Any]]:
     """Add replications in batches until `replications_needed` finds a solution or the cap is reached."""
     batch = max(backend.jobs if backend.kind != "serial" else 1, LOOK_AHEAD)
     n = 0
     while True:
         n = min(max_reps, max(n + batch, MIN_REPS + LOOK_AHEAD))
-        run_replications(scenario, seed, range(n), parts, backend, log_events, done, engine)
+        run_replications(scenario, seed, range(n), parts, backend, log_events, done, engine, pool)
         values = _primary_values(parts, n)
         solution = replications_needed(values, precision)
         if solution is not None:
@@ -356,27 +428,45 @@ def _check_resume(work: Path, scenario: Scenario, seed: int) -> None:
                             "the same scenario and seed as the interrupted run")
 
 
+def _write_km(outcome_files: list[Path], horizon_days: float, dest: Path) -> None:
+    outputs.atomic_write_csv(dest, merged_km_table(outcome_files, horizon_days))
+
+
+def _write_distributions(outcome_files: list[Path], per_rep: pd.DataFrame, dest: Path) -> None:
+    outputs.atomic_write_csv(dest, merged_distribution_table(outcome_files, per_rep))
+
+
 def _finalize(scenario: Scenario, seed: int, reps: int, work: Path, backend: Backend,
               infos: list[dict[str, Any]], started: float, command: str | None, log_events: bool,
-              stopping: dict[str, Any] | None, engine: str = "auto") -> RunResult:
+              stopping: dict[str, Any] | None, engine: str = "auto", pool: ProcessPoolExecutor | None = None,
+              concat: _Concatenation | None = None) -> RunResult:
+    """Merge the parts into the run's tables. With worker processes, km.csv and distributions.csv are merged on
+    the workers while this process finishes the concatenation and writes the other tables."""
     parts = work / PARTS
     rep_ids = range(reps)
-    n_rows = outputs.concat_parquet((parts / f"patients-{r:05d}.parquet" for r in rep_ids),
-                                    work / "patients.parquet")
+    per_rep = pd.concat([pd.read_csv(parts / f"metrics-{r:05d}.csv") for r in rep_ids], ignore_index=True)
+    has_patients = any(pq.ParquetFile(parts / f"patients-{r:05d}.parquet").metadata.num_rows for r in rep_ids)
+    tasks: list[tuple[Callable[..., None], tuple[Any, ...]]] = []
+    if has_patients:
+        # Merged from the workers' per-replication summaries: exact, and one quantity in memory at a time.
+        outcome_files = [_outcomes_part(parts, r, scenario.horizon_days) for r in rep_ids]
+        tasks = [(_write_km, (outcome_files, scenario.horizon_days, work / "km.csv")),
+                 (_write_distributions, (outcome_files, per_rep, work / "distributions.csv"))]
+    futures = [pool.submit(fn, *args) for fn, args in tasks] if pool is not None else []
+    if concat is None:
+        concat = _Concatenation(parts, work, reps, log_events)
+    n_rows = concat.finish()
     if log_events:
-        outputs.concat_parquet((parts / f"events-{r:05d}.parquet" for r in rep_ids), work / "events.parquet")
-        outputs.concat_parquet((parts / f"uses-{r:05d}.parquet" for r in rep_ids), work / "resource_uses.parquet")
         series = pd.concat([pd.read_csv(parts / f"timeseries-{r:05d}.csv") for r in rep_ids], ignore_index=True)
         outputs.atomic_write_csv(work / "resource_timeseries.csv", series)
-    per_rep = pd.concat([pd.read_csv(parts / f"metrics-{r:05d}.csv") for r in rep_ids], ignore_index=True)
     resources = pd.concat([pd.read_csv(parts / f"resources-{r:05d}.csv") for r in rep_ids], ignore_index=True)
     across = summarize(per_rep)
     outputs.atomic_write_csv(work / "summary.csv", summary_table(per_rep, across))
-    if n_rows:
-        # Merged from the workers' per-replication summaries: exact, and one quantity in memory at a time.
-        outcome_files = [_outcomes_part(parts, r, scenario.horizon_days) for r in rep_ids]
-        outputs.atomic_write_csv(work / "km.csv", merged_km_table(outcome_files, scenario.horizon_days))
-        outputs.atomic_write_csv(work / "distributions.csv", merged_distribution_table(outcome_files, per_rep))
+    if pool is None:
+        for fn, args in tasks:
+            fn(*args)
+    for fut in futures:
+        _result(fut, parts)
     outputs.atomic_write_csv(work / "resources.csv", resources)
     wall = time.time() - started
     sim_seconds = sum(i["wall_seconds"] for i in infos)
