@@ -121,7 +121,7 @@ def write_parts(parts: Path, rep: int, tables: dict[str, Any]) -> dict[str, floa
         outputs.atomic_write_parquet(parts / f"uses-{rep:05d}.parquet", tables["uses"])
         outputs.atomic_write_csv(parts / f"timeseries-{rep:05d}.csv", tables["timeseries"])
     outputs.atomic_write_csv(parts / f"resources-{rep:05d}.csv", tables["resources"])
-    write_outcomes(parts / f"outcomes-{rep:05d}.npz", tables["outcomes"])
+    write_outcomes(parts / f"outcomes-{rep:05d}.bin", tables["outcomes"])
     outputs.atomic_write_csv(parts / f"metrics-{rep:05d}.csv", tables["metrics"])
     return tables["info"]
 
@@ -505,7 +505,7 @@ def _finalize(scenario: Scenario, seed: int, reps: int, work: Path, backend: Bac
 def _outcomes_part(parts: Path, rep: int, horizon_days: float) -> Path:
     """A replication's outcome summary file; made from its patients part when missing (a run interrupted by an
     older csfsim version and resumed with this one)."""
-    path = parts / f"outcomes-{rep:05d}.npz"
+    path = parts / f"outcomes-{rep:05d}.bin"
     if not path.exists():
         write_outcomes(path, replication_outcomes(pd.read_parquet(parts / f"patients-{rep:05d}.parquet"),
                                                   horizon_days))

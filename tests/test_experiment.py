@@ -165,7 +165,7 @@ def test_disk_full_is_one_clear_line(tmp_path, monkeypatch, capsys):
 
 
 def test_resume_of_parts_without_outcome_summaries_gives_the_same_tables(tmp_path):
-    """A run interrupted by a csfsim that wrote no outcomes-*.npz parts still finalizes to the same tables."""
+    """A run interrupted by a csfsim that wrote no outcomes-*.bin parts still finalizes to the same tables."""
     s = small(LOW_VOLUME)
     clean = run(s, reps=2, seed=4, out=tmp_path / "clean", log_events=False, progress=False)
     partial = tmp_path / "old.partial"
@@ -174,7 +174,7 @@ def test_resume_of_parts_without_outcome_summaries_gives_the_same_tables(tmp_pat
     (partial / "run.json").write_text(json.dumps(
         {"seed": 4, "reps": 2, "scenario": to_jsonable(s.resolved)}, default=str))
     run_replications(s, 4, range(2), parts, Backend("serial"), log_events=False)
-    for f in parts.glob("outcomes-*.npz"):
+    for f in parts.glob("outcomes-*.bin"):
         f.unlink()
     run(s, reps=2, seed=4, out=tmp_path / "old", log_events=False, progress=False, resume=True)
     for name in ("km.csv", "distributions.csv", "summary.csv"):

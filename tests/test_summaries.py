@@ -27,7 +27,7 @@ def _as_finalize_read_it(frames: list[pd.DataFrame]) -> pd.DataFrame:
 def _write(tmp_path: Path, frames: list[pd.DataFrame], horizon: float) -> list[Path]:
     files = []
     for i, p in enumerate(frames):
-        files.append(tmp_path / f"outcomes-{i:05d}.npz")
+        files.append(tmp_path / f"outcomes-{i:05d}.bin")
         write_outcomes(files[-1], replication_outcomes(p, horizon))
     return files
 
