@@ -44,6 +44,7 @@ from sim.stats import (
     summary_table,
 )
 from sim.summaries import merged_distribution_table, merged_km_table, replication_outcomes, write_outcomes
+from sim.survival import EVENTS
 
 PARTS = "parts"
 
@@ -428,8 +429,23 @@ def _check_resume(work: Path, scenario: Scenario, seed: int) -> None:
                             "the same scenario and seed as the interrupted run")
 
 
-def _write_km(outcome_files: list[Path], horizon_days: float, dest: Path) -> None:
-    outputs.atomic_write_csv(dest, merged_km_table(outcome_files, horizon_days))
+def _write_km(outcome_files: list[Path], horizon_days: float, event: str, dest: Path) -> None:
+    """km.csv rows of one event, to a piece that `_join_csv` puts after the other's (writing the CSV text is
+    most of the time of km.csv, so each event is merged and written on its own worker)."""
+    outputs.atomic_write_csv(dest, merged_km_table(outcome_files, horizon_days, (event,)))
+
+
+def _join_csv(pieces: list[Path], dest: Path) -> None:
+    """Concatenate CSV files with the same columns, keeping the first header: the bytes pandas would have
+    written for the whole table, since each row is formatted on its own."""
+    tmp = dest.with_name(f".{dest.name}.tmp-{os.getpid()}")
+    with open(tmp, "wb") as out:
+        for i, piece in enumerate(pieces):
+            with open(piece, "rb") as f:
+                if i:
+                    f.readline()
+                shutil.copyfileobj(f, out)
+    os.replace(tmp, dest)
 
 
 def _write_distributions(outcome_files: list[Path], per_rep: pd.DataFrame, dest: Path) -> None:
@@ -450,8 +466,10 @@ def _finalize(scenario: Scenario, seed: int, reps: int, work: Path, backend: Bac
     if has_patients:
         # Merged from the workers' per-replication summaries: exact, and one quantity in memory at a time.
         outcome_files = [_outcomes_part(parts, r, scenario.horizon_days) for r in rep_ids]
-        tasks = [(_write_km, (outcome_files, scenario.horizon_days, work / "km.csv")),
-                 (_write_distributions, (outcome_files, per_rep, work / "distributions.csv"))]
+        km_pieces = [parts / f"km-{event}.csv" for event in EVENTS]
+        tasks = [(_write_km, (outcome_files, scenario.horizon_days, event, piece))
+                 for event, piece in zip(EVENTS, km_pieces, strict=True)]
+        tasks.append((_write_distributions, (outcome_files, per_rep, work / "distributions.csv")))
     futures = [pool.submit(fn, *args) for fn, args in tasks] if pool is not None else []
     if concat is None:
         concat = _Concatenation(parts, work, reps, log_events)
@@ -467,6 +485,8 @@ def _finalize(scenario: Scenario, seed: int, reps: int, work: Path, backend: Bac
             fn(*args)
     for fut in futures:
         _result(fut, parts)
+    if has_patients:
+        _join_csv(km_pieces, work / "km.csv")
     outputs.atomic_write_csv(work / "resources.csv", resources)
     wall = time.time() - started
     sim_seconds = sum(i["wall_seconds"] for i in infos)

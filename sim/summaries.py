@@ -169,12 +169,14 @@ class _Merger:
         return out
 
 
-def merged_km_table(files: Sequence[Path], horizon_days: float) -> pd.DataFrame:
-    """`sim.survival.km_table` of all patients of the run, from the per-replication outcome files."""
+def merged_km_table(files: Sequence[Path], horizon_days: float, events: Sequence[str] = tuple(EVENTS)
+                    ) -> pd.DataFrame:
+    """`sim.survival.km_table` of all patients of the run, from the per-replication outcome files (the rows of
+    the given `events` only: the run merges each event on its own worker)."""
     m = _Merger(files)
     grid = km_grid(horizon_days)
     pieces = []
-    for event in EVENTS:
+    for event in events:
         duration = m.read(f"{event}_duration")
         order = np.argsort(duration, kind="stable")  # merges the sorted runs of the replications
         duration = duration[order]
