@@ -8,8 +8,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
+from sim.experiment import run
 from sim.replication import run_replication
 from sim.scenario import load_scenario
 from sim.stats import distribution_table, replication_metrics
@@ -99,3 +101,18 @@ def test_no_patient_in_care_gives_an_empty_km_table(tmp_path):
     assert merged_km_table(files, 80.0).empty
     dist = merged_distribution_table(files, pd.DataFrame(columns=["replication", "metric", "group", "value"]))
     assert list(dist["n"]) == [0] * 6
+
+
+def test_run_folder_tables_are_the_bytes_of_the_all_patients_tables(tmp_path):
+    """The whole pipeline (worker summaries, per-event pieces joined, parallel merge) against the former
+    finalization: every patient read back from patients.parquet, tables computed at once and written by pandas."""
+    s = load_scenario(SCENARIOS / "regional_network.toml", overrides={"run.horizon_days": 1000})
+    r = run(s, reps=3, seed=2, jobs=2, out=tmp_path / "r", log_events=False, progress=False)
+    columns = ["onset_day", "presented_day", "diagnosed_day", "resolved_day", "center", "etiology", "in_warmup",
+               "symptom_days", "waiting_days", "n_consultations", "n_ebp"]
+    everyone = pq.read_table(tmp_path / "r" / "patients.parquet", columns=columns).to_pandas(
+        strings_to_categorical=True)
+    km = km_table(everyone, s.horizon_days).to_csv(index=False).encode()
+    assert (tmp_path / "r" / "km.csv").read_bytes() == km
+    dist = distribution_table(everyone, r.per_replication).to_csv(index=False).encode()
+    assert (tmp_path / "r" / "distributions.csv").read_bytes() == dist
