@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 
 from sim.stats import PATIENT_QUANTITIES, PERCENTILES, replication_distribution_rows
-from sim.survival import EVENTS, km_from_sorted, km_grid, on_grid
+from sim.survival import EVENTS, km_columns_from_sorted, km_grid, on_grid
 
 # Patient quantities that are the observed Kaplan-Meier durations themselves (event day minus onset).
 _FROM_KM = {"diagnosis_delay_days": "diagnosis", "time_to_resolution_days": "resolution"}
@@ -153,11 +153,18 @@ class _Merger:
     def read(self, name: str, codes_of: str | None = None) -> np.ndarray:
         """One array over all replications, in replication order; `codes_of` names the group column whose
         per-replication codes it holds (they are translated to run-wide codes)."""
-        pieces = []
+        if not self.files:
+            return np.array([])
+        # Filled in place rather than concatenated: the pooled array is the largest thing a merge holds.
+        kind = self.index[0][0][name][0]
+        out = np.empty(sum(index[0][name][1] for index in self.index),
+                       dtype=np.int16 if codes_of is not None else np.dtype(kind))
+        at = 0
         for i, (f, index) in enumerate(zip(self.files, self.index, strict=True)):
             a = read_outcome(f, name, index)
-            pieces.append(self.maps[codes_of][i][a] if codes_of is not None and a.size else a)
-        return np.concatenate(pieces) if pieces else np.array([])
+            out[at:at + a.size] = self.maps[codes_of][i][a] if codes_of is not None and a.size else a
+            at += a.size
+        return out
 
     def groups(self, codes: dict[str, np.ndarray], order: Sequence[str]) -> list[tuple[str, str, np.ndarray | None]]:
         """(group_by, group, mask or None for all) for all, then each group column in `order`, each group
@@ -187,7 +194,7 @@ def merged_km_table(files: Sequence[Path], horizon_days: float, events: Sequence
             d, e = (duration, observed) if mask is None else (duration[mask], observed[mask])
             if d.size == 0:
                 continue
-            t = on_grid(km_from_sorted(d, e), grid)
+            t = on_grid(km_columns_from_sorted(d, e), grid)
             t.insert(0, "group", group)
             t.insert(0, "group_by", group_by)
             t.insert(0, "event", event)
