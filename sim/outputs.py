@@ -45,28 +45,54 @@ def atomic_write_parquet(path: Path, df: pd.DataFrame) -> None:
     os.replace(tmp, path)
 
 
+class ParquetConcat:
+    """Appends Parquet parts, one row group each, to one file written under a temporary name and moved to `dest`
+    by `close()`. Lets a run append each replication's part as soon as it is there (and the ones before it), so
+    that concatenation overlaps the simulation instead of adding to the serial end of the run.
+    Memory holds one part at a time."""
+
+    def __init__(self, dest: Path, tmp: Path | None = None) -> None:
+        self.dest = dest
+        self.tmp = tmp or dest.with_name(f".{dest.name}.tmp-{os.getpid()}")
+        self.writer: pq.ParquetWriter | None = None
+        self.rows = 0
+
+    def add(self, part: Path) -> None:
+        table = pq.read_table(part)
+        if self.writer is None:
+            self.writer = pq.ParquetWriter(self.tmp, table.schema)
+        elif table.schema != self.writer.schema:
+            table = table.cast(self.writer.schema)
+        self.writer.write_table(table)
+        self.rows += table.num_rows
+
+    def close(self) -> int:
+        """Finish the file and put it in place (nothing is written when no part was added); rows written."""
+        if self.writer is None:
+            return 0
+        self.writer.close()
+        self.writer = None
+        os.replace(self.tmp, self.dest)
+        return self.rows
+
+    def abort(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+            self.writer = None
+        self.tmp.unlink(missing_ok=True)
+
+
 def concat_parquet(parts: Iterable[Path], dest: Path) -> int:
     """Stream per-replication Parquet parts into one file (one row group per part); returns rows written.
     Memory holds one part at a time."""
-    tmp = dest.with_name(f".{dest.name}.tmp-{os.getpid()}")
-    writer: pq.ParquetWriter | None = None
-    rows = 0
+    out = ParquetConcat(dest)
     try:
         for part in parts:
-            table = pq.read_table(part)
-            if writer is None:
-                writer = pq.ParquetWriter(tmp, table.schema)
-            elif table.schema != writer.schema:
-                table = table.cast(writer.schema)
-            writer.write_table(table)
-            rows += table.num_rows
-    finally:
-        if writer is not None:
-            writer.close()
-    if writer is None:
-        return 0
-    os.replace(tmp, dest)
-    return rows
+            out.add(part)
+    except BaseException:
+        out.abort()
+        raise
+    return out.close()
 
 
 def prepare_output_dir(out: Path) -> None:

@@ -125,10 +125,11 @@ def summarize(per_rep: pd.DataFrame) -> pd.DataFrame:
                                        "n_replications"])
 
 
-def summary_table(per_rep: pd.DataFrame) -> pd.DataFrame:
-    """summary.csv: per-replication rows (level=replication) followed by across-replication rows."""
+def summary_table(per_rep: pd.DataFrame, across: pd.DataFrame | None = None) -> pd.DataFrame:
+    """summary.csv: per-replication rows (level=replication) followed by across-replication rows (`across`:
+    `summarize(per_rep)` when the caller already has it, which saves computing it twice)."""
     reps = per_rep.assign(level="replication")
-    across = summarize(per_rep).assign(level="across")
+    across = (summarize(per_rep) if across is None else across).assign(level="across")
     cols = ["level", "metric", "group", "replication", "value", "mean", "sd", "ci95_low", "ci95_high",
             "n_replications"]
     return pd.concat([reps, across], ignore_index=True).reindex(columns=cols)
@@ -183,10 +184,18 @@ def distribution_table(patients: pd.DataFrame, per_rep: pd.DataFrame) -> pd.Data
             v = v[~np.isnan(v)]
             q = np.percentile(v, PERCENTILES) if v.size else [math.nan] * len(PERCENTILES)
             rows.append(("patients", name, group_by, group, int(v.size), *q))
+    rows += replication_distribution_rows(per_rep)
+    return pd.DataFrame(rows, columns=["across", "quantity", "group_by", "group", "n",
+                                       *(f"p{p}" for p in PERCENTILES)])
+
+
+def replication_distribution_rows(per_rep: pd.DataFrame) -> list[tuple]:
+    """The `across == "replications"` rows of `distribution_table`: percentiles of each replication-level
+    metric (separate so that `sim.summaries` can build the table without the patient-level rows)."""
+    rows = []
     for (metric, group), g in per_rep.groupby(["metric", "group"], sort=False):
         v = g["value"].to_numpy(dtype=float)
         v = v[~np.isnan(v)]
         q = np.percentile(v, PERCENTILES) if v.size else [math.nan] * len(PERCENTILES)
         rows.append(("replications", metric, "group", group, int(v.size), *q))
-    return pd.DataFrame(rows, columns=["across", "quantity", "group_by", "group", "n",
-                                       *(f"p{p}" for p in PERCENTILES)])
+    return rows

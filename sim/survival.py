@@ -18,44 +18,66 @@ def kaplan_meier(durations: np.ndarray, observed: np.ndarray) -> pd.DataFrame:
     durations = np.asarray(durations, dtype=float)
     observed = np.asarray(observed, dtype=bool)
     order = np.argsort(durations, kind="stable")
-    d, e = durations[order], observed[order]
+    return km_from_sorted(durations[order], observed[order])
+
+
+def km_from_sorted(d: np.ndarray, e: np.ndarray) -> pd.DataFrame:
+    """`kaplan_meier` of durations already sorted ascending (`e`: event observed, in the same order).
+
+    Separate so that a run can pool sorted per-replication durations (`sim.summaries`) and run exactly this
+    code: the result depends only on the sorted durations, so it is the same as sorting all patients at once."""
+    return pd.DataFrame(km_columns_from_sorted(d, e))
+
+
+def km_columns_from_sorted(d: np.ndarray, e: np.ndarray) -> dict[str, np.ndarray]:
+    """The columns of `km_from_sorted` as arrays. For ten million patients the table has millions of rows; a
+    run only reads it on a grid (`on_grid` takes these arrays too), so it is never made a DataFrame there, and
+    intermediate arrays are dropped as soon as they are used."""
     times, counts = np.unique(d[e], return_counts=True)
     n = d.size
     at_risk = n - np.searchsorted(d, times, side="left")
     events = counts.astype(float)
+    del counts
     with np.errstate(divide="ignore", invalid="ignore"):
         factors = 1.0 - events / at_risk
         survival = np.cumprod(factors)
+        del factors
         greenwood = np.cumsum(events / (at_risk * (at_risk - events)))
         log_s = np.log(survival)
         se = np.sqrt(greenwood) / np.abs(log_s)
+        del greenwood, log_s
         lo = survival ** np.exp(1.96 * se)
         hi = survival ** np.exp(-1.96 * se)
-    lo = np.where(survival > 0, np.nan_to_num(lo, nan=0.0), 0.0)
-    hi = np.where(survival > 0, np.nan_to_num(hi, nan=1.0), 0.0)
-    table = pd.DataFrame({"days": times, "at_risk": at_risk, "events": events, "survival": survival,
-                          "ci95_low": np.clip(lo, 0, 1), "ci95_high": np.clip(hi, 0, 1)})
-    start = pd.DataFrame({"days": [0.0], "at_risk": [n], "events": [0.0], "survival": [1.0], "ci95_low": [1.0],
-                          "ci95_high": [1.0]})
-    return pd.concat([start, table], ignore_index=True)
+        del se
+    lo = np.clip(np.where(survival > 0, np.nan_to_num(lo, nan=0.0), 0.0), 0, 1)
+    hi = np.clip(np.where(survival > 0, np.nan_to_num(hi, nan=1.0), 0.0), 0, 1)
+    # The first row is day 0: everyone at risk, survival 1.
+    return {"days": np.concatenate([[0.0], times]), "at_risk": np.concatenate([np.array([n], dtype=np.int64),
+                                                                               at_risk.astype(np.int64)]),
+            "events": np.concatenate([[0.0], events]), "survival": np.concatenate([[1.0], survival]),
+            "ci95_low": np.concatenate([[1.0], lo]), "ci95_high": np.concatenate([[1.0], hi])}
 
 
-def on_grid(table: pd.DataFrame, grid: np.ndarray) -> pd.DataFrame:
+def on_grid(table: pd.DataFrame | dict[str, np.ndarray], grid: np.ndarray) -> pd.DataFrame:
     """A Kaplan-Meier step function read at the days in `grid` (keeps output small for millions of patients):
-    survival and band as of each day, patients still at risk, and events since the previous grid day."""
-    idx = np.searchsorted(table["days"].to_numpy(), grid, side="right") - 1
-    cum_events = np.cumsum(table["events"].to_numpy())
-    n = int(table["at_risk"].iloc[0])
+    survival and band as of each day, patients still at risk, and events since the previous grid day.
+    `table`: from `kaplan_meier`, or the arrays of `km_columns_from_sorted`."""
+    days = np.asarray(table["days"])
+    all_at_risk = np.asarray(table["at_risk"])
+    rows = len(days)
+    idx = np.searchsorted(days, grid, side="right") - 1
+    cum_events = np.cumsum(np.asarray(table["events"]))
+    n = int(all_at_risk[0])
     events_to_t = cum_events[idx]
     # at risk at t: everyone not yet failed or censored before t, read from the next event time's risk set
-    at_risk_next = np.append(table["at_risk"].to_numpy(), 0)
-    nxt = np.searchsorted(table["days"].to_numpy(), grid, side="left")
-    at_risk = np.where(nxt < len(table), at_risk_next[np.minimum(nxt, len(table))], np.nan)
+    at_risk_next = np.append(all_at_risk, 0)
+    nxt = np.searchsorted(days, grid, side="left")
+    at_risk = np.where(nxt < rows, at_risk_next[np.minimum(nxt, rows)], np.nan)
     return pd.DataFrame({
         "days": grid, "at_risk": np.where(np.isnan(at_risk), np.nan, at_risk).astype(float),
         "events": np.diff(np.concatenate([[0.0], events_to_t])),
-        "survival": table["survival"].to_numpy()[idx],
-        "ci95_low": table["ci95_low"].to_numpy()[idx], "ci95_high": table["ci95_high"].to_numpy()[idx],
+        "survival": np.asarray(table["survival"])[idx],
+        "ci95_low": np.asarray(table["ci95_low"])[idx], "ci95_high": np.asarray(table["ci95_high"])[idx],
         "n": n,
     })
 
@@ -73,13 +95,18 @@ def time_to_event(patients: pd.DataFrame, event: str, horizon_days: float) -> tu
     return duration, observed
 
 
+def km_grid(horizon_days: float) -> np.ndarray:
+    """The days at which `km.csv` reads the curves: every day, or ~2000 points over long horizons."""
+    return np.arange(0.0, horizon_days + 1e-9, max(1.0, horizon_days / 2000))
+
+
 def km_table(patients: pd.DataFrame, horizon_days: float, by: tuple[str, ...] = ("center", "etiology")) -> pd.DataFrame:
     """Kaplan-Meier curves of time to diagnosis and to resolution, pooled over replications, overall and by
     each column in `by`, read on a grid of days (at most ~2000 points): rows event, group_by, group, days,
     at_risk, events (since the previous grid day), survival, ci95_low, ci95_high, n."""
     pieces = []
     p = patients[~patients["in_warmup"]] if "in_warmup" in patients else patients
-    grid = np.arange(0.0, horizon_days + 1e-9, max(1.0, horizon_days / 2000))
+    grid = km_grid(horizon_days)
     for event in EVENTS:
         groups: list[tuple[str, str, pd.DataFrame]] = [("all", "all", p)]
         for col in by:

@@ -47,6 +47,12 @@ def test_run_is_identical_for_any_number_of_jobs(tmp_path):
     for name in ("patients.parquet", "events.parquet"):
         pd.testing.assert_frame_equal(pd.read_parquet(a / name), pd.read_parquet(b / name))
     pd.testing.assert_frame_equal(pd.read_csv(a / "summary.csv"), pd.read_csv(b / "summary.csv"))
+    # Every table, byte for byte: km.csv and distributions.csv are merged from the workers' summaries.
+    tables = sorted(p.name for p in a.iterdir() if p.suffix in (".csv", ".parquet"))
+    assert {"km.csv", "distributions.csv", "summary.csv", "resources.csv"} <= set(tables)
+    assert tables == sorted(p.name for p in b.iterdir() if p.suffix in (".csv", ".parquet"))
+    for name in tables:
+        assert (a / name).read_bytes() == (b / name).read_bytes(), name
 
 
 def test_compare_writes_comparison_with_paired_differences(tmp_path, capsys):
