@@ -36,67 +36,125 @@ def _nan_stat(values: np.ndarray, fn) -> float:
     return float(fn(values)) if values.size else math.nan
 
 
+# Patient-table columns the metrics read.
+_FLOAT_COLUMNS = ("onset_day", "presented_day", "diagnosed_day", "resolved_day", "symptom_days", "waiting_days")
+_COUNT_COLUMNS = tuple(dict.fromkeys(PROCEDURE_COLUMNS.values()))
+_FLAG_COLUMNS = ("rih", "recurred", "referred", "leak_localized")
+
+
+class _Columns:
+    """The columns of one replication's patient table that the metrics read, as numpy arrays, taken once.
+
+    The metrics were first written with pandas, one filtered frame per group; with a dozen groups and a few
+    thousand patients that cost more than simulating them. These are the same formulas on arrays and masks,
+    with pandas' own arithmetic kept where it matters for the last bit (a mean that skips missing values sums
+    with them set to 0, in place), so the values are identical (tests/test_stats.py holds them to the pandas
+    version)."""
+
+    def __init__(self, p: pd.DataFrame) -> None:
+        self.n = len(p)
+        self.float = {c: p[c].to_numpy(dtype=np.float64) for c in _FLOAT_COLUMNS}
+        self.count = {c: p[c].to_numpy(dtype=np.int64) for c in _COUNT_COLUMNS}
+        self.flag = {c: p[c].to_numpy(dtype=bool) for c in _FLAG_COLUMNS}
+        final = p["final_state"].to_numpy(dtype=object)
+        self.state = {s: final == s for s in ("resolved_without_care", "resolved", "persistent",
+                                              "in_pathway_at_horizon")}
+        self.economics = {m: p[c].to_numpy(dtype=np.float64) for m, c in ECONOMIC_METRICS.items()} \
+            if "cost" in p else None
+        self.care = ~np.isnan(self.float["presented_day"])
+
+
+def _mean(values: np.ndarray) -> float:
+    """pandas' Series.mean: missing values skipped (set to 0 in the sum), nan when none is left."""
+    if values.dtype != np.float64:
+        return float(values.sum(dtype=np.float64) / values.size) if values.size else math.nan
+    missing = np.isnan(values)
+    count = values.size - int(missing.sum())
+    if not count:
+        return math.nan
+    if count != values.size:
+        values = np.where(missing, 0.0, values)
+    return float(values.sum() / count)
+
+
 def patient_metrics(p: pd.DataFrame, horizon_days: float) -> dict[str, float]:
     """Metrics of one group of patients (all, or one etiology) of one replication.
 
     Care metrics use the patients who reached care (presented within the horizon). Shares resolved by X days
     use only patients whose onset lies at least X days before the horizon, so censoring does not bias them.
     """
-    out: dict[str, float] = {"n_patients": float(len(p))}
-    out["share_resolved_without_care"] = float((p["final_state"] == "resolved_without_care").mean()) \
-        if len(p) else math.nan
-    care = p[p["presented_day"].notna()]
-    n = len(care)
+    return _group_metrics(_Columns(p), np.ones(len(p), dtype=bool), horizon_days)
+
+
+def _group_metrics(c: _Columns, rows: np.ndarray, horizon_days: float) -> dict[str, float]:
+    """patient_metrics of the patients where `rows` is true."""
+    n_all = int(rows.sum())
+    out: dict[str, float] = {"n_patients": float(n_all)}
+    out["share_resolved_without_care"] = _mean(c.state["resolved_without_care"][rows]) if n_all else math.nan
+    care = rows & c.care
+    n = int(care.sum())
     out["n_presented"] = float(n)
-    diag = (care["diagnosed_day"] - care["onset_day"]).dropna().to_numpy()
+    onset = c.float["onset_day"][care]
+    diag = c.float["diagnosed_day"][care] - onset
+    diag = diag[~np.isnan(diag)]
     out["share_diagnosed"] = float(len(diag) / n) if n else math.nan
     out["diagnosis_delay_mean_days"] = _nan_stat(diag, np.mean)
     out["diagnosis_delay_median_days"] = _nan_stat(diag, np.median)
-    resolved = care[care["final_state"] == "resolved"]
-    ttr = (resolved["resolved_day"] - resolved["onset_day"]).to_numpy()
+    resolved = c.state["resolved"][care]
+    resolved_day = c.float["resolved_day"][care]
+    ttr = resolved_day[resolved] - onset[resolved]
     out["time_to_resolution_mean_days"] = _nan_stat(ttr, np.mean)
     out["time_to_resolution_median_days"] = _nan_stat(ttr, np.median)
     for days in (90, 365):
-        eligible = care[care["onset_day"] <= horizon_days - days]
-        ok = (eligible["final_state"] == "resolved") & (eligible["resolved_day"] - eligible["onset_day"] <= days)
-        out[f"share_resolved_by_{days}_days"] = float(ok.mean()) if len(eligible) else math.nan
+        eligible = onset <= horizon_days - days
+        ok = resolved[eligible] & (resolved_day[eligible] - onset[eligible] <= days)
+        out[f"share_resolved_by_{days}_days"] = _mean(ok) if ok.size else math.nan
     for metric, column in PROCEDURE_COLUMNS.items():
-        out[metric] = float(care[column].mean()) if n else math.nan
+        out[metric] = _mean(c.count[column][care]) if n else math.nan
     for state in ("persistent", "in_pathway_at_horizon"):
-        out[f"share_{state}"] = float((care["final_state"] == state).mean()) if n else math.nan
-    for flag in ("rih", "recurred", "referred", "leak_localized"):
-        out[f"share_{flag}"] = float(care[flag].mean()) if n else math.nan
-    out["symptom_days_mean"] = float(care["symptom_days"].mean()) if n else math.nan
-    out["waiting_days_mean"] = float(care["waiting_days"].mean()) if n else math.nan
-    if "cost" in p:  # health economics (sim/economics.py): over all patients, as a cohort from onset to horizon
-        for metric, column in ECONOMIC_METRICS.items():
-            out[metric] = float(p[column].mean()) if len(p) else math.nan
+        out[f"share_{state}"] = _mean(c.state[state][care]) if n else math.nan
+    for flag in _FLAG_COLUMNS:
+        out[f"share_{flag}"] = _mean(c.flag[flag][care]) if n else math.nan
+    out["symptom_days_mean"] = _mean(c.float["symptom_days"][care]) if n else math.nan
+    out["waiting_days_mean"] = _mean(c.float["waiting_days"][care]) if n else math.nan
+    if c.economics is not None:  # health economics (sim/economics.py): over all patients, from onset to horizon
+        for metric, values in c.economics.items():
+            out[metric] = _mean(values[rows]) if n_all else math.nan
     return out
 
 
 def replication_metrics(patients: pd.DataFrame, resources: pd.DataFrame, horizon_days: float) -> pd.DataFrame:
     """Tidy table [replication, metric, group, value] of one replication (warm-up patients left out)."""
     rep = int(patients["replication"].iloc[0]) if len(patients) else int(resources["replication"].iloc[0])
-    p = patients[~patients["in_warmup"]]
+    p = patients[~patients["in_warmup"]] if patients["in_warmup"].any() else patients
+    c = _Columns(p)
+    etiology = p["etiology"].to_numpy(dtype=object)
+    home = p["home_center"].to_numpy(dtype=object)
     rows: list[tuple[int, str, str, float]] = []
-    groups = [("all", p)] + [(e, p[p["etiology"] == e]) for e in ETIOLOGIES]
-    homes = sorted(p["home_center"].unique())
+    groups = [("all", np.ones(len(p), dtype=bool))] + [(e, etiology == e) for e in ETIOLOGIES]
+    homes = sorted(set(home.tolist()))
     if len(homes) > 1:  # the postcode lottery: does where you live change your outcome?
-        groups += [(f"home:{c}", p[p["home_center"] == c]) for c in homes]
-        groups += [(f"home:{c}/spontaneous", p[(p["home_center"] == c) & (p["etiology"] == "spontaneous")])
-                   for c in homes]
-    for group, frame in groups:
-        for metric, value in patient_metrics(frame, horizon_days).items():
+        groups += [(f"home:{h}", home == h) for h in homes]
+        groups += [(f"home:{h}/spontaneous", (home == h) & (etiology == "spontaneous")) for h in homes]
+    for group, mask in groups:
+        for metric, value in _group_metrics(c, mask, horizon_days).items():
             rows.append((rep, metric, group, value))
-    for r in resources.itertuples(index=False):
-        group = f"{r.center}/{r.resource}"
-        rows.append((rep, "resource_mean_wait_days", group, float(r.mean_wait_days)))
-        rows.append((rep, "resource_utilization", group, float(r.utilization)))
+    centers = resources["center"].tolist()
+    names = resources["resource"].tolist()
+    waits = resources["mean_wait_days"].to_numpy(dtype=float)
+    utilization = resources["utilization"].to_numpy(dtype=float)
+    for center, resource, wait, use in zip(centers, names, waits.tolist(), utilization.tolist(), strict=True):
+        group = f"{center}/{resource}"
+        rows.append((rep, "resource_mean_wait_days", group, wait))
+        rows.append((rep, "resource_utilization", group, use))
     # Pooled over centers, so that scenarios with different centers can still be compared per resource.
-    for resource, g in resources.groupby("resource", sort=False):
-        served = g["n_served"].to_numpy(dtype=float)
-        waits = np.nan_to_num(g["mean_wait_days"].to_numpy(dtype=float))
-        pooled_wait = float((waits * served).sum() / served.sum()) if served.sum() else math.nan
+    served_all = resources["n_served"].to_numpy(dtype=float)
+    resource_of = np.asarray(names, dtype=object)
+    for resource in dict.fromkeys(names):
+        mask = resource_of == resource
+        served = served_all[mask]
+        wait = np.nan_to_num(waits[mask])
+        pooled_wait = float((wait * served).sum() / served.sum()) if served.sum() else math.nan
         rows.append((rep, "resource_mean_wait_days", f"all centers/{resource}", pooled_wait))
     return pd.DataFrame(rows, columns=["replication", "metric", "group", "value"])
 

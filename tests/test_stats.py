@@ -1,0 +1,101 @@
+"""sim.stats: the per-replication metrics on numpy arrays equal, bit for bit, the plain pandas formulas they
+replaced (kept here as the executable specification)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from sim.parameters import ETIOLOGIES
+from sim.replication import run_replication
+from sim.scenario import load_scenario
+from sim.stats import ECONOMIC_METRICS, PROCEDURE_COLUMNS, patient_metrics, replication_metrics
+from tests.conftest import EXPERIENCED, LOW_VOLUME, ROOT
+
+
+def reference_patient_metrics(p: pd.DataFrame, horizon_days: float) -> dict[str, float]:
+    """The metrics as first written, with pandas (one filtered frame per group)."""
+    out: dict[str, float] = {"n_patients": float(len(p))}
+    out["share_resolved_without_care"] = float((p["final_state"] == "resolved_without_care").mean()) \
+        if len(p) else math.nan
+    care = p[p["presented_day"].notna()]
+    n = len(care)
+    out["n_presented"] = float(n)
+    diag = (care["diagnosed_day"] - care["onset_day"]).dropna().to_numpy()
+    out["share_diagnosed"] = float(len(diag) / n) if n else math.nan
+    out["diagnosis_delay_mean_days"] = float(np.mean(diag)) if diag.size else math.nan
+    out["diagnosis_delay_median_days"] = float(np.median(diag)) if diag.size else math.nan
+    resolved = care[care["final_state"] == "resolved"]
+    ttr = (resolved["resolved_day"] - resolved["onset_day"]).to_numpy()
+    out["time_to_resolution_mean_days"] = float(np.mean(ttr)) if ttr.size else math.nan
+    out["time_to_resolution_median_days"] = float(np.median(ttr)) if ttr.size else math.nan
+    for days in (90, 365):
+        eligible = care[care["onset_day"] <= horizon_days - days]
+        ok = (eligible["final_state"] == "resolved") & (eligible["resolved_day"] - eligible["onset_day"] <= days)
+        out[f"share_resolved_by_{days}_days"] = float(ok.mean()) if len(eligible) else math.nan
+    for metric, column in PROCEDURE_COLUMNS.items():
+        out[metric] = float(care[column].mean()) if n else math.nan
+    for state in ("persistent", "in_pathway_at_horizon"):
+        out[f"share_{state}"] = float((care["final_state"] == state).mean()) if n else math.nan
+    for flag in ("rih", "recurred", "referred", "leak_localized"):
+        out[f"share_{flag}"] = float(care[flag].mean()) if n else math.nan
+    out["symptom_days_mean"] = float(care["symptom_days"].mean()) if n else math.nan
+    out["waiting_days_mean"] = float(care["waiting_days"].mean()) if n else math.nan
+    if "cost" in p:
+        for metric, column in ECONOMIC_METRICS.items():
+            out[metric] = float(p[column].mean()) if len(p) else math.nan
+    return out
+
+
+def reference_replication_metrics(patients: pd.DataFrame, resources: pd.DataFrame, horizon: float) -> pd.DataFrame:
+    rep = int(patients["replication"].iloc[0]) if len(patients) else int(resources["replication"].iloc[0])
+    p = patients[~patients["in_warmup"]]
+    rows = []
+    groups = [("all", p)] + [(e, p[p["etiology"] == e]) for e in ETIOLOGIES]
+    homes = sorted(p["home_center"].unique())
+    if len(homes) > 1:
+        groups += [(f"home:{c}", p[p["home_center"] == c]) for c in homes]
+        groups += [(f"home:{c}/spontaneous", p[(p["home_center"] == c) & (p["etiology"] == "spontaneous")])
+                   for c in homes]
+    for group, frame in groups:
+        for metric, value in reference_patient_metrics(frame, horizon).items():
+            rows.append((rep, metric, group, value))
+    for r in resources.itertuples(index=False):
+        rows.append((rep, "resource_mean_wait_days", f"{r.center}/{r.resource}", float(r.mean_wait_days)))
+        rows.append((rep, "resource_utilization", f"{r.center}/{r.resource}", float(r.utilization)))
+    for resource, g in resources.groupby("resource", sort=False):
+        served = g["n_served"].to_numpy(dtype=float)
+        waits = np.nan_to_num(g["mean_wait_days"].to_numpy(dtype=float))
+        pooled = float((waits * served).sum() / served.sum()) if served.sum() else math.nan
+        rows.append((rep, "resource_mean_wait_days", f"all centers/{resource}", pooled))
+    return pd.DataFrame(rows, columns=["replication", "metric", "group", "value"])
+
+
+CASES = [
+    (EXPERIENCED, {}),
+    (LOW_VOLUME, {"run.horizon_days": 400}),  # short: censoring, missing days, empty groups of shares
+    (ROOT / "scenarios" / "regional_network.toml", {"run.warmup_days": 200}),  # homes, warm-up left out
+    (LOW_VOLUME, {"run.horizon_days": 20}),  # tiny: groups with nobody in care
+]
+
+
+@pytest.mark.parametrize(("path", "overrides"), CASES)
+def test_metrics_equal_the_pandas_formulas_bit_for_bit(path, overrides):
+    s = load_scenario(path, overrides=overrides)
+    for rep in (0, 1):
+        r = run_replication(s, 9, rep)
+        fast = replication_metrics(r.patients, r.resources, s.horizon_days)
+        slow = reference_replication_metrics(r.patients, r.resources, s.horizon_days)
+        pd.testing.assert_frame_equal(fast, slow, check_exact=True)
+
+
+def test_patient_metrics_of_an_empty_group_are_missing_not_errors():
+    s = load_scenario(EXPERIENCED, overrides={"run.horizon_days": 100})
+    p = run_replication(s, 1, 0).patients.iloc[0:0]
+    got, want = patient_metrics(p, 100.0), reference_patient_metrics(p, 100.0)
+    assert got.keys() == want.keys()
+    for key, value in want.items():
+        assert (math.isnan(value) and math.isnan(got[key])) or got[key] == value, key
