@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import gc
 import json
+import math
 import os
 import shutil
 import sys
@@ -33,12 +34,12 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
-from sim import outputs
+from sim import outputs, replication
 from sim.errors import RunInterrupted, ScenarioError
 from sim.fastpath import ENGINES
 from sim.parameters import Scenario
 from sim.planning import resource_timeseries
-from sim.replication import run_replication
+from sim.replication import ReplicationResult
 from sim.scenario import load_scenario, to_jsonable
 from sim.stats import (
     LOOK_AHEAD,
@@ -103,8 +104,20 @@ class RunResult:
 
 def compute_replication(scenario: Scenario, seed: int, rep: int, log_events: bool,
                         engine: str = "auto") -> dict[str, Any]:
-    """Run one replication and return its tables (used where workers do not share our file system)."""
-    result = run_replication(scenario, seed, rep, log_events=log_events, engine=engine)
+    """Run one replication and return its tables."""
+    return compute_replications(scenario, seed, [rep], log_events, engine)[0]
+
+
+def compute_replications(scenario: Scenario, seed: int, reps: Sequence[int], log_events: bool,
+                         engine: str = "auto") -> list[dict[str, Any]]:
+    """Run replications (as one batch on the fast path: `replication.run_replications`) and return each one's
+    tables (what Dask workers send back: they need not share our file system)."""
+    return [_tables(scenario, result) for result in
+            replication.run_replications(scenario, seed, reps, log_events=log_events, engine=engine)]
+
+
+def _tables(scenario: Scenario, result: ReplicationResult) -> dict[str, Any]:
+    rep = result.replication
     tables: dict[str, Any] = {
         "patients": result.patients,
         "resources": result.resources,
@@ -134,10 +147,21 @@ def write_parts(parts: Path, rep: int, tables: dict[str, Any]) -> dict[str, floa
     return tables["info"]
 
 
-def _task(scenario: Scenario, seed: int, rep: int, log_events: bool, parts: str,
-          engine: str = "auto") -> dict[str, Any]:
-    """Worker-process task: compute and write in the worker, return only the small info record."""
-    return write_parts(Path(parts), rep, compute_replication(scenario, seed, rep, log_events, engine))
+def _task(scenario: Scenario, seed: int, reps: list[int], log_events: bool, parts: str,
+          engine: str = "auto") -> list[dict[str, Any]]:
+    """Worker-process task: compute and write a batch of replications in the worker, return only their small info
+    records."""
+    return [write_parts(Path(parts), tables["info"]["replication"], tables)
+            for tables in compute_replications(scenario, seed, reps, log_events, engine)]
+
+
+def _batches(scenario: Scenario, todo: list[int], workers: int, log_events: bool, engine: str) -> list[list[int]]:
+    """Replications grouped for the workers: one at a time on the SimPy engine; on the fast path batches of about
+    `replication.BATCH_PATIENTS` patients, but at least two per worker so that none is left idle at the end."""
+    size = replication.batch_size(scenario, engine, log_events)
+    if workers > 1:
+        size = min(size, max(1, math.ceil(len(todo) / (2 * workers))))
+    return [todo[i:i + size] for i in range(0, len(todo), size)]
 
 
 def _done_reps(parts: Path) -> set[int]:
@@ -184,27 +208,28 @@ def run_replications(scenario: Scenario, seed: int, reps: Sequence[int], parts: 
         _run_dask(scenario, seed, todo, parts, backend, log_events, on_done, engine)
         return
     if backend.kind == "serial" or backend.jobs <= 1 or len(todo) == 1:
-        for rep in todo:
-            info = _task(scenario, seed, rep, log_events, str(parts), engine)
-            if on_done:
-                on_done(info)
+        for batch in _batches(scenario, todo, 1, log_events, engine):
+            for info in _task(scenario, seed, batch, log_events, str(parts), engine):
+                if on_done:
+                    on_done(info)
         return
     if pool is None:
         with ProcessPoolExecutor(max_workers=min(backend.jobs, len(todo))) as own:
-            _run_on_pool(own, scenario, seed, todo, parts, log_events, on_done, engine)
+            _run_on_pool(own, scenario, seed, todo, parts, log_events, on_done, engine, backend.jobs)
     else:
-        _run_on_pool(pool, scenario, seed, todo, parts, log_events, on_done, engine)
+        _run_on_pool(pool, scenario, seed, todo, parts, log_events, on_done, engine, backend.jobs)
 
 
 def _run_on_pool(pool: ProcessPoolExecutor, scenario: Scenario, seed: int, todo: list[int], parts: Path,
-                 log_events: bool, on_done: Callable[[dict[str, Any]], None] | None, engine: str) -> None:
-    pending: set[Future] = {pool.submit(_task, scenario, seed, rep, log_events, str(parts), engine) for rep in todo}
+                 log_events: bool, on_done: Callable[[dict[str, Any]], None] | None, engine: str, jobs: int) -> None:
+    pending: set[Future] = {pool.submit(_task, scenario, seed, batch, log_events, str(parts), engine)
+                            for batch in _batches(scenario, todo, jobs, log_events, engine)}
     while pending:
         finished, pending = wait(pending, return_when=FIRST_COMPLETED)
         for fut in finished:
-            info = _result(fut, parts)
-            if on_done:
-                on_done(info)
+            for info in _result(fut, parts):
+                if on_done:
+                    on_done(info)
 
 
 def _result(fut: Future, parts: Path) -> Any:
@@ -280,13 +305,14 @@ def _run_dask(scenario: Scenario, seed: int, todo: list[int], parts: Path, backe
         raise ScenarioError("(command line)", "--scheduler", backend.scheduler, f"a reachable Dask scheduler ({err})") \
             from None
     try:
-        futures = [client.submit(compute_replication, scenario, seed, rep, log_events, engine, pure=False)
-                   for rep in todo]
+        workers = max(1, len(client.scheduler_info().get("workers", {})) or backend.jobs)
+        futures = [client.submit(compute_replications, scenario, seed, batch, log_events, engine, pure=False)
+                   for batch in _batches(scenario, todo, workers, log_events, engine)]
         for fut in as_completed(futures):
-            tables = fut.result()
-            info = write_parts(parts, tables["info"]["replication"], tables)
-            if on_done:
-                on_done(info)
+            for tables in fut.result():
+                info = write_parts(parts, tables["info"]["replication"], tables)
+                if on_done:
+                    on_done(info)
     finally:
         client.close()
         if cluster is not None:

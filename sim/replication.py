@@ -3,6 +3,7 @@ return tidy tables."""
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -12,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from sim.economics import ECONOMICS_COLUMNS, economic_params, economics_columns
+from sim.errors import ScenarioError
 from sim.fastpath import CenterTotals, FastPathway, FastRecords, select_engine
 from sim.parameters import ETIOLOGIES, LEAK_TYPES, RESOURCES, Scenario
 from sim.pathway import CenterState, Pathway, Records
@@ -51,6 +53,31 @@ def run_replication(scenario: Scenario, root_seed: int, replication: int, log_ev
     started = time.perf_counter()
     cohort = draw_cohort(scenario, root_seed, replication)
     return _replicate(scenario, replication, cohort, log_events, engine, started)
+
+
+# Patients per batch of fast-path replications: enough to spread the fixed cost of each numpy step, few enough
+# that a batch's arrays stay small (a patient carries about 2.4 kB of uniforms).
+BATCH_PATIENTS = 20_000
+
+
+def expected_patients(scenario: Scenario) -> float:
+    """Mean number of patients in one replication (Poisson arrivals over the horizon, demand changes included)."""
+    pop = scenario.population
+    return sum(pop.arrivals_per_year.values()) * scenario.horizon_days / 365.25 * \
+        pop.max_rate_multiplier(scenario.horizon_days)
+
+
+def batch_size(scenario: Scenario, engine: str = "auto", log_events: bool = False) -> int:
+    """How many replications `run_replications` should get at once: 1 on the SimPy engine; on the fast path,
+    about BATCH_PATIENTS patients' worth."""
+    expected = expected_patients(scenario)
+    likely_most = int(expected + 10 * math.sqrt(expected) + 10)  # Poisson: practically never exceeded
+    try:
+        if select_engine(scenario, likely_most, engine, log_events) != "fast":
+            return 1
+    except ScenarioError:  # "fast" asked for where it cannot run: each replication says so itself
+        return 1
+    return max(1, int(BATCH_PATIENTS // max(expected, 1.0)))
 
 
 def run_replications(scenario: Scenario, root_seed: int, replications: Sequence[int], log_events: bool = False,

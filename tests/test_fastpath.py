@@ -210,3 +210,28 @@ def test_replications_that_need_the_simpy_engine_are_not_batched():
     results = run_replications(s, 1, [0, 1])
     assert {r.engine for r in results} == {"simpy"}
     pd.testing.assert_frame_equal(results[1].patients, run_replication(s, 1, 1).patients)
+
+
+def test_runs_in_fast_path_batches_equal_runs_one_replication_at_a_time(tmp_path, monkeypatch):
+    """experiment.run batches fast-path replications; whatever the batch size, the number of workers or the
+    backend, every table of the run folder is the same."""
+    from sim import replication
+    from sim.experiment import Backend
+
+    s = unlimited(LOW_VOLUME, **{"run.horizon_days": 700})
+    assert replication.batch_size(s) > 7  # all seven replications in one batch when serial
+    outs = {"batched": run(s, reps=7, seed=4, out=tmp_path / "batched", log_events=False, progress=False),
+            "two_workers": run(s, reps=7, seed=4, jobs=2, out=tmp_path / "two_workers", log_events=False,
+                               progress=False)}
+    monkeypatch.setattr(replication, "batch_size", lambda *args, **kwargs: 1)
+    outs["one_by_one"] = run(s, reps=7, seed=4, backend=Backend("serial"), out=tmp_path / "one_by_one",
+                             log_events=False, progress=False)
+    assert {o.manifest["engine"] for o in outs.values()} == {"fast"}
+    for name in ("patients.parquet",):
+        base = pd.read_parquet(tmp_path / "one_by_one" / name)
+        for other in ("batched", "two_workers"):
+            pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / other / name), base, check_exact=True)
+    for name in ("summary.csv", "km.csv", "distributions.csv", "resources.csv"):
+        base_bytes = (tmp_path / "one_by_one" / name).read_bytes()
+        for other in ("batched", "two_workers"):
+            assert (tmp_path / other / name).read_bytes() == base_bytes, (other, name)
