@@ -149,6 +149,7 @@ class Pathway:
         self.review_days = review.ppf(u["booking:0"][:, 0]) if review is not None else None
         self.volume = scenario.volume_outcome
         self._symptomatic_since: dict[int, float] = {}
+        self._generators: list[Generator[Any, Any, None]] = []  # every process's generator, closed after the run
 
     # ------------------------------------------------------------------------------------------- running
     def run(self) -> None:
@@ -179,9 +180,17 @@ class Pathway:
             rec.symptomatic_at_end[k] = True
             admitted.append((t_pres, k, t_nat))
         admitted.sort()
-        self.env.process(self._admit(admitted))
+        admit = self._admit(admitted)
+        self._generators.append(admit)
+        self.env.process(admit)
         self.env.run(until=horizon)
         self._close(horizon)
+        # Patients still in the pathway at the horizon are suspended generators whose frames refer back to this
+        # model (model -> env -> event -> process -> generator -> model): a cycle that holds the whole cohort
+        # until a full garbage collection, i.e. hundreds of MB over a long run. Closing them breaks it.
+        for generator in self._generators:
+            generator.close()
+        self._generators.clear()
 
     def _admit(self, admitted: list[tuple[float, int, float]]) -> Generator[Any, Any, None]:
         """Start patients' processes window by window of presentation days (they wait inside their process
@@ -197,7 +206,9 @@ class Pathway:
             window_end = window_start + window
             while i < len(admitted) and admitted[i][0] < window_end:
                 t_pres, k, t_nat = admitted[i]
-                env.process(self._patient(k, t_pres, t_nat))
+                patient = self._patient(k, t_pres, t_nat)
+                self._generators.append(patient)
+                env.process(patient)
                 i += 1
 
     def _censor_unpresented(self, k: int) -> None:

@@ -144,3 +144,28 @@ all = { family = "fixed", value = 0.5 }
     onset = r.patients.set_index("patient_id")["onset_day"]
     # the first clinic request comes half a day after onset, not after the clinic's week-long booking delay
     assert np.allclose(first - onset.loc[first.index], 0.5)
+
+
+def test_a_finished_model_is_freed_without_waiting_for_the_garbage_collector():
+    """Patients still in the pathway at the horizon are suspended generators referring back to the model; unless
+    the run closes them, every replication's cohort stays in memory until a full collection (seen: 1.3 GB
+    instead of 0.5 GB over eight replications of 26,000 patients)."""
+    import gc
+    import weakref
+
+    from sim.pathway import Pathway
+    from sim.population import draw_cohort
+
+    s = load_scenario(LOW_VOLUME, overrides={"run.horizon_days": 400})
+    cohort = draw_cohort(s, 1, 0)
+    gc.collect()
+    gc.disable()
+    try:
+        model = Pathway(s, cohort)
+        model.run()
+        assert (np.array(model.records.final_state) == "in_pathway_at_horizon").any()  # some were suspended
+        ref = weakref.ref(model)
+        del model
+        assert ref() is None
+    finally:
+        gc.enable()
