@@ -174,7 +174,12 @@ from sim.scenario import load_scenario
 s = load_scenario({path!r}, overrides={{"run.horizon_days": 3650}})
 start = time.perf_counter()
 r = run(s, reps={reps}, seed=1, jobs=1, out={out!r}, log_events=False, progress=False)
-print(r.manifest["patients"], time.perf_counter() - start, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+seconds = time.perf_counter() - start
+# VmHWM, not ru_maxrss: Linux carries ru_maxrss over from the parent across fork and exec, so a child of a large
+# benchmark process would report the parent's peak instead of its own.
+status = open("/proc/self/status").read().splitlines() if sys.platform == "linux" else []
+hwm = [int(line.split()[1]) for line in status if line.startswith("VmHWM:")]
+print(r.manifest["patients"], seconds, hwm[0] if hwm else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 """
 
 
