@@ -50,7 +50,10 @@ def main() -> int:
         "output_mib": round(size_mib, 1),
     }
     print(json.dumps(figures, indent=2))
-    (ROOT / "benchmarks" / "scale.json").write_text(json.dumps(figures, indent=2) + "\n")
+    target = ROOT / "benchmarks" / "scale.json"
+    tmp = target.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(figures, indent=2) + "\n")
+    os.replace(tmp, target)
     return 0
 
 
