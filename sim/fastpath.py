@@ -272,7 +272,7 @@ class CenterTotals:
 class FastPathway:
     """One replication on the fast path. Build it, call `run()`, read `records` and `centers` (resource totals).
 
-    A batch of replications runs as one: pass their cohorts joined (`population.concat_cohorts`) and their sizes
+    A batch of replications runs as one: pass their cohorts joined (`population.draw_cohorts`) and their sizes
     as `replication_sizes`; `centers_by_replication` then holds each one's resource totals, and the records are
     the replications' rows one after another. Every patient's results are the same as in a run of her own
     replication (patients never interact here); the batch only shares the fixed cost of each numpy step."""

@@ -367,7 +367,7 @@ class Pathway:
 
     def _diagnose(self, st: PatientState, iatrogenic: bool, presented: float) -> Generator[Any, Any, str]:
         """Consultations until the leak is recognized, it closes on its own, or the patient gives up. The first
-        booking starts at `presented` (the process is still at day 0)."""
+        booking starts at `presented` (the process starts earlier, when the admission window holding that day opens)."""
         rec = self.records
         k = st.k
         u = self.u

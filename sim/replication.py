@@ -61,7 +61,8 @@ BATCH_PATIENTS = 20_000
 
 
 def expected_patients(scenario: Scenario) -> float:
-    """Mean number of patients in one replication (Poisson arrivals over the horizon, demand changes included)."""
+    """Patients expected in one replication: the Poisson mean over the horizon at the peak arrival rate (an upper
+    bound of the mean when demand grows or is seasonal; used to size batches)."""
     pop = scenario.population
     return sum(pop.arrivals_per_year.values()) * scenario.horizon_days / 365.25 * \
         pop.max_rate_multiplier(scenario.horizon_days)
@@ -103,9 +104,9 @@ def run_replications(scenario: Scenario, root_seed: int, replications: Sequence[
         patients = _patients_frame(scenario, rep, cohort.rows(rows), fast.records.rows(rows.start, rows.stop), names)
         tables.append((rep, patients, _resources_frame(scenario, rep, fast.centers_by_replication[b])))
     seconds = time.perf_counter() - started
-    total = max(sum(sizes), 1)
-    return [ReplicationResult(rep, patients, resources, None, None, 0, seconds * max(n, 1) / total, "fast")
-            for (rep, patients, resources), n in zip(tables, sizes, strict=True)]
+    weights = [max(n, 1) for n in sizes]  # an empty replication still gets a share, and the shares add up
+    return [ReplicationResult(rep, patients, resources, None, None, 0, seconds * w / sum(weights), "fast")
+            for (rep, patients, resources), w in zip(tables, weights, strict=True)]
 
 
 def _replicate(scenario: Scenario, replication: int, cohort: Cohort, log_events: bool, engine: str,

@@ -235,3 +235,14 @@ def test_runs_in_fast_path_batches_equal_runs_one_replication_at_a_time(tmp_path
         base_bytes = (tmp_path / "one_by_one" / name).read_bytes()
         for other in ("batched", "two_workers"):
             assert (tmp_path / other / name).read_bytes() == base_bytes, (other, name)
+
+
+def test_every_treatment_step_has_its_uniforms_side_by_side():
+    """The fast path reads a treatment's draw at its column block in `Cohort.treatments` (STEP_OFFSET); a
+    treatment missing from population.TREATMENT_UNIFORMS would silently read another's (offset -1)."""
+    from sim import clinical as cl
+    from sim.fastpath import STEP_CODE, STEP_OFFSET
+    from sim.population import TREATMENT_UNIFORMS
+
+    assert set(cl.TREATMENTS) == set(TREATMENT_UNIFORMS)
+    assert all(STEP_OFFSET[STEP_CODE[step]] >= 0 for step in cl.TREATMENTS)

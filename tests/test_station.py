@@ -87,3 +87,58 @@ def test_same_start_days_as_simpy_resource_with_reneging(capacity, customers):
         return out
 
     assert simulate(lean=True) == simulate(lean=False)
+
+
+@settings(max_examples=150, deadline=None)
+@given(capacity=st.integers(1, 3),
+       customers=st.lists(st.tuples(st.integers(0, 2), st.integers(1, 4),
+                                    st.one_of(st.integers(1, 5), st.just(math.inf))), min_size=1, max_size=12))
+def test_same_outcomes_as_simpy_resource_when_times_tie_under_the_pathways_give_back_rule(capacity, customers):
+    """Whole-day arrivals, services and patience: ties everywhere. The station breaks exact ties in another order
+    than `simpy.Resource` (a free server costs no event), and the pathway's rule — a server granted at or after the
+    day the leak closed is given back — is what makes every customer's outcome the same. This holds that rule."""
+
+    def simulate(lean: bool) -> list[tuple[float, bool]]:
+        env = simpy.Environment()
+        station = Station(env, capacity)
+        resource = simpy.Resource(env, capacity)
+        out: list[tuple[float, bool]] = [(math.nan, False)] * len(customers)
+
+        def customer(i: int, service: int, patience: float):
+            t0 = env.now
+            if lean:
+                ticket = station.request(patience)
+                value = GRANTED if ticket is None else (yield ticket)
+                granted = value is GRANTED
+                if granted and env.now >= t0 + patience:
+                    station.release()
+                    granted = False
+                out[i] = (env.now, granted)
+                if granted:
+                    yield env.timeout(service)
+                    station.release()
+            else:
+                req = resource.request()
+                yield req if req.triggered or patience == math.inf else req | env.timeout(patience)
+                granted = req.triggered
+                if granted and env.now >= t0 + patience:
+                    resource.release(req)
+                    granted = False
+                elif not granted:
+                    req.cancel()
+                out[i] = (env.now, granted)
+                if granted:
+                    yield env.timeout(service)
+                    resource.release(req)
+
+        def source():
+            for i, (gap, service, patience) in enumerate(customers):
+                if gap:
+                    yield env.timeout(gap)
+                env.process(customer(i, service, patience))
+
+        env.process(source())
+        env.run()
+        return out
+
+    assert simulate(lean=True) == simulate(lean=False)
