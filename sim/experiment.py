@@ -134,13 +134,18 @@ def _tables(scenario: Scenario, result: ReplicationResult) -> dict[str, Any]:
     return tables
 
 
-def write_parts(parts: Path, rep: int, tables: dict[str, Any]) -> dict[str, float]:
-    """Write one replication's tables atomically; the metrics file goes last and marks the replication done."""
-    outputs.atomic_write_parquet(parts / f"patients-{rep:05d}.parquet", tables["patients"])
+def write_parts(parts: Path, rep: int, tables: dict[str, Any], keep: dict[int, dict[str, Any]] | None = None
+                ) -> dict[str, float]:
+    """Write one replication's tables atomically; the metrics file goes last and marks the replication done.
+    `keep`: where to leave the Arrow tables just written (keyed by replication), when this process will append
+    them to the run's files, so that they are not read back from disk."""
+    written = {"patients": outputs.atomic_write_parquet(parts / f"patients-{rep:05d}.parquet", tables["patients"])}
     if "events" in tables:
-        outputs.atomic_write_parquet(parts / f"events-{rep:05d}.parquet", tables["events"])
-        outputs.atomic_write_parquet(parts / f"uses-{rep:05d}.parquet", tables["uses"])
+        written["events"] = outputs.atomic_write_parquet(parts / f"events-{rep:05d}.parquet", tables["events"])
+        written["uses"] = outputs.atomic_write_parquet(parts / f"uses-{rep:05d}.parquet", tables["uses"])
         outputs.atomic_write_csv(parts / f"timeseries-{rep:05d}.csv", tables["timeseries"])
+    if keep is not None:
+        keep[rep] = written
     outputs.atomic_write_csv(parts / f"resources-{rep:05d}.csv", tables["resources"])
     write_outcomes(parts / f"outcomes-{rep:05d}.bin", tables["outcomes"])
     outputs.atomic_write_csv(parts / f"metrics-{rep:05d}.csv", tables["metrics"])
@@ -148,10 +153,10 @@ def write_parts(parts: Path, rep: int, tables: dict[str, Any]) -> dict[str, floa
 
 
 def _task(scenario: Scenario, seed: int, reps: list[int], log_events: bool, parts: str,
-          engine: str = "auto") -> list[dict[str, Any]]:
-    """Worker-process task: compute and write a batch of replications in the worker, return only their small info
-    records."""
-    return [write_parts(Path(parts), tables["info"]["replication"], tables)
+          engine: str = "auto", keep: dict[int, dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+    """Compute and write a batch of replications (in a worker process, or in this one with `keep`: see
+    write_parts); return only their small info records."""
+    return [write_parts(Path(parts), tables["info"]["replication"], tables, keep)
             for tables in compute_replications(scenario, seed, reps, log_events, engine)]
 
 
@@ -193,9 +198,11 @@ class Backend:
 
 def run_replications(scenario: Scenario, seed: int, reps: Sequence[int], parts: Path, backend: Backend | int,
                      log_events: bool, on_done: Callable[[dict[str, Any]], None] | None = None,
-                     engine: str = "auto", pool: ProcessPoolExecutor | None = None) -> None:
+                     engine: str = "auto", pool: ProcessPoolExecutor | None = None,
+                     keep: dict[int, dict[str, Any]] | None = None) -> None:
     """Run the given replications (skipping those already in `parts`) on the backend; each finished replication
-    is written before the next is reported, so an interruption loses at most the ones in flight.
+    is written before the next is reported, so an interruption loses at most the ones in flight. `keep`: where
+    replications run in this process leave the Arrow tables they wrote (see write_parts).
 
     `pool`: worker processes to use for the `processes` backend (`run` keeps one for the whole run, so that
     batches of `--reps auto` and the final merging reuse the same workers); one is started here when None."""
@@ -209,7 +216,7 @@ def run_replications(scenario: Scenario, seed: int, reps: Sequence[int], parts: 
         return
     if backend.kind == "serial" or backend.jobs <= 1 or len(todo) == 1:
         for batch in _batches(scenario, todo, 1, log_events, engine):
-            for info in _task(scenario, seed, batch, log_events, str(parts), engine):
+            for info in _task(scenario, seed, batch, log_events, str(parts), engine, keep):
                 if on_done:
                     on_done(info)
         return
@@ -265,13 +272,19 @@ class _Concatenation:
                      names.items()}
         self.parts, self.n, self.next = parts, n, 0
         self.done = _done_reps(parts)
+        # Arrow tables of replications run in this process (serial runs), filled by write_parts: appended
+        # without reading their parts back.
+        self.held: dict[int, dict[str, Any]] = {}
 
     def add(self, rep: int) -> None:
         self.done.add(rep)
         while self.next < self.n and self.next in self.done:
+            held = self.held.pop(self.next, {})  # tables this process wrote and still holds, else read back
             for kind, out in self.outs.items():
-                out.add(self.parts / f"{kind}-{self.next:05d}.parquet")
+                out.add(self.parts / f"{kind}-{self.next:05d}.parquet", held.get(kind))
             self.next += 1
+        for r in [r for r in self.held if r < self.next]:  # in place: run() handed this very dict to the writers
+            del self.held[r]
 
     def finish(self) -> int:
         """Append what is left and put the files in place; returns the number of patients."""
@@ -395,7 +408,8 @@ def run(scenario: Scenario | str | os.PathLike[str], reps: int | str = 10, seed:
                 bar.refresh()
             else:
                 n_final = int(reps)
-                run_replications(scenario, seed, range(n_final), parts, backend, log_events, done, engine, pool)
+                run_replications(scenario, seed, range(n_final), parts, backend, log_events, done, engine, pool,
+                                 concat.held if concat is not None else None)
         finally:
             bar.close()
         for extra in sorted(r for r in _done_reps(parts) if r >= n_final):  # look-ahead replications are not kept

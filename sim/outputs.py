@@ -39,10 +39,14 @@ def atomic_write_csv(path: Path, df: pd.DataFrame) -> None:
     os.replace(tmp, path)
 
 
-def atomic_write_parquet(path: Path, df: pd.DataFrame) -> None:
+def atomic_write_parquet(path: Path, df: pd.DataFrame) -> pa.Table:
+    """Write `df` to `path` (temporary name, then rename); returns the Arrow table written, for callers that
+    would otherwise read the file straight back."""
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    pq.write_table(pa.Table.from_pandas(df, preserve_index=False), tmp)
+    table = pa.Table.from_pandas(df, preserve_index=False)
+    pq.write_table(table, tmp)
     os.replace(tmp, path)
+    return table
 
 
 class ParquetConcat:
@@ -57,8 +61,10 @@ class ParquetConcat:
         self.writer: pq.ParquetWriter | None = None
         self.rows = 0
 
-    def add(self, part: Path) -> None:
-        table = pq.read_table(part)
+    def add(self, part: Path, table: pa.Table | None = None) -> None:
+        """Append the part at `part`, or `table` when the caller still holds what it wrote there."""
+        if table is None:
+            table = pq.read_table(part)
         if self.writer is None:
             self.writer = pq.ParquetWriter(self.tmp, table.schema)
         elif table.schema != self.writer.schema:
