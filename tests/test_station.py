@@ -46,47 +46,61 @@ def test_the_longest_waiting_patient_gets_the_server_and_those_who_left_are_skip
     assert station.free == 1 and not any(t._value is simpy.events.PENDING for t in station.queue)
 
 
+def simulate_queue(lean: bool, capacity: int, customers: list[tuple[float, float, float]],
+                   give_back: bool) -> list[tuple[float, bool]]:
+    """Customers (gap before arrival, service, patience) through `Station` (lean) or `simpy.Resource` with
+    reneging; each customer's (day she started or left, served?). `give_back`: the pathway's rule, a server granted
+    at or after the end of her patience is handed back at once."""
+    env = simpy.Environment()
+    station = Station(env, capacity)
+    resource = simpy.Resource(env, capacity)
+    out: list[tuple[float, bool]] = [(math.nan, False)] * len(customers)
+
+    def customer(i: int, service: float, patience: float):
+        t0 = env.now
+        if lean:
+            ticket = station.request(patience)
+            granted = (GRANTED if ticket is None else (yield ticket)) is GRANTED
+            if granted and give_back and env.now >= t0 + patience:
+                station.release()
+                granted = False
+            out[i] = (env.now, granted)
+            if granted:
+                yield env.timeout(service)
+                station.release()
+        else:
+            req = resource.request()
+            yield req if req.triggered or patience == math.inf else req | env.timeout(patience)
+            granted = req.triggered
+            if granted and give_back and env.now >= t0 + patience:
+                resource.release(req)
+                granted = False
+            elif not granted:
+                req.cancel()
+            out[i] = (env.now, granted)
+            if granted:
+                yield env.timeout(service)
+                resource.release(req)
+
+    def source():
+        for i, (gap, service, patience) in enumerate(customers):
+            if gap:
+                yield env.timeout(gap)
+            env.process(customer(i, service, patience))
+
+    env.process(source())
+    env.run()
+    return out
+
+
 @settings(max_examples=40, deadline=None)
 @given(capacity=st.integers(1, 3),
        customers=st.lists(st.tuples(st.floats(0.01, 3.0), st.floats(0.01, 5.0), st.floats(0.01, 20.0)),
                           min_size=1, max_size=40))
 def test_same_start_days_as_simpy_resource_with_reneging(capacity, customers):
     """Arrivals (gap, service, patience): every customer starts (or leaves) on the same day with both."""
-
-    def simulate(lean: bool) -> list[tuple[float, bool]]:
-        env = simpy.Environment()
-        station = Station(env, capacity)
-        resource = simpy.Resource(env, capacity)
-        out: list[tuple[float, bool]] = [(math.nan, False)] * len(customers)
-
-        def customer(i: int, service: float, patience: float):
-            if lean:
-                ticket = station.request(patience)
-                value = GRANTED if ticket is None else (yield ticket)
-                out[i] = (env.now, value)
-                if value is GRANTED:
-                    yield env.timeout(service)
-                    station.release()
-            else:
-                req = resource.request()
-                yield req | env.timeout(patience)
-                out[i] = (env.now, req.triggered)
-                if req.triggered:
-                    yield env.timeout(service)
-                    resource.release(req)
-                else:
-                    req.cancel()
-
-        def source():
-            for i, (gap, service, patience) in enumerate(customers):
-                yield env.timeout(gap)
-                env.process(customer(i, service, patience))
-
-        env.process(source())
-        env.run()
-        return out
-
-    assert simulate(lean=True) == simulate(lean=False)
+    assert simulate_queue(True, capacity, customers, give_back=False) == \
+        simulate_queue(False, capacity, customers, give_back=False)
 
 
 @settings(max_examples=150, deadline=None)
@@ -97,48 +111,5 @@ def test_same_outcomes_as_simpy_resource_when_times_tie_under_the_pathways_give_
     """Whole-day arrivals, services and patience: ties everywhere. The station breaks exact ties in another order
     than `simpy.Resource` (a free server costs no event), and the pathway's rule — a server granted at or after the
     day the leak closed is given back — is what makes every customer's outcome the same. This holds that rule."""
-
-    def simulate(lean: bool) -> list[tuple[float, bool]]:
-        env = simpy.Environment()
-        station = Station(env, capacity)
-        resource = simpy.Resource(env, capacity)
-        out: list[tuple[float, bool]] = [(math.nan, False)] * len(customers)
-
-        def customer(i: int, service: int, patience: float):
-            t0 = env.now
-            if lean:
-                ticket = station.request(patience)
-                value = GRANTED if ticket is None else (yield ticket)
-                granted = value is GRANTED
-                if granted and env.now >= t0 + patience:
-                    station.release()
-                    granted = False
-                out[i] = (env.now, granted)
-                if granted:
-                    yield env.timeout(service)
-                    station.release()
-            else:
-                req = resource.request()
-                yield req if req.triggered or patience == math.inf else req | env.timeout(patience)
-                granted = req.triggered
-                if granted and env.now >= t0 + patience:
-                    resource.release(req)
-                    granted = False
-                elif not granted:
-                    req.cancel()
-                out[i] = (env.now, granted)
-                if granted:
-                    yield env.timeout(service)
-                    resource.release(req)
-
-        def source():
-            for i, (gap, service, patience) in enumerate(customers):
-                if gap:
-                    yield env.timeout(gap)
-                env.process(customer(i, service, patience))
-
-        env.process(source())
-        env.run()
-        return out
-
-    assert simulate(lean=True) == simulate(lean=False)
+    assert simulate_queue(True, capacity, customers, give_back=True) == \
+        simulate_queue(False, capacity, customers, give_back=True)
