@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 
 from sim.stats import PATIENT_QUANTITIES, PERCENTILES, replication_distribution_rows
-from sim.survival import EVENTS, km_columns_from_sorted, km_grid, on_grid
+from sim.survival import EVENTS, km_columns_from_sorted, km_grid, labelled, on_grid
 
 # Patient quantities that are the observed Kaplan-Meier durations themselves (event day minus onset).
 _FROM_KM = {"diagnosis_delay_days": "diagnosis", "time_to_resolution_days": "resolution"}
@@ -194,11 +194,7 @@ def merged_km_table(files: Sequence[Path], horizon_days: float, events: Sequence
             d, e = (duration, observed) if mask is None else (duration[mask], observed[mask])
             if d.size == 0:
                 continue
-            t = on_grid(km_columns_from_sorted(d, e), grid)
-            t.insert(0, "group", group)
-            t.insert(0, "group_by", group_by)
-            t.insert(0, "event", event)
-            pieces.append(t)
+            pieces.append(labelled(on_grid(km_columns_from_sorted(d, e), grid), event, group_by, group))
         del duration, observed, codes
     if not pieces:
         return pd.DataFrame(columns=["event", "group_by", "group", "days", "at_risk", "events", "survival",

@@ -100,6 +100,14 @@ def km_grid(horizon_days: float) -> np.ndarray:
     return np.arange(0.0, horizon_days + 1e-9, max(1.0, horizon_days / 2000))
 
 
+def labelled(table: pd.DataFrame, event: str, group_by: str, group: str) -> pd.DataFrame:
+    """A group's curve with the leading columns of km.csv: event, group_by, group."""
+    table.insert(0, "group", group)
+    table.insert(0, "group_by", group_by)
+    table.insert(0, "event", event)
+    return table
+
+
 def km_table(patients: pd.DataFrame, horizon_days: float, by: tuple[str, ...] = ("center", "etiology")) -> pd.DataFrame:
     """Kaplan-Meier curves of time to diagnosis and to resolution, pooled over replications, overall and by
     each column in `by`, read on a grid of days (at most ~2000 points): rows event, group_by, group, days,
@@ -115,11 +123,7 @@ def km_table(patients: pd.DataFrame, horizon_days: float, by: tuple[str, ...] = 
             duration, observed = time_to_event(g, event, horizon_days)
             if duration.size == 0:
                 continue
-            t = on_grid(kaplan_meier(duration, observed), grid)
-            t.insert(0, "group", group)
-            t.insert(0, "group_by", group_by)
-            t.insert(0, "event", event)
-            pieces.append(t)
+            pieces.append(labelled(on_grid(kaplan_meier(duration, observed), grid), event, group_by, group))
     return pd.concat(pieces, ignore_index=True)
 
 
