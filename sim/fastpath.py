@@ -31,7 +31,7 @@ from sim.distributions import DistributionTable
 from sim.errors import ScenarioError
 from sim.parameters import ETIOLOGIES, IATROGENIC, IATROGENIC_LEAK_TYPE, LEAK_TYPES, RESOURCES, Scenario
 from sim.pathway import CONSERVATIVE, FINAL_STATES, IN_PATHWAY, NATURAL_COURSE, RESOLVED, RESOLVED_WITHOUT_CARE
-from sim.population import TREATMENT_UNIFORMS, Cohort
+from sim.population import TREATMENT_UNIFORMS, Cohort, care_reach
 from sim.randomness import SLOTS
 from sim.scenario import MAX_CAPACITY
 
@@ -361,16 +361,16 @@ class FastPathway:
         """Settle patients who never reach care (as Pathway.run), then advance everyone else round by round."""
         c, h = self.cohort, self.horizon
         nat, presented = c.natural_resolution_day, c.presented_day
-        early = nat <= presented
-        without_care = early & (nat < h)
+        reach = care_reach(c, h)
+        without_care = reach.without_care
         self.final[without_care] = F_WITHOUT_CARE
         self.by[without_care] = BY_NATURAL
         self.resolved_day[without_care] = nat[without_care]
         self.symptom_days[without_care] = nat[without_care] - c.onset_day[without_care]
-        unpresented = (early & ~(nat < h)) | (~early & (presented >= h))
+        unpresented = reach.unpresented
         self.symptom_days[unpresented] = h - c.onset_day[unpresented]
         self.symptomatic[unpresented] = True
-        process = ~early & (presented < h)
+        process = reach.admitted
         self.processed = process
         self.symptomatic[process] = True
         self.waiting_days[process] = 0.0

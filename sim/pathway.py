@@ -15,15 +15,15 @@ from typing import Any
 
 import numpy as np
 import simpy
-from simpy.events import Timeout
 
 from sim import clinical as cl
+from sim.events import Delay
 from sim.lazy_days import LazyDays
 from sim.parameters import ETIOLOGIES, IATROGENIC, LEAK_TYPES, RESOURCES, Center, Scenario, VolumeOutcome
-from sim.population import Cohort
+from sim.population import Cohort, care_reach
 from sim.randomness import SLOTS
 from sim.schedule import next_open
-from sim.station import LEFT, Station
+from sim.station import Station
 
 INF = math.inf
 R_CLINIC, R_MRI = RESOURCES.index("clinic"), RESOURCES.index("mri")
@@ -149,6 +149,11 @@ class Pathway:
         self.review_days = review.ppf(u["booking:0"][:, 0]) if review is not None else None
         self.volume = scenario.volume_outcome
         self._symptomatic_since: dict[int, float] = {}
+        # Per-patient facts the processes read, as Python lists (an item of a list is cheaper than of an array).
+        self._etiology: list[int] = cohort.etiology.tolist()
+        self._leak_type: list[int] = cohort.leak_type.tolist()
+        self._direct_repair: list[bool] = cohort.direct_repair.tolist()
+        self._onset: list[float] = cohort.onset_day.tolist()
         self._generators: list[Generator[Any, Any, None]] = []  # every process's generator, closed after the run
 
     # ------------------------------------------------------------------------------------------- running
@@ -157,29 +162,20 @@ class Pathway:
         c = self.cohort
         rec = self.records
         horizon = self.horizon
-        nat = c.natural_resolution_day
-        presented = c.presented_day
-        admitted: list[tuple[float, int, float]] = []  # (presentation day, patient, natural resolution day)
-        for k in range(c.n):
-            rec.center[k] = int(c.home_center[k])
-            t_nat = float(nat[k])
-            t_pres = float(presented[k])
-            if t_nat <= t_pres:
-                if t_nat < horizon:
-                    rec.final_state[k] = RESOLVED_WITHOUT_CARE
-                    rec.resolved_by[k] = NATURAL_COURSE
-                    rec.resolved_day[k] = t_nat
-                    rec.symptom_days[k] = t_nat - float(c.onset_day[k])
-                else:
-                    self._censor_unpresented(k)
-                continue
-            if t_pres >= horizon:
-                self._censor_unpresented(k)
-                continue
-            rec.final_state[k] = IN_PATHWAY
-            rec.symptomatic_at_end[k] = True
-            admitted.append((t_pres, k, t_nat))
-        admitted.sort()
+        reach = care_reach(c, horizon)
+        # Everyone starts as still in the pathway at the horizon; those who closed before presenting are settled here.
+        settled = reach.without_care
+        rec.center = c.home_center.tolist()
+        rec.final_state = np.where(settled, RESOLVED_WITHOUT_CARE, IN_PATHWAY).astype(object).tolist()
+        rec.resolved_by = np.where(settled, NATURAL_COURSE, "").astype(object).tolist()
+        rec.resolved_day = np.where(settled, c.natural_resolution_day, math.nan).tolist()
+        rec.symptom_days = np.where(settled, c.natural_resolution_day - c.onset_day,
+                                    np.where(reach.unpresented, horizon - c.onset_day, math.nan)).tolist()
+        rec.symptomatic_at_end = (~settled).tolist()
+        ks = np.flatnonzero(reach.admitted)
+        order = ks[np.argsort(c.presented_day[ks], kind="stable")]  # by presentation day, then patient
+        admitted = list(zip(c.presented_day[order].tolist(), order.tolist(),
+                            c.natural_resolution_day[order].tolist(), strict=True))
         admit = self._admit(admitted)
         self._generators.append(admit)
         self.env.process(admit)
@@ -201,8 +197,8 @@ class Pathway:
         i = 0
         while i < len(admitted):
             window_start = math.floor(admitted[i][0] / window) * window
-            if window_start > env.now:
-                yield Timeout(env, window_start - env.now)
+            if window_start > env._now:
+                yield Delay(env, window_start - env._now)
             window_end = window_start + window
             while i < len(admitted) and admitted[i][0] < window_end:
                 t_pres, k, t_nat = admitted[i]
@@ -210,12 +206,6 @@ class Pathway:
                 self._generators.append(patient)
                 env.process(patient)
                 i += 1
-
-    def _censor_unpresented(self, k: int) -> None:
-        rec = self.records
-        rec.final_state[k] = IN_PATHWAY
-        rec.symptom_days[k] = self.horizon - float(self.cohort.onset_day[k])
-        rec.symptomatic_at_end[k] = True
 
     def _close(self, horizon: float) -> None:
         rec = self.records
@@ -228,28 +218,27 @@ class Pathway:
                 rec.symptom_days[k] = (0.0 if math.isnan(prior) else prior) + (horizon - since)
 
     def log(self, k: int, activity: str, center: str, resource: str = "") -> None:
-        self.events.append((k, self.env.now, activity, center, resource))  # type: ignore[union-attr]
+        self.events.append((k, self.env._now, activity, center, resource))  # type: ignore[union-attr]
 
     # ------------------------------------------------------------------------------------------- helpers
     def _wait(self, st: PatientState, delay: float) -> Generator[Any, Any, bool]:
         """Wait `delay` days unless the leak closes on its own first (then return False at that day)."""
         env = self.env
-        end = env.now + delay
-        if end >= st.t_nat:
+        if env._now + delay >= st.t_nat:
             yield from self._until_natural_resolution(st)
             return False
         if delay > 0.0:
-            yield Timeout(env, delay)
+            yield Delay(env, delay)
         return True
 
     def _until_natural_resolution(self, st: PatientState) -> Generator[Any, Any, None]:
         """Advance to the day the leak closes on its own. If that day fell during a visit already under way,
         the closure is dated to the end of the visit, so that recorded times stay ordered."""
         env = self.env
-        if st.t_nat > env.now:
-            yield Timeout(env, st.t_nat - env.now)
+        if st.t_nat > env._now:
+            yield Delay(env, st.t_nat - env._now)
         else:
-            st.t_nat = env.now
+            st.t_nat = env._now
 
     def _use(self, st: PatientState, r: int, activity: str, booking: float | None = None,
              start: float | None = None) -> Generator[Any, Any, bool]:
@@ -269,72 +258,59 @@ class Pathway:
             booking = center.booking[r].item(k, j % S_BOOKING)
         t_nat = st.t_nat
         if start is None:
-            if env.now + booking >= t_nat:
+            if env._now + booking >= t_nat:
                 yield from self._until_natural_resolution(st)
                 return False
             if booking > 0.0:
-                yield Timeout(env, booking)
+                yield Delay(env, booking)
         else:
             booked = start + booking
             if booked >= t_nat:
-                yield Timeout(env, start - env.now)
+                yield Delay(env, start - env._now)
                 yield from self._until_natural_resolution(st)
                 return False
-            yield Timeout(env, booked - env.now)
+            yield Delay(env, booked - env._now)
         mon = center.monitors[r]
-        t_request = env.now
-        mon.advance(t_request)
-        mon.n_arrived += 1
-        ticket = mon.request(t_nat - t_request)
+        t_request = env._now
+        ticket = mon.arrive(t_request, t_nat - t_request)
         now = t_request
         if ticket is not None:  # every server is taken: wait in line (until the leak closes, if it would)
-            mon.n_waiting += 1
             granted = yield ticket
-            now = env.now
-            mon.advance(now)
-            mon.n_waiting -= 1
-            if granted is LEFT:
-                mon.n_abandoned += 1
+            now = env._now
+            if not mon.called(now, granted):
                 return False
         if center.scheduled[r] and now < t_nat:  # hold the server until the resource opens (still waiting)
             t_open = next_open(now, center.specs[r])
             if t_open > now:
                 mon.n_waiting += 1
-                yield Timeout(env, min(t_open, t_nat) - now)
-                now = env.now
+                yield Delay(env, min(t_open, t_nat) - now)
+                now = env._now
                 mon.advance(now)
                 mon.n_waiting -= 1
         if now >= t_nat:  # granted (or opened) at or after the day the leak closed: give the slot back
-            mon.release()
-            mon.n_abandoned += 1
+            mon.give_back()
             return False
-        mon.n_busy += 1
-        mon.n_served += 1
         wait = now - t_request
-        mon.waits.append(wait)
+        mon.start(wait)
         self.records.waiting_days[k] += wait
         service = center.service[r].item(k, j % S_SERVICE)
         if self.events is not None:
             self.log(k, activity, center.name, RESOURCES[r])
             self.uses.append((k, center.name, RESOURCES[r], t_request, now, now + service))  # type: ignore[union-attr]
-        yield Timeout(env, service)
-        mon.advance(env.now)
-        mon.n_busy -= 1
-        mon.release()
+        yield Delay(env, service)
+        mon.finish(env._now)
         return True
 
     # ------------------------------------------------------------------------------------------- the pathway
     def _patient(self, k: int, t_present: float, t_nat: float) -> Generator[Any, Any, None]:
         env = self.env
         rec = self.records
-        c = self.cohort
-        e_idx = int(c.etiology[k])
-        etiology = ETIOLOGIES[e_idx]
-        lt = int(c.leak_type[k])
+        etiology = ETIOLOGIES[self._etiology[k]]
+        lt = self._leak_type[k]
         leak_type = LEAK_TYPES[lt] if lt >= 0 else "procedural"
-        hist = cl.History(etiology=etiology, leak_type=leak_type, direct_repair=bool(c.direct_repair[k]))
-        onset = float(c.onset_day[k])
-        st = PatientState(k, self.centers[int(c.home_center[k])], hist, t_nat, onset)
+        hist = cl.History(etiology=etiology, leak_type=leak_type, direct_repair=self._direct_repair[k])
+        onset = self._onset[k]
+        st = PatientState(k, self.centers[rec.center[k]], hist, t_nat, onset)
         self._symptomatic_since[k] = onset
         rec.waiting_days[k] = 0.0
         rec.presented_day[k] = t_present
@@ -348,7 +324,7 @@ class Pathway:
         if outcome == PERSISTENT:
             self._persist(st, "undiagnosed")
             return
-        rec.diagnosed_day[k] = env.now
+        rec.diagnosed_day[k] = env._now
         if self.events is not None:
             self.log(k, "diagnosed", st.center.name)
 
@@ -360,7 +336,7 @@ class Pathway:
             if step == cl.PERSISTENT:
                 self._persist(st, "treatment_exhausted")
                 return
-            self._resolve(st, step, env.now)
+            self._resolve(st, step, env._now)
             recurs = yield from self._after_success(st, step)
             if not recurs:
                 return
@@ -389,7 +365,7 @@ class Pathway:
                 recognized = uc < profile.recognition_probability_iatrogenic
             else:
                 recognized = False
-                experience = st.center.volume_multiplier(self.env.now, self.volume) if self.volume.enabled else 1.0
+                experience = st.center.volume_multiplier(self.env._now, self.volume) if self.volume.enabled else 1.0
                 if uc < profile.recognition_probability_spontaneous * experience:
                     m = rec.n_brain_mri[k]
                     imaged = yield from self._use(st, R_MRI, "brain_mri")
@@ -403,7 +379,7 @@ class Pathway:
                         profile.diagnose_despite_normal_mri_probability
             if recognized:
                 if not iatrogenic:
-                    st.center.spontaneous_seen.append(self.env.now)
+                    st.center.spontaneous_seen.append(self.env._now)
                 return "diagnosed"
             if self.events is not None:
                 self.log(k, "misdiagnosed", st.center.name)
@@ -422,7 +398,7 @@ class Pathway:
         h = st.hist
         u = self.u
         cln = self.clinical
-        onset = float(self.cohort.onset_day[k])
+        onset = self._onset[k]
         ok = yield from self._wait(st, self.conservative.item(k, h.recurrences % SLOTS["conservative"]))
         if not ok:
             return CONSERVATIVE
@@ -444,7 +420,7 @@ class Pathway:
                 rec.center[k] = st.center.index
                 h.arrive_at_new_center()
                 if h.etiology == "spontaneous":
-                    st.center.spontaneous_seen.append(env.now)
+                    st.center.spontaneous_seen.append(env._now)
                 seen = yield from self._use(st, R_CLINIC, "consultation")
                 if not seen:
                     return CONSERVATIVE
@@ -462,10 +438,10 @@ class Pathway:
                     rec.leak_localized[k] = True
                 continue
             if math.isnan(rec.first_treatment_day[k]):
-                rec.first_treatment_day[k] = env.now
-            p = cl.success_probability(step, h, profile, cln, env.now - onset)
+                rec.first_treatment_day[k] = env._now
+            p = cl.success_probability(step, h, profile, cln, env._now - onset)
             if step == cl.LEAK_SURGERY and self.volume.enabled:
-                p *= center.volume_multiplier(env.now, self.volume)
+                p *= center.volume_multiplier(env._now, self.volume)
             attempt = self._count_treatment(k, step)
             cl.record_step(h, step, cln)
             draws = u[step]
@@ -502,7 +478,7 @@ class Pathway:
         u = self.u
         cln = self.clinical
         n_rih_slots = SLOTS["rih"]
-        success_day = env.now
+        success_day = env._now
         i = h.recurrences % n_rih_slots
         if u["rih_occurs"].item(k, i) < cl.rih_probability(step, h, cln):
             rec.rih[k] = True
@@ -521,7 +497,7 @@ class Pathway:
                 # Read as a return of low-pressure headache: one needless blood patch, RIH left untreated.
                 rec.rih_misread[k] = True
                 if onset > 0.0:
-                    yield Timeout(env, onset)
+                    yield Delay(env, onset)
                 st.t_nat = INF
                 done = yield from self._use(st, RESOURCE_INDEX["procedure_room"], "ebp_for_misread_rih")
                 if done:
@@ -532,14 +508,14 @@ class Pathway:
         recur_day = success_day + self.recurrence_delay.item(k, i)
         if recur_day >= self.horizon:
             return False
-        if recur_day > env.now:
-            yield Timeout(env, recur_day - env.now)
+        if recur_day > env._now:
+            yield Delay(env, recur_day - env._now)
         # Symptoms are back: the patient is in the pathway again and returns to her current center.
         rec.n_recurrences[k] += 1
         rec.final_state[k] = IN_PATHWAY
         rec.resolved_day[k] = math.nan
         rec.resolved_by[k] = ""
-        self._symptomatic_since[k] = env.now
+        self._symptomatic_since[k] = env._now
         rec.symptomatic_at_end[k] = True
         st.t_nat = INF  # a recurred leak is not assumed to close on its own
         h.start_new_episode()

@@ -87,6 +87,27 @@ class Cohort:
         return block
 
 
+@dataclass(frozen=True)
+class CareReach:
+    """Which patients of a cohort reach care before the horizon, as boolean masks (both engines settle the others
+    without simulating them): `without_care` closed on their own before presenting, within the horizon;
+    `unpresented` neither closed nor presented by the horizon; `admitted` present before both."""
+
+    without_care: np.ndarray
+    unpresented: np.ndarray
+    admitted: np.ndarray
+
+
+def care_reach(cohort: Cohort, horizon_days: float) -> CareReach:
+    """Split the cohort by whether and how it reaches care before `horizon_days` (see `CareReach`)."""
+    nat, presented = cohort.natural_resolution_day, cohort.presented_day
+    early = nat <= presented
+    closed = nat < horizon_days
+    return CareReach(without_care=early & closed,
+                     unpresented=(early & ~closed) | (~early & (presented >= horizon_days)),
+                     admitted=~early & (presented < horizon_days))
+
+
 def draw_cohort(scenario: Scenario, root_seed: int, replication: int) -> Cohort:
     """The patients of one replication."""
     return draw_cohorts(scenario, root_seed, [replication])[0]

@@ -17,10 +17,13 @@ from __future__ import annotations
 from collections import deque
 
 import simpy
-from simpy.events import PENDING, Timeout
+from simpy.events import PENDING
+
+from sim.events import Delay
 
 GRANTED = True
 LEFT = False  # the value of a ticket whose holder left the queue (her leak closed first)
+INF = float("inf")
 
 
 class Station:
@@ -52,19 +55,57 @@ class Station:
             self.area_busy += self.n_busy * dt
             self.last_t = now
 
-    def request(self, patience_days: float) -> simpy.Event | None:
-        """Take a server: None when one is free now (no event), else a ticket to yield. The ticket's value is
-        GRANTED when a server is handed over, LEFT if `patience_days` (finite) pass first; the patient is then out
-        of the queue."""
+    def arrive(self, now: float, patience_days: float) -> simpy.Event | None:
+        """A patient asks for a server at day `now`. None when one is free (no event); else she joins the line
+        and gets a ticket to yield, whose value is GRANTED when a server is handed over, or LEFT if
+        `patience_days` (finite) pass first. The monitor's update is written out here rather than calling
+        `advance`: this runs once per resource use, in the engine's hot path."""
+        dt = now - self.last_t
+        if dt > 0.0:
+            self.area_waiting += self.n_waiting * dt
+            self.area_busy += self.n_busy * dt
+            self.last_t = now
+        self.n_arrived += 1
         if self.free:
             self.free -= 1
             return None
+        self.n_waiting += 1
         ticket = simpy.Event(self.env)
         self.queue.append(ticket)
-        if patience_days != float("inf"):
-            timer = Timeout(self.env, patience_days)
+        if patience_days != INF:
+            timer = Delay(self.env, patience_days)
             timer.callbacks.append(lambda _timer: ticket._value is PENDING and ticket.succeed(LEFT))
         return ticket
+
+    def called(self, now: float, granted: bool) -> bool:
+        """The ticket of a patient in line fired at `now`: she leaves the line, served (True) or gone (False)."""
+        self.advance(now)
+        self.n_waiting -= 1
+        if granted is LEFT:
+            self.n_abandoned += 1
+            return False
+        return True
+
+    def start(self, wait_days: float) -> None:
+        """Service begins on the server the patient holds, after `wait_days` in line (the monitor is current)."""
+        self.n_busy += 1
+        self.n_served += 1
+        self.waits.append(wait_days)
+
+    def give_back(self) -> None:
+        """The patient holds a server she will not use (her leak closed first): count her as abandoned."""
+        self.n_abandoned += 1
+        self.release()
+
+    def finish(self, now: float) -> None:
+        """Service ends at `now`: the server goes to the next patient in line, or becomes free."""
+        dt = now - self.last_t
+        if dt > 0.0:
+            self.area_waiting += self.n_waiting * dt
+            self.area_busy += self.n_busy * dt
+            self.last_t = now
+        self.n_busy -= 1
+        self.release()
 
     def release(self) -> None:
         """Free a server: hand it to the longest-waiting patient still in line, if any."""
