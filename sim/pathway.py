@@ -26,6 +26,7 @@ from sim.schedule import next_open
 from sim.station import Station
 
 INF = math.inf
+N_RESOURCES = len(RESOURCES)
 R_CLINIC, R_MRI = RESOURCES.index("clinic"), RESOURCES.index("mri")
 RESOURCE_INDEX = {r: i for i, r in enumerate(RESOURCES)}
 STEP_RESOURCE_INDEX = {step: RESOURCE_INDEX[r] for step, r in cl.STEP_RESOURCE.items()}
@@ -81,7 +82,7 @@ class PatientState:
         self.hist = hist
         self.t_nat = t_nat
         self.symptomatic_since = onset
-        self.uses = [0] * len(RESOURCES)
+        self.uses = [0] * N_RESOURCES
 
 
 class Records:
@@ -221,24 +222,24 @@ class Pathway:
         self.events.append((k, self.env._now, activity, center, resource))  # type: ignore[union-attr]
 
     # ------------------------------------------------------------------------------------------- helpers
-    def _wait(self, st: PatientState, delay: float) -> Generator[Any, Any, bool]:
-        """Wait `delay` days unless the leak closes on its own first (then return False at that day)."""
-        env = self.env
-        if env._now + delay >= st.t_nat:
-            yield from self._until_natural_resolution(st)
-            return False
-        if delay > 0.0:
-            yield Delay(env, delay)
-        return True
+    # Waiting is written as "get the event, yield it if there is one" rather than as sub-generators: a generator
+    # per wait, and a frame more on every resume, were a measurable share of the engine's time.
+    def _wait(self, st: PatientState, delay: float) -> tuple[Delay | None, bool]:
+        """What to yield to wait `delay` days (None: nothing to wait), and whether the leak is still open at its
+        end. If the leak closes on its own first, the wait ends the day it closes (see `_closure`)."""
+        if self.env._now + delay >= st.t_nat:
+            return self._closure(st), False
+        return (Delay(self.env, delay) if delay > 0.0 else None), True
 
-    def _until_natural_resolution(self, st: PatientState) -> Generator[Any, Any, None]:
-        """Advance to the day the leak closes on its own. If that day fell during a visit already under way,
-        the closure is dated to the end of the visit, so that recorded times stay ordered."""
+    def _closure(self, st: PatientState) -> Delay | None:
+        """What to yield to reach the day the leak closes on its own. If that day fell during a visit already
+        under way, the closure is dated to the end of the visit (now: nothing to yield), so that recorded times
+        stay ordered."""
         env = self.env
         if st.t_nat > env._now:
-            yield Delay(env, st.t_nat - env._now)
-        else:
-            st.t_nat = env._now
+            return Delay(env, st.t_nat - env._now)
+        st.t_nat = env._now
+        return None
 
     def _use(self, st: PatientState, r: int, activity: str, booking: float | None = None,
              start: float | None = None) -> Generator[Any, Any, bool]:
@@ -259,7 +260,9 @@ class Pathway:
         t_nat = st.t_nat
         if start is None:
             if env._now + booking >= t_nat:
-                yield from self._until_natural_resolution(st)
+                closure = self._closure(st)
+                if closure is not None:
+                    yield closure
                 return False
             if booking > 0.0:
                 yield Delay(env, booking)
@@ -267,7 +270,9 @@ class Pathway:
             booked = start + booking
             if booked >= t_nat:
                 yield Delay(env, start - env._now)
-                yield from self._until_natural_resolution(st)
+                closure = self._closure(st)
+                if closure is not None:
+                    yield closure
                 return False
             yield Delay(env, booked - env._now)
         mon = center.monitors[r]
@@ -385,7 +390,9 @@ class Pathway:
                 self.log(k, "misdiagnosed", st.center.name)
             if n + 1 >= self.max_consultations:
                 return PERSISTENT
-            back = yield from self._wait(st, self.misdiagnosis_return.item(k, n % n_slots))
+            wait, back = self._wait(st, self.misdiagnosis_return.item(k, n % n_slots))
+            if wait is not None:
+                yield wait
             if not back:
                 return NATURAL_COURSE
 
@@ -399,7 +406,9 @@ class Pathway:
         u = self.u
         cln = self.clinical
         onset = self._onset[k]
-        ok = yield from self._wait(st, self.conservative.item(k, h.recurrences % SLOTS["conservative"]))
+        wait, ok = self._wait(st, self.conservative.item(k, h.recurrences % SLOTS["conservative"]))
+        if wait is not None:
+            yield wait
         if not ok:
             return CONSERVATIVE
         while True:
@@ -413,7 +422,9 @@ class Pathway:
                 rec.n_referrals[k] = n_ref + 1
                 if self.events is not None:
                     self.log(k, "referred", center.name)
-                ok = yield from self._wait(st, center.referral_delay.item(k, n_ref % SLOTS["referral"]))
+                wait, ok = self._wait(st, center.referral_delay.item(k, n_ref % SLOTS["referral"]))
+                if wait is not None:
+                    yield wait
                 if not ok:
                     return CONSERVATIVE
                 st.center = self.centers[center.refer_index]
