@@ -140,6 +140,8 @@ def build_parser() -> argparse.ArgumentParser:
     p_sen.add_argument("--out", default="results/sensitivity", help="output folder (default results/sensitivity)")
     p_rep = sub.add_parser("report", help="write report.html and figures/ for a run or comparison folder")
     p_rep.add_argument("folder")
+    p_rep.add_argument("--jobs", type=_positive_int, default=default_jobs(),
+                       help="processes drawing the figures (default: all cores)")
     return parser
 
 
@@ -163,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "sensitivity":
             return _sensitivity(args, command)
         if args.command == "report":
-            return _report(args.folder)
+            return _report(args.folder, args.jobs)
     except ScenarioError as err:
         print(f"csfsim: error: {err}", file=sys.stderr)
         return 2
@@ -211,7 +213,7 @@ def _run(args: argparse.Namespace, command: str) -> int:
         row = result.metric(metric, group)
         print(f"  {label:<52} {row['mean']:10.3f}  (95% CI {row['ci95_low']:.3f} to {row['ci95_high']:.3f})")
     print(f"Written to {out}/")
-    return 0 if args.no_report else _report(out)
+    return 0 if args.no_report else _report(out, _report_jobs(args))
 
 
 def _compare(args: argparse.Namespace, command: str) -> int:
@@ -231,14 +233,22 @@ def _compare(args: argparse.Namespace, command: str) -> int:
         print(f"\ncommon random numbers: {result.crn_factor:.1f}x fewer replications for the same precision "
               "(median variance reduction of the paired differences over the primary metrics)")
     print(f"Written to {args.out}/ (comparison.csv, and one run folder per scenario)")
-    return 0 if args.no_report else _report(args.out)
+    return 0 if args.no_report else _report(args.out, _report_jobs(args))
 
 
-def _report(folder: str | Path) -> int:
+def _report(folder: str | Path, jobs: int = 1) -> int:
     from sim.report import build_report
 
-    print(f"Report: {Path(build_report(folder)).resolve()}")
+    print(f"Report: {Path(build_report(folder, jobs)).resolve()}")
     return 0
+
+
+def _report_jobs(args: argparse.Namespace) -> int:
+    """Processes for drawing the report's figures: this machine's share of --jobs (none with --backend serial;
+    with Dask the workers may be elsewhere, so at most this machine's cores)."""
+    from sim.experiment import default_jobs
+
+    return 1 if args.backend == "serial" else min(args.jobs, default_jobs())
 
 
 def _sweep(args: argparse.Namespace, command: str) -> int:

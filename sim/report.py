@@ -11,8 +11,10 @@ import base64
 import html
 import json
 import math
+import multiprocessing
 import os
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -622,13 +624,14 @@ def _figure_html(png: Path, caption: str) -> str:
 
 
 def make_figures(target: Target, metrics: pd.DataFrame, headline: Sequence[tuple[str, str, str]],
-                 fig_dir: Path) -> list[tuple[Path, str]]:
-    """Every figure the data allow, as (PNG path, caption)."""
-    made: list[tuple[Path, str]] = []
+                 fig_dir: Path, jobs: int = 1) -> list[tuple[Path, str]]:
+    """Every figure the data allow, as (PNG path, caption). With `jobs` > 1 the figures are drawn on that many
+    forked processes (drawing is most of a report's time, and figures are independent); same files either way."""
+    tasks: list[tuple[Callable[..., Path], tuple[Any, ...], str]] = []  # (plot function, its arguments, caption)
 
     def add(name: str, data: pd.DataFrame, fn: Callable[..., Path], caption: str, *args: object) -> None:
         if len(data):
-            made.append((fn(data, *args, fig_dir / name) if args else fn(data, fig_dir / name), caption))
+            tasks.append((fn, (data, *args, fig_dir / name), caption))
 
     by = "scenario, overall and by etiology" if target.is_comparison else "center and etiology"
     add("km_diagnosis", km_curves(target, "diagnosis"), plots.plot_km,
@@ -648,17 +651,26 @@ def make_figures(target: Target, metrics: pd.DataFrame, headline: Sequence[tuple
     add("waits", waits_table(target), plots.plot_waits, "Queue waits per resource (distribution).")
     add("utilization", utilization_table(target), plots.plot_utilization,
         "Utilization per resource and month (mean over replications).")
-    return made
+    workers = min(jobs, len(tasks))
+    if workers > 1 and "fork" in multiprocessing.get_all_start_methods():
+        # Forked: the children share this process's imports (matplotlib, pandas) instead of importing them again.
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
+            futures = [pool.submit(fn, *args) for fn, args, _ in tasks]
+            paths = [f.result() for f in futures]
+    else:
+        paths = [fn(*args) for fn, args, _ in tasks]
+    return [(path, caption) for path, (_, _, caption) in zip(paths, tasks, strict=True)]
 
 
-def build_report(folder: str | os.PathLike[str]) -> Path:
-    """Write `report.html` and `figures/` into a run or comparison folder; returns the report path."""
+def build_report(folder: str | os.PathLike[str], jobs: int = 1) -> Path:
+    """Write `report.html` and `figures/` into a run or comparison folder (figures drawn on `jobs` processes);
+    returns the report path."""
     from sim.cli import HEADLINE
 
     target = load_target(folder)
     fig_dir = target.folder / "figures"
     metrics = series_metrics(target)
-    figures = make_figures(target, metrics, HEADLINE, fig_dir)
+    figures = make_figures(target, metrics, HEADLINE, fig_dir, jobs)
     html_text = render(target, metrics, figures, HEADLINE)
     out = target.folder / "report.html"
     atomic_write_text(out, html_text)

@@ -301,3 +301,14 @@ def test_a_centers_own_overrides_reach_the_manifest_and_the_differing_parameters
     before, after = differing[first_contact[0]]
     assert before[0] != after[0] and "0" in after[0]
     assert any(p.endswith("resources.theatre.closed_periods") for p in differing)
+
+
+def test_figures_drawn_on_two_processes_are_the_same_images_as_on_one(comparison_dir, tmp_path):
+    target = report.load_target(comparison_dir)
+    metrics = report.series_metrics(target)
+    one = report.make_figures(target, metrics, HEADLINE, tmp_path / "one")
+    two = report.make_figures(target, metrics, HEADLINE, tmp_path / "two", jobs=2)
+    assert [(p.name, caption) for p, caption in one] == [(p.name, caption) for p, caption in two]
+    for (a, _), (b, _) in zip(one, two, strict=True):
+        assert a.read_bytes() == b.read_bytes(), a.name
+        assert b.with_suffix(".svg").stat().st_size > 0
