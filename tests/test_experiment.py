@@ -179,3 +179,34 @@ def test_resume_of_parts_without_outcome_summaries_gives_the_same_tables(tmp_pat
     run(s, reps=2, seed=4, out=tmp_path / "old", log_events=False, progress=False, resume=True)
     for name in ("km.csv", "distributions.csv", "summary.csv"):
         assert (tmp_path / "old" / name).read_bytes() == (clean.out_dir / name).read_bytes()
+
+
+def test_this_process_working_with_the_workers_gives_the_tables_of_a_serial_run(tmp_path):
+    """--jobs 2 and 3 run replications (and the km/distributions merges) both in this process and on workers,
+    each taking the next one when free: every file is the bytes of a serial run's, whoever ran what."""
+    s = small(LOW_VOLUME)
+    run(s, reps=5, seed=3, out=tmp_path / "serial", backend=Backend("serial"), log_events=False, progress=False)
+    for jobs in (2, 3):
+        r = run(s, reps=5, seed=3, jobs=jobs, out=tmp_path / f"jobs{jobs}", log_events=False, progress=False)
+        assert r.manifest["backend"] == f"{jobs} worker processes"
+        for name in ("patients.parquet", "summary.csv", "km.csv", "distributions.csv", "resources.csv"):
+            assert (tmp_path / f"jobs{jobs}" / name).read_bytes() == (tmp_path / "serial" / name).read_bytes(), name
+
+
+def test_an_error_on_a_worker_stops_the_run_with_that_error(tmp_path):
+    """A task that fails on a worker (here: every replication fails) raises its own error in this process, and
+    the workers are told to stop taking tasks."""
+    from sim.experiment import _Crew
+
+    crew = _Crew(1)
+    try:
+        crew.start([(_fail, (i,)) for i in range(4)])
+        with pytest.raises(ValueError, match="task"):
+            crew.finish(lambda i: time.sleep(0.2), lambda i, result: None, tmp_path)
+        assert crew.claimed.value == 4
+    finally:
+        crew.shutdown()
+
+
+def _fail(i: int) -> None:
+    raise ValueError(f"task {i} failed")
