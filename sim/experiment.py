@@ -6,10 +6,11 @@ tables are identical bit for bit for any number of jobs. Each finished replicati
 the folder renamed to OUT only when every replication is there. `resume=True` picks up an interrupted run.
 
 What would be serial is kept small, so that two workers run nearly twice as fast as one: with --jobs N, N - 1
-worker processes and this one share the work (`_Crew`), and the workers live for the whole run; the patient (and event) tables are appended to the final file as replications finish, in
-replication order; each worker also writes a compact summary of its replication's outcomes (`sim.summaries`),
-and km.csv and distributions.csv are merged from those on the workers, exactly, instead of reading every
-patient back into this process (which also held ~600 MB per million patients).
+worker processes and this one share the work (`_Crew`), and the workers live for the whole run; the patient (and
+event) tables are appended to the final file as replications finish, in replication order; each worker also
+writes a compact summary of its replication's outcomes (`sim.summaries`), and km.csv and distributions.csv are
+merged from those on the workers, exactly, instead of reading every patient back into this process (which also
+held ~600 MB per million patients).
 """
 
 from __future__ import annotations
