@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import platform
@@ -183,6 +184,13 @@ def git_commit() -> str:
 
 
 def versions() -> dict[str, str]:
+    """Versions of Python and the packages a run uses."""
+    return dict(_versions())
+
+
+@functools.cache
+def _versions() -> dict[str, str]:
+    # Read once per process (~10 ms of package metadata): they are the versions imported, which do not change.
     out = {"python": platform.python_version(), "platform": platform.platform()}
     for pkg in ("csfsim", "simpy", "numpy", "scipy", "pandas", "pyarrow", "matplotlib"):
         try:
