@@ -148,13 +148,14 @@ def write_parts(parts: Path, rep: int, tables: dict[str, Any], keep: dict[int, d
         outputs.atomic_write_csv(parts / f"timeseries-{rep:05d}.csv", tables["timeseries"])
     if keep is not None:
         keep[rep] = written
-    outputs.atomic_write_csv(parts / f"resources-{rep:05d}.csv", tables["resources"])
+    resources = parts / f"resources-{rep:05d}.csv"
+    outputs.atomic_write_csv(resources, tables["resources"])
     write_outcomes(parts / f"outcomes-{rep:05d}.bin", tables["outcomes"])
     metrics = parts / f"metrics-{rep:05d}.csv"
     outputs.atomic_write_csv(metrics, tables["metrics"])
-    # The metrics as the run reads them back (through CSV), read here: in parallel on a worker, and not at the
-    # end of the run, in this process alone.
-    return {**tables["info"], "metrics": pd.read_csv(metrics)}
+    # The metrics and resources as the run reads them back (through CSV), read here: in parallel on a worker,
+    # and not at the end of the run, in this process alone.
+    return {**tables["info"], "metrics": pd.read_csv(metrics), "resources": pd.read_csv(resources)}
 
 
 def _task(scenario: Scenario, seed: int, reps: list[int], log_events: bool, parts: str,
@@ -545,7 +546,7 @@ def run(scenario: Scenario | str | os.PathLike[str], reps: int | str = 10, seed:
             for f in parts.glob(f"*-{extra:05d}.*"):
                 f.unlink()
         result = _finalize(scenario, seed, n_final, work, backend, infos, started, command, log_events, stopping,
-                           engine, crew, concat)
+                           engine, crew, concat, load=not keep)
     except BaseException:
         if concat is not None:
             concat.abort()
@@ -557,10 +558,6 @@ def run(scenario: Scenario | str | os.PathLike[str], reps: int | str = 10, seed:
         outputs.publish_dir(work, out_path)
         result.out_dir = out_path
     else:
-        result._patients = pd.read_parquet(work / "patients.parquet")
-        if (work / "events.parquet").exists():
-            result._events = pd.read_parquet(work / "events.parquet")
-            result._uses = pd.read_parquet(work / "resource_uses.parquet")
         shutil.rmtree(work, ignore_errors=True)
     return result
 
@@ -634,16 +631,13 @@ def _write_distributions(outcome_files: list[Path], per_rep: pd.DataFrame, dest:
 def _finalize(scenario: Scenario, seed: int, reps: int, work: Path, backend: Backend,
               infos: list[dict[str, Any]], started: float, command: str | None, log_events: bool,
               stopping: dict[str, Any] | None, engine: str = "auto", crew: _Crew | None = None,
-              concat: _Concatenation | None = None) -> RunResult:
+              concat: _Concatenation | None = None, load: bool = False) -> RunResult:
     """Merge the parts into the run's tables. With worker processes, km.csv and distributions.csv are merged on
-    the workers while this process finishes the concatenation and writes the other tables, then joins them."""
+    the workers while this process finishes the concatenation and writes the other tables, then joins them.
+    `load`: read the run's Parquet tables into the result (a run without an output folder)."""
     parts = work / PARTS
     rep_ids = range(reps)
-    # Metrics of this session's replications came with their info; those of an interrupted run are read.
-    metrics = {i["replication"]: i["metrics"] for i in infos if "metrics" in i}
-    per_rep = pd.concat([metrics[r] if r in metrics else pd.read_csv(parts / f"metrics-{r:05d}.csv")
-                         for r in rep_ids], ignore_index=True)
-    del metrics
+    per_rep = _from_infos(infos, "metrics", parts, rep_ids)
     has_patients = any(i["n_patients"] for i in infos if i["replication"] < reps) or \
         any(pq.ParquetFile(parts / f"patients-{r:05d}.parquet").metadata.num_rows for r in rep_ids)
     tasks: list[tuple[Callable[..., None], tuple[Any, ...]]] = []
@@ -662,9 +656,14 @@ def _finalize(scenario: Scenario, seed: int, reps: int, work: Path, backend: Bac
     if log_events:
         series = pd.concat([pd.read_csv(parts / f"timeseries-{r:05d}.csv") for r in rep_ids], ignore_index=True)
         outputs.atomic_write_csv(work / "resource_timeseries.csv", series)
-    resources = pd.concat([pd.read_csv(parts / f"resources-{r:05d}.csv") for r in rep_ids], ignore_index=True)
+    resources = _from_infos(infos, "resources", parts, rep_ids)
     across = summarize(per_rep)
     outputs.atomic_write_csv(work / "summary.csv", summary_table(per_rep, across))
+    # Read back for a run kept in memory here, while the workers merge km.csv and distributions.csv.
+    loaded = {} if not load else {"_patients": pd.read_parquet(work / "patients.parquet")}
+    if load and (work / "events.parquet").exists():
+        loaded |= {"_events": pd.read_parquet(work / "events.parquet"),
+                   "_uses": pd.read_parquet(work / "resource_uses.parquet")}
     if crew is None:
         for fn, args in tasks:
             fn(*args)
@@ -705,7 +704,15 @@ def _finalize(scenario: Scenario, seed: int, reps: int, work: Path, backend: Bac
     shutil.rmtree(parts, ignore_errors=True)
     (work / "run.json").unlink(missing_ok=True)
     return RunResult(scenario=scenario, seed=seed, reps=reps, per_replication=per_rep, summary=across,
-                     resources=resources, manifest=manifest)
+                     resources=resources, manifest=manifest, **loaded)
+
+
+def _from_infos(infos: list[dict[str, Any]], kind: str, parts: Path, reps: range) -> pd.DataFrame:
+    """A per-replication table (`metrics` or `resources`) of every replication, in order: those run in this
+    session came with their info, those of an interrupted run are read from their parts."""
+    given = {i["replication"]: i[kind] for i in infos if kind in i}
+    return pd.concat([given[r] if r in given else pd.read_csv(parts / f"{kind}-{r:05d}.csv") for r in reps],
+                     ignore_index=True)
 
 
 def _outcomes_part(parts: Path, rep: int, horizon_days: float) -> Path:
