@@ -141,10 +141,10 @@ def write_parts(parts: Path, rep: int, tables: dict[str, Any], keep: dict[int, d
     """Write one replication's tables atomically; the metrics file goes last and marks the replication done.
     `keep`: where to leave the Arrow tables just written (keyed by replication), when this process will append
     them to the run's files, so that they are not read back from disk."""
-    written = {"patients": outputs.atomic_write_parquet(parts / f"patients-{rep:05d}.parquet", tables["patients"])}
+    written = {"patients": outputs.atomic_write_arrow(parts / f"patients-{rep:05d}.arrow", tables["patients"])}
     if "events" in tables:
-        written["events"] = outputs.atomic_write_parquet(parts / f"events-{rep:05d}.parquet", tables["events"])
-        written["uses"] = outputs.atomic_write_parquet(parts / f"uses-{rep:05d}.parquet", tables["uses"])
+        written["events"] = outputs.atomic_write_arrow(parts / f"events-{rep:05d}.arrow", tables["events"])
+        written["uses"] = outputs.atomic_write_arrow(parts / f"uses-{rep:05d}.arrow", tables["uses"])
         outputs.atomic_write_csv(parts / f"timeseries-{rep:05d}.csv", tables["timeseries"])
     if keep is not None:
         keep[rep] = written
@@ -411,7 +411,9 @@ class _Concatenation:
         while self.next < self.n and self.next in self.done:
             held = self.held.pop(self.next, {})  # tables this process wrote and still holds, else read back
             for kind, out in self.outs.items():
-                out.add(self.parts / f"{kind}-{self.next:05d}.parquet", held.get(kind))
+                table = held.get(kind)
+                out.add(self.parts, table if table is not None else outputs.read_part(
+                    self.parts / f"{kind}-{self.next:05d}"))
             self.next += 1
         for r in [r for r in self.held if r < self.next]:  # in place: run() handed this very dict to the writers
             del self.held[r]
@@ -639,7 +641,7 @@ def _finalize(scenario: Scenario, seed: int, reps: int, work: Path, backend: Bac
     rep_ids = range(reps)
     per_rep = _from_infos(infos, "metrics", parts, rep_ids)
     has_patients = any(i["n_patients"] for i in infos if i["replication"] < reps) or \
-        any(pq.ParquetFile(parts / f"patients-{r:05d}.parquet").metadata.num_rows for r in rep_ids)
+        any(outputs.part_rows(parts / f"patients-{r:05d}") for r in rep_ids)
     tasks: list[tuple[Callable[..., None], tuple[Any, ...]]] = []
     if has_patients:
         # Merged from the workers' per-replication summaries: exact, and one quantity in memory at a time.
@@ -720,8 +722,9 @@ def _outcomes_part(parts: Path, rep: int, horizon_days: float) -> Path:
     older csfsim version and resumed with this one)."""
     path = parts / f"outcomes-{rep:05d}.bin"
     if not path.exists():
-        write_outcomes(path, replication_outcomes(pd.read_parquet(parts / f"patients-{rep:05d}.parquet"),
-                                                  horizon_days))
+        arrow = parts / f"patients-{rep:05d}.arrow"
+        patients = pd.read_feather(arrow) if arrow.exists() else pd.read_parquet(arrow.with_suffix(".parquet"))
+        write_outcomes(path, replication_outcomes(patients, horizon_days))
     return path
 
 
