@@ -354,13 +354,13 @@ class _Crew:
         return n
 
 
-_CREW: tuple[Any, Any] | None = None  # in a worker process: the crew's counter and result queue
+_CREW: tuple[Any, Any, int] | None = None  # in a worker process: the crew's counter, result queue, parent's pid
 
 
 def _join_crew(claimed: Any, results: Any) -> None:
     global _CREW
     gc.freeze()
-    _CREW = (claimed, results)
+    _CREW = (claimed, results, os.getppid())
 
 
 def _next_task(claimed: Any, n: int) -> int | None:
@@ -375,9 +375,9 @@ def _next_task(claimed: Any, n: int) -> int | None:
 def _crew_member(tasks: list[tuple[Callable[..., Any], tuple[Any, ...]]]) -> int:
     """In a worker: run tasks until none is left, putting each result on the crew's queue."""
     assert _CREW is not None
-    claimed, results = _CREW
+    claimed, results, parent = _CREW
     n = 0
-    while True:
+    while os.getppid() == parent:  # not on with the run once the main process is gone (killed)
         with claimed.get_lock():
             i = _next_task(claimed, len(tasks))
         if i is None:
@@ -385,6 +385,7 @@ def _crew_member(tasks: list[tuple[Callable[..., Any], tuple[Any, ...]]]) -> int
         fn, args = tasks[i]
         results.put((i, fn(*args)))
         n += 1
+    return n
 
 
 class _Concatenation:
