@@ -5,11 +5,12 @@ tables are identical bit for bit for any number of jobs. Each finished replicati
 `parts/` folder inside `OUT.partial/`; the run is finalized (tables concatenated on disk, manifest written) and
 the folder renamed to OUT only when every replication is there. `resume=True` picks up an interrupted run.
 
-What would be serial is kept small, so that two workers run nearly twice as fast as one: the worker pool lives
-for the whole run; the patient (and event) tables are appended to the final file as replications finish, in
-replication order; each worker also writes a compact summary of its replication's outcomes (`sim.summaries`),
-and km.csv and distributions.csv are merged from those on the workers, exactly, instead of reading every
-patient back into this process (which also held ~600 MB per million patients).
+What would be serial is kept small, so that two workers run nearly twice as fast as one: with --jobs N, N - 1
+worker processes and this one share the work (`_Crew`), and the workers live for the whole run; the patient (and
+event) tables are appended to the final file as replications finish, in replication order; each worker also
+writes a compact summary of its replication's outcomes (`sim.summaries`), and km.csv and distributions.csv are
+merged from those on the workers, exactly, instead of reading every patient back into this process (which also
+held ~600 MB per million patients).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from __future__ import annotations
 import gc
 import json
 import math
+import multiprocessing
 import os
 import shutil
 import sys
@@ -139,17 +141,21 @@ def write_parts(parts: Path, rep: int, tables: dict[str, Any], keep: dict[int, d
     """Write one replication's tables atomically; the metrics file goes last and marks the replication done.
     `keep`: where to leave the Arrow tables just written (keyed by replication), when this process will append
     them to the run's files, so that they are not read back from disk."""
-    written = {"patients": outputs.atomic_write_parquet(parts / f"patients-{rep:05d}.parquet", tables["patients"])}
+    written = {"patients": outputs.atomic_write_arrow(parts / f"patients-{rep:05d}.arrow", tables["patients"])}
     if "events" in tables:
-        written["events"] = outputs.atomic_write_parquet(parts / f"events-{rep:05d}.parquet", tables["events"])
-        written["uses"] = outputs.atomic_write_parquet(parts / f"uses-{rep:05d}.parquet", tables["uses"])
+        written["events"] = outputs.atomic_write_arrow(parts / f"events-{rep:05d}.arrow", tables["events"])
+        written["uses"] = outputs.atomic_write_arrow(parts / f"uses-{rep:05d}.arrow", tables["uses"])
         outputs.atomic_write_csv(parts / f"timeseries-{rep:05d}.csv", tables["timeseries"])
     if keep is not None:
         keep[rep] = written
-    outputs.atomic_write_csv(parts / f"resources-{rep:05d}.csv", tables["resources"])
+    resources = parts / f"resources-{rep:05d}.csv"
+    outputs.atomic_write_csv(resources, tables["resources"])
     write_outcomes(parts / f"outcomes-{rep:05d}.bin", tables["outcomes"])
-    outputs.atomic_write_csv(parts / f"metrics-{rep:05d}.csv", tables["metrics"])
-    return tables["info"]
+    metrics = parts / f"metrics-{rep:05d}.csv"
+    outputs.atomic_write_csv(metrics, tables["metrics"])
+    # The metrics and resources as the run reads them back (through CSV), read here: in parallel on a worker,
+    # and not at the end of the run, in this process alone.
+    return {**tables["info"], "metrics": pd.read_csv(metrics), "resources": pd.read_csv(resources)}
 
 
 def _task(scenario: Scenario, seed: int, reps: list[int], log_events: bool, parts: str,
@@ -198,14 +204,14 @@ class Backend:
 
 def run_replications(scenario: Scenario, seed: int, reps: Sequence[int], parts: Path, backend: Backend | int,
                      log_events: bool, on_done: Callable[[dict[str, Any]], None] | None = None,
-                     engine: str = "auto", pool: ProcessPoolExecutor | None = None,
+                     engine: str = "auto", crew: _Crew | None = None,
                      keep: dict[int, dict[str, Any]] | None = None) -> None:
     """Run the given replications (skipping those already in `parts`) on the backend; each finished replication
     is written before the next is reported, so an interruption loses at most the ones in flight. `keep`: where
     replications run in this process leave the Arrow tables they wrote (see write_parts).
 
-    `pool`: worker processes to use for the `processes` backend (`run` keeps one for the whole run, so that
-    batches of `--reps auto` and the final merging reuse the same workers); one is started here when None."""
+    `crew`: worker processes to share the `processes` backend's work with (`run` keeps one for the whole run, so
+    that batches of `--reps auto` and the final merging reuse the same workers); one is started here when None."""
     if isinstance(backend, int):
         backend = Backend("processes", backend)
     todo = sorted(set(reps) - _done_reps(parts))
@@ -220,23 +226,27 @@ def run_replications(scenario: Scenario, seed: int, reps: Sequence[int], parts: 
                 if on_done:
                     on_done(info)
         return
-    if pool is None:
-        with ProcessPoolExecutor(max_workers=min(backend.jobs, len(todo))) as own:
-            _run_on_pool(own, scenario, seed, todo, parts, log_events, on_done, engine, backend.jobs)
-    else:
-        _run_on_pool(pool, scenario, seed, todo, parts, log_events, on_done, engine, backend.jobs)
+    own = crew is None
+    crew = crew or _Crew(min(backend.jobs, len(todo)) - 1)
+    try:
+        _run_on_crew(crew, scenario, seed, todo, parts, log_events, on_done, engine, backend.jobs, keep)
+    finally:
+        if own:
+            crew.shutdown()
 
 
-def _run_on_pool(pool: ProcessPoolExecutor, scenario: Scenario, seed: int, todo: list[int], parts: Path,
-                 log_events: bool, on_done: Callable[[dict[str, Any]], None] | None, engine: str, jobs: int) -> None:
-    pending: set[Future] = {pool.submit(_task, scenario, seed, batch, log_events, str(parts), engine)
-                            for batch in _batches(scenario, todo, jobs, log_events, engine)}
-    while pending:
-        finished, pending = wait(pending, return_when=FIRST_COMPLETED)
-        for fut in finished:
-            for info in _result(fut, parts):
-                if on_done:
-                    on_done(info)
+def _run_on_crew(crew: _Crew, scenario: Scenario, seed: int, todo: list[int], parts: Path, log_events: bool,
+                 on_done: Callable[[dict[str, Any]], None] | None, engine: str, jobs: int,
+                 keep: dict[int, dict[str, Any]] | None) -> None:
+    batches = _batches(scenario, todo, jobs, log_events, engine)
+    crew.start([(_task, (scenario, seed, batch, log_events, str(parts), engine)) for batch in batches])
+
+    def report(_: int, infos: list[dict[str, Any]]) -> None:
+        for info in infos:
+            if on_done:
+                on_done(info)
+
+    crew.finish(lambda i: _task(scenario, seed, batches[i], log_events, str(parts), engine, keep), report, parts)
 
 
 def _result(fut: Future, parts: Path) -> Any:
@@ -247,14 +257,135 @@ def _result(fut: Future, parts: Path) -> Any:
                              f"are kept in {parts.parent}; rerun with --resume to finish") from None
 
 
-def _start_pool(backend: Backend, max_tasks: int) -> ProcessPoolExecutor | None:
-    """Worker processes for the whole run (None when replications run in this process or on Dask)."""
+def _start_crew(backend: Backend, max_tasks: int) -> _Crew | None:
+    """Worker processes for the whole run, `jobs - 1` of them since this process works too (None when
+    replications run in this process alone or on Dask)."""
     if backend.kind != "processes" or backend.jobs <= 1 or max_tasks <= 1:
         return None
-    # Workers are forked (Linux): gc.freeze() first thing in each puts the objects inherited from this process out
-    # of the collector's reach, so its full collections neither walk them nor write to (and so copy) their pages.
-    # Measured: --jobs 2 about 5% faster on replications of ~2,600 patients.
-    return ProcessPoolExecutor(max_workers=min(backend.jobs, max_tasks), initializer=gc.freeze)
+    return _Crew(min(backend.jobs, max_tasks) - 1)
+
+
+class _Crew:
+    """This process and `workers` worker processes, taking tasks in turn from one shared counter.
+
+    Why: with a pool of `jobs` workers this process sat idle while they simulated, then did the run's serial
+    part alone, and with small replications that cost --jobs 2 about a third of its speed. Here `jobs - 1`
+    workers and this process share the work, so that every core simulates; tasks are claimed one at a time, so
+    that whoever is free takes the next one and all finish together (this process also appends the tables
+    as replications finish, and takes fewer tasks). What a task computes does not depend on who runs it."""
+
+    def __init__(self, workers: int) -> None:
+        ctx = multiprocessing.get_context()
+        self.workers = workers
+        self.claimed = ctx.Value("q", 0)  # tasks handed out so far (reset for each list of tasks)
+        self.results = ctx.SimpleQueue()  # (task index, result) from the workers, in the order they finish
+        # Workers are forked (Linux): gc.freeze() first thing in each puts the objects inherited from this
+        # process out of the collector's reach, so its full collections neither walk them nor write to (and so
+        # copy) their pages. Measured: --jobs 2 about 5% faster on replications of ~2,600 patients.
+        self.pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_join_crew,
+                                        initargs=(self.claimed, self.results))
+        self.n = 0
+        self.futures: set[Future] = set()
+        # And in this process, for as long as the workers live: a full collection here would write to every
+        # object's header, so copy every page it shares with the workers (measured: its first replication
+        # ~60% slower). Unfrozen by shutdown().
+        gc.freeze()
+
+    def start(self, tasks: list[tuple[Callable[..., Any], tuple[Any, ...]]]) -> None:
+        """Let the workers start on `tasks` (this process joins in with `finish`)."""
+        with self.claimed.get_lock():
+            self.claimed.value = 0
+        self.n = len(tasks)
+        self.futures = {self.pool.submit(_crew_member, tasks) for _ in range(self.workers)}
+
+    def finish(self, run_here: Callable[[int], Any], on_result: Callable[[int, Any], None], parts: Path) -> None:
+        """Take tasks with the workers until none is left (`run_here(i)` runs task i in this process), and pass
+        every task's result to `on_result` as it comes, on this thread."""
+        received = 0
+        try:
+            while (i := self._claim(parts)) is not None:
+                on_result(i, run_here(i))
+                received += 1 + self._collect(on_result, block=False)
+            while self.futures:
+                done, self.futures = wait(self.futures, timeout=0.01, return_when=FIRST_COMPLETED)
+                for fut in done:
+                    _result(fut, parts)
+                received += self._collect(on_result, block=False)
+            # A worker's puts are in the pipe before its task returns, so what is missing is there to read.
+            while received < self.n:
+                received += self._collect(on_result, block=True)
+        except BaseException:
+            self.stop()
+            raise
+
+    def stop(self) -> None:
+        """No more tasks for the workers (on an error or interruption, so that shutting down does not wait for
+        the rest of the run)."""
+        with self.claimed.get_lock():
+            self.claimed.value = self.n
+
+    def release(self) -> None:
+        """Let the workers exit (they have no more work), without waiting for them."""
+        self.stop()
+        self.pool.shutdown(wait=False, cancel_futures=True)
+
+    def shutdown(self) -> None:
+        self.stop()
+        self.pool.shutdown(wait=True, cancel_futures=True)
+        gc.unfreeze()
+
+    def _claim(self, parts: Path) -> int | None:
+        # With a timeout, so that a worker that died holding the lock stops the run instead of hanging it.
+        while not self.claimed.get_lock().acquire(timeout=0.5):
+            for fut in [f for f in self.futures if f.done()]:
+                _result(fut, parts)
+        try:
+            return _next_task(self.claimed, self.n)
+        finally:
+            self.claimed.get_lock().release()
+
+    def _collect(self, on_result: Callable[[int, Any], None], block: bool) -> int:
+        n = 0
+        while block or not self.results.empty():
+            i, result = self.results.get()
+            on_result(i, result)
+            n += 1
+            block = False
+        return n
+
+
+_CREW: tuple[Any, Any, int] | None = None  # in a worker process: the crew's counter, result queue, parent's pid
+
+
+def _join_crew(claimed: Any, results: Any) -> None:
+    global _CREW
+    gc.freeze()
+    _CREW = (claimed, results, os.getppid())
+
+
+def _next_task(claimed: Any, n: int) -> int | None:
+    """Claim the next task (the caller holds the counter's lock)."""
+    i = int(claimed.value)
+    if i >= n:
+        return None
+    claimed.value = i + 1
+    return i
+
+
+def _crew_member(tasks: list[tuple[Callable[..., Any], tuple[Any, ...]]]) -> int:
+    """In a worker: run tasks until none is left, putting each result on the crew's queue."""
+    assert _CREW is not None
+    claimed, results, parent = _CREW
+    n = 0
+    while os.getppid() == parent:  # not on with the run once the main process is gone (killed)
+        with claimed.get_lock():
+            i = _next_task(claimed, len(tasks))
+        if i is None:
+            return n
+        fn, args = tasks[i]
+        results.put((i, fn(*args)))
+        n += 1
+    return n
 
 
 class _Concatenation:
@@ -281,7 +412,9 @@ class _Concatenation:
         while self.next < self.n and self.next in self.done:
             held = self.held.pop(self.next, {})  # tables this process wrote and still holds, else read back
             for kind, out in self.outs.items():
-                out.add(self.parts / f"{kind}-{self.next:05d}.parquet", held.get(kind))
+                table = held.get(kind)
+                out.add(self.parts, table if table is not None else outputs.read_part(
+                    self.parts / f"{kind}-{self.next:05d}"))
             self.next += 1
         for r in [r for r in self.held if r < self.next]:  # in place: run() handed this very dict to the writers
             del self.held[r]
@@ -398,17 +531,17 @@ def run(scenario: Scenario | str | os.PathLike[str], reps: int | str = 10, seed:
             concat.add(info["replication"])
 
     stopping: dict[str, Any] | None = None
-    pool = _start_pool(backend, target)
+    crew = _start_crew(backend, target)
     try:
         try:
             if auto:
                 n_final, stopping = _run_until_precise(scenario, seed, parts, backend, log_events, done, precision,
-                                                       max_reps, engine, pool)
+                                                       max_reps, engine, crew)
                 bar.total = n_final
                 bar.refresh()
             else:
                 n_final = int(reps)
-                run_replications(scenario, seed, range(n_final), parts, backend, log_events, done, engine, pool,
+                run_replications(scenario, seed, range(n_final), parts, backend, log_events, done, engine, crew,
                                  concat.held if concat is not None else None)
         finally:
             bar.close()
@@ -416,22 +549,18 @@ def run(scenario: Scenario | str | os.PathLike[str], reps: int | str = 10, seed:
             for f in parts.glob(f"*-{extra:05d}.*"):
                 f.unlink()
         result = _finalize(scenario, seed, n_final, work, backend, infos, started, command, log_events, stopping,
-                           engine, pool, concat)
+                           engine, crew, concat, load=not keep)
     except BaseException:
         if concat is not None:
             concat.abort()
         raise
     finally:
-        if pool is not None:
-            pool.shutdown(wait=True, cancel_futures=True)
+        if crew is not None:
+            crew.shutdown()
     if keep:
         outputs.publish_dir(work, out_path)
         result.out_dir = out_path
     else:
-        result._patients = pd.read_parquet(work / "patients.parquet")
-        if (work / "events.parquet").exists():
-            result._events = pd.read_parquet(work / "events.parquet")
-            result._uses = pd.read_parquet(work / "resource_uses.parquet")
         shutil.rmtree(work, ignore_errors=True)
     return result
 
@@ -446,13 +575,13 @@ def _primary_values(parts: Path, n: int) -> dict[str, np.ndarray]:
 def _run_until_precise(scenario: Scenario, seed: int, parts: Path, backend: Backend, log_events: bool,
                        done: Callable[[dict[str, Any]], None], precision: float,
                        max_reps: int, engine: str = "auto",
-                       pool: ProcessPoolExecutor | None = None) -> tuple[int, dict[str, Any]]:
+                       crew: _Crew | None = None) -> tuple[int, dict[str, Any]]:
     """Add replications in batches until `replications_needed` finds a solution or the cap is reached."""
     batch = max(backend.jobs if backend.kind != "serial" else 1, LOOK_AHEAD)
     n = 0
     while True:
         n = min(max_reps, max(n + batch, MIN_REPS + LOOK_AHEAD))
-        run_replications(scenario, seed, range(n), parts, backend, log_events, done, engine, pool)
+        run_replications(scenario, seed, range(n), parts, backend, log_events, done, engine, crew)
         values = _primary_values(parts, n)
         solution = replications_needed(values, precision)
         if solution is not None:
@@ -504,14 +633,16 @@ def _write_distributions(outcome_files: list[Path], per_rep: pd.DataFrame, dest:
 
 def _finalize(scenario: Scenario, seed: int, reps: int, work: Path, backend: Backend,
               infos: list[dict[str, Any]], started: float, command: str | None, log_events: bool,
-              stopping: dict[str, Any] | None, engine: str = "auto", pool: ProcessPoolExecutor | None = None,
-              concat: _Concatenation | None = None) -> RunResult:
+              stopping: dict[str, Any] | None, engine: str = "auto", crew: _Crew | None = None,
+              concat: _Concatenation | None = None, load: bool = False) -> RunResult:
     """Merge the parts into the run's tables. With worker processes, km.csv and distributions.csv are merged on
-    the workers while this process finishes the concatenation and writes the other tables."""
+    the workers while this process finishes the concatenation and writes the other tables, then joins them.
+    `load`: read the run's Parquet tables into the result (a run without an output folder)."""
     parts = work / PARTS
     rep_ids = range(reps)
-    per_rep = pd.concat([pd.read_csv(parts / f"metrics-{r:05d}.csv") for r in rep_ids], ignore_index=True)
-    has_patients = any(pq.ParquetFile(parts / f"patients-{r:05d}.parquet").metadata.num_rows for r in rep_ids)
+    per_rep = _from_infos(infos, "metrics", parts, rep_ids)
+    has_patients = any(i["n_patients"] for i in infos if i["replication"] < reps) or \
+        any(outputs.part_rows(parts / f"patients-{r:05d}") for r in rep_ids)
     tasks: list[tuple[Callable[..., None], tuple[Any, ...]]] = []
     if has_patients:
         # Merged from the workers' per-replication summaries: exact, and one quantity in memory at a time.
@@ -520,21 +651,28 @@ def _finalize(scenario: Scenario, seed: int, reps: int, work: Path, backend: Bac
         tasks = [(_write_km, (outcome_files, scenario.horizon_days, event, piece))
                  for event, piece in zip(EVENTS, km_pieces, strict=True)]
         tasks.append((_write_distributions, (outcome_files, per_rep, work / "distributions.csv")))
-    futures = [pool.submit(fn, *args) for fn, args in tasks] if pool is not None else []
+    if crew is not None:
+        crew.start(tasks)
     if concat is None:
         concat = _Concatenation(parts, work, reps, log_events)
     n_rows = concat.finish()
     if log_events:
         series = pd.concat([pd.read_csv(parts / f"timeseries-{r:05d}.csv") for r in rep_ids], ignore_index=True)
         outputs.atomic_write_csv(work / "resource_timeseries.csv", series)
-    resources = pd.concat([pd.read_csv(parts / f"resources-{r:05d}.csv") for r in rep_ids], ignore_index=True)
+    resources = _from_infos(infos, "resources", parts, rep_ids)
     across = summarize(per_rep)
     outputs.atomic_write_csv(work / "summary.csv", summary_table(per_rep, across))
-    if pool is None:
+    # Read back for a run kept in memory here, while the workers merge km.csv and distributions.csv.
+    loaded = {} if not load else {"_patients": pd.read_parquet(work / "patients.parquet")}
+    if load and (work / "events.parquet").exists():
+        loaded |= {"_events": pd.read_parquet(work / "events.parquet"),
+                   "_uses": pd.read_parquet(work / "resource_uses.parquet")}
+    if crew is None:
         for fn, args in tasks:
             fn(*args)
-    for fut in futures:
-        _result(fut, parts)
+    else:
+        crew.finish(lambda i: tasks[i][0](*tasks[i][1]), lambda i, result: None, parts)
+        crew.release()  # the workers exit while this process writes the rest
     if has_patients:
         _join_csv(km_pieces, work / "km.csv")
     outputs.atomic_write_csv(work / "resources.csv", resources)
@@ -569,7 +707,15 @@ def _finalize(scenario: Scenario, seed: int, reps: int, work: Path, backend: Bac
     shutil.rmtree(parts, ignore_errors=True)
     (work / "run.json").unlink(missing_ok=True)
     return RunResult(scenario=scenario, seed=seed, reps=reps, per_replication=per_rep, summary=across,
-                     resources=resources, manifest=manifest)
+                     resources=resources, manifest=manifest, **loaded)
+
+
+def _from_infos(infos: list[dict[str, Any]], kind: str, parts: Path, reps: range) -> pd.DataFrame:
+    """A per-replication table (`metrics` or `resources`) of every replication, in order: those run in this
+    session came with their info, those of an interrupted run are read from their parts."""
+    given = {i["replication"]: i[kind] for i in infos if kind in i}
+    return pd.concat([given[r] if r in given else pd.read_csv(parts / f"{kind}-{r:05d}.csv") for r in reps],
+                     ignore_index=True)
 
 
 def _outcomes_part(parts: Path, rep: int, horizon_days: float) -> Path:
@@ -577,8 +723,9 @@ def _outcomes_part(parts: Path, rep: int, horizon_days: float) -> Path:
     older csfsim version and resumed with this one)."""
     path = parts / f"outcomes-{rep:05d}.bin"
     if not path.exists():
-        write_outcomes(path, replication_outcomes(pd.read_parquet(parts / f"patients-{rep:05d}.parquet"),
-                                                  horizon_days))
+        arrow = parts / f"patients-{rep:05d}.arrow"
+        patients = pd.read_feather(arrow) if arrow.exists() else pd.read_parquet(arrow.with_suffix(".parquet"))
+        write_outcomes(path, replication_outcomes(patients, horizon_days))
     return path
 
 

@@ -156,7 +156,7 @@ def test_disk_full_is_one_clear_line(tmp_path, monkeypatch, capsys):
     def full(path, df):
         raise OSError(errno.ENOSPC, "No space left on device", str(path))
 
-    monkeypatch.setattr(outputs, "atomic_write_parquet", full)
+    monkeypatch.setattr(outputs, "atomic_write_arrow", full)  # the per-replication parts
     code = main(["run", str(EXPERIENCED), "--reps", "1", "--jobs", "1", "--quiet", "--no-report",
                  "--out", str(tmp_path / "r")])
     err = capsys.readouterr().err.strip().splitlines()
@@ -179,3 +179,60 @@ def test_resume_of_parts_without_outcome_summaries_gives_the_same_tables(tmp_pat
     run(s, reps=2, seed=4, out=tmp_path / "old", log_events=False, progress=False, resume=True)
     for name in ("km.csv", "distributions.csv", "summary.csv"):
         assert (tmp_path / "old" / name).read_bytes() == (clean.out_dir / name).read_bytes()
+
+
+def test_this_process_working_with_the_workers_gives_the_tables_of_a_serial_run(tmp_path):
+    """--jobs 2 and 3 run replications (and the km/distributions merges) both in this process and on workers,
+    each taking the next one when free: every file is the bytes of a serial run's, whoever ran what."""
+    s = small(LOW_VOLUME)
+    run(s, reps=5, seed=3, out=tmp_path / "serial", backend=Backend("serial"), log_events=False, progress=False)
+    for jobs in (2, 3):
+        r = run(s, reps=5, seed=3, jobs=jobs, out=tmp_path / f"jobs{jobs}", log_events=False, progress=False)
+        assert r.manifest["backend"] == f"{jobs} worker processes"
+        for name in ("patients.parquet", "summary.csv", "km.csv", "distributions.csv", "resources.csv"):
+            assert (tmp_path / f"jobs{jobs}" / name).read_bytes() == (tmp_path / "serial" / name).read_bytes(), name
+
+
+def test_an_error_on_a_worker_stops_the_run_with_that_error(tmp_path):
+    """A task that fails on a worker (here: every replication fails) raises its own error in this process, and
+    the workers are told to stop taking tasks."""
+    from sim.experiment import _Crew
+
+    crew = _Crew(1)
+    try:
+        crew.start([(_fail, (i,)) for i in range(4)])
+        with pytest.raises(ValueError, match="task"):
+            crew.finish(lambda i: time.sleep(0.2), lambda i, result: None, tmp_path)
+        assert crew.claimed.value == 4
+    finally:
+        crew.shutdown()
+
+
+def _fail(i: int) -> None:
+    raise ValueError(f"task {i} failed")
+
+
+def test_resume_of_parquet_parts_of_an_older_csfsim_gives_the_same_tables(tmp_path):
+    """Parts are Arrow files now; a run interrupted by a csfsim that wrote Parquet parts (and no outcome
+    summaries) still resumes to the same tables."""
+    import pyarrow.feather as feather
+    import pyarrow.parquet as pq
+
+    s = small(LOW_VOLUME)
+    clean = run(s, reps=3, seed=4, out=tmp_path / "clean", progress=False)
+    partial = tmp_path / "old.partial"
+    parts = partial / "parts"
+    parts.mkdir(parents=True)
+    (partial / "run.json").write_text(json.dumps(
+        {"seed": 4, "reps": 3, "scenario": to_jsonable(s.resolved)}, default=str))
+    run_replications(s, 4, range(2), parts, Backend("serial"), log_events=True)
+    for f in parts.glob("*.arrow"):
+        pq.write_table(feather.read_table(f), f.with_suffix(".parquet"))
+        f.unlink()
+    for f in parts.glob("outcomes-*.bin"):
+        f.unlink()
+    run(s, reps=3, seed=4, out=tmp_path / "old", progress=False, resume=True, jobs=2)
+    for name in ("patients.parquet", "events.parquet", "resource_uses.parquet"):
+        pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "old" / name), pd.read_parquet(clean.out_dir / name))
+    for name in ("km.csv", "distributions.csv", "summary.csv", "resources.csv", "resource_timeseries.csv"):
+        assert (tmp_path / "old" / name).read_bytes() == (clean.out_dir / name).read_bytes(), name

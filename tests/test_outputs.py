@@ -1,0 +1,54 @@
+"""The fast CSV writer writes the bytes pandas would, or leaves the table to pandas."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from sim.outputs import atomic_write_csv, csv_text
+from sim.scenario import load_scenario
+from tests.conftest import LOW_VOLUME
+
+
+def _awkward_numbers() -> pd.DataFrame:
+    x = [0.0, -0.0, np.nan, np.inf, -np.inf, 1e-300, 1e300, 0.1, 1 / 3, 5e-324, 1e16, 1e-5, 1.5e17, 2.0, 2.0]
+    n = len(x)
+    return pd.DataFrame({"x": x, "i": np.arange(n) - 7, "u": np.arange(n, dtype=np.uint8), "b": [True, False] * 7 +
+                         [True], "s": (["all", "all centers/ct", "p95 (days)"] * n)[:n],
+                         "f32": np.linspace(-1, 1, n, dtype=np.float32)})
+
+
+@pytest.mark.parametrize("frame", [
+    _awkward_numbers(),
+    pd.DataFrame(columns=["a", "b"]),
+    pd.DataFrame({"group": pd.Series(["a", "b"], dtype="str"), "v": [1.0, np.nan]}),
+])
+def test_csv_text_is_what_pandas_writes(frame: pd.DataFrame) -> None:
+    assert csv_text(frame) == frame.to_csv(index=False)
+
+
+@pytest.mark.parametrize("frame", [
+    pd.DataFrame({"s": ["a,b", "c"]}),  # quoted by pandas
+    pd.DataFrame({"s": ['say "x"']}),
+    pd.DataFrame({"s": [""]}),
+    pd.DataFrame({"s": ["a", None]}),  # missing text
+    pd.DataFrame({"d": pd.to_datetime(["2020-01-01"])}),
+    pd.DataFrame({"c": pd.Categorical(["a"])}),
+    pd.DataFrame({"n": pd.array([1, None], dtype="Int64")}),
+    pd.DataFrame({"a,b": [1]}),
+    pd.DataFrame(),
+])
+def test_tables_it_does_not_cover_go_to_pandas(frame: pd.DataFrame, tmp_path) -> None:
+    assert csv_text(frame) is None
+    atomic_write_csv(tmp_path / "t.csv", frame)
+    assert (tmp_path / "t.csv").read_text() == frame.to_csv(index=False)
+
+
+def test_km_table_of_a_run_is_written_as_pandas_writes_it(tmp_path) -> None:
+    from sim.experiment import run
+
+    s = load_scenario(LOW_VOLUME, overrides={"run.horizon_days": 400})
+    run(s, reps=2, seed=5, out=tmp_path / "r", log_events=False, progress=False)
+    km = pd.read_csv(tmp_path / "r" / "km.csv")
+    assert csv_text(km) == km.to_csv(index=False) == (tmp_path / "r" / "km.csv").read_text()
