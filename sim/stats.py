@@ -7,7 +7,7 @@ import math
 
 import numpy as np
 import pandas as pd
-from scipy import stats as sps
+from scipy import special
 
 from sim.parameters import ETIOLOGIES
 
@@ -162,9 +162,10 @@ def replication_metrics(patients: pd.DataFrame, resources: pd.DataFrame, horizon
 
 @functools.lru_cache(maxsize=1024)
 def _t_quantile(q: float, df: int) -> float:
-    """Student's t quantile, cached: a summary asks for the same few (level, replications) hundreds of times, and
-    each scipy call costs about 0.3 ms."""
-    return float(sps.t.ppf(q, df))
+    """Student's t quantile, cached: a summary asks for the same few (level, replications) hundreds of times.
+    `special.stdtrit` is the function `scipy.stats.t.ppf` evaluates (same values), without importing
+    `scipy.stats`, which cost every command about 0.4 s."""
+    return float(special.stdtrit(df, q))
 
 
 def t_interval(values: np.ndarray, level: float = 0.95) -> tuple[float, float, float, float]:

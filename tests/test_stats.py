@@ -99,3 +99,13 @@ def test_patient_metrics_of_an_empty_group_are_missing_not_errors():
     assert got.keys() == want.keys()
     for key, value in want.items():
         assert (math.isnan(value) and math.isnan(got[key])) or got[key] == value, key
+
+
+def test_t_quantile_is_scipy_stats_t_ppf():
+    from scipy import stats as sps
+
+    from sim.stats import _t_quantile
+
+    for df in [*range(1, 60), 100, 1000, 10**5]:
+        for q in (0.5, 0.9, 0.95, 0.975, 0.995, 0.025):
+            assert _t_quantile(q, df) == float(sps.t.ppf(q, df))
