@@ -312,3 +312,30 @@ def test_figures_drawn_on_two_processes_are_the_same_images_as_on_one(comparison
     for (a, _), (b, _) in zip(one, two, strict=True):
         assert a.read_bytes() == b.read_bytes(), a.name
         assert b.with_suffix(".svg").stat().st_size > 0
+
+
+def test_figures_have_the_pixels_of_savefig_with_a_tight_bounding_box(comparison_dir, tmp_path, monkeypatch):
+    """`plots.save` measures the tight box once for PNG and SVG; the images are those of the plain recipe."""
+    import io
+
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    from sim import plots
+
+    target = report.load_target(comparison_dir)
+    metrics = report.series_metrics(target)
+    ours = report.make_figures(target, metrics, HEADLINE, tmp_path / "ours")
+
+    def reference_save(fig, path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", dpi=plots.DPI, bbox_inches="tight")
+        path.with_suffix(".png").write_bytes(buf.getvalue())
+        plt.close(fig)
+        return path.with_suffix(".png")
+
+    monkeypatch.setattr(plots, "save", reference_save)
+    reference = report.make_figures(target, metrics, HEADLINE, tmp_path / "reference")
+    for (a, _), (b, _) in zip(ours, reference, strict=True):
+        assert np.array_equal(mpimg.imread(a), mpimg.imread(b)), a.name
