@@ -18,6 +18,7 @@ Benchmarks are not tests: nothing here asserts a time.
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import resource
@@ -37,7 +38,7 @@ from sim.experiment import run  # noqa: E402
 from sim.fastpath import FastPathway, unlimited_overrides  # noqa: E402
 from sim.pathway import Pathway  # noqa: E402
 from sim.population import draw_cohort, draw_cohorts  # noqa: E402
-from sim.replication import run_replication, run_replications  # noqa: E402
+from sim.replication import batch_size, run_replication, run_replications  # noqa: E402
 from sim.scenario import load_scenario  # noqa: E402
 from sim.stats import replication_metrics  # noqa: E402
 
@@ -100,38 +101,45 @@ def engine_speed(path: Path, reps: int = 5) -> dict:
             "events_per_second_ratio_whole_replication": events / whole_seconds / reference}
 
 
-def fast_path_speed(path: Path, reps: int = 16, batch: int = 8) -> dict:
+def fast_path_speed(path: Path, batches: int = 2) -> dict:
     """Fast path vs SimPy engine on the scenario made capacity-unlimited, interleaved on the same cohorts.
 
-    Engine alone (cohort drawn beforehand): one replication at a time, and `batch` replications advanced as one
-    cohort as `run` does. Whole replications (draw + engine + tables): `run_replication` on the SimPy engine
-    against `run_replications` on the fast path in batches."""
+    `batches` batches of replications, each as many as `run` puts in one (`replication.batch_size`). Engine alone
+    (cohort drawn beforehand): one replication at a time, and a batch advanced as one cohort as `run` does.
+    Whole replications (draw + engine + tables): `run_replication` on the SimPy engine against
+    `run_replications` on the fast path in batches."""
     shipped = load_scenario(path)
     scenario = load_scenario(path, overrides={**unlimited_overrides(shipped), "run.horizon_days": 3650})
+    batch = batch_size(scenario)  # as `run` batches them
+    reps = batches * batch
     patients = 0
     engine = {"simpy": 0.0, "fast": 0.0, "fast_batched": 0.0}
     whole = {"simpy": 0.0, "fast_batched": 0.0}
-    run_replications(scenario, 1, list(range(reps, reps + batch)))  # warm the ladder table, as in a long run
+    for first in range(1000, 1000 + 4 * batch, batch):  # fill the ladder table, as a long run has (other seeds'
+        run_replications(scenario, 2, list(range(first, first + batch)))  # patients: none of the measured ones)
     for first in range(0, reps, batch):
         group = list(range(first, min(first + batch, reps)))
+        # The fast path's batch first: measured right after SimPy replications, its first batch ran up to twice as
+        # slow (memory the SimPy runs left behind), which a run, on one engine, never sees.
         joint, sizes = draw_cohorts(scenario, 1, group)
-        cohorts = [draw_cohort(scenario, 1, rep) for rep in group]
         patients += joint.n
-        for cohort in cohorts:
+        start = time.perf_counter()
+        FastPathway(scenario, joint, sizes).run()
+        engine["fast_batched"] += time.perf_counter() - start
+        del joint
+        start = time.perf_counter()
+        run_replications(scenario, 1, group)
+        whole["fast_batched"] += time.perf_counter() - start
+        for rep in group:
+            cohort = draw_cohort(scenario, 1, rep)
             start = time.perf_counter()
             Pathway(scenario, cohort).run()
             middle = time.perf_counter()
             FastPathway(scenario, cohort).run()
             engine["simpy"] += middle - start
             engine["fast"] += time.perf_counter() - middle
-        start = time.perf_counter()
-        FastPathway(scenario, joint, sizes).run()
-        engine["fast_batched"] += time.perf_counter() - start
         for rep in group:
             whole["simpy"] += run_replication(scenario, 1, rep, engine="simpy").wall_seconds
-        start = time.perf_counter()
-        run_replications(scenario, 1, group)
-        whole["fast_batched"] += time.perf_counter() - start
     return {"patients": patients, "batch_replications": batch,
             "fast_engine_patients_per_second": patients / engine["fast"],
             "fast_engine_batched_patients_per_second": patients / engine["fast_batched"],
@@ -215,6 +223,13 @@ def crn_variance_reduction(reps: int = 30) -> dict:
             "variance_reduction_factor": var_indep / var_common, "replications": reps}
 
 
+def settle() -> None:
+    """Before each section: what earlier sections left in this process goes out of the garbage collector's reach,
+    so that it does not slow this section's collections (a run is a fresh process; this one holds the lot)."""
+    gc.collect()
+    gc.freeze()
+
+
 def main() -> int:
     results: dict[str, object] = {"when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     ref = bare_simpy_mmc()
@@ -222,6 +237,7 @@ def main() -> int:
     print(f"bare SimPy M/M/3: {ref['customers_per_second']:,.0f} customers/s, "
           f"{ref['events_per_second']:,.0f} events/s")
     for name, path in SCENARIOS.items():
+        settle()
         e = engine_speed(path)
         results[f"engine_{name}"] = e
         print(f"csfsim {name}: {e['patients_per_second_per_core']:,.0f} patients/s/core (whole replication), "
@@ -229,6 +245,7 @@ def main() -> int:
               f"events/patient; events/s = {e['events_per_second_ratio_to_bare_simpy']:.2f} x bare SimPy "
               f"(engine alone), {e['events_per_second_ratio_whole_replication']:.2f} x (whole replication)")
     for name, path in SCENARIOS.items():
+        settle()
         f = fast_path_speed(path)
         results[f"fast_path_{name}_unlimited"] = f
         print(f"fast path, {name} made unlimited: engine {f['fast_engine_batched_patients_per_second']:,.0f} "
@@ -236,6 +253,7 @@ def main() -> int:
               f"engine ({f['engine_speed_ratio']:.1f} x one replication at a time); whole replications "
               f"{f['fast_replication_patients_per_second']:,.0f} patients/s = {f['replication_speed_ratio']:.1f} x")
     for key, horizon in (("parallel", 36525), ("parallel_small_replications", 3652.5)):
+        settle()
         par = parallel_efficiency(horizon_days=horizon)
         results[key] = par
         print(f"--jobs 2 vs --jobs 1, {par['replication_patients']:,} patients per replication: speedup "
@@ -245,6 +263,7 @@ def main() -> int:
     results["memory_million_patients"] = mem
     print(f"{mem['patients']:,} patients in {mem['replications']} replications: "
           f"peak RSS {mem['peak_rss_mib']:.0f} MiB, {mem['seconds']:.1f} s")
+    settle()
     crn = crn_variance_reduction()
     results["common_random_numbers"] = crn
     print(f"common random numbers: {crn['variance_reduction_factor']:.1f}x lower variance of the paired "
