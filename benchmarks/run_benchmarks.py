@@ -174,6 +174,45 @@ def parallel_efficiency(reps: int = 8, horizon_days: float = 36525, rounds: int 
             "efficiency": speedup / 2, "cores": os.cpu_count(), "replication_patients": round(patients / reps)}
 
 
+def _ceiling_work(kind: str, results) -> None:
+    """The same CPU-bound work in any process; puts the seconds it took on `results`."""
+    start = time.perf_counter()
+    if kind == "bare":
+        bare_simpy_mmc(100_000)
+    else:
+        scenario = load_scenario(SCENARIOS["low_volume"], overrides={"run.horizon_days": 3652.5})
+        for rep in range(16):
+            run_replication(scenario, 1, rep, engine="simpy")
+    results.put(time.perf_counter() - start)
+
+
+def parallel_ceiling(rounds: int = 3) -> dict:
+    """What two cores give at best: the same work in one process alone, then in two processes at once (no I/O,
+    nothing shared). Two processes slow each other through the shared caches and memory bus, so this is the
+    efficiency no run can beat on this machine: for the bare SimPy queue, and for csfsim replications of ~2,600
+    patients (tables included). Forked processes, so each starts with this one's imports."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn")
+    results = ctx.SimpleQueue()
+
+    def seconds(copies: int) -> float:
+        procs = [ctx.Process(target=_ceiling_work, args=(kind, results)) for _ in range(copies)]
+        for p in procs:
+            p.start()
+        for p in procs:
+            p.join()
+        return max(results.get() for _ in procs)
+
+    out: dict[str, object] = {}
+    for kind in ("bare", "csfsim"):
+        seconds(1)  # warm-up
+        ratios = [seconds(1) / seconds(2) for _ in range(rounds)]
+        out[f"{kind}_efficiency"] = float(np.median(ratios))
+        out[f"{kind}_ratios"] = ratios
+    return out
+
+
 MEMORY_CHILD = """
 import resource, sys, time
 sys.path.insert(0, {root!r})
@@ -259,6 +298,11 @@ def main() -> int:
         print(f"--jobs 2 vs --jobs 1, {par['replication_patients']:,} patients per replication: speedup "
               f"{par['speedup']:.2f}, efficiency {par['efficiency']:.2f} ({par['cores']} cores, median of "
               f"{len(par['speedups'])} interleaved pairs)")
+    settle()
+    ceiling = parallel_ceiling()
+    results["parallel_ceiling"] = ceiling
+    print(f"this machine's ceiling for two processes: efficiency {ceiling['bare_efficiency']:.2f} (bare SimPy), "
+          f"{ceiling['csfsim_efficiency']:.2f} (csfsim replications, no I/O)")
     mem = peak_memory_million()
     results["memory_million_patients"] = mem
     print(f"{mem['patients']:,} patients in {mem['replications']} replications: "
