@@ -21,27 +21,46 @@ def overlap_per_bin(start: np.ndarray, end: np.ndarray, edges: np.ndarray) -> np
 def resource_timeseries(uses: pd.DataFrame, resources: pd.DataFrame, horizon_days: float,
                         bin_days: float = MONTH_DAYS) -> pd.DataFrame:
     """One row per (center, resource, period): requests, starts, mean wait of those started, mean queue length
-    and utilization in the period. `resources` supplies capacities (one replication)."""
+    and utilization in the period. `resources` supplies capacities (one replication).
+
+    The uses are split by (center, resource) once and each table column is built as an array: filtering the
+    table per resource and building rows one by one took about a fifth of a replication with the event log."""
     edges = np.append(np.arange(0.0, horizon_days, bin_days), horizon_days)
     width = np.diff(edges)
-    rows = []
+    n_bins = width.size
     rep = int(resources["replication"].iloc[0])
-    for row in resources.itertuples(index=False):
-        u = uses[(uses["center"] == row.center) & (uses["resource"] == row.resource)]
-        req = u["request_day"].to_numpy(dtype=float)
-        start = u["start_day"].to_numpy(dtype=float)
-        end = np.minimum(u["end_day"].to_numpy(dtype=float), horizon_days)
-        b_start = np.clip(np.searchsorted(edges, start, side="right") - 1, 0, width.size - 1)
-        n_start = np.bincount(b_start, minlength=width.size)
-        wait_sum = np.bincount(b_start, weights=start - req, minlength=width.size)
-        n_req = np.bincount(np.clip(np.searchsorted(edges, req, side="right") - 1, 0, width.size - 1),
-                            minlength=width.size)
-        busy = overlap_per_bin(start, end, edges)
-        queued = overlap_per_bin(req, start, edges)
+    positions = uses.groupby(["center", "resource"], sort=False).indices if len(uses) else {}
+    request_all = uses["request_day"].to_numpy(dtype=float)
+    start_all = uses["start_day"].to_numpy(dtype=float)
+    end_all = uses["end_day"].to_numpy(dtype=float)
+    none = np.zeros(0, dtype=np.int64)
+    columns: dict[str, list[np.ndarray]] = {name: [] for name in ("requests", "starts", "mean_wait_days",
+                                                                  "mean_queue_length", "utilization")}
+    centers, names = [], []
+    for center, resource, capacity in zip(resources["center"].tolist(), resources["resource"].tolist(),
+                                          resources["capacity"].tolist(), strict=True):
+        at = positions.get((center, resource), none)  # ascending: the uses in table order
+        req, start = request_all[at], start_all[at]
+        end = np.minimum(end_all[at], horizon_days)
+        b_start = np.clip(np.searchsorted(edges, start, side="right") - 1, 0, n_bins - 1)
+        n_start = np.bincount(b_start, minlength=n_bins)
+        wait_sum = np.bincount(b_start, weights=start - req, minlength=n_bins)
+        n_req = np.bincount(np.clip(np.searchsorted(edges, req, side="right") - 1, 0, n_bins - 1),
+                            minlength=n_bins)
         with np.errstate(invalid="ignore", divide="ignore"):
-            mean_wait = np.where(n_start > 0, wait_sum / n_start, np.nan)
-        for i in range(width.size):
-            rows.append((rep, row.center, row.resource, edges[i], edges[i + 1], int(n_req[i]), int(n_start[i]),
-                         mean_wait[i], queued[i] / width[i], busy[i] / (row.capacity * width[i])))
-    return pd.DataFrame(rows, columns=["replication", "center", "resource", "period_start_day", "period_end_day",
-                                       "requests", "starts", "mean_wait_days", "mean_queue_length", "utilization"])
+            columns["mean_wait_days"].append(np.where(n_start > 0, wait_sum / n_start, np.nan))
+        columns["requests"].append(n_req)
+        columns["starts"].append(n_start)
+        columns["mean_queue_length"].append(overlap_per_bin(req, start, edges) / width)
+        columns["utilization"].append(overlap_per_bin(start, end, edges) / (capacity * width))
+        centers.append(center)
+        names.append(resource)
+    n_rows = len(centers)
+    return pd.DataFrame({
+        "replication": np.full(n_rows * n_bins, rep, dtype=np.int64),
+        "center": [c for c in centers for _ in range(n_bins)],
+        "resource": [r for r in names for _ in range(n_bins)],
+        "period_start_day": np.tile(edges[:-1], n_rows),
+        "period_end_day": np.tile(edges[1:], n_rows),
+        **{name: np.concatenate(parts) if parts else np.zeros(0) for name, parts in columns.items()},
+    })

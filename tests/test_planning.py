@@ -217,3 +217,48 @@ def test_warmup_command_writes_plot(tmp_path):
     table, cut = choose_warmup(s, reps=2, seed=1, out=tmp_path / "wu")
     assert 0 <= cut <= 450 and (tmp_path / "wu" / "warmup.png").stat().st_size > 1000
     assert table["in_pathway_mean"].iloc[-1] > 0
+
+
+def _timeseries_reference(uses, resources, horizon_days, bin_days=365.25 / 12):
+    """The planner table row by row, filtering the uses per resource: the specification the array version keeps."""
+    from sim.planning import overlap_per_bin
+
+    edges = np.append(np.arange(0.0, horizon_days, bin_days), horizon_days)
+    width = np.diff(edges)
+    rows = []
+    rep = int(resources["replication"].iloc[0])
+    for row in resources.itertuples(index=False):
+        u = uses[(uses["center"] == row.center) & (uses["resource"] == row.resource)]
+        req = u["request_day"].to_numpy(dtype=float)
+        start = u["start_day"].to_numpy(dtype=float)
+        end = np.minimum(u["end_day"].to_numpy(dtype=float), horizon_days)
+        b_start = np.clip(np.searchsorted(edges, start, side="right") - 1, 0, width.size - 1)
+        n_start = np.bincount(b_start, minlength=width.size)
+        wait_sum = np.bincount(b_start, weights=start - req, minlength=width.size)
+        n_req = np.bincount(np.clip(np.searchsorted(edges, req, side="right") - 1, 0, width.size - 1),
+                            minlength=width.size)
+        busy = overlap_per_bin(start, end, edges)
+        queued = overlap_per_bin(req, start, edges)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mean_wait = np.where(n_start > 0, wait_sum / n_start, np.nan)
+        for i in range(width.size):
+            rows.append((rep, row.center, row.resource, edges[i], edges[i + 1], int(n_req[i]), int(n_start[i]),
+                         mean_wait[i], queued[i] / width[i], busy[i] / (row.capacity * width[i])))
+    return pd.DataFrame(rows, columns=["replication", "center", "resource", "period_start_day", "period_end_day",
+                                       "requests", "starts", "mean_wait_days", "mean_queue_length", "utilization"])
+
+
+@pytest.mark.parametrize("path, horizon", [(LOW_VOLUME, 1825.0), (LOW_VOLUME, 100.0),
+                                           (ROOT / "scenarios" / "regional_network.toml", 730.0)])
+def test_resource_timeseries_is_the_row_by_row_table_exactly(path, horizon):
+    from sim.planning import resource_timeseries
+
+    s = load_scenario(path, overrides={"run.horizon_days": horizon})
+    r = run_replication(s, 3, 1, log_events=True)
+    got = resource_timeseries(r.resource_uses, r.resources, s.horizon_days)
+    want = _timeseries_reference(r.resource_uses, r.resources, s.horizon_days)
+    pd.testing.assert_frame_equal(got, want, check_exact=True)
+    assert got.to_csv(index=False) == want.to_csv(index=False)
+    empty = resource_timeseries(r.resource_uses.iloc[:0], r.resources, s.horizon_days)
+    pd.testing.assert_frame_equal(empty, _timeseries_reference(r.resource_uses.iloc[:0], r.resources,
+                                                               s.horizon_days), check_exact=True)
