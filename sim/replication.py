@@ -248,16 +248,21 @@ def _resources_frame(scenario: Scenario, replication: int, centers: Sequence[Cen
 
 
 def _events_frame(replication: int, events: list, cohort) -> pd.DataFrame:
-    onset = pd.DataFrame({
-        "patient_id": np.arange(cohort.n, dtype=np.int64),
-        "day": cohort.onset_day,
-        "activity": "onset",
-        "center": "",
-        "resource": "",
-    })
-    logged = pd.DataFrame(events, columns=["patient_id", "day", "activity", "center", "resource"])
-    df = pd.concat([onset, logged], ignore_index=True) if len(logged) else onset
-    df = df.sort_values(["day", "patient_id"], kind="stable").reset_index(drop=True)
-    df.insert(0, "replication", np.int64(replication))
-    df["patient_id"] = df["patient_id"].astype(np.int64)
-    return df[list(EVENT_COLUMNS)]
+    """Every patient's onset and the logged events, by day then patient (stable), built column by column: a
+    frame made from the list of tuples was about half of the replication's table-making time."""
+    n = cohort.n
+    logged = list(zip(*events, strict=True)) if events else [(), (), (), (), ()]
+    patient = np.concatenate([np.arange(n, dtype=np.int64), np.asarray(logged[0], dtype=np.int64)])
+    day = np.concatenate([np.asarray(cohort.onset_day, dtype=float), np.asarray(logged[1], dtype=float)])
+    order = np.lexsort((patient, day))  # stable: ties keep onset rows first, then the log's order
+
+    def text(first: str, logged_values: tuple) -> np.ndarray:
+        values = np.empty(n + len(logged_values), dtype=object)
+        values[:n] = first
+        values[n:] = logged_values
+        return values[order]
+
+    return pd.DataFrame({"replication": np.full(n + len(logged[0]), replication, dtype=np.int64),
+                         "patient_id": patient[order], "day": day[order],
+                         "activity": text("onset", logged[2]), "center": text("", logged[3]),
+                         "resource": text("", logged[4])})[list(EVENT_COLUMNS)]

@@ -48,6 +48,12 @@ def test_invariants_on_shipped_scenarios(path):
         assert r.events is not None
         onsets = r.events[r.events["activity"] == "onset"]
         assert len(onsets) == len(r.patients)
+        # by day, then patient; an onset before anything else of hers on the same day
+        keys = list(zip(r.events["day"], r.events["patient_id"], r.events["activity"] != "onset", strict=True))
+        assert all(a[:2] <= b[:2] for a, b in itertools.pairwise(keys))
+        assert all(a <= b for a, b in itertools.pairwise(keys) if a[:2] == b[:2] and a[2] != b[2])
+        first = r.events.groupby("patient_id", sort=False)["activity"].first()
+        assert (first == "onset").all()
 
 
 def test_same_seed_gives_identical_tables():
