@@ -236,3 +236,55 @@ def test_resume_of_parquet_parts_of_an_older_csfsim_gives_the_same_tables(tmp_pa
         pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "old" / name), pd.read_parquet(clean.out_dir / name))
     for name in ("km.csv", "distributions.csv", "summary.csv", "resources.csv", "resource_timeseries.csv"):
         assert (tmp_path / "old" / name).read_bytes() == (clean.out_dir / name).read_bytes(), name
+
+
+_CREW_SCRIPT = """
+import sys, time
+from pathlib import Path
+from sim.experiment import _Crew
+from tests.test_experiment import _big_result
+
+def here(i):
+    time.sleep(2)
+    if sys.argv[1] == "raise":
+        raise ValueError("failed in this process")
+    return time.time()
+
+crew = _Crew(1)
+ends = {}
+try:
+    crew.start([(_big_result, (i,)) for i in range(3)])
+    crew.finish(here, lambda i, result: ends.setdefault(i, result[1] if isinstance(result, tuple) else result),
+                Path("."))
+except ValueError as err:
+    print("error:", err)
+finally:
+    crew.shutdown()
+print("ends", ends[0] - max(ends[1], ends[2]) if len(ends) == 3 else None)
+"""
+
+
+def _big_result(i: int) -> tuple[bytes, float]:
+    """A task result larger than a pipe's buffer (64 KB)."""
+    return b"x" * 1_000_000, time.time()
+
+
+@pytest.mark.parametrize("mode", ["raise", "ok"])
+def test_results_larger_than_a_pipe_neither_stall_the_workers_nor_hang_the_shutdown(mode):
+    """A worker's result larger than the pipe's buffer must not wait for this process to finish its own task
+    (the worker goes on with the next one), and when this process's task fails meanwhile, shutting the crew down
+    must not hang on the worker still sending its result."""
+    proc = subprocess.Popen([sys.executable, "-c", _CREW_SCRIPT, mode], cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        out, err = proc.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        pytest.fail("the crew hung")
+    assert proc.returncode == 0, err
+    if mode == "raise":
+        assert "error: failed in this process" in out
+    else:
+        # The worker ran tasks 1 and 2 while this process was on task 0 (2 s), not after it.
+        assert float(out.split("ends")[1]) > 1.0, out
