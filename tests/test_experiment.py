@@ -288,3 +288,27 @@ def test_results_larger_than_a_pipe_neither_stall_the_workers_nor_hang_the_shutd
     else:
         # The worker ran tasks 1 and 2 while this process was on task 0 (2 s), not after it.
         assert float(out.split("ends")[1]) > 1.0, out
+
+
+def test_workers_do_not_outlive_a_killed_main_process(tmp_path):
+    """When the main process is killed (SIGKILL: no shutdown), its workers exit too, whether simulating, sending
+    a result or idle between lists of tasks, instead of waiting for work for ever."""
+    out = tmp_path / "run"
+    proc = subprocess.Popen([sys.executable, "-m", "sim", "run", str(LOW_VOLUME), "--reps", "400", "--jobs", "2",
+                             "--quiet", "--no-report", "--out", str(out)], cwd=ROOT, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    parts = out.with_name("run.partial") / "parts"
+    deadline = time.time() + 60
+    while time.time() < deadline and len(list(parts.glob("metrics-*.csv"))) < 4:
+        time.sleep(0.05)
+    workers = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True, text=True).stdout.split()
+    assert workers, "no worker process found"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    deadline = time.time() + 10
+    while time.time() < deadline and subprocess.run(["pgrep", "-g", str(proc.pid)], capture_output=True).stdout:
+        time.sleep(0.1)
+    left = subprocess.run(["pgrep", "-g", str(proc.pid)], capture_output=True, text=True).stdout.split()
+    for pid in left:
+        os.kill(int(pid), signal.SIGKILL)
+    assert not left, "worker processes outlived the main process"
