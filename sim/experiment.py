@@ -299,7 +299,9 @@ class _Crew:
         self.futures: set[Future] = set()
         # And in this process, for as long as the workers live: a full collection here would write to every
         # object's header, so copy every page it shares with the workers (measured: its first replication
-        # ~60% slower). Unfrozen by shutdown().
+        # ~60% slower). Unfrozen by shutdown(), unless the caller had frozen objects itself (gc.freeze: its
+        # objects are to stay frozen, and there is no unfreezing only ours).
+        self.unfreeze = gc.get_freeze_count() == 0
         gc.freeze()
 
     def start(self, tasks: list[tuple[Callable[..., Any], tuple[Any, ...]]]) -> None:
@@ -366,7 +368,8 @@ class _Crew:
             if self.reader is None or not self.reader.is_alive():  # (alive: stuck on a message a killed worker
                 self.receive.close()                               # left half-sent; a daemon, left as it is)
                 self.send.close()
-            gc.unfreeze()
+            if self.unfreeze:
+                gc.unfreeze()
 
     def _claim(self, parts: Path) -> int | None:
         # With a timeout, so that a worker that died holding the lock stops the run instead of hanging it.

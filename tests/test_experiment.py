@@ -312,3 +312,21 @@ def test_workers_do_not_outlive_a_killed_main_process(tmp_path):
     for pid in left:
         os.kill(int(pid), signal.SIGKILL)
     assert not left, "worker processes outlived the main process"
+
+
+def test_a_run_with_workers_leaves_the_garbage_collector_as_it_found_it(tmp_path):
+    """The crew freezes this process's objects while its workers live: nothing stays frozen after the run, and
+    objects the caller had frozen (gc.freeze) stay frozen."""
+    import gc
+
+    s = small(LOW_VOLUME)
+    assert gc.get_freeze_count() == 0
+    run(s, reps=3, seed=1, jobs=2, log_events=False, progress=False)
+    assert gc.get_freeze_count() == 0
+    gc.freeze()
+    try:
+        frozen = gc.get_freeze_count()
+        run(s, reps=3, seed=1, jobs=2, log_events=False, progress=False)
+        assert gc.get_freeze_count() >= frozen
+    finally:
+        gc.unfreeze()
