@@ -20,9 +20,13 @@ import json
 import math
 import multiprocessing
 import os
+import pickle
+import queue
 import shutil
+import signal
 import sys
 import tempfile
+import threading
 import time
 import warnings
 from collections.abc import Callable, Sequence
@@ -278,17 +282,26 @@ class _Crew:
         ctx = multiprocessing.get_context()
         self.workers = workers
         self.claimed = ctx.Value("q", 0)  # tasks handed out so far (reset for each list of tasks)
-        self.results = ctx.SimpleQueue()  # (task index, result) from the workers, in the order they finish
+        # (task index, result) from the workers, pickled, one message each (`send_lock` keeps them whole), moved
+        # from the pipe to `inbox` by a thread of this process as they come (`_read`).
+        self.receive, self.send = ctx.Pipe(duplex=False)
+        self.send_lock = ctx.Lock()
+        self.inbox: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self.reader: threading.Thread | None = None
+        self.closing = threading.Event()
         # Workers are forked (Linux): gc.freeze() first thing in each puts the objects inherited from this
         # process out of the collector's reach, so its full collections neither walk them nor write to (and so
         # copy) their pages. Measured: --jobs 2 about 5% faster on replications of ~2,600 patients.
         self.pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_join_crew,
-                                        initargs=(self.claimed, self.results))
+                                        initargs=(self.claimed, self.send, self.send_lock,
+                                                  os.getpid() if ctx.get_start_method() == "fork" else None))
         self.n = 0
         self.futures: set[Future] = set()
         # And in this process, for as long as the workers live: a full collection here would write to every
         # object's header, so copy every page it shares with the workers (measured: its first replication
-        # ~60% slower). Unfrozen by shutdown().
+        # ~60% slower). Unfrozen by shutdown(), unless the caller had frozen objects itself (gc.freeze: its
+        # objects are to stay frozen, and there is no unfreezing only ours).
+        self.unfreeze = gc.get_freeze_count() == 0
         gc.freeze()
 
     def start(self, tasks: list[tuple[Callable[..., Any], tuple[Any, ...]]]) -> None:
@@ -297,6 +310,21 @@ class _Crew:
             self.claimed.value = 0
         self.n = len(tasks)
         self.futures = {self.pool.submit(_crew_member, tasks) for _ in range(self.workers)}
+        if self.reader is None:  # after the first submit, which forks the workers: no thread is forked with them
+            self.reader = threading.Thread(target=self._read, name="csfsim-crew-results", daemon=True)
+            self.reader.start()
+
+    def _read(self) -> None:
+        """Move the workers' results from the pipe to `inbox` as they come. Why a thread: a result larger than
+        the pipe's buffer (64 KB; a fast-path batch's is several hundred KB) blocks the worker sending it until it
+        is read, so read only between this process's own tasks it held the worker up for a whole task, and
+        after an error or interruption (nothing read any more) it hung the shutdown, which waits for the workers."""
+        try:
+            while not self.closing.is_set():
+                if self.receive.poll(0.05):
+                    self.inbox.put(pickle.loads(self.receive.recv_bytes()))
+        except BaseException as err:  # handed to the main thread, which raises it
+            self.inbox.put(err)
 
     def finish(self, run_here: Callable[[int], Any], on_result: Callable[[int, Any], None], parts: Path) -> None:
         """Take tasks with the workers until none is left (`run_here(i)` runs task i in this process), and pass
@@ -311,7 +339,7 @@ class _Crew:
                 for fut in done:
                     _result(fut, parts)
                 received += self._collect(on_result, block=False)
-            # A worker's puts are in the pipe before its task returns, so what is missing is there to read.
+            # A worker's results are in the pipe before its task returns, so the reader brings what is missing.
             while received < self.n:
                 received += self._collect(on_result, block=True)
         except BaseException:
@@ -331,8 +359,17 @@ class _Crew:
 
     def shutdown(self) -> None:
         self.stop()
-        self.pool.shutdown(wait=True, cancel_futures=True)
-        gc.unfreeze()
+        try:
+            self.pool.shutdown(wait=True, cancel_futures=True)  # the reader goes on reading meanwhile
+        finally:
+            self.closing.set()
+            if self.reader is not None:
+                self.reader.join(timeout=1)
+            if self.reader is None or not self.reader.is_alive():  # (alive: stuck on a message a killed worker
+                self.receive.close()                               # left half-sent; a daemon, left as it is)
+                self.send.close()
+            if self.unfreeze:
+                gc.unfreeze()
 
     def _claim(self, parts: Path) -> int | None:
         # With a timeout, so that a worker that died holding the lock stops the run instead of hanging it.
@@ -346,21 +383,32 @@ class _Crew:
 
     def _collect(self, on_result: Callable[[int, Any], None], block: bool) -> int:
         n = 0
-        while block or not self.results.empty():
-            i, result = self.results.get()
-            on_result(i, result)
+        while True:
+            try:
+                item = self.inbox.get(block=block and n == 0)
+            except queue.Empty:
+                return n
+            if isinstance(item, BaseException):
+                raise item
+            on_result(*item)
             n += 1
-            block = False
-        return n
 
 
-_CREW: tuple[Any, Any, int] | None = None  # in a worker process: the crew's counter, result queue, parent's pid
+_CREW: tuple[Any, Any, Any, int] | None = None  # in a worker: the crew's counter, result pipe and its lock, parent
 
 
-def _join_crew(claimed: Any, results: Any) -> None:
+def _join_crew(claimed: Any, send: Any, send_lock: Any, forked_by: int | None) -> None:
     global _CREW
     gc.freeze()
-    _CREW = (claimed, results, os.getppid())
+    _CREW = (claimed, send, send_lock, os.getppid())
+    # A worker forked by the main process is killed with it (Linux): when the main process was killed outright
+    # (SIGKILL, out of memory), its workers otherwise waited for their next task for ever.
+    if forked_by is not None and sys.platform.startswith("linux"):
+        import ctypes
+
+        ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # 1: PR_SET_PDEATHSIG
+        if os.getppid() != forked_by:  # gone before that
+            os._exit(1)
 
 
 def _next_task(claimed: Any, n: int) -> int | None:
@@ -375,7 +423,7 @@ def _next_task(claimed: Any, n: int) -> int | None:
 def _crew_member(tasks: list[tuple[Callable[..., Any], tuple[Any, ...]]]) -> int:
     """In a worker: run tasks until none is left, putting each result on the crew's queue."""
     assert _CREW is not None
-    claimed, results, parent = _CREW
+    claimed, send, send_lock, parent = _CREW
     n = 0
     while os.getppid() == parent:  # not on with the run once the main process is gone (killed)
         with claimed.get_lock():
@@ -383,7 +431,9 @@ def _crew_member(tasks: list[tuple[Callable[..., Any], tuple[Any, ...]]]) -> int
         if i is None:
             return n
         fn, args = tasks[i]
-        results.put((i, fn(*args)))
+        message = pickle.dumps((i, fn(*args)), protocol=pickle.HIGHEST_PROTOCOL)
+        with send_lock:
+            send.send_bytes(message)
         n += 1
     return n
 

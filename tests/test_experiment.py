@@ -236,3 +236,96 @@ def test_resume_of_parquet_parts_of_an_older_csfsim_gives_the_same_tables(tmp_pa
         pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "old" / name), pd.read_parquet(clean.out_dir / name))
     for name in ("km.csv", "distributions.csv", "summary.csv", "resources.csv", "resource_timeseries.csv"):
         assert (tmp_path / "old" / name).read_bytes() == (clean.out_dir / name).read_bytes(), name
+
+
+_CREW_SCRIPT = """
+import sys, time
+from pathlib import Path
+from sim.experiment import _Crew
+from tests.test_experiment import _big_result
+
+def here(i):
+    time.sleep(2)
+    if sys.argv[1] == "raise":
+        raise ValueError("failed in this process")
+    return "here", time.time()
+
+crew = _Crew(1)
+ends = {}
+try:
+    crew.start([(_big_result, (i,)) for i in range(3)])
+    crew.finish(here, lambda i, result: ends.setdefault(result[0] == "here", []).append(result[1]), Path("."))
+except ValueError as err:
+    print("error:", err)
+finally:
+    crew.shutdown()
+print("ends", ends[True][0] - max(ends[False]) if len(ends) == 2 else None)
+"""
+
+
+def _big_result(i: int) -> tuple[bytes, float]:
+    """A task result larger than a pipe's buffer (64 KB)."""
+    return b"x" * 1_000_000, time.time()
+
+
+@pytest.mark.parametrize("mode", ["raise", "ok"])
+def test_results_larger_than_a_pipe_neither_stall_the_workers_nor_hang_the_shutdown(mode):
+    """A worker's result larger than the pipe's buffer must not wait for this process to finish its own task
+    (the worker goes on with the next one), and when this process's task fails meanwhile, shutting the crew down
+    must not hang on the worker still sending its result."""
+    proc = subprocess.Popen([sys.executable, "-c", _CREW_SCRIPT, mode], cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        out, err = proc.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        pytest.fail("the crew hung")
+    assert proc.returncode == 0, err
+    if mode == "raise":
+        assert "error: failed in this process" in out
+    else:
+        # The worker ran the two other tasks while this process was on its own (2 s), not after it.
+        assert float(out.split("ends")[1]) > 1.0, out
+
+
+def test_workers_do_not_outlive_a_killed_main_process(tmp_path):
+    """When the main process is killed (SIGKILL: no shutdown), its workers exit too, whether simulating, sending
+    a result or idle between lists of tasks, instead of waiting for work for ever."""
+    out = tmp_path / "run"
+    proc = subprocess.Popen([sys.executable, "-m", "sim", "run", str(LOW_VOLUME), "--reps", "400", "--jobs", "2",
+                             "--quiet", "--no-report", "--out", str(out)], cwd=ROOT, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    parts = out.with_name("run.partial") / "parts"
+    deadline = time.time() + 60
+    while time.time() < deadline and len(list(parts.glob("metrics-*.csv"))) < 4:
+        time.sleep(0.05)
+    workers = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True, text=True).stdout.split()
+    assert workers, "no worker process found"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    deadline = time.time() + 10
+    while time.time() < deadline and subprocess.run(["pgrep", "-g", str(proc.pid)], capture_output=True).stdout:
+        time.sleep(0.1)
+    left = subprocess.run(["pgrep", "-g", str(proc.pid)], capture_output=True, text=True).stdout.split()
+    for pid in left:
+        os.kill(int(pid), signal.SIGKILL)
+    assert not left, "worker processes outlived the main process"
+
+
+def test_a_run_with_workers_leaves_the_garbage_collector_as_it_found_it(tmp_path):
+    """The crew freezes this process's objects while its workers live: nothing stays frozen after the run, and
+    objects the caller had frozen (gc.freeze) stay frozen."""
+    import gc
+
+    s = small(LOW_VOLUME)
+    assert gc.get_freeze_count() == 0
+    run(s, reps=3, seed=1, jobs=2, log_events=False, progress=False)
+    assert gc.get_freeze_count() == 0
+    gc.freeze()
+    try:
+        frozen = gc.get_freeze_count()
+        run(s, reps=3, seed=1, jobs=2, log_events=False, progress=False)
+        assert gc.get_freeze_count() >= frozen
+    finally:
+        gc.unfreeze()
