@@ -279,7 +279,10 @@ class _Crew:
     as replications finish, and takes fewer tasks). What a task computes does not depend on who runs it."""
 
     def __init__(self, workers: int) -> None:
-        ctx = multiprocessing.get_context()
+        # Fork on Linux: workers start with this process's imports and objects, which the freezing below is
+        # about. Asked for by name, since Python 3.14 makes forkserver Linux's default (macOS keeps its default,
+        # spawn: forking is unsafe there).
+        ctx = multiprocessing.get_context("fork" if sys.platform.startswith("linux") else None)
         self.workers = workers
         self.claimed = ctx.Value("q", 0)  # tasks handed out so far (reset for each list of tasks)
         # (task index, result) from the workers, pickled, one message each (`send_lock` keeps them whole), moved

@@ -13,6 +13,7 @@ import json
 import math
 import multiprocessing
 import os
+import sys
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -652,7 +653,7 @@ def make_figures(target: Target, metrics: pd.DataFrame, headline: Sequence[tuple
     add("utilization", utilization_table(target), plots.plot_utilization,
         "Utilization per resource and month (mean over replications).")
     workers = min(jobs, len(tasks))
-    if workers > 1 and "fork" in multiprocessing.get_all_start_methods():
+    if workers > 1 and sys.platform.startswith("linux"):  # fork (elsewhere unsafe or unavailable): serial
         # Forked: the children share this process's imports (matplotlib, pandas) instead of importing them again.
         with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
             futures = [pool.submit(fn, *args) for fn, args, _ in tasks]
