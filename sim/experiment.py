@@ -404,6 +404,9 @@ def _join_crew(claimed: Any, send: Any, send_lock: Any, forked_by: int | None) -
     global _CREW
     gc.freeze()
     _CREW = (claimed, send, send_lock, os.getppid())
+    # Ctrl-C goes to the whole process group: the main process stops the run (no task is handed out any more)
+    # and says so in one line; a worker ends its current task and exits, instead of printing a traceback.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     # A worker forked by the main process is killed with it (Linux): when the main process was killed outright
     # (SIGKILL, out of memory), its workers otherwise waited for their next task for ever.
     if forked_by is not None and sys.platform.startswith("linux"):
