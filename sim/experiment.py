@@ -291,7 +291,6 @@ class _Crew:
         self.send_lock = ctx.Lock()
         self.inbox: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self.reader: threading.Thread | None = None
-        self.closing = threading.Event()
         # Workers are forked (Linux): gc.freeze() first thing in each puts the objects inherited from this
         # process out of the collector's reach, so its full collections neither walk them nor write to (and so
         # copy) their pages. Measured: --jobs 2 about 5% faster on replications of ~2,600 patients.
@@ -321,11 +320,15 @@ class _Crew:
         """Move the workers' results from the pipe to `inbox` as they come. Why a thread: a result larger than
         the pipe's buffer (64 KB; a fast-path batch's is several hundred KB) blocks the worker sending it until it
         is read, so read only between this process's own tasks it held the worker up for a whole task, and
-        after an error or interruption (nothing read any more) it hung the shutdown, which waits for the workers."""
+        after an error or interruption (nothing read any more) it hung the shutdown, which waits for the workers.
+        It blocks on the pipe until a message comes (shutdown sends it STOP_READING): polling it every 50 ms made
+        --jobs 2 about 6% slower on small replications."""
         try:
-            while not self.closing.is_set():
-                if self.receive.poll(0.05):
-                    self.inbox.put(pickle.loads(self.receive.recv_bytes()))
+            while True:
+                data = self.receive.recv_bytes()
+                if data == STOP_READING:
+                    return
+                self.inbox.put(pickle.loads(data))
         except BaseException as err:  # handed to the main thread, which raises it
             self.inbox.put(err)
 
@@ -365,7 +368,9 @@ class _Crew:
         try:
             self.pool.shutdown(wait=True, cancel_futures=True)  # the reader goes on reading meanwhile
         finally:
-            self.closing.set()
+            if self.reader is not None and self.reader.is_alive():
+                with self.send_lock:
+                    self.send.send_bytes(STOP_READING)
             if self.reader is not None:
                 self.reader.join(timeout=1)
             if self.reader is None or not self.reader.is_alive():  # (alive: stuck on a message a killed worker
@@ -397,6 +402,7 @@ class _Crew:
             n += 1
 
 
+STOP_READING = b"stop"  # what this process sends its own reader at shutdown
 _CREW: tuple[Any, Any, Any, int] | None = None  # in a worker: the crew's counter, result pipe and its lock, parent
 
 
