@@ -73,25 +73,34 @@ def bare_simpy_mmc(n_customers: int = 100_000, c: int = 3, lam: float = 2.7, mea
             "events_per_customer": events / n_customers}
 
 
-def engine_speed(path: Path, reps: int = 5) -> dict:
+def best_seconds(fn, rounds: int) -> float:
+    """The shortest of `rounds` timed calls of `fn`: this machine's load varies by about 10% from one second to the
+    next, and the shortest time is the one least disturbed."""
+    times = []
+    for _ in range(rounds):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def engine_speed(path: Path, reps: int = 5, rounds: int = 3) -> dict:
     """One replication at a time on the SimPy engine: whole replications (cohort draw, simulation, tables,
     economics) for patients per second per core, and the engine alone (the cohort drawn beforehand, as the bare
     reference draws before its clock starts) for events per second, interleaved with the bare reference so that
-    both see the same machine load."""
+    both see the same machine load. Each timing, csfsim's and the reference's, is the best of `rounds`."""
     scenario = load_scenario(path, overrides={"run.horizon_days": 3650})
     patients = events = 0
     whole_seconds = engine_seconds = 0.0
     reference_events_per_second = []
     for rep in range(reps):
-        r = run_replication(scenario, 1, rep, log_events=False, engine="simpy")
-        patients += len(r.patients)
-        events += r.n_simpy_events
-        whole_seconds += r.wall_seconds
+        runs = [run_replication(scenario, 1, rep, log_events=False, engine="simpy") for _ in range(rounds)]
+        patients += len(runs[0].patients)
+        events += runs[0].n_simpy_events
+        whole_seconds += min(r.wall_seconds for r in runs)
         cohort = draw_cohort(scenario, 1, rep)
-        start = time.perf_counter()
-        Pathway(scenario, cohort).run()
-        engine_seconds += time.perf_counter() - start
-        reference_events_per_second.append(bare_simpy_mmc(30_000)["events_per_second"])
+        engine_seconds += best_seconds(lambda c=cohort: Pathway(scenario, c).run(), rounds)
+        reference_events_per_second.append(max(bare_simpy_mmc(30_000)["events_per_second"] for _ in range(rounds)))
     reference = float(np.mean(reference_events_per_second))
     return {"patients_per_second_per_core": patients / whole_seconds, "simpy_events_per_patient": events / patients,
             "engine_patients_per_second": patients / engine_seconds,
@@ -101,13 +110,13 @@ def engine_speed(path: Path, reps: int = 5) -> dict:
             "events_per_second_ratio_whole_replication": events / whole_seconds / reference}
 
 
-def fast_path_speed(path: Path, batches: int = 2) -> dict:
+def fast_path_speed(path: Path, batches: int = 2, rounds: int = 3) -> dict:
     """Fast path vs SimPy engine on the scenario made capacity-unlimited, interleaved on the same cohorts.
 
     `batches` batches of replications, each as many as `run` puts in one (`replication.batch_size`). Engine alone
     (cohort drawn beforehand): one replication at a time, and a batch advanced as one cohort as `run` does.
     Whole replications (draw + engine + tables): `run_replication` on the SimPy engine against
-    `run_replications` on the fast path in batches."""
+    `run_replications` on the fast path in batches. Each timing is the best of `rounds`."""
     shipped = load_scenario(path)
     scenario = load_scenario(path, overrides={**unlimited_overrides(shipped), "run.horizon_days": 3650})
     batch = batch_size(scenario)  # as `run` batches them
@@ -123,23 +132,16 @@ def fast_path_speed(path: Path, batches: int = 2) -> dict:
         # slow (memory the SimPy runs left behind), which a run, on one engine, never sees.
         joint, sizes = draw_cohorts(scenario, 1, group)
         patients += joint.n
-        start = time.perf_counter()
-        FastPathway(scenario, joint, sizes).run()
-        engine["fast_batched"] += time.perf_counter() - start
+        engine["fast_batched"] += best_seconds(lambda j=joint, s=sizes: FastPathway(scenario, j, s).run(), rounds)
         del joint
-        start = time.perf_counter()
-        run_replications(scenario, 1, group)
-        whole["fast_batched"] += time.perf_counter() - start
+        whole["fast_batched"] += best_seconds(lambda g=group: run_replications(scenario, 1, g), rounds)
         for rep in group:
             cohort = draw_cohort(scenario, 1, rep)
-            start = time.perf_counter()
-            Pathway(scenario, cohort).run()
-            middle = time.perf_counter()
-            FastPathway(scenario, cohort).run()
-            engine["simpy"] += middle - start
-            engine["fast"] += time.perf_counter() - middle
+            engine["simpy"] += best_seconds(lambda c=cohort: Pathway(scenario, c).run(), rounds)
+            engine["fast"] += best_seconds(lambda c=cohort: FastPathway(scenario, c).run(), rounds)
         for rep in group:
-            whole["simpy"] += run_replication(scenario, 1, rep, engine="simpy").wall_seconds
+            whole["simpy"] += min(run_replication(scenario, 1, rep, engine="simpy").wall_seconds
+                                  for _ in range(rounds))
     return {"patients": patients, "batch_replications": batch,
             "fast_engine_patients_per_second": patients / engine["fast"],
             "fast_engine_batched_patients_per_second": patients / engine["fast_batched"],
