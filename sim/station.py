@@ -10,6 +10,9 @@ the same order: the back-tests in tests/test_backtest.py hold it to the results 
 
 The monitor keeps exact time-integrals of the number waiting and of busy servers (utilization and Little's law),
 and every completed wait. A patient held on a server until a scheduled resource opens still counts as waiting.
+
+One use, as `Pathway._use` makes it: `arrive` (None: a server is hers; else yield the ticket, then `called`),
+then `start` and, at the end of the service, `finish`; or `give_back` if her leak closed before she was seen.
 """
 
 from __future__ import annotations
