@@ -61,13 +61,8 @@ class Station:
     def arrive(self, now: float, patience_days: float) -> simpy.Event | None:
         """A patient asks for a server at day `now`. None when one is free (no event); else she joins the line
         and gets a ticket to yield, whose value is GRANTED when a server is handed over, or LEFT if
-        `patience_days` (finite) pass first. The monitor's update is written out here rather than calling
-        `advance`: this runs once per resource use, in the engine's hot path."""
-        dt = now - self.last_t
-        if dt > 0.0:
-            self.area_waiting += self.n_waiting * dt
-            self.area_busy += self.n_busy * dt
-            self.last_t = now
+        `patience_days` (finite) pass first."""
+        self.advance(now)
         self.n_arrived += 1
         if self.free:
             self.free -= 1
@@ -102,11 +97,7 @@ class Station:
 
     def finish(self, now: float) -> None:
         """Service ends at `now`: the server goes to the next patient in line, or becomes free."""
-        dt = now - self.last_t
-        if dt > 0.0:
-            self.area_waiting += self.n_waiting * dt
-            self.area_busy += self.n_busy * dt
-            self.last_t = now
+        self.advance(now)
         self.n_busy -= 1
         self.release()
 
