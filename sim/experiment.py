@@ -6,7 +6,7 @@ tables are identical bit for bit for any number of jobs. Each finished replicati
 the folder renamed to OUT only when every replication is there. `resume=True` picks up an interrupted run.
 
 What would be serial is kept small, so that two workers run nearly twice as fast as one: with --jobs N, N - 1
-worker processes and this one share the work (`_Crew`), and the workers live for the whole run; the patient (and
+worker processes and this one share the work (`Crew`), and the workers live for the whole run; the patient (and
 event) tables are appended to the final file as replications finish, in replication order; each worker also
 writes a compact summary of its replication's outcomes (`sim.summaries`), and km.csv and distributions.csv are
 merged from those on the workers, exactly, instead of reading every patient back into this process (which also
@@ -15,23 +15,15 @@ held ~600 MB per million patients).
 
 from __future__ import annotations
 
-import gc
 import json
 import math
-import multiprocessing
 import os
-import pickle
-import queue
 import shutil
-import signal
 import sys
 import tempfile
-import threading
 import time
 import warnings
 from collections.abc import Callable, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,6 +33,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from sim import outputs, replication
+from sim.crew import Crew, WorkerDied
 from sim.errors import RunInterrupted, ScenarioError
 from sim.fastpath import ENGINES
 from sim.parameters import Scenario
@@ -208,7 +201,7 @@ class Backend:
 
 def run_replications(scenario: Scenario, seed: int, reps: Sequence[int], parts: Path, backend: Backend | int,
                      log_events: bool, on_done: Callable[[dict[str, Any]], None] | None = None,
-                     engine: str = "auto", crew: _Crew | None = None,
+                     engine: str = "auto", crew: Crew | None = None,
                      keep: dict[int, dict[str, Any]] | None = None) -> None:
     """Run the given replications (skipping those already in `parts`) on the backend; each finished replication
     is written before the next is reported, so an interruption loses at most the ones in flight. `keep`: where
@@ -231,7 +224,7 @@ def run_replications(scenario: Scenario, seed: int, reps: Sequence[int], parts: 
                     on_done(info)
         return
     own = crew is None
-    crew = crew or _Crew(min(backend.jobs, len(todo)) - 1)
+    crew = crew or Crew(min(backend.jobs, len(todo)) - 1)
     try:
         _run_on_crew(crew, scenario, seed, todo, parts, log_events, on_done, engine, backend.jobs, keep)
     finally:
@@ -239,7 +232,7 @@ def run_replications(scenario: Scenario, seed: int, reps: Sequence[int], parts: 
             crew.shutdown()
 
 
-def _run_on_crew(crew: _Crew, scenario: Scenario, seed: int, todo: list[int], parts: Path, log_events: bool,
+def _run_on_crew(crew: Crew, scenario: Scenario, seed: int, todo: list[int], parts: Path, log_events: bool,
                  on_done: Callable[[dict[str, Any]], None] | None, engine: str, jobs: int,
                  keep: dict[int, dict[str, Any]] | None) -> None:
     batches = _batches(scenario, todo, jobs, log_events, engine)
@@ -250,204 +243,23 @@ def _run_on_crew(crew: _Crew, scenario: Scenario, seed: int, todo: list[int], pa
             if on_done:
                 on_done(info)
 
-    crew.finish(lambda i: _task(scenario, seed, batches[i], log_events, str(parts), engine, keep), report, parts)
-
-
-def _result(fut: Future, parts: Path) -> Any:
     try:
-        return fut.result()
-    except BrokenProcessPool:
-        raise RunInterrupted(f"a worker process died; {len(_done_reps(parts))} finished replications "
-                             f"are kept in {parts.parent}; rerun with --resume to finish") from None
+        crew.finish(lambda i: _task(scenario, seed, batches[i], log_events, str(parts), engine, keep), report)
+    except WorkerDied:
+        raise _worker_died(parts) from None
 
 
-def _start_crew(backend: Backend, max_tasks: int) -> _Crew | None:
+def _worker_died(parts: Path) -> RunInterrupted:
+    return RunInterrupted(f"a worker process died; {len(_done_reps(parts))} finished replications "
+                          f"are kept in {parts.parent}; rerun with --resume to finish")
+
+
+def _start_crew(backend: Backend, max_tasks: int) -> Crew | None:
     """Worker processes for the whole run, `jobs - 1` of them since this process works too (None when
     replications run in this process alone or on Dask)."""
     if backend.kind != "processes" or backend.jobs <= 1 or max_tasks <= 1:
         return None
-    return _Crew(min(backend.jobs, max_tasks) - 1)
-
-
-class _Crew:
-    """This process and `workers` worker processes, taking tasks in turn from one shared counter.
-
-    Why: with a pool of `jobs` workers this process sat idle while they simulated, then did the run's serial
-    part alone, and with small replications that cost --jobs 2 about a third of its speed. Here `jobs - 1`
-    workers and this process share the work, so that every core simulates; tasks are claimed one at a time, so
-    that whoever is free takes the next one and all finish together (this process also appends the tables
-    as replications finish, and takes fewer tasks). What a task computes does not depend on who runs it."""
-
-    def __init__(self, workers: int) -> None:
-        # Fork on Linux: workers start with this process's imports and objects, which the freezing below is
-        # about. Asked for by name, since Python 3.14 makes forkserver Linux's default (macOS keeps its default,
-        # spawn: forking is unsafe there).
-        ctx = multiprocessing.get_context("fork" if sys.platform.startswith("linux") else None)
-        self.workers = workers
-        self.claimed = ctx.Value("q", 0)  # tasks handed out so far (reset for each list of tasks)
-        # (task index, result) from the workers, pickled, one message each (`send_lock` keeps them whole), moved
-        # from the pipe to `inbox` by a thread of this process as they come (`_read`).
-        self.receive, self.send = ctx.Pipe(duplex=False)
-        self.send_lock = ctx.Lock()
-        self.inbox: queue.SimpleQueue[Any] = queue.SimpleQueue()
-        self.reader: threading.Thread | None = None
-        # Workers are forked (Linux): gc.freeze() first thing in each puts the objects inherited from this
-        # process out of the collector's reach, so its full collections neither walk them nor write to (and so
-        # copy) their pages. Measured: --jobs 2 about 5% faster on replications of ~2,600 patients.
-        self.pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_join_crew,
-                                        initargs=(self.claimed, self.send, self.send_lock,
-                                                  os.getpid() if ctx.get_start_method() == "fork" else None))
-        self.n = 0
-        self.futures: set[Future] = set()
-        # And in this process, for as long as the workers live: a full collection here would write to every
-        # object's header, so copy every page it shares with the workers (measured: its first replication
-        # ~60% slower). Unfrozen by shutdown(), unless the caller had frozen objects itself (gc.freeze: its
-        # objects are to stay frozen, and there is no unfreezing only ours).
-        self.unfreeze = gc.get_freeze_count() == 0
-        gc.freeze()
-
-    def start(self, tasks: list[tuple[Callable[..., Any], tuple[Any, ...]]]) -> None:
-        """Let the workers start on `tasks` (this process joins in with `finish`)."""
-        with self.claimed.get_lock():
-            self.claimed.value = 0
-        self.n = len(tasks)
-        self.futures = {self.pool.submit(_crew_member, tasks) for _ in range(self.workers)}
-        if self.reader is None:  # after the first submit, which forks the workers: no thread is forked with them
-            self.reader = threading.Thread(target=self._read, name="csfsim-crew-results", daemon=True)
-            self.reader.start()
-
-    def _read(self) -> None:
-        """Move the workers' results from the pipe to `inbox` as they come. Why a thread: a result larger than
-        the pipe's buffer (64 KB; a fast-path batch's is several hundred KB) blocks the worker sending it until it
-        is read, so read only between this process's own tasks it held the worker up for a whole task, and
-        after an error or interruption (nothing read any more) it hung the shutdown, which waits for the workers.
-        It blocks on the pipe until a message comes (shutdown sends it STOP_READING): polling it every 50 ms made
-        --jobs 2 about 6% slower on small replications."""
-        try:
-            while True:
-                data = self.receive.recv_bytes()
-                if data == STOP_READING:
-                    return
-                self.inbox.put(pickle.loads(data))
-        except BaseException as err:  # handed to the main thread, which raises it
-            self.inbox.put(err)
-
-    def finish(self, run_here: Callable[[int], Any], on_result: Callable[[int, Any], None], parts: Path) -> None:
-        """Take tasks with the workers until none is left (`run_here(i)` runs task i in this process), and pass
-        every task's result to `on_result` as it comes, on this thread."""
-        received = 0
-        try:
-            while (i := self._claim(parts)) is not None:
-                on_result(i, run_here(i))
-                received += 1 + self._collect(on_result, block=False)
-            while self.futures:
-                done, self.futures = wait(self.futures, timeout=0.01, return_when=FIRST_COMPLETED)
-                for fut in done:
-                    _result(fut, parts)
-                received += self._collect(on_result, block=False)
-            # A worker's results are in the pipe before its task returns, so the reader brings what is missing.
-            while received < self.n:
-                received += self._collect(on_result, block=True)
-        except BaseException:
-            self.stop()
-            raise
-
-    def stop(self) -> None:
-        """No more tasks for the workers (on an error or interruption, so that shutting down does not wait for
-        the rest of the run)."""
-        with self.claimed.get_lock():
-            self.claimed.value = self.n
-
-    def release(self) -> None:
-        """Let the workers exit (they have no more work), without waiting for them."""
-        self.stop()
-        self.pool.shutdown(wait=False, cancel_futures=True)
-
-    def shutdown(self) -> None:
-        self.stop()
-        try:
-            self.pool.shutdown(wait=True, cancel_futures=True)  # the reader goes on reading meanwhile
-        finally:
-            if self.reader is not None and self.reader.is_alive():
-                with self.send_lock:
-                    self.send.send_bytes(STOP_READING)
-            if self.reader is not None:
-                self.reader.join(timeout=1)
-            if self.reader is None or not self.reader.is_alive():  # (alive: stuck on a message a killed worker
-                self.receive.close()                               # left half-sent; a daemon, left as it is)
-                self.send.close()
-            if self.unfreeze:
-                gc.unfreeze()
-
-    def _claim(self, parts: Path) -> int | None:
-        # With a timeout, so that a worker that died holding the lock stops the run instead of hanging it.
-        while not self.claimed.get_lock().acquire(timeout=0.5):
-            for fut in [f for f in self.futures if f.done()]:
-                _result(fut, parts)
-        try:
-            return _next_task(self.claimed, self.n)
-        finally:
-            self.claimed.get_lock().release()
-
-    def _collect(self, on_result: Callable[[int, Any], None], block: bool) -> int:
-        n = 0
-        while True:
-            try:
-                item = self.inbox.get(block=block and n == 0)
-            except queue.Empty:
-                return n
-            if isinstance(item, BaseException):
-                raise item
-            on_result(*item)
-            n += 1
-
-
-STOP_READING = b"stop"  # what this process sends its own reader at shutdown
-_CREW: tuple[Any, Any, Any, int] | None = None  # in a worker: the crew's counter, result pipe and its lock, parent
-
-
-def _join_crew(claimed: Any, send: Any, send_lock: Any, forked_by: int | None) -> None:
-    global _CREW
-    gc.freeze()
-    _CREW = (claimed, send, send_lock, os.getppid())
-    # Ctrl-C goes to the whole process group: the main process stops the run (no task is handed out any more)
-    # and says so in one line; a worker ends its current task and exits, instead of printing a traceback.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    # A worker forked by the main process is killed with it (Linux): when the main process was killed outright
-    # (SIGKILL, out of memory), its workers otherwise waited for their next task for ever.
-    if forked_by is not None and sys.platform.startswith("linux"):
-        import ctypes
-
-        ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # 1: PR_SET_PDEATHSIG
-        if os.getppid() != forked_by:  # gone before that
-            os._exit(1)
-
-
-def _next_task(claimed: Any, n: int) -> int | None:
-    """Claim the next task (the caller holds the counter's lock)."""
-    i = int(claimed.value)
-    if i >= n:
-        return None
-    claimed.value = i + 1
-    return i
-
-
-def _crew_member(tasks: list[tuple[Callable[..., Any], tuple[Any, ...]]]) -> int:
-    """In a worker: run tasks until none is left, putting each result on the crew's queue."""
-    assert _CREW is not None
-    claimed, send, send_lock, parent = _CREW
-    n = 0
-    while os.getppid() == parent:  # not on with the run once the main process is gone (killed)
-        with claimed.get_lock():
-            i = _next_task(claimed, len(tasks))
-        if i is None:
-            return n
-        fn, args = tasks[i]
-        message = pickle.dumps((i, fn(*args)), protocol=pickle.HIGHEST_PROTOCOL)
-        with send_lock:
-            send.send_bytes(message)
-        n += 1
-    return n
+    return Crew(min(backend.jobs, max_tasks) - 1)
 
 
 class _Concatenation:
@@ -637,7 +449,7 @@ def _primary_values(parts: Path, n: int) -> dict[str, np.ndarray]:
 def _run_until_precise(scenario: Scenario, seed: int, parts: Path, backend: Backend, log_events: bool,
                        done: Callable[[dict[str, Any]], None], precision: float,
                        max_reps: int, engine: str = "auto",
-                       crew: _Crew | None = None) -> tuple[int, dict[str, Any]]:
+                       crew: Crew | None = None) -> tuple[int, dict[str, Any]]:
     """Add replications in batches until `replications_needed` finds a solution or the cap is reached."""
     batch = max(backend.jobs if backend.kind != "serial" else 1, LOOK_AHEAD)
     n = 0
@@ -695,7 +507,7 @@ def _write_distributions(outcome_files: list[Path], per_rep: pd.DataFrame, dest:
 
 def _finalize(scenario: Scenario, seed: int, reps: int, work: Path, backend: Backend,
               infos: list[dict[str, Any]], started: float, command: str | None, log_events: bool,
-              stopping: dict[str, Any] | None, engine: str = "auto", crew: _Crew | None = None,
+              stopping: dict[str, Any] | None, engine: str = "auto", crew: Crew | None = None,
               concat: _Concatenation | None = None, load: bool = False) -> RunResult:
     """Merge the parts into the run's tables. With worker processes, km.csv and distributions.csv are merged on
     the workers while this process finishes the concatenation and writes the other tables, then joins them.
@@ -733,7 +545,10 @@ def _finalize(scenario: Scenario, seed: int, reps: int, work: Path, backend: Bac
         for fn, args in tasks:
             fn(*args)
     else:
-        crew.finish(lambda i: tasks[i][0](*tasks[i][1]), lambda i, result: None, parts)
+        try:
+            crew.finish(lambda i: tasks[i][0](*tasks[i][1]), lambda i, result: None)
+        except WorkerDied:
+            raise _worker_died(parts) from None
         crew.release()  # the workers exit while this process writes the rest
     if has_patients:
         _join_csv(km_pieces, work / "km.csv")

@@ -196,13 +196,13 @@ def test_this_process_working_with_the_workers_gives_the_tables_of_a_serial_run(
 def test_an_error_on_a_worker_stops_the_run_with_that_error(tmp_path):
     """A task that fails on a worker (here: every replication fails) raises its own error in this process, and
     the workers are told to stop taking tasks."""
-    from sim.experiment import _Crew
+    from sim.crew import Crew
 
-    crew = _Crew(1)
+    crew = Crew(1)
     try:
         crew.start([(_fail, (i,)) for i in range(4)])
         with pytest.raises(ValueError, match="task"):
-            crew.finish(lambda i: time.sleep(0.2), lambda i, result: None, tmp_path)
+            crew.finish(lambda i: time.sleep(0.2), lambda i, result: None)
         assert crew.claimed.value == 4
     finally:
         crew.shutdown()
@@ -240,8 +240,7 @@ def test_resume_of_parquet_parts_of_an_older_csfsim_gives_the_same_tables(tmp_pa
 
 _CREW_SCRIPT = """
 import sys, time
-from pathlib import Path
-from sim.experiment import _Crew
+from sim.crew import Crew
 from tests.test_experiment import _big_result
 
 def here(i):
@@ -250,11 +249,11 @@ def here(i):
         raise ValueError("failed in this process")
     return "here", time.time()
 
-crew = _Crew(1)
+crew = Crew(1)
 ends = {}
 try:
     crew.start([(_big_result, (i,)) for i in range(3)])
-    crew.finish(here, lambda i, result: ends.setdefault(result[0] == "here", []).append(result[1]), Path("."))
+    crew.finish(here, lambda i, result: ends.setdefault(result[0] == "here", []).append(result[1]))
 except ValueError as err:
     print("error:", err)
 finally:
