@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -164,16 +165,21 @@ def test_disk_full_is_one_clear_line(tmp_path, monkeypatch, capsys):
     assert not (tmp_path / "r").exists()
 
 
+def _interrupted_run(partial: Path, s, seed: int, reps: int, done: int, log_events: bool) -> Path:
+    """The folder a run of `reps` replications leaves when interrupted after `done` of them; its parts folder."""
+    parts = partial / "parts"
+    parts.mkdir(parents=True)
+    (partial / "run.json").write_text(json.dumps(
+        {"seed": seed, "reps": reps, "scenario": to_jsonable(s.resolved)}, default=str))
+    run_replications(s, seed, range(done), parts, Backend("serial"), log_events=log_events)
+    return parts
+
+
 def test_resume_of_parts_without_outcome_summaries_gives_the_same_tables(tmp_path):
     """A run interrupted by a csfsim that wrote no outcomes-*.bin parts still finalizes to the same tables."""
     s = small(LOW_VOLUME)
     clean = run(s, reps=2, seed=4, out=tmp_path / "clean", log_events=False, progress=False)
-    partial = tmp_path / "old.partial"
-    parts = partial / "parts"
-    parts.mkdir(parents=True)
-    (partial / "run.json").write_text(json.dumps(
-        {"seed": 4, "reps": 2, "scenario": to_jsonable(s.resolved)}, default=str))
-    run_replications(s, 4, range(2), parts, Backend("serial"), log_events=False)
+    parts = _interrupted_run(tmp_path / "old.partial", s, seed=4, reps=2, done=2, log_events=False)
     for f in parts.glob("outcomes-*.bin"):
         f.unlink()
     run(s, reps=2, seed=4, out=tmp_path / "old", log_events=False, progress=False, resume=True)
@@ -220,12 +226,7 @@ def test_resume_of_parquet_parts_of_an_older_csfsim_gives_the_same_tables(tmp_pa
 
     s = small(LOW_VOLUME)
     clean = run(s, reps=3, seed=4, out=tmp_path / "clean", progress=False)
-    partial = tmp_path / "old.partial"
-    parts = partial / "parts"
-    parts.mkdir(parents=True)
-    (partial / "run.json").write_text(json.dumps(
-        {"seed": 4, "reps": 3, "scenario": to_jsonable(s.resolved)}, default=str))
-    run_replications(s, 4, range(2), parts, Backend("serial"), log_events=True)
+    parts = _interrupted_run(tmp_path / "old.partial", s, seed=4, reps=3, done=2, log_events=True)
     for f in parts.glob("*.arrow"):
         pq.write_table(feather.read_table(f), f.with_suffix(".parquet"))
         f.unlink()
