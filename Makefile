@@ -3,18 +3,28 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# The engine's modules compiled with mypyc (setup.py, sim/engine_build.py): rebuilt when one of them changes.
+ENGINE_SOURCES := setup.py sim/engine_build.py $(addprefix sim/,clinical.py lazy_days.py schedule.py station.py pathway.py)
+ENGINE_STAMP := $(VENV)/.engine-compiled
 REPS ?= 20
 SEED ?= 20261124
 
 .PHONY: setup demo test lint bench docs validate clean
 
-setup: $(STAMP)
+setup: $(ENGINE_STAMP)
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[test]'
-	touch $(STAMP)
+	touch $(STAMP) $(ENGINE_STAMP)
+	@$(BIN)/python -c "import sim.engine_build as b; print('csfsim engine:', b.BUILD)"
+
+## After an edit of an engine module: compile it again (about 40 s; until then csfsim runs it as Python and says so).
+$(ENGINE_STAMP): $(STAMP) $(ENGINE_SOURCES)
+	$(BIN)/python -m pip install --quiet --no-deps -e .
+	touch $(ENGINE_STAMP)
+	@$(BIN)/python -c "import sim.engine_build as b; print('csfsim engine:', b.BUILD)"
 
 ## The main job: experienced vs low-volume center on the shipped default scenarios.
 demo: setup
@@ -23,11 +33,11 @@ demo: setup
 
 ## The whole test suite (what CI runs), with coverage of sim/.
 test: setup
-	$(BIN)/ruff check sim tests benchmarks tools
+	$(BIN)/ruff check sim tests benchmarks tools setup.py
 	$(BIN)/python -m pytest --cov=sim --cov-report=term:skip-covered --cov-fail-under=90
 
 lint: setup
-	$(BIN)/ruff check sim tests benchmarks tools
+	$(BIN)/ruff check sim tests benchmarks tools setup.py
 
 bench: setup
 	$(BIN)/python benchmarks/run_benchmarks.py
@@ -39,4 +49,4 @@ validate: setup
 	$(BIN)/python tools/validate_model.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis .coverage
+	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis .coverage build sim/*.so sim/_compiled_sources.json *__mypyc*.so

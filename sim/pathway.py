@@ -86,25 +86,37 @@ class PatientState:
 
 
 class Records:
-    """Preallocated per-patient result columns (plain lists: fastest to write from Python)."""
-
-    FLOAT = ("presented_day", "diagnosed_day", "first_treatment_day", "resolved_day", "symptom_days",
-             "waiting_days", "rih_days")
-    INT = ("center", "n_consultations", "n_brain_mri", "n_spinal_imaging", "n_ebp", "n_targeted_patch",
-           "n_fibrin_patch", "n_surgery", "n_embolization", "n_recurrences", "n_referrals",
-           "n_acetazolamide_courses")
-    BOOL = ("rih", "rih_misread", "leak_localized", "symptomatic_at_end")
-    TEXT = ("final_state", "resolved_by", "persistent_reason")
+    """Preallocated per-patient result columns (plain lists: fastest to write from Python). `run()` replaces the
+    columns it fills from numpy; the pathway writes the others item by item."""
 
     def __init__(self, n: int) -> None:
-        for name in self.FLOAT:
-            setattr(self, name, [math.nan] * n)
-        for name in self.INT:
-            setattr(self, name, [0] * n)
-        for name in self.BOOL:
-            setattr(self, name, [False] * n)
-        for name in self.TEXT:
-            setattr(self, name, [""] * n)
+        nan = math.nan
+        self.center: list[int] = [0] * n
+        self.presented_day: list[float] = [nan] * n
+        self.diagnosed_day: list[float] = [nan] * n
+        self.first_treatment_day: list[float] = [nan] * n
+        self.resolved_day: list[float] = [nan] * n
+        self.symptom_days: list[float] = [nan] * n
+        self.waiting_days: list[float] = [nan] * n
+        self.rih_days: list[float] = [nan] * n
+        self.n_consultations: list[int] = [0] * n
+        self.n_brain_mri: list[int] = [0] * n
+        self.n_spinal_imaging: list[int] = [0] * n
+        self.n_ebp: list[int] = [0] * n
+        self.n_targeted_patch: list[int] = [0] * n
+        self.n_fibrin_patch: list[int] = [0] * n
+        self.n_surgery: list[int] = [0] * n
+        self.n_embolization: list[int] = [0] * n
+        self.n_recurrences: list[int] = [0] * n
+        self.n_referrals: list[int] = [0] * n
+        self.n_acetazolamide_courses: list[int] = [0] * n
+        self.rih: list[bool] = [False] * n
+        self.rih_misread: list[bool] = [False] * n
+        self.leak_localized: list[bool] = [False] * n
+        self.symptomatic_at_end: list[bool] = [False] * n
+        self.final_state: list[str] = [""] * n
+        self.resolved_by: list[str] = [""] * n
+        self.persistent_reason: list[str] = [""] * n
 
 
 class Pathway:

@@ -71,8 +71,11 @@ class Station:
         ticket = simpy.Event(self.env)
         self.queue.append(ticket)
         if patience_days != INF:
-            timer = Delay(self.env, patience_days)
-            timer.callbacks.append(lambda _timer: ticket._value is PENDING and ticket.succeed(LEFT))
+            def leave(_timer: simpy.Event) -> None:
+                if ticket._value is PENDING:  # not already served
+                    ticket.succeed(LEFT)
+
+            Delay(self.env, patience_days).callbacks.append(leave)
         return ticket
 
     def called(self, now: float, granted: bool) -> bool:
