@@ -92,3 +92,11 @@ def select() -> str:
               file=sys.stderr)
     BUILD = f"python ({reason})"
     return BUILD
+
+
+if __name__ == "__main__":
+    # `python sim/engine_build.py`: is the compiled build current? (exit 0: yes). The Makefile asks before
+    # recompiling; run as a file, not as `sim.engine_build`, so that the package and its dependencies stay unloaded.
+    why = python_reason(honour_variable=False)
+    print(f"csfsim engine: {'compiled' if why is None else f'python ({why})'}")
+    sys.exit(0 if why is None else 1)
