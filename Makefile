@@ -3,8 +3,9 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-# The engine's modules compiled with mypyc (setup.py, sim/engine_build.py): rebuilt when one of them changes.
-ENGINE_SOURCES := setup.py sim/engine_build.py $(addprefix sim/,clinical.py lazy_days.py schedule.py station.py pathway.py)
+# The engine's modules compiled with mypyc (setup.py, sim/engine_build.py): recompiled when the build is not
+# current (sim/engine_build.py says; any sim/*.py change makes make ask it).
+ENGINE_SOURCES := setup.py $(wildcard sim/*.py)
 ENGINE_STAMP := $(VENV)/.engine-compiled
 REPS ?= 20
 SEED ?= 20261124
@@ -49,4 +50,4 @@ validate: setup
 	$(BIN)/python tools/validate_model.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis .coverage build sim/*.so sim/_compiled_sources.json *__mypyc*.so
+	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis .coverage build sim/*.so sim/_compiled*.json *__mypyc*.so

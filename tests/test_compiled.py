@@ -1,9 +1,12 @@
 """The compiled engine (sim/engine_build.py, setup.py) against its Python source, which the rest of the suite runs.
 
-The engine's tests run again in a child process on the compiled build: the back-tests (whole runs, patient by patient
-against stored results), the pathway, station, clinical and fast-path tests, the property tests and the queueing
-theory checks. Where no compiled build exists (a machine without a C compiler) this is skipped with the reason,
-unless CSFSIM_EXPECT_COMPILED=1 (set by .ci/run), where that is a failure.
+- Which build may run: the guard, on fake package folders (a build is used only if complete and made from the files
+  present, dependencies included).
+- Same results: every shipped scenario (and variants) run on the compiled build and on the source, in two child
+  processes; every record, event, resource use and monitor figure must be identical (repr, so value and type).
+- The engine's tests again, in a child process on the compiled build.
+Where no compiled build exists (a machine without a C compiler) the last two are skipped with the reason, unless
+CSFSIM_EXPECT_COMPILED=1 (set by .ci/run), where that is a failure.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -21,8 +25,9 @@ from sim import engine_build
 from tests.conftest import ROOT
 
 ENGINE_TESTS = ["tests/test_backtest.py", "tests/test_pathway.py", "tests/test_station.py", "tests/test_clinical.py",
-                "tests/test_fastpath.py", "tests/test_properties.py", "tests/test_verification.py",
-                "tests/test_events.py"]
+                "tests/test_lazy_days.py", "tests/test_fastpath.py", "tests/test_properties.py",
+                "tests/test_verification.py", "tests/test_events.py"]
+SHIM_SUFFIX = importlib.machinery.EXTENSION_SUFFIXES[0]
 
 
 def _compiled_or_skip() -> None:
@@ -34,8 +39,100 @@ def _compiled_or_skip() -> None:
     pytest.skip(f"no compiled engine here: {reason}")
 
 
-def _child_env() -> dict[str, str]:
-    return {**os.environ, engine_build.PURE_VARIABLE: "0"}
+def _child(args: list[str], pure: bool) -> subprocess.CompletedProcess:
+    env = {**os.environ, engine_build.PURE_VARIABLE: "1" if pure else "0"}
+    return subprocess.run([sys.executable, *args], env=env, cwd=ROOT, capture_output=True, text=True)
+
+
+# ------------------------------------------------------------------------------------------ which build may run
+@pytest.fixture
+def fake_build(tmp_path, monkeypatch):
+    """A package folder holding copies of the engine's sources, a complete fake build of them and its record."""
+    package = tmp_path / "sim"
+    package.mkdir()
+    for source in engine_build.source_files():
+        (package / source.name).write_bytes(source.read_bytes())
+    library = tmp_path / f"{engine_build.LIBRARY}{SHIM_SUFFIX}"
+    library.write_bytes(b"library")
+    outputs = {engine_build.LIBRARY: library}
+    for module in engine_build.COMPILED_MODULES:
+        shim = package / (engine_build.source_path(module).stem + SHIM_SUFFIX)
+        shim.write_bytes(module.encode())
+        outputs[module] = shim
+    record = {"sources": engine_build.source_hashes(package),
+              "outputs": {name: engine_build.sha256_of(path) for name, path in outputs.items()}}
+    (package / engine_build.record_name()).write_text(json.dumps(record))
+    monkeypatch.setattr(engine_build, "PACKAGE_DIR", package)
+    monkeypatch.setattr(engine_build, "library_path", lambda: library if library.exists() else None)
+    monkeypatch.delenv(engine_build.PURE_VARIABLE, raising=False)
+    return package, library
+
+
+def test_a_complete_current_build_is_used(fake_build):
+    assert engine_build.python_reason() is None
+
+
+def test_the_variable_asks_for_the_source(fake_build, monkeypatch):
+    monkeypatch.setenv(engine_build.PURE_VARIABLE, "1")
+    assert engine_build.python_reason() == f"{engine_build.PURE_VARIABLE} is set"
+    assert engine_build.python_reason(honour_variable=False) is None
+
+
+@pytest.mark.parametrize("edited", ["pathway.py", "station.py", "parameters.py", "distributions.py", "events.py"])
+def test_an_edited_source_or_dependency_makes_the_build_unusable(fake_build, edited):
+    """mypyc compiles the types of the modules the engine imports too (a tuple turned list broke a compiled
+    build whose own five files were unchanged)."""
+    package, _ = fake_build
+    (package / edited).write_text((package / edited).read_text() + "\n# edited\n")
+    assert engine_build.python_reason() == f"sim/{edited} changed since the engine was compiled"
+
+
+def test_a_partial_or_foreign_build_is_not_used(fake_build):
+    package, library = fake_build
+    (package / f"station{SHIM_SUFFIX}").unlink()
+    assert "sim.station is missing" in engine_build.python_reason()
+    (package / f"station{SHIM_SUFFIX}").write_bytes(b"sim.station")
+    assert engine_build.python_reason() is None
+    library.write_bytes(b"another checkout's library")
+    assert f"{engine_build.LIBRARY} is missing or is not the one built" in engine_build.python_reason()
+    library.unlink()
+    assert f"{engine_build.LIBRARY} is missing" in engine_build.python_reason()
+
+
+def test_a_build_without_its_record_or_without_files_is_not_used(fake_build):
+    package, _ = fake_build
+    (package / engine_build.record_name()).write_text("{}")
+    assert "no readable" in engine_build.python_reason()
+    (package / engine_build.record_name()).unlink()
+    assert "no readable" in engine_build.python_reason()
+    for module in engine_build.COMPILED_MODULES:
+        (package / (engine_build.source_path(module).stem + SHIM_SUFFIX)).unlink()
+    assert engine_build.python_reason() == "not compiled"
+
+
+def test_the_record_is_per_interpreter():
+    assert engine_build.record_name().startswith("_compiled.cpython-")
+    assert engine_build.record_name().endswith(".json")
+
+
+def test_the_sources_include_what_the_engine_imports():
+    names = {p.name for p in engine_build.source_files()}
+    assert {"pathway.py", "station.py", "clinical.py", "lazy_days.py", "schedule.py", "parameters.py",
+            "population.py", "events.py", "distributions.py", "randomness.py"} <= names
+    assert "report.py" not in names and "engine_build.py" not in names
+
+
+def test_an_unusable_build_is_said_on_stderr_and_the_source_is_found_first(monkeypatch, capsys):
+    monkeypatch.setattr(engine_build, "python_reason", lambda: "sim/pathway.py changed since the engine was compiled")
+    monkeypatch.setattr(sys, "meta_path", list(sys.meta_path))
+    monkeypatch.setattr(engine_build, "BUILD", engine_build.BUILD)
+    assert engine_build.select() == "python (sim/pathway.py changed since the engine was compiled)"
+    engine_build.select()
+    assert sum(isinstance(f, engine_build._SourceFinder) for f in sys.meta_path) == 1
+    err = capsys.readouterr().err
+    assert "sim/pathway.py changed since the engine was compiled: running the engine as Python" in err
+    assert sys.meta_path[0].find_spec("sim.station").origin.endswith("station.py")
+    assert sys.meta_path[0].find_spec("sim.report") is None
 
 
 def test_the_suite_itself_runs_the_python_source():
@@ -45,49 +142,69 @@ def test_the_suite_itself_runs_the_python_source():
         assert importlib.import_module(module).__file__.endswith(".py")
 
 
+def test_the_manifest_says_which_build_ran(tmp_path):
+    from sim import outputs
+    from sim.experiment import run
+    from sim.scenario import load_scenario
+    from tests.conftest import EXPERIENCED
+
+    assert outputs.versions()["csfsim_engine_build"] == engine_build.BUILD
+    scenario = load_scenario(EXPERIENCED, overrides={"run.horizon_days": 200})
+    result = run(scenario, reps=2, seed=1, jobs=1, progress=False, out=tmp_path / "run")
+    assert result.manifest["engine_builds"] == [engine_build.BUILD]
+    assert json.loads((tmp_path / "run" / "manifest.json").read_text())["engine_builds"] == [engine_build.BUILD]
+
+
+# ------------------------------------------------------------------------------------------ same results
+SAME_RESULTS = r"""
+import hashlib, json, sys
+from pathlib import Path
+import sim
+from sim.engine_build import BUILD
+from sim.pathway import Pathway
+from sim.population import draw_cohort
+from sim.scenario import load_scenario
+
+root = Path(sys.argv[1])
+cases = [(p, {}) for p in sorted(root.glob("scenarios/**/*.toml")) if p.name != "base.toml"]
+cases += [(root / "scenarios" / name, {"volume_outcome.enabled": True})
+          for name in ("regional_network.toml", "examples/sessions_and_closures.toml", "low_volume_center.toml")]
+digests = {}
+for path, overrides in cases:
+    scenario = load_scenario(path, overrides={"run.horizon_days": 1500, **overrides})
+    for rep in range(2):
+        model = Pathway(scenario, draw_cohort(scenario, 7, rep), log_events=True)
+        model.run()
+        rec = model.records
+        parts = [repr(getattr(rec, name)) for name in sorted(n for n in dir(rec) if not n.startswith("_"))]
+        parts += [repr(model.events), repr(model.uses)]
+        for center in model.centers:
+            for st in center.monitors:
+                parts.append(repr((st.n_arrived, st.n_served, st.n_abandoned, st.area_waiting, st.area_busy, st.waits)))
+        key = f"{path.relative_to(root)} {overrides} rep {rep}"
+        digests[key] = hashlib.sha256("\n".join(parts).encode()).hexdigest()
+print(json.dumps({"build": BUILD, "digests": digests}))
+"""
+
+
+def test_the_compiled_build_gives_the_same_tables_as_the_source():
+    _compiled_or_skip()
+    runs = {}
+    for pure in (True, False):
+        done = _child(["-c", SAME_RESULTS, str(ROOT)], pure)
+        assert done.returncode == 0, done.stderr[-3000:]
+        runs[pure] = json.loads(done.stdout)
+    assert runs[True]["build"].startswith("python") and runs[False]["build"] == "compiled"
+    assert len(runs[True]["digests"]) >= 2 * 12
+    assert runs[False]["digests"] == runs[True]["digests"]
+
+
 def test_the_engine_tests_pass_on_the_compiled_build():
     _compiled_or_skip()
-    check = subprocess.run(
-        [sys.executable, "-c", "import json, sim, sim.engine_build as b, sim.pathway as p, sim.station as s; "
-                               "print(json.dumps([b.BUILD, p.__file__, s.__file__]))"],
-        env=_child_env(), cwd=ROOT, capture_output=True, text=True, check=True)
+    check = _child(["-c", "import json, sim, sim.engine_build as b, sim.pathway as p, sim.station as s; "
+                          "print(json.dumps([b.BUILD, p.__file__, s.__file__]))"], pure=False)
     build, pathway_file, station_file = json.loads(check.stdout)
     assert build == "compiled"
-    assert not pathway_file.endswith(".py") and not station_file.endswith(".py")
-    tests = subprocess.run([sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", "-p", "no:cov",
-                            *ENGINE_TESTS], env=_child_env(), cwd=ROOT, capture_output=True, text=True)
+    assert Path(pathway_file).suffix != ".py" and Path(station_file).suffix != ".py"
+    tests = _child(["-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", "-p", "no:cov", *ENGINE_TESTS], pure=False)
     assert tests.returncode == 0, tests.stdout[-4000:] + tests.stderr[-2000:]
-
-
-def test_an_edited_engine_file_runs_as_python_with_a_warning(tmp_path, monkeypatch):
-    """A build made from other sources than the files now present is not used, and the user is told why."""
-    record = {f"sim/{engine_build.source_path(m).name}": "0" * 64 for m in engine_build.COMPILED_MODULES}
-    fake_package = tmp_path / "sim"
-    fake_package.mkdir()
-    for module in engine_build.COMPILED_MODULES:
-        name = engine_build.source_path(module).name
-        (fake_package / name).write_text("# edited\n")
-        (fake_package / name.replace(".py", importlib.machinery.EXTENSION_SUFFIXES[0])).write_bytes(b"")
-    (fake_package / engine_build.RECORD_FILE).write_text(json.dumps(record))
-    monkeypatch.setattr(engine_build, "PACKAGE_DIR", fake_package)
-    monkeypatch.delenv(engine_build.PURE_VARIABLE, raising=False)
-    reason = engine_build.python_reason()
-    assert reason is not None and "changed since the engine was compiled" in reason
-    (fake_package / engine_build.RECORD_FILE).unlink()
-    assert "no readable" in engine_build.python_reason()
-    monkeypatch.setenv(engine_build.PURE_VARIABLE, "1")
-    assert engine_build.python_reason() == f"{engine_build.PURE_VARIABLE} is set"
-
-
-def test_a_stale_build_is_said_once_on_stderr_and_the_source_is_found_first(monkeypatch, capsys):
-    monkeypatch.setattr(engine_build, "python_reason", lambda: "sim/pathway.py changed since the engine was compiled")
-    monkeypatch.setattr(sys, "meta_path", list(sys.meta_path))
-    monkeypatch.setattr(engine_build, "BUILD", engine_build.BUILD)
-    assert engine_build.select() == "python (sim/pathway.py changed since the engine was compiled)"
-    engine_build.select()
-    assert sum(isinstance(f, engine_build._SourceFinder) for f in sys.meta_path) == 1
-    err = capsys.readouterr().err
-    assert "sim/pathway.py changed since the engine was compiled: running the engine as Python" in err
-    spec = sys.meta_path[0].find_spec("sim.station")
-    assert spec.origin.endswith("station.py")
-    assert sys.meta_path[0].find_spec("sim.report") is None
