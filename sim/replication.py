@@ -58,8 +58,9 @@ def run_replication(scenario: Scenario, root_seed: int, replication: int, log_ev
 # Patients per batch of fast-path replications: enough to spread the fixed cost of each numpy step, few enough
 # that a batch's arrays stay small (a patient carries about 2.4 kB of uniforms).
 # Fast-path batch size: larger batches pay each numpy step's fixed cost over more patients (engine 1.03M -> 1.14M
-# patients/s from ~20,000 to ~40,000 on the low-volume scenario; flat beyond), for ~120 MB of uniforms per batch.
-BATCH_PATIENTS = 40_000
+# patients/s from ~20,000 to ~40,000 on the low-volume scenario, about 5% more again at 60,000-80,000 in session 4's
+# interleaved runs, nothing more at 160,000), for ~240 MB of uniforms per batch.
+BATCH_PATIENTS = 80_000
 
 
 def expected_patients(scenario: Scenario) -> float:
