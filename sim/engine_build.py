@@ -47,11 +47,11 @@ def source_path(module: str, package_dir: Path | None = None) -> Path:
     return (package_dir or PACKAGE_DIR) / f"{module.rsplit('.', 1)[1]}.py"
 
 
-def compiled_path(module: str, package_dir: Path | None = None) -> Path | None:
+def compiled_path(module: str) -> Path | None:
     """The extension module built for `module` beside its source, if any."""
     stem = module.rsplit(".", 1)[1]
     for suffix in importlib.machinery.EXTENSION_SUFFIXES:
-        candidate = (package_dir or PACKAGE_DIR) / f"{stem}{suffix}"
+        candidate = PACKAGE_DIR / f"{stem}{suffix}"
         if candidate.exists():
             return candidate
     return None
