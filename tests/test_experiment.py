@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -102,7 +103,7 @@ def test_resume_after_kill_equals_a_clean_run(tmp_path):
     done_before = len(list(parts.glob("metrics-*.csv")))
     assert 3 <= done_before < 16, "the run was not interrupted midway"
     assert not out.exists()  # nothing half-written where results are expected
-    resumed = subprocess.run([*args, "--resume"], cwd=ROOT, capture_output=True, text=True, check=False)
+    resumed = subprocess.run([*proc.args, "--resume"], cwd=ROOT, capture_output=True, text=True, check=False)
     assert resumed.returncode == 0, resumed.stderr
     clean = tmp_path / "clean"
     subprocess.run([*args[:-1], str(clean)], cwd=ROOT, check=True, capture_output=True)
@@ -123,18 +124,26 @@ def test_run_folder_has_distributions_and_km(tmp_path):
     assert r.manifest["replication_rule"] == {"rule": "fixed", "replications": 2}
 
 
+def _run_with_workers(args: list[str], out: Path, parts_done: int,
+                      **popen: Any) -> tuple[subprocess.Popen, list[str]]:
+    """Start `csfsim run ARGS --jobs 2 --out OUT`, wait until `parts_done` replications are written, and return
+    the process with its worker processes' ids."""
+    proc = subprocess.Popen([sys.executable, "-m", "sim", "run", *args, "--jobs", "2", "--quiet", "--no-report",
+                             "--out", str(out)], cwd=ROOT, **popen)
+    parts = out.with_name(f"{out.name}.partial") / "parts"
+    deadline = time.time() + 60
+    while time.time() < deadline and len(list(parts.glob("metrics-*.csv"))) < parts_done:
+        time.sleep(0.05)
+    workers = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True, text=True).stdout.split()
+    assert workers, "no worker process found"
+    return proc, workers
+
+
 def test_killed_worker_stops_the_run_cleanly_and_resume_finishes_it(tmp_path):
     out = tmp_path / "run"
-    args = [sys.executable, "-m", "sim", "run", str(LOW_VOLUME), "--reps", "24", "--seed", "2", "--jobs", "2",
-            "--quiet", "--no-report", "--out", str(out)]
-    proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    parts = out.with_name("run.partial") / "parts"
-    deadline = time.time() + 60
-    while time.time() < deadline and len(list(parts.glob("metrics-*.csv"))) < 2:
-        time.sleep(0.05)
-    children = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True, text=True).stdout.split()
-    assert children, "no worker process found"
-    os.kill(int(children[0]), signal.SIGKILL)
+    proc, workers = _run_with_workers([str(LOW_VOLUME), "--reps", "24", "--seed", "2"], out, 2,
+                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    os.kill(int(workers[0]), signal.SIGKILL)
     _, stderr = proc.communicate(timeout=120)
     if proc.returncode == 0:
         pytest.skip("the run finished before the worker could be killed")
@@ -142,7 +151,7 @@ def test_killed_worker_stops_the_run_cleanly_and_resume_finishes_it(tmp_path):
     lines = stderr.strip().splitlines()
     assert len(lines) == 1 and "worker process died" in lines[0] and "Traceback" not in stderr
     assert not out.exists()
-    resumed = subprocess.run([*args, "--resume"], cwd=ROOT, capture_output=True, text=True, check=False)
+    resumed = subprocess.run([*proc.args, "--resume"], cwd=ROOT, capture_output=True, text=True, check=False)
     assert resumed.returncode == 0, resumed.stderr
     clean = run(load_scenario(LOW_VOLUME), reps=24, seed=2, log_events=True, progress=False)
     pd.testing.assert_frame_equal(pd.read_parquet(out / "patients.parquet"), clean.patients)
@@ -292,16 +301,8 @@ def test_results_larger_than_a_pipe_neither_stall_the_workers_nor_hang_the_shutd
 def test_workers_do_not_outlive_a_killed_main_process(tmp_path):
     """When the main process is killed (SIGKILL: no shutdown), its workers exit too, whether simulating, sending
     a result or idle between lists of tasks, instead of waiting for work for ever."""
-    out = tmp_path / "run"
-    proc = subprocess.Popen([sys.executable, "-m", "sim", "run", str(LOW_VOLUME), "--reps", "400", "--jobs", "2",
-                             "--quiet", "--no-report", "--out", str(out)], cwd=ROOT, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, start_new_session=True)
-    parts = out.with_name("run.partial") / "parts"
-    deadline = time.time() + 60
-    while time.time() < deadline and len(list(parts.glob("metrics-*.csv"))) < 4:
-        time.sleep(0.05)
-    workers = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True, text=True).stdout.split()
-    assert workers, "no worker process found"
+    proc, _ = _run_with_workers([str(LOW_VOLUME), "--reps", "400"], tmp_path / "run", 4,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     deadline = time.time() + 10
