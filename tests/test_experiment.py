@@ -330,3 +330,38 @@ def test_a_run_with_workers_leaves_the_garbage_collector_as_it_found_it(tmp_path
         assert gc.get_freeze_count() >= frozen
     finally:
         gc.unfreeze()
+
+
+def test_a_run_kept_in_memory_reads_its_tables_on_first_use_and_cleans_up_after_itself(tmp_path):
+    """No `out`: the tables wait in a temporary folder, read on first use, equal to those of a run folder; the
+    folder goes when the result does, and a pickled copy carries its tables with it."""
+    import gc
+    import pickle
+
+    s = small(LOW_VOLUME)
+    kept = run(s, reps=2, seed=4, log_events=True, out=tmp_path / "run", progress=False)
+    memory = run(s, reps=2, seed=4, log_events=True, progress=False)
+    folder = memory._temporary_dir
+    assert folder is not None and folder.is_dir() and memory._patients is None
+    copy = pickle.loads(pickle.dumps(memory))
+    for name in ("patients", "events", "resource_uses"):
+        pd.testing.assert_frame_equal(getattr(memory, name), getattr(kept, name))
+        pd.testing.assert_frame_equal(getattr(copy, name), getattr(kept, name))
+    del memory
+    gc.collect()
+    assert not folder.exists()
+    assert copy._temporary_dir is None and len(copy.patients) == len(kept.patients)
+
+
+def test_a_failed_run_kept_in_memory_leaves_no_temporary_folder(monkeypatch, tmp_path):
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+
+    def fail(*args, **kwargs):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr("sim.experiment._finalize", fail)
+    with pytest.raises(RuntimeError, match="boom"):
+        run(small(LOW_VOLUME), reps=1, seed=1, log_events=False, progress=False)
+    assert list(tmp_path.iterdir()) == []
