@@ -91,14 +91,12 @@ def csv_text(df: pd.DataFrame) -> str | None:
 ARROW_THREADS = 1
 
 
-def atomic_write_parquet(path: Path, df: pd.DataFrame) -> pa.Table:
-    """Write `df` to `path` (temporary name, then rename); returns the Arrow table written, for callers that
-    would otherwise read the file straight back."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    table = pa.Table.from_pandas(df, preserve_index=False, nthreads=ARROW_THREADS)
-    pq.write_table(table, tmp)
-    os.replace(tmp, path)
-    return table
+def dictionary_columns(schema: pa.Schema) -> list[str]:
+    """The columns worth Parquet's dictionary encoding: all but the floating-point ones. Days, costs and QALYs
+    are nearly all distinct, so a dictionary for them is built, found too large and dropped, column by column:
+    measured on a 26,000-patient replication, that was a third of the time of appending it to patients.parquet,
+    and without it the file is 17% smaller (names, counts and flags keep their dictionaries)."""
+    return [f.name for f in schema if not pa.types.is_floating(f.type)]
 
 
 def atomic_write_arrow(path: Path, df: pd.DataFrame) -> pa.Table:
@@ -146,7 +144,7 @@ class ParquetConcat:
         if table is None:
             table = pq.read_table(part)
         if self.writer is None:
-            self.writer = pq.ParquetWriter(self.tmp, table.schema)
+            self.writer = pq.ParquetWriter(self.tmp, table.schema, use_dictionary=dictionary_columns(table.schema))
         elif table.schema != self.writer.schema:
             table = table.cast(self.writer.schema)
         self.writer.write_table(table)

@@ -75,3 +75,27 @@ def test_csv_text_matches_pandas_on_random_tables(n: int, data) -> None:
     text = csv_text(frame)
     assert text is None or text == frame.to_csv(index=False)
     assert text is not None  # every column here is of a covered kind
+
+
+def test_parquet_keeps_dictionaries_for_names_and_counts_but_not_for_days(tmp_path) -> None:
+    """Floats are written plain (a dictionary of nearly distinct values only cost time and bytes), names and
+    counts with a dictionary, and every value reads back as it was."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from sim.outputs import ParquetConcat
+
+    rng = np.random.default_rng(1)
+    frame = pd.DataFrame({"center": rng.choice(["a", "b"], 5000), "n_ebp": rng.integers(0, 4, 5000),
+                          "resolved_day": rng.exponential(100.0, 5000)})
+    out = ParquetConcat(tmp_path / "t.parquet")
+    for _ in range(2):
+        out.add(tmp_path, pa.Table.from_pandas(frame, preserve_index=False))
+    assert out.close() == 10_000
+    meta = pq.ParquetFile(tmp_path / "t.parquet").metadata.row_group(1)
+    encodings = {meta.column(i).path_in_schema: meta.column(i).encodings for i in range(meta.num_columns)}
+    assert any("DICTIONARY" in e for e in encodings["center"])
+    assert any("DICTIONARY" in e for e in encodings["n_ebp"])
+    assert not any("DICTIONARY" in e for e in encodings["resolved_day"])
+    back = pd.read_parquet(tmp_path / "t.parquet")
+    pd.testing.assert_frame_equal(back, pd.concat([frame, frame], ignore_index=True))
