@@ -25,6 +25,7 @@ import time
 import warnings
 import weakref
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -287,9 +288,15 @@ class _Concatenation:
     """The run's Parquet tables (patients, and with the event log events and resource uses), appended
     replication by replication in order while the run goes on: each part is appended as soon as it and all
     before it are written. With worker processes this overlaps the simulation; before, the whole concatenation
-    came after the last replication, in this process alone."""
+    came after the last replication, in this process alone.
 
-    def __init__(self, parts: Path, work: Path, n: int, log_events: bool) -> None:
+    `background`: append on a thread of this process (with worker processes). Encoding Parquet runs in pyarrow
+    without the GIL, so this process goes on simulating meanwhile, and the appends fill the time a core would
+    otherwise idle (a worker done with its last replication while this process finishes its own). Measured with
+    8 replications of ~26,000 patients on 2 cores: this process's appends were ~0.17 s of its ~3.2 s, and the
+    worker waited for it at the end. Appends stay in replication order (one thread, tasks in order)."""
+
+    def __init__(self, parts: Path, work: Path, n: int, log_events: bool, background: bool = False) -> None:
         names = {"patients": "patients.parquet"}
         if log_events:
             names |= {"events": "events.parquet", "uses": "resource_uses.parquet"}
@@ -301,27 +308,52 @@ class _Concatenation:
         # Arrow tables of replications run in this process (serial runs), filled by write_parts: appended
         # without reading their parts back.
         self.held: dict[int, dict[str, Any]] = {}
+        self.thread = ThreadPoolExecutor(1, thread_name_prefix="csfsim-append") if background else None
+        self.pending: list[Future[None]] = []
 
     def add(self, rep: int) -> None:
         self.done.add(rep)
         while self.next < self.n and self.next in self.done:
             held = self.held.pop(self.next, {})  # tables this process wrote and still holds, else read back
-            for kind, out in self.outs.items():
-                table = held.get(kind)
-                out.add(self.parts, table if table is not None else outputs.read_part(
-                    self.parts / f"{kind}-{self.next:05d}"))
+            if self.thread is None:
+                self._append(self.next, held)
+            else:
+                self.pending.append(self.thread.submit(self._append, self.next, held))
             self.next += 1
         for r in [r for r in self.held if r < self.next]:  # in place: run() handed this very dict to the writers
             del self.held[r]
+        self._raise_failed()
+
+    def _append(self, rep: int, held: dict[str, Any]) -> None:
+        for kind, out in self.outs.items():
+            table = held.get(kind)
+            out.add(self.parts, table if table is not None else outputs.read_part(self.parts / f"{kind}-{rep:05d}"))
+
+    def _raise_failed(self) -> None:
+        """An append that failed on the thread (disk full, ...) stops the run as it would have in this one."""
+        done = [f for f in self.pending if f.done()]
+        self.pending = [f for f in self.pending if not f.done()]
+        for f in done:
+            f.result()
 
     def finish(self) -> int:
         """Append what is left and put the files in place; returns the number of patients."""
         for rep in range(self.next, self.n):
             self.add(rep)
+        for f in self.pending:
+            f.result()
+        self.pending = []
+        self._stop_thread()
         rows = {kind: out.close() for kind, out in self.outs.items()}
         return rows["patients"]
 
+    def _stop_thread(self) -> None:
+        if self.thread is not None:
+            self.thread.shutdown(wait=True, cancel_futures=True)
+            self.thread = None
+
     def abort(self) -> None:
+        self._stop_thread()  # the append in flight ends before the files it writes are removed
         for out in self.outs.values():
             out.abort()
 
@@ -415,10 +447,6 @@ def run(scenario: Scenario | str | os.PathLike[str], reps: int | str = 10, seed:
     target = max_reps if auto else int(reps)
     bar = _progress(target, len(_done_reps(parts) & set(range(target))), scenario.name[:30], progress)
 
-    # With a fixed number of replications the tables are concatenated as replications finish; with --reps auto
-    # the number kept is known only at the end, so they are concatenated then.
-    concat = None if auto else _Concatenation(parts, work, target, log_events)
-
     def done(info: dict[str, Any]) -> None:
         infos.append(info)
         bar.update(1)
@@ -426,8 +454,13 @@ def run(scenario: Scenario | str | os.PathLike[str], reps: int | str = 10, seed:
             concat.add(info["replication"])
 
     stopping: dict[str, Any] | None = None
+    concat: _Concatenation | None = None
     crew = _start_crew(backend, target)
     try:
+        # With a fixed number of replications the tables are concatenated as replications finish; with --reps
+        # auto the number kept is known only at the end, so they are concatenated then.
+        if not auto:
+            concat = _Concatenation(parts, work, target, log_events, background=crew is not None)
         try:
             if auto:
                 n_final, stopping = _run_until_precise(scenario, seed, parts, backend, log_events, done, precision,

@@ -174,6 +174,26 @@ def test_disk_full_is_one_clear_line(tmp_path, monkeypatch, capsys):
     assert not (tmp_path / "r").exists()
 
 
+def test_disk_full_while_appending_on_the_thread_stops_a_run_with_workers(tmp_path, monkeypatch, capsys):
+    """With workers, this process appends the Parquet tables on a thread: an error there stops the run with
+    its one clear line, and nothing half-written is left (in the run folder or in its .partial)."""
+    import errno
+
+    from sim import outputs
+    from sim.cli import main
+
+    def full(self, part, table=None):
+        raise OSError(errno.ENOSPC, "No space left on device", str(self.tmp))
+
+    monkeypatch.setattr(outputs.ParquetConcat, "add", full)
+    code = main(["run", str(EXPERIENCED), "--reps", "4", "--jobs", "2", "--quiet", "--no-report",
+                 "--out", str(tmp_path / "r")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 1 and len(err) == 1 and "No space left on device" in err[0]
+    assert not (tmp_path / "r").exists()
+    assert not list(tmp_path.glob("r.partial/*.parquet")) and not list(tmp_path.glob("r.partial/parts/.concat-*"))
+
+
 def _interrupted_run(partial: Path, s, seed: int, reps: int, done: int, log_events: bool) -> Path:
     """The folder a run of `reps` replications leaves when interrupted after `done` of them; its parts folder."""
     parts = partial / "parts"
