@@ -55,6 +55,23 @@ STEP_WIDTH = np.array([SLOTS[s] if s in cl.TREATMENTS else 1 for s in STEPS], dt
 _TREATMENT_START = dict(zip(TREATMENT_UNIFORMS, np.cumsum([0, *(SLOTS[t] for t in TREATMENT_UNIFORMS)]).tolist(),
                             strict=False))
 STEP_OFFSET = np.array([_TREATMENT_START.get(s, -1) for s in STEPS], dtype=np.int64)
+# Uses cycle through a purpose's slots: the n-th use reads slot n % width. numpy's integer modulo costs about 15
+# times a bitwise and, which gives the same column when the width is a power of two (n >= 0): all of them today.
+_POWER_OF_TWO = {name: width & (width - 1) == 0 for name, width in SLOTS.items()}
+STEP_WIDTH_MASK = STEP_WIDTH - 1 if all(w & (w - 1) == 0 for w in STEP_WIDTH.tolist()) else None
+
+
+def _select(mask: np.ndarray, *arrays: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Each array's elements where `mask` is true. Selections here are written `a.compress(mask)`, not
+    `a[mask]`: the same elements, about five times as fast on the unpredictable masks of this engine (measured on
+    40,000 elements, numpy 2.4: 0.04 against 0.21 ms at half true), which made the whole engine ~9% faster."""
+    return tuple(a.compress(mask) for a in arrays)
+
+
+def _slot(uses: np.ndarray, purpose: str) -> np.ndarray:
+    """The slot column of each patient's next use of `purpose`, given her uses so far: `uses % SLOTS[purpose]`."""
+    width = SLOTS[purpose]
+    return uses & (width - 1) if _POWER_OF_TWO[purpose] else uses % width
 
 # Codes of the text columns.
 BY_NAMES: tuple[str, ...] = ("", NATURAL_COURSE, CONSERVATIVE, *STEPS)  # resolved_by; a step is 3 + its code
@@ -333,7 +350,7 @@ class FastPathway:
         self.since = cohort.onset_day.astype(np.float64).copy()
         self.state = np.zeros(n, dtype=np.int64)
         self.pc = np.full(n, DONE, dtype=np.int8)
-        self.uses = np.zeros((n, N_RES), dtype=np.int64)
+        self.uses = np.zeros((N_RES, n), dtype=np.int64)  # resource-major: uses[r] is one resource's counts
         self.counts = np.zeros((n, len(COUNTERS)), dtype=np.int64)
         self.last_key = np.zeros(n, dtype=np.int64)
         self.scratch = np.zeros(n, dtype=bool)
@@ -365,17 +382,17 @@ class FastPathway:
         without_care = reach.without_care
         self.final[without_care] = F_WITHOUT_CARE
         self.by[without_care] = BY_NATURAL
-        self.resolved_day[without_care] = nat[without_care]
-        self.symptom_days[without_care] = nat[without_care] - c.onset_day[without_care]
+        self.resolved_day[without_care] = nat.compress(without_care)
+        self.symptom_days[without_care] = nat.compress(without_care) - c.onset_day.compress(without_care)
         unpresented = reach.unpresented
-        self.symptom_days[unpresented] = h - c.onset_day[unpresented]
+        self.symptom_days[unpresented] = h - c.onset_day.compress(unpresented)
         self.symptomatic[unpresented] = True
         process = reach.admitted
         self.processed = process
         self.symptomatic[process] = True
         self.waiting_days[process] = 0.0
-        self.t[process] = presented[process]
-        self.presented[process] = presented[process]
+        self.t[process] = presented.compress(process)
+        self.presented[process] = presented.compress(process)
         self._init_states(np.flatnonzero(process))
         self.pc[process] = DIAGNOSE
         handlers = ((DIAGNOSE, self._diagnose), (TREAT, self._treat), (LADDER, self._ladder), (AFTER, self._after))
@@ -383,30 +400,33 @@ class FastPathway:
         active = np.flatnonzero(process)  # ascending, as every index array here (sums keep their order)
         while active.size:
             for phase, handler in handlers:
-                idx = active[pc[active] == phase]
+                idx = active.compress(pc[active] == phase)
                 if idx.size:
                     handler(idx)
-            active = active[pc[active] != DONE]
+            active = active.compress(pc[active] != DONE)
         self._close()
 
     def _init_states(self, idx: np.ndarray) -> None:
         c = self.cohort
         combo = (self.etiology[idx] * (len(LEAK_TYPES) + 1) + (c.leak_type[idx] + 1)) * 2 + c.direct_repair[idx]
-        uniq, inverse = np.unique(combo, return_inverse=True)
+        # The codes met, ascending (a count over the few possible codes: cheaper than np.unique's sort of all).
+        present = np.flatnonzero(np.bincount(combo))
         sids = []
-        for code in uniq.tolist():
+        for code in present.tolist():
             rest, direct = divmod(code, 2)
             e, lt = divmod(rest, len(LEAK_TYPES) + 1)
             leak = LEAK_TYPES[lt - 1] if lt > 0 else IATROGENIC_LEAK_TYPE
             sids.append(self.table.intern(cl.History(etiology=ETIOLOGIES[e], leak_type=leak,
                                                      direct_repair=bool(direct))))
-        self.state[idx] = np.asarray(sids, dtype=np.int64)[inverse.reshape(-1)]
+        state_of_code = np.zeros(present[-1] + 1 if present.size else 0, dtype=np.int64)
+        state_of_code[present] = sids
+        self.state[idx] = state_of_code[combo]
 
     def _close(self) -> None:
         """Symptom days to the horizon for everyone still symptomatic, then the result columns and totals."""
         open_ = self.processed & self.symptomatic
-        prior = self.symptom_days[open_]
-        self.symptom_days[open_] = np.where(np.isnan(prior), 0.0, prior) + (self.horizon - self.since[open_])
+        prior = self.symptom_days.compress(open_)
+        self.symptom_days[open_] = np.where(np.isnan(prior), 0.0, prior) + (self.horizon - self.since.compress(open_))
         self.records = FastRecords(self)
         keys = np.concatenate(self._use_keys) if self._use_keys else np.zeros(0, dtype=np.int64)
         busy = np.concatenate(self._use_busy) if self._use_busy else np.zeros(0)
@@ -435,8 +455,8 @@ class FastPathway:
         Returns the patients who go on."""
         frozen = target >= self.horizon
         if _some(frozen):
-            self.pc[idx[frozen]] = DONE
-            idx, target = idx[~frozen], target[~frozen]
+            self.pc[idx.compress(frozen)] = DONE
+            idx, target = idx.compress(~frozen), target.compress(~frozen)
         self.t[idx] = target
         return idx
 
@@ -444,9 +464,9 @@ class FastPathway:
         """Pathway._until_natural_resolution: wait for the leak to close, or date it now if it already has."""
         t, t_nat = self.t[idx], self.t_nat[idx]
         later = t_nat > t
-        self.t_nat[idx[~later]] = t[~later]
-        self._freeze(idx[later], t[later] + (t_nat[later] - t[later]))
-        return idx[self.pc[idx] != DONE]
+        self.t_nat[idx.compress(~later)] = t.compress(~later)
+        self._freeze(idx.compress(later), t.compress(later) + (t_nat.compress(later) - t.compress(later)))
+        return idx.compress(self.pc[idx] != DONE)
 
     def _natural_end(self, idx: np.ndarray, by: int) -> None:
         """Patients whose leak closed on its own during a wait: resolved at that day (those not frozen)."""
@@ -460,16 +480,21 @@ class FastPathway:
         end = self.t[idx] + delay
         closes = end >= self.t_nat[idx]
         if _some(closes):
-            self._natural_end(idx[closes], by)
-            idx, end = idx[~closes], end[~closes]
+            self._natural_end(idx.compress(closes), by)
+            idx, end = idx.compress(~closes), end.compress(~closes)
         return self._freeze(idx, end)
 
     def _use(self, idx: np.ndarray, r: np.ndarray | int, by: int, prompt: np.ndarray | None = None) -> np.ndarray:
         """Pathway._use without a queue: booking (checked against natural resolution), then service. Returns
         the patients who were seen and are still in the pathway after the service. Where `prompt` is true the
         booking is the prompt review delay (first consultation of a procedure-related leak)."""
-        j = self.uses[idx, r]
-        self.uses[idx, r] = j + 1
+        if isinstance(r, int):  # one resource for all: a 1-D gather, cheaper than a 2-D one
+            counts = self.uses[r]
+            j = counts[idx]
+            counts[idx] = j + 1
+        else:
+            j = self.uses[r, idx]
+            self.uses[r, idx] = j + 1
         c = self.center[idx]
         group = c * N_RES + r
         booking, service = self._durations(group, idx, j, c, r)
@@ -478,13 +503,13 @@ class FastPathway:
         start = self.t[idx] + booking
         closes = start >= self.t_nat[idx]
         if _some(closes):
-            self._natural_end(idx[closes], by)
+            self._natural_end(idx.compress(closes), by)
             keep = ~closes
-            idx, group, start, service = idx[keep], group[keep], start[keep], service[keep]
+            idx, group, start, service = _select(keep, idx, group, start, service)
         reached = start < self.horizon
         if not _every(reached):
-            self.pc[idx[~reached]] = DONE
-            idx, group, start, service = idx[reached], group[reached], start[reached], service[reached]
+            self.pc[idx.compress(~reached)] = DONE
+            idx, group, start, service = _select(reached, idx, group, start, service)
         end = start + service
         self._use_keys.append(group + self.group_offset[idx])
         self._use_busy.append(np.minimum(end, self.horizon) - start)
@@ -496,7 +521,14 @@ class FastPathway:
         transformed from the same uniform slots as CenterState.booking / .service (gathered first: the
         transforms are elementwise, so transforming only the slots used gives the same numbers). With one
         resource for all, its own tables (by center) skip the mix of families across resources."""
-        col_b, col_s = j % SLOTS["booking"], j % SLOTS["service"]
+        col_b = _slot(j, "booking")
+        col_s = col_b if SLOTS["service"] == SLOTS["booking"] else _slot(j, "service")
+        if isinstance(r, int) and col_s is col_b:
+            # One flat index for both gathers (faster than two 2-D gathers; the same elements).
+            booking, service = self.booking_of[r]
+            flat = idx * SLOTS["booking"] + col_b
+            return (booking(c, self.u_booking[r].reshape(-1).take(flat)),
+                    service(c, self.u_service[r].reshape(-1).take(flat)))
         if isinstance(r, int):
             booking, service = self.booking_of[r]
             return booking(c, self.u_booking[r][idx, col_b]), service(c, self.u_service[r][idx, col_s])
@@ -527,36 +559,36 @@ class FastPathway:
         n = self.n_consultations[idx]
         self.n_consultations[idx] = n + 1
         c = self.center[idx]
-        uc = self.u["consultation"][idx, n % SLOTS["consultation"]]
+        uc = self.u["consultation"][idx, _slot(n, "consultation")]
         iat = self.iatrogenic[idx]
         suspected = ~iat & (uc < self.p_spontaneous[c])
         self.scratch[idx] = iat & (uc < self.p_iatrogenic[c])
         if _some(suspected):
-            m_idx = self._use(idx[suspected], R_MRI, BY_NATURAL)
+            m_idx = self._use(idx.compress(suspected), R_MRI, BY_NATURAL)
             m = self.n_brain_mri[m_idx]
             self.n_brain_mri[m_idx] = m + 1
-            j = m % SLOTS["mri"]
+            j = _slot(m, "mri")
             cm = self.center[m_idx]
             u = self.u
             signs = u["mri_sign"][m_idx, j] < self.p_sign[cm]
             read = signs & (u["mri_read"][m_idx, j] < self.p_read[cm])
             self.scratch[m_idx] = read | (u["mri_despite_normal"][m_idx, j] < self.p_despite[cm])
-            idx = idx[self.pc[idx] != DONE]
+            idx = idx.compress(self.pc[idx] != DONE)
         recognized = self.scratch[idx]
-        diagnosed = idx[recognized]
+        diagnosed = idx.compress(recognized)
         self.diagnosed[diagnosed] = self.t[diagnosed]
         self.pc[diagnosed] = TREAT
-        missed = idx[~recognized]
+        missed = idx.compress(~recognized)
         n = self.n_consultations[missed] - 1
         give_up = n + 1 >= self.max_consultations
-        self._persist(missed[give_up], 1)
-        missed, n = missed[~give_up], n[~give_up]
-        back = self.misdiagnosis_return.ppf(self.u["misdiagnosis_return"][missed, n % SLOTS["misdiagnosis_return"]])
+        self._persist(missed.compress(give_up), 1)
+        missed, n = missed.compress(~give_up), n.compress(~give_up)
+        back = self.misdiagnosis_return.ppf(self.u["misdiagnosis_return"][missed, _slot(n, "misdiagnosis_return")])
         self._wait(missed, back, BY_NATURAL)
 
     def _treat(self, idx: np.ndarray) -> None:
         """The conservative window at the start of an episode (Pathway._treat before its loop)."""
-        u = self.u["conservative"][idx, self.n_recurrences[idx] % SLOTS["conservative"]]
+        u = self.u["conservative"][idx, _slot(self.n_recurrences[idx], "conservative")]
         idx = self._wait(idx, self.conservative(self.etiology[idx], u), BY_CONSERVATIVE)
         self.pc[idx] = LADDER
 
@@ -565,18 +597,18 @@ class FastPathway:
         key = self.state[idx] * self.nc + self.center[idx]
         self.table.ensure(key)
         step = self.table.step[key]
-        self._persist(idx[step == C_PERSIST], 2)
+        self._persist(idx.compress(step == C_PERSIST), 2)
         refer = step == C_REFER
         if _some(refer):
-            self._refer(idx[refer])
+            self._refer(idx.compress(refer))
         act = step > C_REFER
         if _some(act):
-            self._act(idx[act], key[act])
+            self._act(idx.compress(act), key.compress(act))
 
     def _refer(self, idx: np.ndarray) -> None:
         n_ref = self.n_referrals[idx]
         self.n_referrals[idx] = n_ref + 1
-        u = self.u["referral"][idx, n_ref % SLOTS["referral"]]
+        u = self.u["referral"][idx, _slot(n_ref, "referral")]
         idx = self._wait(idx, self.referral(self.center[idx], u), BY_CONSERVATIVE)
         self.center[idx] = self.refer[self.center[idx]]
         self.state[idx] = self.table.arrive(self.state[idx])
@@ -590,14 +622,14 @@ class FastPathway:
         step = tab.step[key]
         imaging = (step == C_IMAGING) | (step == C_IMAGING_REFINED)
         if _some(imaging):
-            im, ki = idx[imaging], key[imaging]
+            im, ki = idx.compress(imaging), key.compress(imaging)
             n_img = self.n_spinal_imaging[im]
             self.n_spinal_imaging[im] = n_img + 1
-            found = self.u["imaging"][im, n_img % SLOTS["imaging"]] < tab.imaging_yield[ki]
+            found = self.u["imaging"][im, _slot(n_img, "imaging")] < tab.imaging_yield[ki]
             self.state[im] = np.where(found, tab.next_found[ki], tab.next_state[ki])
-            self.leak_localized[im[found]] = True
+            self.leak_localized[im.compress(found)] = True
             treat = ~imaging
-            idx, key, step = idx[treat], key[treat], step[treat]
+            idx, key, step = idx.compress(treat), key.compress(treat), step.compress(treat)
         if not idx.size:
             return
         t = self.t[idx]
@@ -609,58 +641,61 @@ class FastPathway:
         self.counts[idx, counter] = attempt + 1
         self.state[idx] = tab.next_state[key]
         success = self._treatment_uniforms(idx, step, attempt) < p
-        won = idx[success]
-        self._resolve(won, BY_STEP + step[success], t[success])
-        self.last_key[won] = key[success]
+        won = idx.compress(success)
+        self._resolve(won, BY_STEP + step.compress(success), t.compress(success))
+        self.last_key[won] = key.compress(success)
         self.pc[won] = AFTER
 
     def _treatment_uniforms(self, idx: np.ndarray, step: np.ndarray, attempt: np.ndarray) -> np.ndarray:
         """u[step][k, attempt % width] per patient: the draw of this attempt at this kind of treatment (one
         gather from the treatments' uniforms side by side, whatever the mix of steps)."""
-        return self.u_treat[idx, STEP_OFFSET[step] + attempt % STEP_WIDTH[step]]
+        within = attempt & STEP_WIDTH_MASK[step] if STEP_WIDTH_MASK is not None else attempt % STEP_WIDTH[step]
+        return self.u_treat[idx, STEP_OFFSET[step] + within]
 
     def _after(self, idx: np.ndarray) -> None:
         """Pathway._after_success: rebound intracranial hypertension, then a recurrence or the end."""
         tab = self.table
         u = self.u
         success_day = self.t[idx].copy()
-        i = self.n_recurrences[idx] % SLOTS["rih"]
+        i = _slot(self.n_recurrences[idx], "rih")
         key = self.last_key[idx]
         rih = u["rih_occurs"][idx, i] < tab.p_rih[key]
         if _some(rih):
-            ri, ii = idx[rih], i[rih]
+            ri, ii = idx.compress(rih), i.compress(rih)
             self.rih[ri] = True
             onset = self.rih_onset.ppf(u["rih_onset"][ri, ii])
             recognized = u["rih_recognized"][ri, ii] < self.p_rih_recognized[self.center[ri]]
             duration = self.rih_duration(recognized.astype(np.int64), u["rih_duration"][ri, ii])
-            start = success_day[rih] + onset
+            start = success_day.compress(rih) + onset
             days = np.maximum(0.0, np.minimum(duration, self.horizon - start))
             prior = self.rih_days[ri]
             self.rih_days[ri] = np.where(np.isnan(prior), days, prior + days)
-            self.n_acetazolamide[ri[recognized]] += 1
-            misread = ri[~recognized]
+            self.n_acetazolamide[ri.compress(recognized)] += 1
+            misread = ri.compress(~recognized)
             if misread.size:
                 self.rih_misread[misread] = True
-                wait = onset[~recognized] > 0.0
-                self._freeze(misread[wait], self.t[misread[wait]] + onset[~recognized][wait])
-                misread = misread[self.pc[misread] != DONE]
+                wait = onset.compress(~recognized) > 0.0
+                misread_onset = onset.compress(~recognized)
+                self._freeze(misread.compress(wait), self.t[misread.compress(wait)] + misread_onset.compress(wait))
+                misread = misread.compress(self.pc[misread] != DONE)
                 self.t_nat[misread] = INF
                 patched = self._use(misread, R_PROCEDURE, BY_CONSERVATIVE)
                 self.counts[patched, 0] += 1
                 self.state[patched] = tab.misread_ebp(self.state[patched])
             going = self.pc[idx] != DONE
-            idx, i, key, success_day = idx[going], i[going], key[going], success_day[going]
+            idx, i, key, success_day = _select(going, idx, i, key, success_day)
         recurs = u["recurrence_occurs"][idx, i] < tab.p_recur[key]
-        recur_day = success_day[recurs] + self.recurrence_delay.ppf(u["recurrence_delay"][idx[recurs], i[recurs]])
-        self.pc[idx[~recurs]] = DONE
-        idx = idx[recurs]
+        recur_day = success_day.compress(recurs) + self.recurrence_delay.ppf(
+            u["recurrence_delay"][idx.compress(recurs), i.compress(recurs)])
+        self.pc[idx.compress(~recurs)] = DONE
+        idx = idx.compress(recurs)
         within = recur_day < self.horizon
-        self.pc[idx[~within]] = DONE
-        idx, recur_day = idx[within], recur_day[within]
+        self.pc[idx.compress(~within)] = DONE
+        idx, recur_day = idx.compress(within), recur_day.compress(within)
         t = self.t[idx]
         later = recur_day > t
-        self._freeze(idx[later], t[later] + (recur_day[later] - t[later]))
-        idx = idx[self.pc[idx] != DONE]
+        self._freeze(idx.compress(later), t.compress(later) + (recur_day.compress(later) - t.compress(later)))
+        idx = idx.compress(self.pc[idx] != DONE)
         self.n_recurrences[idx] += 1
         self.final[idx] = F_IN_PATHWAY
         self.resolved_day[idx] = np.nan
