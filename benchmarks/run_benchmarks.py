@@ -186,7 +186,9 @@ def in_fresh_process(name: str, **kwargs: object) -> dict:
     code = ("import json, sys; sys.path.insert(0, sys.argv[1]); import run_benchmarks as rb; "
             "print(json.dumps(getattr(rb, sys.argv[2])(**json.loads(sys.argv[3]))))")
     out = subprocess.run([sys.executable, "-c", code, str(Path(__file__).resolve().parent), name,
-                          json.dumps(kwargs)], capture_output=True, text=True, check=True)
+                          json.dumps(kwargs)], capture_output=True, text=True)
+    if out.returncode != 0:
+        raise RuntimeError(f"{name} in a fresh process failed:\n{out.stderr}")
     return json.loads(out.stdout.splitlines()[-1])
 
 

@@ -27,9 +27,11 @@ from sim.scenario import load_scenario  # noqa: E402
 
 
 class WorkerPeaks:
-    """The peak memory (VmHWM) of this process's child processes, read from /proc every half second while the
-    run goes on. Not RUSAGE_CHILDREN: Linux carries ru_maxrss over from the parent across fork and exec, so any
-    child started late (the `git` of the manifest) reported this process's own peak as a worker's."""
+    """The peak memory (VmHWM) of this process's child processes, read from /proc five times a second while the
+    run goes on (a peak in a worker's last 0.2 s, as it exits, can be missed). Not RUSAGE_CHILDREN: Linux
+    carries ru_maxrss over from the parent across fork and exec, so any child started late (the `git` of the
+    manifest) reported this process's own peak as a worker's. The polling thread exists when the run forks its
+    workers; it holds no lock the workers could need (it only reads /proc)."""
 
     def __init__(self) -> None:
         self.peaks_kib: dict[int, int] = {}
@@ -37,18 +39,25 @@ class WorkerPeaks:
         self.thread = threading.Thread(target=self._poll, daemon=True)
 
     def _poll(self) -> None:
-        while not self.stop.wait(0.5):
-            for children in Path(f"/proc/{os.getpid()}/task").glob("*/children"):
-                for pid in children.read_text().split():
-                    try:
-                        status = Path(f"/proc/{pid}/status").read_text().splitlines()
-                    except OSError:
-                        continue  # exited meanwhile
-                    if any(line.startswith("Name:") and "git" in line for line in status):
-                        continue
-                    hwm = [int(line.split()[1]) for line in status if line.startswith("VmHWM:")]
-                    if hwm:
-                        self.peaks_kib[int(pid)] = max(self.peaks_kib.get(int(pid), 0), hwm[0])
+        while not self.stop.wait(0.2):
+            self.read()
+
+    def read(self) -> None:
+        for children in Path(f"/proc/{os.getpid()}/task").glob("*/children"):
+            try:  # a thread (or child) of this process may exit between the listing and the reading
+                pids = children.read_text().split()
+            except OSError:
+                continue
+            for pid in pids:
+                try:
+                    status = Path(f"/proc/{pid}/status").read_text().splitlines()
+                except OSError:
+                    continue
+                if any(line.startswith("Name:") and "git" in line for line in status):
+                    continue
+                hwm = [int(line.split()[1]) for line in status if line.startswith("VmHWM:")]
+                if hwm:
+                    self.peaks_kib[int(pid)] = max(self.peaks_kib.get(int(pid), 0), hwm[0])
 
     def __enter__(self) -> WorkerPeaks:
         self.thread.start()
@@ -57,6 +66,9 @@ class WorkerPeaks:
     def __exit__(self, *exc: object) -> None:
         self.stop.set()
         self.thread.join()
+        if not self.peaks_kib:
+            print("scale.py: no worker process seen in /proc (one job, or no /proc/*/children here): "
+                  "peak_rss_largest_worker_mib is 0", file=sys.stderr)
 
 
 def main() -> int:

@@ -71,6 +71,11 @@ class Crew:
         # objects are to stay frozen, and there is no unfreezing only ours).
         self.unfreeze = gc.get_freeze_count() == 0
         gc.freeze()
+        # Fork the workers now (the pool forks them all at its first task): this process may start threads of
+        # its own later (the run's Parquet appends, csfsim-append), and a thread running at a fork can leave a
+        # lock taken for ever in the child. Forking later, on the first `start`, did so when a resumed run had one
+        # replication left (run here, with the appends already on their thread) and the merges came next.
+        self.pool.submit(_forked).result()
 
     def start(self, tasks: list[tuple[Callable[..., Any], tuple[Any, ...]]]) -> None:
         """Let the workers start on `tasks` (this process joins in with `finish`)."""
@@ -78,7 +83,7 @@ class Crew:
             self.claimed.value = 0
         self.n = len(tasks)
         self.futures = {self.pool.submit(_crew_member, tasks) for _ in range(self.workers)}
-        if self.reader is None:  # after the first submit, which forks the workers: no thread is forked with them
+        if self.reader is None:  # the workers were forked in __init__: no thread is forked with them
             self.reader = threading.Thread(target=self._read, name="csfsim-crew-results", daemon=True)
             self.reader.start()
 
@@ -187,6 +192,10 @@ def _join_crew(claimed: Any, send: Any, send_lock: Any, forked_by: int | None) -
         ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # 1: PR_SET_PDEATHSIG
         if os.getppid() != forked_by:  # gone before that
             os._exit(1)
+
+
+def _forked() -> None:
+    """A task that does nothing: submitting it makes the pool fork its workers."""
 
 
 def _next_task(claimed: Any, n: int) -> int | None:

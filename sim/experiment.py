@@ -58,6 +58,18 @@ from sim.survival import EVENTS
 PARTS = "parts"
 
 
+class _TemporaryFolder:
+    """The folder of a run kept in memory (no `out`), removed once no result refers to it any more (copies made
+    with `dataclasses.replace` share it), or at exit."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._remove = weakref.finalize(self, shutil.rmtree, path, True)
+
+    def remove(self) -> None:
+        self._remove()
+
+
 @dataclass
 class RunResult:
     """A finished run: tables as pandas DataFrames, plus where they were written.
@@ -77,14 +89,16 @@ class RunResult:
     _patients: pd.DataFrame | None = field(default=None, repr=False)
     _events: pd.DataFrame | None = field(default=None, repr=False)
     _uses: pd.DataFrame | None = field(default=None, repr=False)
-    _temporary_dir: Path | None = field(default=None, repr=False)
-
-    def _folder(self) -> Path | None:
-        return self.out_dir if self.out_dir is not None else self._temporary_dir
+    _temporary: _TemporaryFolder | None = field(default=None, repr=False)
 
     def _read(self, name: str) -> pd.DataFrame | None:
-        folder = self._folder()
-        return pd.read_parquet(folder / name) if folder is not None and (folder / name).exists() else None
+        """A table of the run's folder; None when the run did not write it (no event log)."""
+        folder = self.out_dir if self.out_dir is not None else (self._temporary.path if self._temporary else None)
+        if folder is None:
+            return None
+        if not folder.is_dir():
+            raise FileNotFoundError(f"{folder}: the run's folder is gone, so its {name} cannot be read")
+        return pd.read_parquet(folder / name) if (folder / name).exists() else None
 
     @property
     def patients(self) -> pd.DataFrame:
@@ -109,9 +123,9 @@ class RunResult:
 
     def __getstate__(self) -> dict[str, Any]:
         """Pickled with its tables read in: a copy must not depend on the temporary folder of this one."""
-        if self._temporary_dir is not None:
+        if self._temporary is not None:
             _ = self.patients, self.events, self.resource_uses
-        return {**self.__dict__, "_temporary_dir": None}
+        return {**self.__dict__, "_temporary": None}
 
     def metric(self, metric: str, group: str = "all") -> pd.Series:
         """One summary row (mean, sd, ci95_low, ci95_high, n_replications) by metric name and group."""
@@ -429,6 +443,7 @@ def run(scenario: Scenario | str | os.PathLike[str], reps: int | str = 10, seed:
     backend = backend or Backend("processes", jobs)
     started = time.time()
     keep = out is not None
+    temporary: _TemporaryFolder | None = None
     if keep:
         out_path = Path(out)  # type: ignore[arg-type]
         outputs.prepare_output_dir(out_path)
@@ -438,29 +453,33 @@ def run(scenario: Scenario | str | os.PathLike[str], reps: int | str = 10, seed:
         elif work.exists():
             shutil.rmtree(work)
     else:
-        work = Path(tempfile.mkdtemp(prefix="csfsim-"))
+        temporary = _TemporaryFolder(Path(tempfile.mkdtemp(prefix="csfsim-")))
+        work = temporary.path
     parts = work / PARTS
-    parts.mkdir(parents=True, exist_ok=True)
-    outputs.write_json(work / "run.json", {"scenario_file": scenario.source_file, "seed": seed, "reps": reps,
-                                           "scenario": to_jsonable(scenario.resolved)})
     infos: list[dict[str, Any]] = []
     target = max_reps if auto else int(reps)
-    bar = _progress(target, len(_done_reps(parts) & set(range(target))), scenario.name[:30], progress)
-
-    def done(info: dict[str, Any]) -> None:
-        infos.append(info)
-        bar.update(1)
-        if concat is not None:
-            concat.add(info["replication"])
-
     stopping: dict[str, Any] | None = None
+    crew: Crew | None = None
     concat: _Concatenation | None = None
-    crew = _start_crew(backend, target)
     try:
+        parts.mkdir(parents=True, exist_ok=True)
+        outputs.write_json(work / "run.json", {"scenario_file": scenario.source_file, "seed": seed, "reps": reps,
+                                               "scenario": to_jsonable(scenario.resolved)})
+        # The workers first: they are forked before this process starts a thread (the progress bar's monitor,
+        # the appends below), so that no lock a thread holds is copied into them.
+        crew = _start_crew(backend, target)
         # With a fixed number of replications the tables are concatenated as replications finish; with --reps
         # auto the number kept is known only at the end, so they are concatenated then.
         if not auto:
             concat = _Concatenation(parts, work, target, log_events, background=crew is not None)
+        bar = _progress(target, len(_done_reps(parts) & set(range(target))), scenario.name[:30], progress)
+
+        def done(info: dict[str, Any]) -> None:
+            infos.append(info)
+            bar.update(1)
+            if concat is not None:
+                concat.add(info["replication"])
+
         try:
             if auto:
                 n_final, stopping = _run_until_precise(scenario, seed, parts, backend, log_events, done, precision,
@@ -479,10 +498,12 @@ def run(scenario: Scenario | str | os.PathLike[str], reps: int | str = 10, seed:
         result = _finalize(scenario, seed, n_final, work, backend, infos, started, command, log_events, stopping,
                            engine, crew, concat)
     except BaseException:
-        if concat is not None:
-            concat.abort()
-        if not keep:
-            shutil.rmtree(work, ignore_errors=True)
+        try:
+            if concat is not None:
+                concat.abort()
+        finally:
+            if temporary is not None:
+                temporary.remove()
         raise
     finally:
         if crew is not None:
@@ -491,9 +512,7 @@ def run(scenario: Scenario | str | os.PathLike[str], reps: int | str = 10, seed:
         outputs.publish_dir(work, out_path)
         result.out_dir = out_path
     else:
-        # The tables stay in the temporary folder until the result is gone (RunResult reads them on first use).
-        result._temporary_dir = work
-        weakref.finalize(result, shutil.rmtree, work, True)
+        result._temporary = temporary  # its tables stay there until no result refers to the folder
     return result
 
 
@@ -584,9 +603,15 @@ def _finalize(scenario: Scenario, seed: int, reps: int, work: Path, backend: Bac
         tasks.append((_write_distributions, (outcome_files, per_rep, work / "distributions.csv")))
     if crew is not None:
         crew.start(tasks)
-    if concat is None:
-        concat = _Concatenation(parts, work, reps, log_events)
-    n_rows = concat.finish()
+    if concat is None:  # --reps auto: concatenated now (run() aborts only a concatenation it made)
+        own = _Concatenation(parts, work, reps, log_events)
+        try:
+            n_rows = own.finish()
+        except BaseException:
+            own.abort()
+            raise
+    else:
+        n_rows = concat.finish()
     if log_events:
         series = pd.concat([pd.read_csv(parts / f"timeseries-{r:05d}.csv") for r in rep_ids], ignore_index=True)
         outputs.atomic_write_csv(work / "resource_timeseries.csv", series)

@@ -354,23 +354,90 @@ def test_a_run_with_workers_leaves_the_garbage_collector_as_it_found_it(tmp_path
 
 def test_a_run_kept_in_memory_reads_its_tables_on_first_use_and_cleans_up_after_itself(tmp_path):
     """No `out`: the tables wait in a temporary folder, read on first use, equal to those of a run folder; the
-    folder goes when the result does, and a pickled copy carries its tables with it."""
+    folder goes when the last result referring to it does (a `dataclasses.replace` copy shares it), and a
+    pickled copy carries its tables with it."""
+    import dataclasses
     import gc
     import pickle
 
     s = small(LOW_VOLUME)
     kept = run(s, reps=2, seed=4, log_events=True, out=tmp_path / "run", progress=False)
     memory = run(s, reps=2, seed=4, log_events=True, progress=False)
-    folder = memory._temporary_dir
-    assert folder is not None and folder.is_dir() and memory._patients is None
-    copy = pickle.loads(pickle.dumps(memory))
+    assert memory._temporary is not None and memory._patients is None
+    folder = memory._temporary.path
+    assert folder.is_dir()
+    pickled = pickle.loads(pickle.dumps(memory))
+    replaced = dataclasses.replace(memory)
     for name in ("patients", "events", "resource_uses"):
         pd.testing.assert_frame_equal(getattr(memory, name), getattr(kept, name))
-        pd.testing.assert_frame_equal(getattr(copy, name), getattr(kept, name))
+        pd.testing.assert_frame_equal(getattr(pickled, name), getattr(kept, name))
     del memory
     gc.collect()
+    assert folder.is_dir()  # `replaced` still refers to it
+    pd.testing.assert_frame_equal(replaced.patients, kept.patients)
+    del replaced
+    gc.collect()
     assert not folder.exists()
-    assert copy._temporary_dir is None and len(copy.patients) == len(kept.patients)
+    assert pickled._temporary is None and len(pickled.patients) == len(kept.patients)
+
+
+def test_a_result_whose_folder_is_gone_says_so_instead_of_giving_empty_tables(tmp_path):
+    import shutil
+
+    r = run(small(LOW_VOLUME), reps=1, seed=4, log_events=False, out=tmp_path / "run", progress=False)
+    assert r.events.empty  # not logged: empty, as before
+    shutil.rmtree(tmp_path / "run")
+    with pytest.raises(FileNotFoundError, match="folder is gone"):
+        r.patients  # noqa: B018
+
+
+@pytest.mark.filterwarnings("ignore:--reps auto. cap")
+def test_auto_replications_whose_concatenation_fails_leave_nothing_half_written(tmp_path, monkeypatch):
+    """With --reps auto the tables are concatenated at the end of the run; an error there removes the file
+    being written (as it does during a run with a fixed number of replications)."""
+    import errno
+
+    from sim import outputs
+
+    calls = {"n": 0}
+    add = outputs.ParquetConcat.add
+
+    def fail_on_third(self, part, table=None):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise OSError(errno.ENOSPC, "No space left on device", str(self.tmp))
+        add(self, part, table)
+
+    monkeypatch.setattr(outputs.ParquetConcat, "add", fail_on_third)
+    with pytest.raises(OSError, match="No space"):
+        run(small(LOW_VOLUME), reps="auto", max_reps=6, seed=1, log_events=False, out=tmp_path / "r",
+            progress=False)
+    assert calls["n"] == 3
+    assert not list(tmp_path.glob("r.partial/parts/.concat-*"))
+
+
+_FORKED_WITH: list[list[str]] = []
+
+
+def _note_threads_at_fork() -> None:
+    import threading
+
+    _FORKED_WITH.append([t.name for t in threading.enumerate()])
+
+
+def test_workers_are_forked_before_this_process_starts_its_append_thread(tmp_path):
+    """A resumed run with one replication left runs it here (its append on the thread when there are workers)
+    and forks for the merges after: the workers must be forked before that thread exists."""
+    s = small(LOW_VOLUME)
+    _interrupted_run(tmp_path / "r.partial", s, seed=3, reps=4, done=3, log_events=False)
+    if not _FORKED_WITH:  # registered once per test session (there is no unregistering)
+        os.register_at_fork(before=_note_threads_at_fork)
+        _FORKED_WITH.append([])
+    del _FORKED_WITH[1:]
+    run(s, reps=4, seed=3, jobs=2, log_events=False, out=tmp_path / "r", resume=True, progress=False)
+    forks = _FORKED_WITH[1:]
+    assert forks, "the run forked no worker"
+    assert not any(name.startswith("csfsim-append") for names in forks for name in names)
 
 
 def test_a_failed_run_kept_in_memory_leaves_no_temporary_folder(monkeypatch, tmp_path):
