@@ -65,17 +65,21 @@ class Crew:
                                                   os.getpid() if ctx.get_start_method() == "fork" else None))
         self.n = 0
         self.futures: set[Future] = set()
+        # Fork the workers now (the pool forks them all at its first task): this process may start threads of
+        # its own later (the run's Parquet appends, csfsim-append), and a thread running at a fork can leave a
+        # lock taken for ever in the child. Forking later, on the first `start`, did so when a resumed run had one
+        # replication left (run here, with the appends already on their thread) and the merges came next.
+        try:
+            self.pool.submit(_forked).result()
+        except BaseException:
+            self.pool.shutdown(wait=False, cancel_futures=True)
+            raise
         # And in this process, for as long as the workers live: a full collection here would write to every
         # object's header, so copy every page it shares with the workers (measured: its first replication
         # ~60% slower). Unfrozen by shutdown(), unless the caller had frozen objects itself (gc.freeze: its
         # objects are to stay frozen, and there is no unfreezing only ours).
         self.unfreeze = gc.get_freeze_count() == 0
         gc.freeze()
-        # Fork the workers now (the pool forks them all at its first task): this process may start threads of
-        # its own later (the run's Parquet appends, csfsim-append), and a thread running at a fork can leave a
-        # lock taken for ever in the child. Forking later, on the first `start`, did so when a resumed run had one
-        # replication left (run here, with the appends already on their thread) and the merges came next.
-        self.pool.submit(_forked).result()
 
     def start(self, tasks: list[tuple[Callable[..., Any], tuple[Any, ...]]]) -> None:
         """Let the workers start on `tasks` (this process joins in with `finish`)."""

@@ -6,7 +6,7 @@ names in ETIOLOGIES; per-leak-type values by LEAK_TYPES.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import numpy as np
@@ -22,8 +22,38 @@ RESOURCES: tuple[str, ...] = ("clinic", "mri", "myelography", "procedure_room", 
 IMAGING_TECHNIQUES: tuple[str, ...] = ("refined", "conventional")
 
 
+def _plain(value: Any) -> Any:
+    """`value` with numpy scalars (also inside dicts and tuples) made Python numbers, or `value` itself when it
+    holds none."""
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, dict):
+        items = {k: _plain(v) for k, v in value.items()}
+        return items if any(items[k] is not v for k, v in value.items()) else value
+    if isinstance(value, tuple):
+        plain = tuple(_plain(v) for v in value)
+        return plain if any(a is not b for a, b in zip(plain, value, strict=True)) else value
+    return value
+
+
+class _PlainNumbers:
+    """Makes numpy scalars given to a parameter object Python numbers. Why: the compiled engine (mypyc) checks the
+    types its annotations promise, and refused a `numpy.int64` put in by hand (`dataclasses.replace(s.population,
+    max_consultations=np.int64(6))`, or values from a numpy sample) with a TypeError; `load_scenario` always gave
+    Python numbers. Same values, so the same results."""
+
+    __slots__ = ()
+
+    def __post_init__(self) -> None:
+        for f in fields(self):  # type: ignore[arg-type]
+            value = getattr(self, f.name)
+            plain = _plain(value)
+            if plain is not value:
+                object.__setattr__(self, f.name, plain)
+
+
 @dataclass(frozen=True, slots=True)
-class ResourceSpec:
+class ResourceSpec(_PlainNumbers):
     """A scarce resource: `capacity` parallel servers, each held `service_days` per patient, after a
     capacity-independent `booking_days` delay (referral letter to appointment)."""
 
@@ -40,7 +70,7 @@ class ResourceSpec:
 
 
 @dataclass(frozen=True, slots=True)
-class ReferralPolicy:
+class ReferralPolicy(_PlainNumbers):
     """When a center refers a patient to its `refers_to` center (only applies if it has one)."""
 
     when_not_offered: bool = True
@@ -50,7 +80,7 @@ class ReferralPolicy:
 
 
 @dataclass(frozen=True, slots=True)
-class CenterProfile:
+class CenterProfile(_PlainNumbers):
     """What a center can do and how well: recognition, imaging, options offered, success of its surgeons."""
 
     recognition_probability_iatrogenic: float
@@ -73,7 +103,7 @@ class CenterProfile:
 
 
 @dataclass(frozen=True, slots=True)
-class Center:
+class Center(_PlainNumbers):
     """A center in a scenario: its profile, its share of each etiology's arrivals and where it refers."""
 
     name: str
@@ -85,7 +115,7 @@ class Center:
 
 
 @dataclass(frozen=True, slots=True)
-class Population:
+class Population(_PlainNumbers):
     arrivals_per_year: dict[str, float]
     leak_type_shares: dict[str, float]
     care_seeking_days: dict[str, Distribution]
@@ -109,7 +139,7 @@ class Population:
 
 
 @dataclass(frozen=True, slots=True)
-class Clinical:
+class Clinical(_PlainNumbers):
     """Clinical rules that do not depend on the center (see scenarios/base.toml for sources)."""
 
     conservative_days: dict[str, Distribution]
@@ -142,7 +172,7 @@ class Clinical:
 
 
 @dataclass(frozen=True, slots=True)
-class VolumeOutcome:
+class VolumeOutcome(_PlainNumbers):
     """Optional link from a center's simulated annual volume of spontaneous leaks to its performance."""
 
     enabled: bool = False
@@ -156,7 +186,7 @@ class VolumeOutcome:
 
 
 @dataclass(frozen=True, slots=True)
-class Scenario:
+class Scenario(_PlainNumbers):
     """A validated, resolved scenario: everything one run needs, and nothing mutable."""
 
     name: str

@@ -208,3 +208,33 @@ def test_the_engine_tests_pass_on_the_compiled_build():
     assert Path(pathway_file).suffix != ".py" and Path(station_file).suffix != ".py"
     tests = _child(["-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", "-p", "no:cov", *ENGINE_TESTS], pure=False)
     assert tests.returncode == 0, tests.stdout[-4000:] + tests.stderr[-2000:]
+
+
+NUMPY_SCALARS = r"""
+import dataclasses, sys
+import numpy as np
+from sim.engine_build import BUILD
+from sim.replication import run_replication
+from sim.scenario import load_scenario
+
+scenario = load_scenario(sys.argv[1], overrides={"run.horizon_days": 700})
+pop = scenario.population
+by_hand = dataclasses.replace(
+    scenario, horizon_days=np.float64(700),
+    population=dataclasses.replace(pop, max_consultations=np.int64(pop.max_consultations)),
+    clinical=dataclasses.replace(scenario.clinical, max_recurrences=np.int32(scenario.clinical.max_recurrences),
+                                 ebp_max_blind={k: np.int64(v) for k, v in scenario.clinical.ebp_max_blind.items()}))
+a, b = (run_replication(s, 3, 0, engine="simpy").patients for s in (scenario, by_hand))
+print(BUILD, a.equals(b))
+"""
+
+
+def test_numpy_scalars_put_into_a_scenario_by_hand_run_on_the_compiled_engine():
+    """The compiled engine checks the types its annotations promise; parameter objects make numpy scalars
+    Python numbers, so a scenario edited by hand with numpy values runs, with the same results."""
+    _compiled_or_skip()
+    from tests.conftest import LOW_VOLUME
+
+    done = _child(["-c", NUMPY_SCALARS, str(LOW_VOLUME)], pure=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.split() == ["compiled", "True"]

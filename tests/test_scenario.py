@@ -120,3 +120,18 @@ def test_absurd_population_is_refused_before_running(write_toml):
     path = write_toml(ONE_CENTER + "[population.arrivals_per_year]\npost_lp = 1e12\n")
     with pytest.raises(ScenarioError, match="max_expected_patients"):
         load_scenario(path)
+
+
+def test_parameter_objects_make_numpy_scalars_python_numbers():
+    import dataclasses
+
+    import numpy as np
+
+    s = load_scenario(LOW_VOLUME)
+    pop = dataclasses.replace(s.population, max_consultations=np.int64(7),
+                              arrivals_per_year={k: np.float64(v) for k, v in s.population.arrivals_per_year.items()})
+    assert type(pop.max_consultations) is int and pop.max_consultations == 7
+    assert all(type(v) is float for v in pop.arrivals_per_year.values())
+    assert pop.arrivals_per_year == s.population.arrivals_per_year
+    unchanged = dataclasses.replace(s.population)
+    assert unchanged.arrivals_per_year is s.population.arrivals_per_year  # nothing to convert: not copied
