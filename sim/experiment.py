@@ -7,7 +7,8 @@ the folder renamed to OUT only when every replication is there. `resume=True` pi
 
 What would be serial is kept small, so that two workers run nearly twice as fast as one: with --jobs N, N - 1
 worker processes and this one share the work (`Crew`), and the workers live for the whole run; the patient (and
-event) tables are appended to the final file as replications finish, in replication order; each worker also
+event) tables are appended to the final file as replications finish, in replication order (on a thread of this
+process when there are workers, so that the appends use a core's idle time); each worker also
 writes a compact summary of its replication's outcomes (`sim.summaries`), and km.csv and distributions.csv are
 merged from those on the workers, exactly, instead of reading every patient back into this process (which also
 held ~600 MB per million patients).
