@@ -464,8 +464,10 @@ class FastPathway:
         """Pathway._until_natural_resolution: wait for the leak to close, or date it now if it already has."""
         t, t_nat = self.t[idx], self.t_nat[idx]
         later = t_nat > t
-        self.t_nat[idx.compress(~later)] = t.compress(~later)
-        self._freeze(idx.compress(later), t.compress(later) + (t_nat.compress(later) - t.compress(later)))
+        closed = ~later
+        self.t_nat[idx.compress(closed)] = t.compress(closed)
+        t_later = t.compress(later)
+        self._freeze(idx.compress(later), t_later + (t_nat.compress(later) - t_later))
         return idx.compress(self.pc[idx] != DONE)
 
     def _natural_end(self, idx: np.ndarray, by: int) -> None:
@@ -694,7 +696,8 @@ class FastPathway:
         idx, recur_day = idx.compress(within), recur_day.compress(within)
         t = self.t[idx]
         later = recur_day > t
-        self._freeze(idx.compress(later), t.compress(later) + (recur_day.compress(later) - t.compress(later)))
+        t_later = t.compress(later)
+        self._freeze(idx.compress(later), t_later + (recur_day.compress(later) - t_later))
         idx = idx.compress(self.pc[idx] != DONE)
         self.n_recurrences[idx] += 1
         self.final[idx] = F_IN_PATHWAY
