@@ -151,6 +151,16 @@ def compute_replications(scenario: Scenario, seed: int, reps: Sequence[int], log
             replication.run_replications(scenario, seed, reps, log_events=log_events, engine=engine)]
 
 
+def _compute_for_transfer(scenario: Scenario, seed: int, reps: Sequence[int], log_events: bool,
+                          engine: str = "auto") -> list[dict[str, Any]]:
+    """compute_replications for a Dask worker: without the Arrow slices of a fast-path batch, which would be
+    pickled with the whole batch's buffers (this process converts the patients itself)."""
+    tables = compute_replications(scenario, seed, reps, log_events, engine)
+    for t in tables:
+        t["patients_arrow"] = None
+    return tables
+
+
 def _tables(scenario: Scenario, result: ReplicationResult) -> dict[str, Any]:
     rep = result.replication
     tables: dict[str, Any] = {
@@ -159,6 +169,7 @@ def _tables(scenario: Scenario, result: ReplicationResult) -> dict[str, Any]:
         "metrics": replication_metrics(result.patients, result.resources, scenario.horizon_days),
         # What km.csv and distributions.csv need, summarized here in parallel rather than at the end (summaries).
         "outcomes": replication_outcomes(result.patients, scenario.horizon_days),
+        "patients_arrow": result.patients_arrow,  # or None: write_parts converts the patients then
         "info": {"replication": rep, "n_patients": len(result.patients), "n_simpy_events": result.n_simpy_events,
                  "wall_seconds": result.wall_seconds, "engine": result.engine,
                  "engine_build": engine_build.BUILD},  # of the process that ran it (a Dask worker may differ)
@@ -175,7 +186,8 @@ def write_parts(parts: Path, rep: int, tables: dict[str, Any], keep: dict[int, d
     """Write one replication's tables atomically; the metrics file goes last and marks the replication done.
     `keep`: where to leave the Arrow tables just written (keyed by replication), when this process will append
     them to the run's files, so that they are not read back from disk."""
-    written = {"patients": outputs.atomic_write_arrow(parts / f"patients-{rep:05d}.arrow", tables["patients"])}
+    written = {"patients": outputs.atomic_write_arrow(parts / f"patients-{rep:05d}.arrow", tables["patients"],
+                                                      tables.get("patients_arrow"))}
     if "events" in tables:
         written["events"] = outputs.atomic_write_arrow(parts / f"events-{rep:05d}.arrow", tables["events"])
         written["uses"] = outputs.atomic_write_arrow(parts / f"uses-{rep:05d}.arrow", tables["uses"])
@@ -394,7 +406,7 @@ def _run_dask(scenario: Scenario, seed: int, todo: list[int], parts: Path, backe
             from None
     try:
         workers = max(1, len(client.scheduler_info().get("workers", {})) or backend.jobs)
-        futures = [client.submit(compute_replications, scenario, seed, batch, log_events, engine, pure=False)
+        futures = [client.submit(_compute_for_transfer, scenario, seed, batch, log_events, engine, pure=False)
                    for batch in _batches(scenario, todo, workers, log_events, engine)]
         for fut in as_completed(futures):
             for tables in fut.result():

@@ -742,15 +742,6 @@ class FastRecords:
             "resolved_by": (tuple(b or None for b in BY_NAMES), m.by),
             "persistent_reason": (tuple(r or None for r in REASONS), m.reason)}
 
-    def rows(self, start: int, stop: int) -> FastRecords:
-        """The records of patients start..stop-1 (one replication of a batch): views, not copies."""
-        part = copy.copy(self)
-        for name, value in vars(self).items():
-            if isinstance(value, np.ndarray):
-                setattr(part, name, value[start:stop])
-        part.text_codes = {k: (names, codes[start:stop]) for k, (names, codes) in self.text_codes.items()}
-        return part
-
     def _text(self, name: str) -> np.ndarray:
         names, codes = self.text_codes[name]
         return np.array([x or "" for x in names], dtype=object)[codes]

@@ -99,13 +99,20 @@ def dictionary_columns(schema: pa.Schema) -> list[str]:
     return [f.name for f in schema if not pa.types.is_floating(f.type)]
 
 
-def atomic_write_arrow(path: Path, df: pd.DataFrame) -> pa.Table:
+def arrow_table(df: pd.DataFrame) -> pa.Table:
+    """`df` as an Arrow table, as the run's parts and Parquet files hold it (no index)."""
+    return pa.Table.from_pandas(df, preserve_index=False, nthreads=ARROW_THREADS)
+
+
+def atomic_write_arrow(path: Path, df: pd.DataFrame, table: pa.Table | None = None) -> pa.Table:
     """Write `df` as an uncompressed Arrow IPC (Feather) file, atomically; returns the Arrow table written.
     Why, for per-replication parts: they are read back once, to be appended to the run's Parquet file, and an
     Arrow file is written and read ~5 times faster than a Parquet one (no encoding or compression), and read
-    back as the very table written."""
+    back as the very table written. `table`: `arrow_table(df)` when the caller has it already (a slice of a
+    fast-path batch's table: converting the batch once saved ~1.4 ms per replication of ~1,300 patients)."""
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    table = pa.Table.from_pandas(df, preserve_index=False, nthreads=ARROW_THREADS)
+    if table is None:
+        table = arrow_table(df)
     feather.write_feather(table, tmp, compression="uncompressed")
     os.replace(tmp, path)
     return table

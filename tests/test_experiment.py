@@ -163,7 +163,7 @@ def test_disk_full_is_one_clear_line(tmp_path, monkeypatch, capsys):
     from sim import outputs
     from sim.cli import main
 
-    def full(path, df):
+    def full(path, df, table=None):
         raise OSError(errno.ENOSPC, "No space left on device", str(path))
 
     monkeypatch.setattr(outputs, "atomic_write_arrow", full)  # the per-replication parts
