@@ -65,6 +65,12 @@ class Crew:
                                                   os.getpid() if ctx.get_start_method() == "fork" else None))
         self.n = 0
         self.futures: set[Future] = set()
+        # In this process, for as long as the workers live: a full collection here would write to every object's
+        # header, so copy every page it shares with the workers (measured: its first replication ~60% slower).
+        # Frozen before the fork, so that no collection comes between. Unfrozen by shutdown(), unless the caller
+        # had frozen objects itself (gc.freeze: its objects are to stay frozen, and there is no unfreezing only ours).
+        self.unfreeze = gc.get_freeze_count() == 0
+        gc.freeze()
         # Fork the workers now (the pool forks them all at its first task): this process may start threads of
         # its own later (the run's Parquet appends, csfsim-append), and a thread running at a fork can leave a
         # lock taken for ever in the child. Forking later, on the first `start`, did so when a resumed run had one
@@ -72,14 +78,22 @@ class Crew:
         try:
             self.pool.submit(_forked).result()
         except BaseException:
-            self.pool.shutdown(wait=False, cancel_futures=True)
+            self._abandon()
             raise
-        # And in this process, for as long as the workers live: a full collection here would write to every
-        # object's header, so copy every page it shares with the workers (measured: its first replication
-        # ~60% slower). Unfrozen by shutdown(), unless the caller had frozen objects itself (gc.freeze: its
-        # objects are to stay frozen, and there is no unfreezing only ours).
-        self.unfreeze = gc.get_freeze_count() == 0
-        gc.freeze()
+
+    def _abandon(self) -> None:
+        """Undo a crew whose workers could not all be forked: those that were are terminated (no manager thread
+        would ever tell them to stop, and this process would wait for them at exit), the collector unfrozen."""
+        forked = list((getattr(self.pool, "_processes", None) or {}).values())
+        self.pool.shutdown(wait=False, cancel_futures=True)
+        for process in forked:
+            process.terminate()
+        for process in forked:
+            process.join(timeout=5)
+        self.receive.close()
+        self.send.close()
+        if self.unfreeze:
+            gc.unfreeze()
 
     def start(self, tasks: list[tuple[Callable[..., Any], tuple[Any, ...]]]) -> None:
         """Let the workers start on `tasks` (this process joins in with `finish`)."""

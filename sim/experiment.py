@@ -422,8 +422,14 @@ def _run_dask(scenario: Scenario, seed: int, todo: list[int], parts: Path, backe
 def _progress(total: int, initial: int, label: str, enabled: bool | None):
     from tqdm import tqdm
 
+    class Bar(tqdm):
+        # No monitor thread: tqdm starts one with its first bar (even a disabled one) and keeps it, so from a
+        # process's second run on it was alive when the crew forked its workers. It only adjusts how often a
+        # bar whose updates slow down redraws itself.
+        monitor_interval = 0
+
     show = sys.stderr.isatty() if enabled is None else enabled
-    return tqdm(total=total, initial=initial, desc=label, unit="rep", disable=not show, leave=False)
+    return Bar(total=total, initial=initial, desc=label, unit="rep", disable=not show, leave=False)
 
 
 def run(scenario: Scenario | str | os.PathLike[str], reps: int | str = 10, seed: int = 1, jobs: int = 1,

@@ -25,7 +25,7 @@ IMAGING_TECHNIQUES: tuple[str, ...] = ("refined", "conventional")
 def _plain(value: Any) -> Any:
     """`value` with numpy scalars (also inside dicts and tuples) made Python numbers, or `value` itself when it
     holds none."""
-    if isinstance(value, np.generic):
+    if isinstance(value, np.generic) or (isinstance(value, np.ndarray) and value.ndim == 0):
         return value.item()
     if isinstance(value, dict):
         items = {k: _plain(v) for k, v in value.items()}
@@ -46,6 +46,8 @@ class _PlainNumbers:
 
     def __post_init__(self) -> None:
         for f in fields(self):  # type: ignore[arg-type]
+            if f.name == "resolved":  # Scenario's tree with metadata, for manifests (the engine never reads it)
+                continue
             value = getattr(self, f.name)
             plain = _plain(value)
             if plain is not value:

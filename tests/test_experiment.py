@@ -416,6 +416,35 @@ def test_auto_replications_whose_concatenation_fails_leave_nothing_half_written(
     assert not list(tmp_path.glob("r.partial/parts/.concat-*"))
 
 
+_FAILED_FORK = r"""
+import gc, multiprocessing.context, sys
+from sim.crew import Crew
+
+start, calls = multiprocessing.context.ForkProcess.start, []
+
+def second_fails(self):
+    calls.append(1)
+    if len(calls) == 2:
+        raise OSError(11, "Resource temporarily unavailable")
+    start(self)
+
+multiprocessing.context.ForkProcess.start = second_fails
+try:
+    Crew(3)
+except OSError as err:
+    print("raised", err.errno, gc.get_freeze_count(), len(multiprocessing.active_children()))
+"""
+
+
+def test_a_crew_whose_workers_cannot_all_be_forked_leaves_nothing_behind():
+    """The second of three forks fails: the error comes through, the worker already forked is gone (this
+    process would otherwise wait for it for ever at exit) and the collector is as it was."""
+    done = subprocess.run([sys.executable, "-c", _FAILED_FORK], cwd=ROOT, capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["raised", "11", "0", "0"], done.stdout
+
+
 _FORKED_WITH: list[list[str]] = []
 
 
@@ -433,11 +462,12 @@ def test_workers_are_forked_before_this_process_starts_its_append_thread(tmp_pat
     if not _FORKED_WITH:  # registered once per test session (there is no unregistering)
         os.register_at_fork(before=_note_threads_at_fork)
         _FORKED_WITH.append([])
+    run(s, reps=1, seed=3, log_events=False, progress=True)  # a progress bar before (tqdm's monitor thread)
     del _FORKED_WITH[1:]
     run(s, reps=4, seed=3, jobs=2, log_events=False, out=tmp_path / "r", resume=True, progress=False)
     forks = _FORKED_WITH[1:]
     assert forks, "the run forked no worker"
-    assert not any(name.startswith("csfsim-append") for names in forks for name in names)
+    assert not any(name.startswith(("csfsim-append", "tqdm_monitor")) for names in forks for name in names), forks
 
 
 def test_a_failed_run_kept_in_memory_leaves_no_temporary_folder(monkeypatch, tmp_path):

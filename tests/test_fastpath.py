@@ -191,6 +191,7 @@ def test_a_batch_of_replications_drawn_together_equals_each_drawn_alone():
 @pytest.mark.parametrize("path", [EXPERIENCED, LOW_VOLUME, ROOT / "scenarios" / "regional_network.toml"])
 def test_a_batch_of_replications_on_the_fast_path_gives_each_replications_own_tables(path):
     """run_replications advances the batch as one cohort; every table equals run_replication's, exactly."""
+    from sim.outputs import arrow_table
     from sim.replication import run_replications
 
     s = unlimited(path, **{"run.horizon_days": 1000})
@@ -200,6 +201,8 @@ def test_a_batch_of_replications_on_the_fast_path_gives_each_replications_own_ta
     for rep, result in zip(reps, batch, strict=True):
         alone = run_replication(s, 8, rep)
         pd.testing.assert_frame_equal(result.patients, alone.patients, check_exact=True)
+        # The part written for it: its slice of the batch's Arrow table, equal to converting its own table.
+        assert result.patients_arrow.equals(arrow_table(alone.patients), check_metadata=True)
         pd.testing.assert_frame_equal(result.resources, alone.resources, check_exact=True)
 
 

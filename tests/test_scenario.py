@@ -131,6 +131,8 @@ def test_parameter_objects_make_numpy_scalars_python_numbers():
     pop = dataclasses.replace(s.population, max_consultations=np.int64(7),
                               arrivals_per_year={k: np.float64(v) for k, v in s.population.arrivals_per_year.items()})
     assert type(pop.max_consultations) is int and pop.max_consultations == 7
+    zero_d = dataclasses.replace(s.population, max_consultations=np.array(5))  # a 0-d array, not a numpy scalar
+    assert type(zero_d.max_consultations) is int and zero_d.max_consultations == 5
     assert all(type(v) is float for v in pop.arrivals_per_year.values())
     assert pop.arrivals_per_year == s.population.arrivals_per_year
     unchanged = dataclasses.replace(s.population)
