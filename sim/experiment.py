@@ -358,8 +358,10 @@ class _Concatenation:
 
     def _raise_failed(self) -> None:
         """An append that failed on the thread (disk full, ...) stops the run as it would have in this one."""
-        done = [f for f in self.pending if f.done()]
-        self.pending = [f for f in self.pending if not f.done()]
+        done, pending = [], []
+        for f in self.pending:  # one look at each (a future finishing between two looks would be in neither list)
+            (done if f.done() else pending).append(f)
+        self.pending = pending
         for f in done:
             f.result()
 
@@ -484,8 +486,8 @@ def run(scenario: Scenario | str | os.PathLike[str], reps: int | str = 10, seed:
         parts.mkdir(parents=True, exist_ok=True)
         outputs.write_json(work / "run.json", {"scenario_file": scenario.source_file, "seed": seed, "reps": reps,
                                                "scenario": to_jsonable(scenario.resolved)})
-        # The workers first: they are forked before this process starts a thread (the progress bar's monitor,
-        # the appends below), so that no lock a thread holds is copied into them.
+        # The workers first: they are forked before this process starts a thread (the appends' below), so that
+        # no lock a thread holds is copied into them.
         crew = _start_crew(backend, target)
         # With a fixed number of replications the tables are concatenated as replications finish; with --reps
         # auto the number kept is known only at the end, so they are concatenated then.
