@@ -30,7 +30,7 @@ $(ENGINE_STAMP): $(STAMP) $(ENGINE_SOURCES)
 ## The main job: experienced vs low-volume center on the shipped default scenarios.
 demo: setup
 	$(BIN)/csfsim compare scenarios/experienced_center.toml scenarios/low_volume_center.toml \
-		--reps $(REPS) --seed $(SEED) --out results/demo
+		--reps $(REPS) --seed $(SEED) --out results/demo --overwrite
 
 ## The whole test suite (what CI runs), with coverage of sim/.
 test: setup

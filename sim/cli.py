@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
+import threading
 from pathlib import Path
 
-from sim.errors import RunInterrupted, ScenarioError
+from sim.errors import RunInterrupted, ScenarioError, printable
 
 HEADLINE = [
     ("diagnosis_delay_median_days", "spontaneous", "Diagnosis delay, spontaneous, median (days)"),
@@ -66,6 +68,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="csfsim", description="Spinal CSF-leak care-pathway simulation.")
     sub = parser.add_subparsers(dest="command", required=True)
 
+    def overwrite(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--overwrite", action="store_true",
+                       help="replace --out if it holds a finished csfsim output of this command (only that: a "
+                            "folder holding anything else is never replaced)")
+
     def common(p: argparse.ArgumentParser) -> None:
         p.add_argument("--reps", type=_reps, default=10,
                        help="replications, or 'auto' to add them until --precision is met (default 10)")
@@ -91,6 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
     p_run.add_argument("--out", required=False, help="output folder (default results/<scenario file stem>)")
     p_run.add_argument("--resume", action="store_true", help="finish an interrupted run in --out")
     common(p_run)
+    overwrite(p_run)
 
     p_cmp = sub.add_parser("compare", help="compare scenarios on common random numbers")
     p_cmp.add_argument("scenarios", nargs="+")
@@ -98,6 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
     p_cmp.add_argument("--no-crn-check", action="store_true",
                        help="skip measuring the variance reduction of common random numbers")
     common(p_cmp)
+    overwrite(p_cmp)
 
     p_sw = sub.add_parser("sweep", help="run a grid of parameter values on common random numbers")
     p_sw.add_argument("scenario")
@@ -107,6 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
     p_sw.add_argument("--metric", default="diagnosis_delay_median_days", help="metric to plot over the grid")
     p_sw.add_argument("--group", default="spontaneous", help="group of the plotted metric (default spontaneous)")
     common(p_sw)
+    overwrite(p_sw)
 
     p_wu = sub.add_parser("warmup", help="choose a warm-up period (running mean and MSER-5 truncation point)")
     p_wu.add_argument("scenario")
@@ -114,6 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
     p_wu.add_argument("--seed", type=_seed, default=1, help="root seed (default 1)")
     p_wu.add_argument("--jobs", type=_positive_int, default=default_jobs(), help="worker processes")
     p_wu.add_argument("--out", default="results/warmup", help="output folder (default results/warmup)")
+    overwrite(p_wu)
 
     p_val = sub.add_parser("validate", help="check a scenario file and print its resolved summary")
     p_val.add_argument("scenario")
@@ -131,6 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
     p_psa.add_argument("--samples", type=_positive_int, default=50, help="parameter samples K (default 50)")
     p_psa.add_argument("--method", choices=("lhs", "sobol"), default="lhs", help="design (default lhs)")
     p_psa.add_argument("--out", default="results/psa", help="output folder (default results/psa)")
+    overwrite(p_psa)
 
     p_sen = sub.add_parser("sensitivity", help="one-way (tornado) and Sobol sensitivity analysis")
     uncertain(p_sen, 5)
@@ -138,6 +150,7 @@ def build_parser() -> argparse.ArgumentParser:
     p_sen.add_argument("--sobol", type=int, default=0, metavar="N", help="Sobol indices on N x (d + 2) runs (0: off)")
     p_sen.add_argument("--sobol-params", type=_positive_int, default=6, help="d: widest tornado parameters")
     p_sen.add_argument("--out", default="results/sensitivity", help="output folder (default results/sensitivity)")
+    overwrite(p_sen)
     p_rep = sub.add_parser("report", help="write report.html and figures/ for a run or comparison folder")
     p_rep.add_argument("folder")
     p_rep.add_argument("--jobs", type=_positive_int, default=default_jobs(),
@@ -145,10 +158,32 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# What is left of an interrupted command, and how to go on (a run resumes with --resume, a PSA by itself).
+KEPT = {"run": "finished replications are kept in OUT.partial/; rerun with --resume to finish",
+        "psa": "finished samples are kept in OUT.partial/; run the same command again to go on from them"}
+NOT_KEPT = "nothing was published; run the command again"
+
+
+def _terminated(signum: int, frame: object) -> None:
+    """SIGTERM (a scheduler or `kill` stopping the job) is handled as Ctrl-C: one line, work kept."""
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     command = "csfsim " + " ".join(argv if argv is not None else sys.argv[1:])
+    kept = KEPT.get(args.command, NOT_KEPT)
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, _terminated)
+    try:
+        return _dispatch(args, command, kept)
+    finally:
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _dispatch(args: argparse.Namespace, command: str, kept: str) -> int:
     try:
         if args.command == "validate":
             return _validate(args.scenario)
@@ -176,11 +211,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     except OSError as err:  # disk full, permissions changed mid-run...: one clear line, finished work kept
         where = f" ({err.filename})" if err.filename else ""
-        print(f"csfsim: error: could not write results{where}: {err.strerror or err}; finished replications are "
-              "kept in OUT.partial/, rerun with --resume", file=sys.stderr)
+        print(f"csfsim: error: could not write results{where}: {err.strerror or err}; {kept}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print("csfsim: interrupted; finished replications are kept, rerun with --resume", file=sys.stderr)
+        print(f"csfsim: interrupted; {kept}", file=sys.stderr)
         return 130
     return 0  # pragma: no cover
 
@@ -190,7 +224,7 @@ def _validate(path: str) -> int:
 
     s = load_scenario(path)
     rate = sum(s.population.arrivals_per_year.values())
-    print(f"{path}: valid. '{s.name}': {len(s.centers)} center(s) "
+    print(f"{printable(path)}: valid. '{printable(s.name)}': {len(s.centers)} center(s) "
           f"({', '.join(f'{c.name}={c.profile_name}' for c in s.centers)}), horizon {s.horizon_days:g} days, "
           f"{rate:g} arrivals per year")
     return 0
@@ -204,8 +238,9 @@ def _run(args: argparse.Namespace, command: str) -> int:
     out = Path(args.out) if args.out else Path("results") / Path(args.scenario).stem
     result = run(scenario, reps=args.reps, seed=args.seed, jobs=args.jobs, out=out, log_events=not args.no_events,
                  resume=args.resume, progress=False if args.quiet else None, command=command,
-                 backend=_backend(args), precision=args.precision, max_reps=args.max_reps, engine=args.engine)
-    print(f"{scenario.name}: {result.reps} replications ({result.manifest['backend']}, engine "
+                 backend=_backend(args), precision=args.precision, max_reps=args.max_reps, engine=args.engine,
+                 overwrite=args.overwrite)
+    print(f"{printable(scenario.name)}: {result.reps} replications ({result.manifest['backend']}, engine "
           f"{result.manifest['engine']}), {result.manifest['patients']} patients, "
           f"{result.manifest['wall_seconds']:.1f} s")
     _print_rule(result.manifest["replication_rule"])
@@ -222,9 +257,9 @@ def _compare(args: argparse.Namespace, command: str) -> int:
     result = compare(args.scenarios, reps=args.reps, seed=args.seed, jobs=args.jobs, out=args.out,
                      log_events=not args.no_events, progress=False if args.quiet else None, command=command,
                      backend=_backend(args), precision=args.precision, max_reps=args.max_reps,
-                     measure_crn=not args.no_crn_check, engine=args.engine)
+                     measure_crn=not args.no_crn_check, engine=args.engine, overwrite=args.overwrite)
     for r in result.runs:
-        print(f"{r.scenario.name}: {r.reps} replications, {r.manifest['patients']} patients, "
+        print(f"{printable(r.scenario.name)}: {r.reps} replications, {r.manifest['patients']} patients, "
               f"{r.manifest['wall_seconds']:.1f} s ({r.manifest['backend']}, engine {r.manifest['engine']})")
         _print_rule(r.manifest["replication_rule"])
     print()
@@ -257,7 +292,7 @@ def _sweep(args: argparse.Namespace, command: str) -> int:
     settings = [parse_set(text) for text in args.settings]
     result = sweep(args.scenario, settings, reps=args.reps, seed=args.seed, jobs=args.jobs, out=args.out,
                    backend=_backend(args), metric=args.metric, group=args.group,
-                   progress=False if args.quiet else None, command=command)
+                   progress=False if args.quiet else None, command=command, overwrite=args.overwrite)
     t = result.table
     sel = t[(t["metric"] == args.metric) & (t["group"] == args.group)]
     cols = [p for p, _ in settings] + ["mean", "ci95_low", "ci95_high", "diff_vs_first"]
@@ -272,7 +307,8 @@ def _warmup(args: argparse.Namespace) -> int:
     from sim.warmup import choose_warmup
 
     scenario = load_scenario(args.scenario)
-    _, cut = choose_warmup(scenario, reps=args.reps, seed=args.seed, out=args.out, jobs=args.jobs)
+    _, cut = choose_warmup(scenario, reps=args.reps, seed=args.seed, out=args.out, jobs=args.jobs,
+                           overwrite=args.overwrite)
     print(f"MSER-5 truncation point: day {cut:.0f}. To leave the start-up out of the statistics, set\n"
           f"  [run]\n  warmup_days = {cut:.0f}\nWritten to {args.out}/ (warmup.csv, warmup.png, warmup.svg)")
     return 0
@@ -304,7 +340,7 @@ def _psa(args: argparse.Namespace, command: str) -> int:
     from sim.psa import psa
 
     r = psa(args.scenarios, samples=args.samples, reps=args.reps, seed=args.seed, out=args.out, method=args.method,
-            jobs=args.jobs, only=_params(args.params), command=command)
+            jobs=args.jobs, only=_params(args.params), command=command, overwrite=args.overwrite)
     print(f"PSA: {args.samples} samples x {args.reps} replications ({args.method})")
     print(f"{'':<5}{'outcome':<32}{'mean':>14}{'var total':>13}{'parameters':>12}{'noise':>8}")
     means = r.samples.groupby(["scenario", "outcome"], sort=False)["mean"].mean()
@@ -326,7 +362,7 @@ def _sensitivity(args: argparse.Namespace, command: str) -> int:
 
     r = sensitivity(args.scenarios, reps=args.reps, seed=args.seed, out=args.out, outcome=args.outcome,
                     only=_params(args.params), sobol_n=args.sobol, sobol_params=args.sobol_params, jobs=args.jobs,
-                    command=command)
+                    command=command, overwrite=args.overwrite)
     print(f"One-way sensitivity of {args.outcome} (base {r.base_value:.4g}); widest swings:")
     for row in r.oneway.head(10).itertuples(index=False):
         print(f"  {row.parameter:<58} {row.low_outcome:>12.4g} to {row.high_outcome:<12.4g}")
@@ -343,7 +379,7 @@ def format_comparison(table, names: list[str]) -> str:
     """Side-by-side text table of headline metrics (scenarios as columns A, B, ...) with the paired difference
     of each later scenario from the first."""
     letters = [chr(ord("A") + i) for i in range(len(names))]
-    lines = [f"  {letter} = {name}" for letter, name in zip(letters, names, strict=True)]
+    lines = [f"  {letter} = {printable(name)}" for letter, name in zip(letters, names, strict=True)]
     header = f"{'':<50}" + "".join(f"{letter:>11}" for letter in letters)
     header += "".join(f"{f'{letter} - A (95% CI)':>30}" for letter in letters[1:])
     lines += ["", header]

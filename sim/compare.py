@@ -13,6 +13,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -22,6 +23,7 @@ from sim.errors import ScenarioError
 from sim.experiment import Backend, RunResult, run
 from sim.parameters import Scenario
 from sim.randomness import replication_seed
+from sim.runfolder import RunFolder
 from sim.scenario import load_scenario
 from sim.stats import PRIMARY_METRICS, t_interval
 
@@ -32,6 +34,7 @@ class CompareResult:
     comparison: pd.DataFrame
     out_dir: Path | None
     crn: pd.DataFrame | None = None  # variance reduction of common random numbers, per metric
+    manifest: dict[str, Any] | None = None  # what the comparison folder's manifest.json holds (None in memory)
 
     @property
     def crn_factor(self) -> float:
@@ -100,7 +103,7 @@ def compare(scenarios: Sequence[Scenario | str | os.PathLike[str]], reps: int | 
             jobs: int = 1, out: str | os.PathLike[str] | None = None, log_events: bool = True,
             progress: bool | None = None, command: str | None = None, backend: Backend | None = None,
             precision: float = 0.05, max_reps: int = 200, measure_crn: bool = True,
-            engine: str = "auto") -> CompareResult:
+            engine: str = "auto", overwrite: bool = False) -> CompareResult:
     """Run scenarios on common random numbers and compare them with the first.
 
     With `measure_crn`, every scenario after the first is also run on independent streams (another seed, in
@@ -108,10 +111,24 @@ def compare(scenarios: Sequence[Scenario | str | os.PathLike[str]], reps: int | 
     loaded = [s if isinstance(s, Scenario) else load_scenario(s) for s in scenarios]
     if len(loaded) < 2:
         raise ScenarioError("(command line)", "scenarios", len(loaded), "at least two scenarios to compare")
-    out_path = Path(out) if out is not None else None
-    if out_path is not None:
-        outputs.prepare_output_dir(out_path)
-        out_path.mkdir(parents=True, exist_ok=True)
+    if out is None:
+        return _compare_in(None, loaded, reps, seed, jobs, log_events, progress, command, backend, precision,
+                           max_reps, measure_crn, engine)
+    with RunFolder(out, "compare", overwrite=overwrite) as folder:
+        result = _compare_in(folder.open(), loaded, reps, seed, jobs, log_events, progress, command, backend,
+                             precision, max_reps, measure_crn, engine)
+        assert result.manifest is not None
+        folder.publish(result.manifest)
+    result.out_dir = Path(out)
+    for r, name in zip(result.runs, result.manifest["folders"], strict=True):
+        r.out_dir = result.out_dir / name  # the run folders moved with the comparison's
+    return result
+
+
+def _compare_in(work: Path | None, loaded: list[Scenario], reps: int | str, seed: int, jobs: int,
+                log_events: bool, progress: bool | None, command: str | None, backend: Backend | None,
+                precision: float, max_reps: int, measure_crn: bool, engine: str) -> CompareResult:
+    """The comparison's runs and tables, written into `work` (a locked OUT.partial) or kept in memory."""
     names: list[str] = []
     runs = []
     for s in loaded:
@@ -119,7 +136,7 @@ def compare(scenarios: Sequence[Scenario | str | os.PathLike[str]], reps: int | 
         while name in names:
             name += "_b"
         names.append(name)
-        sub = out_path / name if out_path is not None else None
+        sub = work / name if work is not None else None
         runs.append(run(s, reps=reps, seed=seed, jobs=jobs, out=sub, log_events=log_events, progress=progress,
                         command=command, backend=backend, precision=precision, max_reps=max_reps, engine=engine))
     table = comparison_table(runs)
@@ -129,18 +146,19 @@ def compare(scenarios: Sequence[Scenario | str | os.PathLike[str]], reps: int | 
                            progress=progress, backend=backend, engine=engine)
                        for i, r in enumerate(runs[1:], start=1)]
         crn = crn_table(runs, independent)
-    result = CompareResult(runs=runs, comparison=table, out_dir=out_path, crn=crn)
-    if out_path is not None:
-        outputs.atomic_write_csv(out_path / "comparison.csv", table)
+    result = CompareResult(runs=runs, comparison=table, out_dir=work, crn=crn)
+    if work is not None:
+        outputs.atomic_write_csv(work / "comparison.csv", table)
         if crn is not None:
-            outputs.atomic_write_csv(out_path / "crn_variance_reduction.csv", crn)
-        outputs.write_json(out_path / "manifest.json", {
+            outputs.atomic_write_csv(work / "crn_variance_reduction.csv", crn)
+        result.manifest = {
             "csfsim_compare": True,
             "scenarios": [{"name": r.scenario.name, "file": r.scenario.source_file, "folder": n}
                           for r, n in zip(runs, names, strict=True)],
+            "folders": names,
             "seed": seed, "replications": [r.reps for r in runs], "common_random_numbers": True,
             "crn_variance_reduction_median_primary": result.crn_factor,
             "command": command or outputs.command_line(), "git_commit": outputs.git_commit(),
             "versions": outputs.versions(),
-        })
+        }
     return result

@@ -100,7 +100,10 @@ class Crew:
         with self.claimed.get_lock():
             self.claimed.value = 0
         self.n = len(tasks)
-        self.futures = {self.pool.submit(_crew_member, tasks) for _ in range(self.workers)}
+        try:
+            self.futures = {self.pool.submit(_crew_member, tasks) for _ in range(self.workers)}
+        except BrokenProcessPool:  # a worker died while idle, between two lists of tasks
+            raise WorkerDied from None
         if self.reader is None:  # the workers were forked in __init__: no thread is forked with them
             self.reader = threading.Thread(target=self._read, name="csfsim-crew-results", daemon=True)
             self.reader.start()
@@ -241,3 +244,28 @@ def _crew_member(tasks: list[tuple[Callable[..., Any], tuple[Any, ...]]]) -> int
             send.send_bytes(message)
         n += 1
     return n
+
+
+def crew_map(fn: Callable[..., Any], args: list[tuple[Any, ...]], jobs: int,
+             on_done: Callable[[int, Any], None] | None = None) -> list[Any]:
+    """[fn(*a) for a in args], run by this process and `jobs - 1` workers of a crew (so the workers die with this
+    process, as a run's do); `on_done(i, result)` as each finishes, in the order they finish. Raises WorkerDied if
+    a worker dies."""
+    results: list[Any] = [None] * len(args)
+
+    def keep(i: int, result: Any) -> None:
+        results[i] = result
+        if on_done is not None:
+            on_done(i, result)
+
+    if jobs <= 1 or len(args) <= 1:
+        for i, a in enumerate(args):
+            keep(i, fn(*a))
+        return results
+    crew = Crew(min(jobs, len(args)) - 1)
+    try:
+        crew.start([(fn, a) for a in args])
+        crew.finish(lambda i: fn(*args[i]), keep)
+    finally:
+        crew.shutdown()
+    return results

@@ -42,6 +42,7 @@ from sim.fastpath import ENGINES
 from sim.parameters import Scenario
 from sim.planning import resource_timeseries
 from sim.replication import ReplicationResult
+from sim.runfolder import RunFolder
 from sim.scenario import load_scenario, to_jsonable
 from sim.stats import (
     LOOK_AHEAD,
@@ -437,8 +438,11 @@ def _progress(total: int, initial: int, label: str, enabled: bool | None):
 def run(scenario: Scenario | str | os.PathLike[str], reps: int | str = 10, seed: int = 1, jobs: int = 1,
         out: str | os.PathLike[str] | None = None, log_events: bool = True, resume: bool = False,
         progress: bool | None = None, command: str | None = None, backend: Backend | None = None,
-        precision: float = 0.05, max_reps: int = 200, engine: str = "auto") -> RunResult:
+        precision: float = 0.05, max_reps: int = 200, engine: str = "auto", overwrite: bool = False) -> RunResult:
     """Run replications of a scenario. With `out`, writes the run folder; without, keeps it in memory.
+
+    `out` must be new or empty, or a finished run that csfsim wrote alone and `overwrite` is set
+    (sim/runfolder.py); a second run into the same `out` while one is going is refused.
 
     `engine`: "auto" (the fast path for replications where nothing can queue and no event log is wanted, else
     SimPy), "simpy", or "fast" (an error where it does not apply). The engines used go in the manifest.
@@ -462,20 +466,33 @@ def run(scenario: Scenario | str | os.PathLike[str], reps: int | str = 10, seed:
         raise ScenarioError("(command line)", "--engine", engine,
                             "no event log with the fast path (outcome-only: log_events=False, --no-events)")
     backend = backend or Backend("processes", jobs)
-    started = time.time()
-    keep = out is not None
-    temporary: _TemporaryFolder | None = None
-    if keep:
-        out_path = Path(out)  # type: ignore[arg-type]
-        outputs.prepare_output_dir(out_path)
-        work = out_path.with_name(out_path.name + ".partial")
-        if resume:
-            _check_resume(work, scenario, seed)
-        elif work.exists():
-            shutil.rmtree(work)
-    else:
+    if out is None:
         temporary = _TemporaryFolder(Path(tempfile.mkdtemp(prefix="csfsim-")))
-        work = temporary.path
+        try:
+            result = _run_in(temporary.path, scenario, reps, seed, backend, log_events, progress, command,
+                             precision, max_reps, engine)
+        except BaseException:
+            temporary.remove()
+            raise
+        result._temporary = temporary  # its tables stay there until no result refers to the folder
+        return result
+    with RunFolder(out, "run", overwrite=overwrite, keep_on_error=True) as folder:
+        work = folder.open(resume)
+        if resume:
+            _check_resume(work, scenario, seed, log_events)
+        result = _run_in(work, scenario, reps, seed, backend, log_events, progress, command, precision, max_reps,
+                         engine)
+        folder.publish(result.manifest)
+    result.out_dir = Path(out)
+    return result
+
+
+def _run_in(work: Path, scenario: Scenario, reps: int | str, seed: int, backend: Backend, log_events: bool,
+            progress: bool | None, command: str | None, precision: float, max_reps: int,
+            engine: str) -> RunResult:
+    """Run the replications into `work` (a locked OUT.partial, or a temporary folder) and finalize them there."""
+    started = time.time()
+    auto = reps == "auto"
     parts = work / PARTS
     infos: list[dict[str, Any]] = []
     target = max_reps if auto else int(reps)
@@ -485,6 +502,7 @@ def run(scenario: Scenario | str | os.PathLike[str], reps: int | str = 10, seed:
     try:
         parts.mkdir(parents=True, exist_ok=True)
         outputs.write_json(work / "run.json", {"scenario_file": scenario.source_file, "seed": seed, "reps": reps,
+                                               "log_events": log_events,
                                                "scenario": to_jsonable(scenario.resolved)})
         # The workers first: they are forked before this process starts a thread (the appends' below), so that
         # no lock a thread holds is copied into them.
@@ -516,25 +534,15 @@ def run(scenario: Scenario | str | os.PathLike[str], reps: int | str = 10, seed:
         for extra in sorted(r for r in _done_reps(parts) if r >= n_final):  # look-ahead replications are not kept
             for f in parts.glob(f"*-{extra:05d}.*"):
                 f.unlink()
-        result = _finalize(scenario, seed, n_final, work, backend, infos, started, command, log_events, stopping,
-                           engine, crew, concat)
+        return _finalize(scenario, seed, n_final, work, backend, infos, started, command, log_events, stopping,
+                         engine, crew, concat)
     except BaseException:
-        try:
-            if concat is not None:
-                concat.abort()
-        finally:
-            if temporary is not None:
-                temporary.remove()
+        if concat is not None:
+            concat.abort()
         raise
     finally:
         if crew is not None:
             crew.shutdown()
-    if keep:
-        outputs.publish_dir(work, out_path)
-        result.out_dir = out_path
-    else:
-        result._temporary = temporary  # its tables stay there until no result refers to the folder
-    return result
 
 
 def _primary_values(parts: Path, n: int) -> dict[str, np.ndarray]:
@@ -569,15 +577,23 @@ def _run_until_precise(scenario: Scenario, seed: int, parts: Path, backend: Back
                        "relative_half_width": widths}
 
 
-def _check_resume(work: Path, scenario: Scenario, seed: int) -> None:
+def _check_resume(work: Path, scenario: Scenario, seed: int, log_events: bool) -> None:
     info_file = work / "run.json"
     if not info_file.exists():
         return
-    info = json.loads(info_file.read_text())
+    try:
+        info = json.loads(info_file.read_text())
+    except ValueError:
+        raise ScenarioError(str(info_file), "run.json", "unreadable", "the record of an interrupted run (it is "
+                            "damaged: rerun without --resume to start again)") from None
     current = json.loads(json.dumps(to_jsonable(scenario.resolved), default=str))
     if info.get("seed") != seed or info.get("scenario") != current:
         raise ScenarioError(str(info_file), "seed/scenario", info.get("seed"),
                             "the same scenario and seed as the interrupted run")
+    if info.get("log_events", log_events) != log_events:
+        was = "without --no-events" if info["log_events"] else "with --no-events"
+        raise ScenarioError(str(info_file), "--no-events", not log_events,
+                            f"the event-log setting of the interrupted run (resume it {was})")
 
 
 def _write_km(outcome_files: list[Path], horizon_days: float, event: str, dest: Path) -> None:
@@ -677,10 +693,8 @@ def _finalize(scenario: Scenario, seed: int, reps: int, work: Path, backend: Bac
         "command": command or outputs.command_line(),
         "git_commit": outputs.git_commit(),
         "versions": outputs.versions(),
-        "files": sorted(p.name for p in work.iterdir() if p.is_file() and not p.name.startswith(".")),
         "scenario": to_jsonable(scenario.resolved),
     }
-    outputs.write_json(work / "manifest.json", manifest)
     shutil.rmtree(parts, ignore_errors=True)
     (work / "run.json").unlink(missing_ok=True)
     return RunResult(scenario=scenario, seed=seed, reps=reps, per_replication=per_rep, summary=across,

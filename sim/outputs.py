@@ -7,7 +7,6 @@ import json
 import os
 import platform
 import re
-import shutil
 import subprocess
 import sys
 from collections.abc import Iterable
@@ -22,7 +21,6 @@ import pyarrow.feather as feather
 import pyarrow.parquet as pq
 
 from sim import engine_build
-from sim.errors import ScenarioError
 from sim.scenario import REPO_ROOT
 
 
@@ -184,31 +182,6 @@ def concat_parquet(parts: Iterable[Path], dest: Path) -> int:
         out.abort()
         raise
     return out.close()
-
-
-def prepare_output_dir(out: Path) -> None:
-    """Check early that the output folder can be written, with a clear error if not."""
-    parent = out.resolve().parent
-    try:
-        parent.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise ScenarioError("(command line)", "--out", str(out), f"a folder that can be created ({err.strerror})") \
-            from None
-    if out.exists() and not out.is_dir():
-        raise ScenarioError("(command line)", "--out", str(out), "a folder path (a file is in the way)")
-    if not os.access(parent, os.W_OK):
-        raise ScenarioError("(command line)", "--out", str(out), "a folder in a writable location")
-
-
-def publish_dir(work: Path, out: Path) -> None:
-    """Replace `out` by the finished `work` folder in two renames, so readers never see half a run."""
-    old = None
-    if out.exists():
-        old = out.with_name(f".{out.name}.old-{os.getpid()}")
-        os.replace(out, old)
-    os.replace(work, out)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
 
 
 def git_commit() -> str:

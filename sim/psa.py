@@ -15,7 +15,6 @@ import math
 import os
 import shutil
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,10 +23,12 @@ import numpy as np
 import pandas as pd
 
 from sim import cea, econ_figures, outputs
+from sim.crew import WorkerDied, crew_map
 from sim.economics import ECONOMICS_COLUMNS, add_economics, economic_params
-from sim.errors import ScenarioError
+from sim.errors import RunInterrupted, ScenarioError
 from sim.parameters import Scenario
 from sim.replication import run_replication
+from sim.runfolder import LOCK_FILE, RunFolder
 from sim.scenario import load_scenario
 from sim.stats import replication_metrics
 from sim.uncertainty import Uncertain, design, parameter_space, total_dims
@@ -73,24 +74,14 @@ def outcome_of(frame: pd.DataFrame, outcome: str, n_scenarios: int) -> float:
     return float(values.mean())
 
 
-def _pmap(fn: Callable[..., Any], args: list[tuple], jobs: int,
+def _pmap(fn: Callable[..., Any], args: list[tuple], jobs: int, what: str, kept: str,
           on_done: Callable[[int, Any], None] | None = None) -> list[Any]:
-    """fn(*a) for each a, in order; on `jobs` worker processes when jobs > 1."""
-    out: list[Any] = [None] * len(args)
-    if jobs <= 1 or len(args) <= 1:
-        for i, a in enumerate(args):
-            out[i] = fn(*a)
-            if on_done:
-                on_done(i, out[i])
-        return out
-    with ProcessPoolExecutor(max_workers=min(jobs, len(args))) as pool:
-        futures = {pool.submit(fn, *a): i for i, a in enumerate(args)}
-        for fut in futures:  # in submission order; all run concurrently
-            i = futures[fut]
-            out[i] = fut.result()
-            if on_done:
-                on_done(i, out[i])
-    return out
+    """fn(*a) for each a, in order, on this process and `jobs - 1` workers (sim/crew.py); a dead worker stops
+    the command with exit 3, saying what is `kept` of the `what` finished."""
+    try:
+        return crew_map(fn, args, jobs, on_done)
+    except WorkerDied:
+        raise RunInterrupted(f"a worker process died during the {what}; {kept}") from None
 
 
 def _spaces(scenarios: Sequence[Scenario], only: Sequence[str] | None) -> list[list[Uncertain]]:
@@ -135,7 +126,8 @@ class PsaResult:
     table: pd.DataFrame          # one row per sample: outcomes of A (and B, and increments)
     variance: pd.DataFrame       # two-level variance split per outcome
     cea: dict[str, Any] | None   # headline cost-effectiveness numbers (with two scenarios)
-    out_dir: Path
+    out_dir: Path | None
+    manifest: dict[str, Any] | None = None
 
 
 def _psa_task(k: int, paths: list[str], overrides: list[dict[str, Any]], reps: int, seed: int, folder: str) -> int:
@@ -147,7 +139,8 @@ def _psa_task(k: int, paths: list[str], overrides: list[dict[str, Any]], reps: i
 
 def psa(scenarios: Sequence[str | os.PathLike[str]], samples: int, reps: int, seed: int,
         out: str | os.PathLike[str], method: str = "lhs", jobs: int = 1, only: Sequence[str] | None = None,
-        command: str | None = None, on_sample: Callable[[int], None] | None = None) -> PsaResult:
+        command: str | None = None, on_sample: Callable[[int], None] | None = None,
+        overwrite: bool = False) -> PsaResult:
     """Run a PSA of one scenario, or of B against A on common random numbers; write OUT and return the tables."""
     _check_int(samples, "--samples", 2)
     _check_int(reps, "--reps", 1)
@@ -158,22 +151,40 @@ def psa(scenarios: Sequence[str | os.PathLike[str]], samples: int, reps: int, se
     dims = total_dims(spaces[0])
     if dims == 0:
         raise ScenarioError(paths[0], "uncertainty", "no uncertain parameters", "at least one uncertain parameter")
-    out_path = Path(out)
-    outputs.prepare_output_dir(out_path)
-    work = out_path.with_name(out_path.name + ".partial")
+    with RunFolder(out, "psa", overwrite=overwrite, keep_on_error=True) as run_folder:
+        work = run_folder.open(resume=True)
+        result = _psa_in(work, paths, loaded, spaces, dims, samples, reps, seed, method, jobs, only, command,
+                         on_sample)
+        run_folder.publish(result.manifest)
+    result.out_dir = Path(out)
+    return result
+
+
+def _psa_in(work: Path, paths: list[str], loaded: list[Scenario], spaces: list[list[Uncertain]], dims: int,
+            samples: int, reps: int, seed: int, method: str, jobs: int, only: Sequence[str] | None,
+            command: str | None, on_sample: Callable[[int], None] | None) -> PsaResult:
+    """The PSA's samples and tables in `work` (a locked OUT.partial): samples already there from an interrupted
+    PSA of the same design are kept, any other content is cleared."""
     folder = work / "samples"
     config = {"scenarios": paths, "samples": samples, "reps": reps, "seed": seed, "method": method,
               "only": list(only or []), "resolved": [json.dumps(_jsonable(s), sort_keys=True) for s in loaded]}
     info = work / "psa.json"
-    if work.exists() and (not info.exists() or json.loads(info.read_text()) != config):
-        shutil.rmtree(work)  # a different PSA was interrupted here: start again
+    try:
+        same = json.loads(info.read_text()) == config
+    except (OSError, ValueError):
+        same = False
+    if not same:  # a different PSA was interrupted here (or none): start again
+        for entry in work.iterdir():
+            if entry.name != LOCK_FILE:
+                shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
     folder.mkdir(parents=True, exist_ok=True)
     outputs.write_json(info, config)
     points = design(samples, dims, method, seed)
     done = {int(p.stem.split("-")[1]) for p in folder.glob("sample-*.csv")}
     todo = [k for k in range(samples) if k not in done]
     args = [(k, paths, _overrides(spaces, points[k]), reps, seed, str(folder)) for k in todo]
-    _pmap(_psa_task, args, jobs, (lambda i, k: on_sample(k)) if on_sample else None)
+    _pmap(_psa_task, args, jobs, "PSA", f"finished samples are kept in {work}; run the same command again to "
+          "go on from them", (lambda i, k: on_sample(k)) if on_sample else None)
 
     raw = pd.concat([pd.read_csv(folder / f"sample-{k:05d}.csv") for k in range(samples)], ignore_index=True)
     long = _sample_summary(raw, len(paths))
@@ -210,18 +221,17 @@ def psa(scenarios: Sequence[str | os.PathLike[str]], samples: int, reps: int, se
         econ_figures.ce_plane(table["b-a.qaly_per_patient"].to_numpy(), table["b-a.cost_per_patient"].to_numpy(),
                               ep.wtp, ep.currency, work / "ce_plane.png", f"{loaded[1].name} vs {loaded[0].name}")
         econ_figures.ceac(wtps, probs, [loaded[0].name, loaded[1].name], ep.wtp, ep.currency, work / "ceac.png")
-    outputs.write_json(work / "manifest.json", {
+    manifest = {
         "csfsim_psa": True, "scenarios": [{"name": s.name, "file": p} for s, p in zip(loaded, paths, strict=True)],
         "columns": names, "samples": samples, "replications_per_sample": reps, "seed": seed, "method": method,
         "sample_seeds": "sample_seed(seed, k): numpy SeedSequence([seed, k]); shared by A and B within a sample",
         "uncertain_inputs": len(spaces[0]), "dimensions": dims, "only": list(only or []),
         "currency": ep.currency, "cost_year": ep.cost_year, "cea": summary,
         "command": command or outputs.command_line(), "git_commit": outputs.git_commit(),
-        "versions": outputs.versions()})
+        "versions": outputs.versions()}
     shutil.rmtree(folder, ignore_errors=True)
     info.unlink(missing_ok=True)
-    outputs.publish_dir(work, out_path)
-    return PsaResult(samples=long, table=table, variance=variance, cea=summary, out_dir=out_path)
+    return PsaResult(samples=long, table=table, variance=variance, cea=summary, out_dir=None, manifest=manifest)
 
 
 def _jsonable(s: Scenario) -> Any:
@@ -264,7 +274,7 @@ class SensitivityResult:
     oneway: pd.DataFrame
     base_value: float
     sobol: pd.DataFrame | None
-    out_dir: Path
+    out_dir: Path | None
 
 
 def _econ_only(u: Uncertain) -> bool:
@@ -274,7 +284,7 @@ def _econ_only(u: Uncertain) -> bool:
 def sensitivity(scenarios: Sequence[str | os.PathLike[str]], reps: int, seed: int, out: str | os.PathLike[str],
                 outcome: str = "nmb", only: Sequence[str] | None = None, low: float = 0.025, high: float = 0.975,
                 sobol_n: int = 0, sobol_params: int = 6, jobs: int = 1, top: int = 15,
-                command: str | None = None) -> SensitivityResult:
+                command: str | None = None, overwrite: bool = False) -> SensitivityResult:
     """One-way sensitivity of `outcome` (of B - A with two scenarios) over each scalar uncertain parameter, from its
     `low` to its `high` quantile with the others at their values; tornado figure. With `sobol_n` > 0, Sobol
     indices (SALib) of the `sobol_params` widest parameters of the tornado, on n x (d + 2) model runs. Every
@@ -286,17 +296,24 @@ def sensitivity(scenarios: Sequence[str | os.PathLike[str]], reps: int, seed: in
     if not 0 < low < high < 1:
         raise ScenarioError("(command line)", "--range", [low, high], "two quantiles 0 < low < high < 1")
     paths, loaded = _load(scenarios)
-    n_sc = len(paths)
     spaces = _spaces(loaded, only)
     scalar = [u for u in spaces[0] if not u.leaves and u.family != "fixed"]  # share tables vary only in the PSA
     if not scalar:
         raise ScenarioError(paths[0], "--params", list(only or []), "at least one scalar uncertain parameter")
-    out_path = Path(out)
-    outputs.prepare_output_dir(out_path)
-    work = out_path.with_name(out_path.name + ".partial")
-    if work.exists():
-        shutil.rmtree(work)
-    work.mkdir(parents=True)
+    with RunFolder(out, "sensitivity", overwrite=overwrite) as run_folder:
+        result, manifest = _sensitivity_in(run_folder.open(), paths, loaded, spaces, scalar, reps, seed, outcome,
+                                           low, high, sobol_n, sobol_params, jobs, top, command)
+        run_folder.publish(manifest)
+    result.out_dir = Path(out)
+    return result
+
+
+def _sensitivity_in(work: Path, paths: list[str], loaded: list[Scenario], spaces: list[list[Uncertain]],
+                    scalar: list[Uncertain], reps: int, seed: int, outcome: str, low: float, high: float,
+                    sobol_n: int, sobol_params: int, jobs: int, top: int,
+                    command: str | None) -> tuple[SensitivityResult, dict[str, Any]]:
+    """The sensitivity analysis's tables and figures, written into `work` (a locked OUT.partial)."""
+    n_sc = len(paths)
 
     # Base: every parameter at its value. Keep its tables, so economic parameters need no new simulation.
     base_runs: list[list[tuple[pd.DataFrame, pd.DataFrame]]] = []
@@ -329,7 +346,8 @@ def sensitivity(scenarios: Sequence[str | os.PathLike[str]], reps: int, seed: in
         else:
             sim_args.append((paths, ovs, reps, seed))
             sim_keys.append((u.path, q))
-    for key, frame in zip(sim_keys, _pmap(evaluate, sim_args, jobs), strict=True):
+    for key, frame in zip(sim_keys, _pmap(evaluate, sim_args, jobs, "sensitivity analysis", "nothing was "
+                                          "written; run the command again"), strict=True):
         values[key] = outcome_of(frame, outcome, n_sc)
     rows = []
     for u in scalar:
@@ -360,18 +378,18 @@ def sensitivity(scenarios: Sequence[str | os.PathLike[str]], reps: int, seed: in
                     for j, ov in enumerate(point(u, float(q))):
                         ovs[j].update(ov)
                 args.append((paths, ovs, reps, seed))
-            return np.array([outcome_of(f, outcome, n_sc) for f in _pmap(evaluate, args, jobs)])
+            frames = _pmap(evaluate, args, jobs, "Sobol analysis", "nothing was written; run the command again")
+            return np.array([outcome_of(f, outcome, n_sc) for f in frames])
 
         idx = cea.sobol_indices(model, [u.path for u in chosen], sobol_n, seed=seed)
         sobol_table = pd.DataFrame({"parameter": [u.path for u in chosen], "S1": idx["S1"],
                                     "S1_conf95": idx["S1_conf"], "ST": idx["ST"], "ST_conf95": idx["ST_conf"],
                                     "model_runs": cea.sobol_design_size(sobol_n, len(chosen)), "outcome": label})
         outputs.atomic_write_csv(work / "sobol.csv", sobol_table)
-    outputs.write_json(work / "manifest.json", {
+    manifest = {
         "csfsim_sensitivity": True, "scenarios": [{"name": s.name, "file": p} for s, p in zip(loaded, paths,
                                                                                               strict=True)],
         "outcome": label, "base_outcome": base_value, "quantiles": [low, high], "replications": reps, "seed": seed,
         "parameters": len(scalar), "sobol_n": sobol_n, "command": command or outputs.command_line(),
-        "git_commit": outputs.git_commit(), "versions": outputs.versions()})
-    outputs.publish_dir(work, out_path)
-    return SensitivityResult(oneway=oneway, base_value=base_value, sobol=sobol_table, out_dir=out_path)
+        "git_commit": outputs.git_commit(), "versions": outputs.versions()}
+    return SensitivityResult(oneway=oneway, base_value=base_value, sobol=sobol_table, out_dir=None), manifest

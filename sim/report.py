@@ -11,11 +11,8 @@ import base64
 import html
 import json
 import math
-import multiprocessing
 import os
-import sys
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,7 +21,8 @@ import numpy as np
 import pandas as pd
 
 from sim import plots
-from sim.errors import ScenarioError
+from sim.crew import WorkerDied, crew_map
+from sim.errors import RunInterrupted, ScenarioError
 from sim.outputs import atomic_write_text
 from sim.parameters import ETIOLOGIES, RESOURCES
 from sim.stats import patient_metrics, t_interval
@@ -101,9 +99,12 @@ def load_target(folder: str | os.PathLike[str]) -> Target:
     if manifest.get("csfsim_run"):
         return Target(root, [RunData(manifest["scenario_name"], root, manifest)], None, manifest)
     runs = []
-    for entry in manifest.get("scenarios", []):
+    names = [entry["name"] for entry in manifest.get("scenarios", [])]
+    for i, entry in enumerate(manifest.get("scenarios", [])):
         sub = root / entry["folder"]
-        runs.append(RunData(entry["name"], sub, _read_manifest(sub)))
+        # Two scenarios may share a name (a scenario against a variant of it): the figures need distinct labels.
+        label = entry["name"] if names.count(entry["name"]) == 1 else f"{entry['name']} ({chr(ord('A') + i)})"
+        runs.append(RunData(label, sub, _read_manifest(sub)))
     if not (root / "comparison.csv").exists() or len(runs) < 2:
         raise ScenarioError(str(root), "comparison.csv", None, "a finished csfsim comparison folder")
     return Target(root, runs, pd.read_csv(root / "comparison.csv"), manifest)
@@ -652,15 +653,18 @@ def make_figures(target: Target, metrics: pd.DataFrame, headline: Sequence[tuple
     add("waits", waits_table(target), plots.plot_waits, "Queue waits per resource (distribution).")
     add("utilization", utilization_table(target), plots.plot_utilization,
         "Utilization per resource and month (mean over replications).")
-    workers = min(jobs, len(tasks))
-    if workers > 1 and sys.platform.startswith("linux"):  # fork (elsewhere unsafe or unavailable): serial
-        # Forked: the children share this process's imports (matplotlib, pandas) instead of importing them again.
-        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
-            futures = [pool.submit(fn, *args) for fn, args, _ in tasks]
-            paths = [f.result() for f in futures]
-    else:
-        paths = [fn(*args) for fn, args, _ in tasks]
+    try:
+        # The crew's workers are forked (Linux), so they share this process's imports (matplotlib, pandas).
+        paths = crew_map(_call, [(fn, args) for fn, args, _ in tasks], jobs)
+    except WorkerDied:
+        raise RunInterrupted(f"a worker process died while drawing the report's figures; the results in "
+                             f"{target.folder} are complete: `csfsim report {target.folder}` draws them "
+                             "again") from None
     return [(path, caption) for path, (_, _, caption) in zip(paths, tasks, strict=True)]
+
+
+def _call(fn: Callable[..., Path], args: tuple[Any, ...]) -> Path:
+    return fn(*args)
 
 
 def build_report(folder: str | os.PathLike[str], jobs: int = 1) -> Path:

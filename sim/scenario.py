@@ -10,6 +10,8 @@ from __future__ import annotations
 import copy
 import math
 import os
+import re
+import stat
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -68,6 +70,8 @@ class Param:
 # ----------------------------------------------------------------------------------------------- reading TOML
 def _read_toml(path: Path, shown: str) -> dict[str, Any]:
     try:
+        if path.exists() and not stat.S_ISREG(path.stat().st_mode):  # a FIFO with no writer would hang the read
+            raise ScenarioError(shown, "(file)", str(path), "a regular file (not a pipe, device or socket)")
         data = path.read_bytes()
     except FileNotFoundError:
         raise ScenarioError(shown, "(file)", str(path), "an existing scenario file") from None
@@ -80,7 +84,7 @@ def _read_toml(path: Path, shown: str) -> dict[str, Any]:
     if len(data) > 5_000_000:
         raise ScenarioError(shown, "(file)", f"{len(data)} bytes", "a scenario file under 5 MB")
     try:
-        text = data.decode("utf-8")
+        text = data.decode("utf-8-sig")  # a byte-order mark, as some Windows editors write, is not TOML
     except UnicodeDecodeError:
         raise ScenarioError(shown, "(file)", "binary data", "a UTF-8 text TOML file") from None
     try:
@@ -246,7 +250,15 @@ def _merge_raw(low: dict[str, Any], high: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _read_with_extends(path: Path, shown: str, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+def extends_roots(path: Path) -> tuple[Path, ...]:
+    """Where `extends` may reach from the scenario file at `path`: its own folder tree and the project's scenarios/
+    folder. Why: `extends` read any file on the machine, and its errors confirmed the file or echoed its values."""
+    return (path.resolve().parent, (REPO_ROOT / "scenarios").resolve())
+
+
+def _read_with_extends(path: Path, shown: str, seen: tuple[Path, ...] = (),
+                       roots: tuple[Path, ...] | None = None) -> dict[str, Any]:
+    roots = roots if roots is not None else extends_roots(path)
     raw = _read_toml(path, shown)
     parent = raw.pop("extends", None)
     if parent is None:
@@ -255,7 +267,13 @@ def _read_with_extends(path: Path, shown: str, seen: tuple[Path, ...] = ()) -> d
         raise ScenarioError(shown, "extends", parent, "the path of another scenario file")
     if "\0" in parent:
         raise ScenarioError(shown, "extends", parent, "a file path without NUL characters")
-    parent_path = (path.parent / parent).resolve()
+    try:
+        parent_path = (path.parent / parent).resolve()
+    except (OSError, RuntimeError):  # a loop of symbolic links
+        raise ScenarioError(shown, "extends", parent, "the path of a scenario file (not a loop of links)") from None
+    if not any(parent_path.is_relative_to(root) for root in roots):
+        raise ScenarioError(shown, "extends", parent, "a scenario file in this scenario's folder (or below it) or "
+                                                      "in csfsim's scenarios/ folder")
     if parent_path in seen or parent_path == path.resolve():
         chain = " -> ".join(p.name for p in (*seen, path.resolve(), parent_path))
         raise ScenarioError(shown, "extends", parent, f"a scenario file that does not extend itself (cycle {chain})")
@@ -267,7 +285,7 @@ def _read_with_extends(path: Path, shown: str, seen: tuple[Path, ...] = ()) -> d
         raise ScenarioError(shown, "extends", parent, f"the path of an existing scenario file ({parent_path})")
     if len(seen) >= MAX_EXTENDS_DEPTH:
         raise ScenarioError(shown, "extends", parent, f"at most {MAX_EXTENDS_DEPTH} levels of extends")
-    base_raw = _read_with_extends(parent_path, str(parent_path), (*seen, path.resolve()))
+    base_raw = _read_with_extends(parent_path, str(parent_path), (*seen, path.resolve()), roots)
     if "scenario" in raw:
         base_raw.pop("scenario", None)
     return _merge_raw(base_raw, raw)
@@ -436,6 +454,23 @@ def _check_share_groups(tree: dict[str, Any], file: str, prefix: str) -> None:
             _check_share_groups(node, file, f"{prefix}{key}.")
 
 
+# Names the summary tables give their pooled groups ("all", the etiologies, "all centers/RESOURCE"): a center of
+# the same name would have its rows mixed with them.
+RESERVED_CENTER_NAMES = frozenset({"all", "all centers", *ETIOLOGIES})
+_CENTER_NAME = re.compile(r"[^\W_][\w \-.]{0,63}")
+
+
+def check_center_name(name: str, file: str) -> None:
+    """A center's name is a group label in every table (`home:NAME`, `NAME/RESOURCE`): letters, digits, spaces,
+    `_`, `-` and `.`, starting with a letter or digit, at most 64 characters, and none of the pooled groups'."""
+    if not _CENTER_NAME.fullmatch(name):
+        raise ScenarioError(file, "centers", name, "a center name of letters, digits, spaces, '_', '-' and '.', "
+                                                   "starting with a letter or digit, at most 64 characters")
+    if name.casefold() in RESERVED_CENTER_NAMES:
+        raise ScenarioError(file, "centers", name, "a center name other than "
+                            + ", ".join(sorted(RESERVED_CENTER_NAMES)) + " (names of pooled rows in the tables)")
+
+
 def _build_centers(raw: object, profiles: dict[str, Any], file: str
                    ) -> tuple[tuple[Center, ...], dict[str, dict[str, Any]]]:
     """The centers, and per center the Param tree of what it sets apart from its profile (for the manifest)."""
@@ -449,6 +484,7 @@ def _build_centers(raw: object, profiles: dict[str, Any], file: str
     own: dict[str, dict[str, Any]] = {}
     for cname, body in raw.items():
         path = f"centers.{cname}"
+        check_center_name(cname, file)
         if not isinstance(body, dict):
             raise ScenarioError(file, path, body, "a table with profile, catchment_share, refers_to")
         body = dict(body)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import difflib
 import itertools
 import os
 import tomllib
@@ -15,6 +17,7 @@ import pandas as pd
 from sim import outputs
 from sim.errors import ScenarioError
 from sim.experiment import Backend, RunResult, run
+from sim.runfolder import RunFolder
 from sim.scenario import load_scenario
 from sim.stats import t_interval
 
@@ -46,7 +49,7 @@ class SweepResult:
 def sweep(base: str | os.PathLike[str], settings: Sequence[tuple[str, list[Any]]], reps: int = 10, seed: int = 1,
           jobs: int = 1, out: str | os.PathLike[str] | None = None, backend: Backend | None = None,
           metric: str = "diagnosis_delay_median_days", group: str = "spontaneous",
-          progress: bool | None = None, command: str | None = None) -> SweepResult:
+          progress: bool | None = None, command: str | None = None, overwrite: bool = False) -> SweepResult:
     """Run every combination of the `settings` values (cartesian grid) with the same seed (common random
     numbers); the first combination is the reference for paired differences."""
     if not settings:
@@ -58,23 +61,39 @@ def sweep(base: str | os.PathLike[str], settings: Sequence[tuple[str, list[Any]]
     if len(combos) > 10_000:
         raise ScenarioError("(command line)", "--set", f"{len(combos)} combinations", "at most 10000 combinations")
     scenarios = [load_scenario(base, overrides=dict(zip(paths, combo, strict=True))) for combo in combos]
-    out_path = Path(out) if out is not None else None
-    if out_path is not None:
-        outputs.prepare_output_dir(out_path)
-    runs = [run(s, reps=reps, seed=seed, jobs=jobs, log_events=False, progress=progress, backend=backend)
-            for s in scenarios]
-    table = sweep_table(paths, combos, runs)
-    result = SweepResult(table=table, runs=runs, out_dir=out_path)
-    if out_path is not None:
-        out_path.mkdir(parents=True, exist_ok=True)
-        outputs.atomic_write_csv(out_path / "sweep.csv", table)
-        plot_sweep(table, paths, metric, group, out_path)
-        outputs.write_json(out_path / "manifest.json", {
+    folder = RunFolder(out, "sweep", overwrite=overwrite) if out is not None else None
+    with folder or contextlib.nullcontext():
+        work = folder.open() if folder is not None else None
+        runs = [run(scenarios[0], reps=reps, seed=seed, jobs=jobs, log_events=False, progress=progress,
+                    backend=backend)]
+        check_plotted(runs[0].per_replication, metric, group)  # before the rest of the grid runs
+        runs += [run(s, reps=reps, seed=seed, jobs=jobs, log_events=False, progress=progress, backend=backend)
+                 for s in scenarios[1:]]
+        table = sweep_table(paths, combos, runs)
+        if folder is None or work is None:
+            return SweepResult(table=table, runs=runs, out_dir=None)
+        outputs.atomic_write_csv(work / "sweep.csv", table)
+        plot_sweep(table, paths, metric, group, work)
+        folder.publish({
             "csfsim_sweep": True, "base": str(base), "settings": {p: v for p, v in settings},
             "combinations": len(combos), "replications": reps, "seed": seed, "common_random_numbers": True,
+            "metric": metric, "group": group,
             "command": command or outputs.command_line(), "git_commit": outputs.git_commit(),
             "versions": outputs.versions()})
-    return result
+    return SweepResult(table=table, runs=runs, out_dir=Path(out))  # type: ignore[arg-type]
+
+
+def check_plotted(per_replication: pd.DataFrame, metric: str, group: str) -> None:
+    """Refuse a --metric or --group the sweep table will not have (told before the grid runs)."""
+    metrics = list(dict.fromkeys(per_replication["metric"]))
+    if metric not in metrics:
+        close = difflib.get_close_matches(metric, metrics, n=1)
+        hint = f"did you mean {close[0]}? " if close else ""
+        raise ScenarioError("(command line)", "--metric", metric,
+                            f"a metric of the run's summary ({hint}one of {', '.join(metrics)})")
+    groups = list(dict.fromkeys(per_replication.loc[per_replication["metric"] == metric, "group"]))
+    if group not in groups:
+        raise ScenarioError("(command line)", "--group", group, f"a group of {metric}: one of {', '.join(groups)}")
 
 
 def sweep_table(paths: list[str], combos: list[tuple], runs: list[RunResult]) -> pd.DataFrame:

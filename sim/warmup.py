@@ -6,6 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from sim.errors import ScenarioError
+
 
 def in_pathway_series(events: pd.DataFrame, horizon_days: float, step_days: float = 1.0) -> np.ndarray:
     """Patients in the care pathway (presented, not yet resolved or persistent) at the end of each step, from
@@ -66,21 +68,29 @@ def plot_warmup(table: pd.DataFrame, cut_day: float, path_png, path_svg) -> None
     plt.close(fig)
 
 
-def choose_warmup(scenario, reps: int, seed: int, out=None, jobs: int = 1) -> tuple[pd.DataFrame, float]:
+def choose_warmup(scenario, reps: int, seed: int, out=None, jobs: int = 1,
+                  overwrite: bool = False) -> tuple[pd.DataFrame, float]:
     """Run `reps` replications with the event log, average the in-pathway series, find the MSER-5 point."""
-    from pathlib import Path
-
     from sim import outputs
     from sim.experiment import run
+    from sim.runfolder import RunFolder
 
+    folder = RunFolder(out, "warmup", overwrite=overwrite) if out is not None else None  # refused before running
     result = run(scenario, reps=reps, seed=seed, jobs=jobs, log_events=True, progress=False)
     events = result.events
+    if events.empty:
+        raise ScenarioError(scenario.source_file or "(scenario)", "population.arrivals_per_year", 0,
+                            "arrivals to follow: no patient arrived in any replication, so there is no start-up "
+                            "to truncate")
     series = [in_pathway_series(g, scenario.horizon_days) for _, g in events.groupby("replication", sort=True)]
     table, cut = warmup_table(series, 1.0)
-    if out is not None:
-        out = Path(out)
-        outputs.prepare_output_dir(out)
-        out.mkdir(parents=True, exist_ok=True)
-        outputs.atomic_write_csv(out / "warmup.csv", table)
-        plot_warmup(table, cut, out / "warmup.png", out / "warmup.svg")
+    if folder is not None:
+        with folder:
+            work = folder.open()
+            outputs.atomic_write_csv(work / "warmup.csv", table)
+            plot_warmup(table, cut, work / "warmup.png", work / "warmup.svg")
+            folder.publish({"csfsim_warmup": True, "scenario_name": scenario.name,
+                            "scenario_file": scenario.source_file, "replications": reps, "seed": seed,
+                            "mser5_truncation_day": cut, "command": outputs.command_line(),
+                            "git_commit": outputs.git_commit(), "versions": outputs.versions()})
     return table, cut

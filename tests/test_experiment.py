@@ -347,7 +347,9 @@ def test_a_run_with_workers_leaves_the_garbage_collector_as_it_found_it(tmp_path
     try:
         frozen = gc.get_freeze_count()
         run(s, reps=3, seed=1, jobs=2, log_events=False, progress=False)
-        assert gc.get_freeze_count() >= frozen
+        # Frozen objects that die during the run leave the count (a few hundred, by test order); an unfreeze
+        # would empty it.
+        assert gc.get_freeze_count() > frozen * 0.9
     finally:
         gc.unfreeze()
 

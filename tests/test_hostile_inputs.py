@@ -1,0 +1,103 @@
+"""Scenario files as a hostile or careless user writes them: `extends` reaching out of the scenario's folder,
+files that are not regular files, byte-order marks, terminal escapes, and the way values are shown back."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from sim.errors import ScenarioError, printable, toml_text
+from sim.scenario import load_scenario
+from tests.conftest import EXPERIENCED, ROOT
+
+
+def cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "sim", *args], capture_output=True, text=True, cwd=ROOT,
+                          timeout=timeout, check=False)
+
+
+def test_extends_cannot_reach_a_file_outside_the_scenarios_folder_nor_tell_whether_it_exists(tmp_path):
+    study = tmp_path / "study"
+    study.mkdir()
+    (tmp_path / "secret.toml").write_text('database = {password = "hunter2"}\n')
+    messages = []
+    for parent in ("../secret.toml", "../../../../../../etc/passwd", "../../../../../../etc/no_such_file",
+                   str(tmp_path / "secret.toml")):
+        (study / "s.toml").write_text(f'extends = "{parent}"\n')
+        proc = cli("validate", str(study / "s.toml"))
+        assert proc.returncode == 2 and "Traceback" not in proc.stderr
+        line = proc.stderr.strip().splitlines()[-1]
+        assert "hunter2" not in line and "password" not in line and "root:" not in line
+        messages.append(line.split(": expected ")[1])
+    # the same words whether the file exists or not: nothing is confirmed
+    assert len(set(messages)) == 1 and "scenarios/" in messages[0]
+
+
+def test_extends_reaches_its_own_folder_tree_and_the_shipped_scenarios(tmp_path):
+    (tmp_path / "parents").mkdir()
+    (tmp_path / "parents" / "p.toml").write_text(f'extends = "{EXPERIENCED}"\n[run]\nhorizon_days = 300\n')
+    (tmp_path / "child.toml").write_text('extends = "parents/p.toml"\n')
+    assert load_scenario(tmp_path / "child.toml").horizon_days == 300
+
+
+def test_a_symbolic_link_out_of_the_folder_is_refused(tmp_path):
+    outside = tmp_path / "outside"
+    inside = tmp_path / "inside"
+    outside.mkdir()
+    inside.mkdir()
+    (outside / "p.toml").write_text(f'extends = "{EXPERIENCED}"\n')
+    os.symlink(outside / "p.toml", inside / "link.toml")
+    (inside / "s.toml").write_text('extends = "link.toml"\n')
+    with pytest.raises(ScenarioError) as info:
+        load_scenario(inside / "s.toml")
+    assert info.value.field == "extends"
+
+
+def test_a_pipe_is_refused_at_once_instead_of_hanging(tmp_path):
+    fifo = tmp_path / "s.toml"
+    os.mkfifo(fifo)
+    proc = cli("validate", str(fifo), timeout=30)
+    assert proc.returncode == 2 and "regular file" in proc.stderr
+
+
+def test_a_byte_order_mark_is_accepted(tmp_path):
+    path = tmp_path / "bom.toml"
+    path.write_bytes(b"\xef\xbb\xbf" + f'extends = "{EXPERIENCED}"\n[run]\nhorizon_days = 400\n'.encode())
+    assert load_scenario(path).horizon_days == 400
+
+
+def test_terminal_escapes_in_names_are_printed_escaped(tmp_path):
+    path = tmp_path / "esc.toml"
+    path.write_text(f'extends = "{EXPERIENCED}"\n[scenario]\nname = "x\\u001b[2J\\u0007y"\n')
+    proc = cli("validate", str(path))
+    assert proc.returncode == 0 and "\x1b" not in proc.stdout and "\x07" not in proc.stdout
+    assert "x\\x1b[2J\\x07y" in proc.stdout
+    assert printable("a\x1b[31mb\x9b") == "a\\x1b[31mb\\x9b"
+
+
+def test_values_are_shown_as_toml_writes_them():
+    assert toml_text(True) == "true" and toml_text(None) == "nothing"
+    assert toml_text({"capacity": 2, "a b": [1.5, "x"]}) == '{ capacity = 2, "a b" = [1.5, "x"] }'
+    err = ScenarioError("f.toml", "centers.c.resources.clinic", {"capacity": 2}, "a number")
+    assert str(err) == "f.toml: centers.c.resources.clinic = { capacity = 2 }: expected a number"
+
+
+def test_a_comparison_of_two_scenarios_with_one_name_writes_its_report(tmp_path):
+    out = tmp_path / "cmp"
+    small = tmp_path / "small.toml"
+    small.write_text(f'extends = "{EXPERIENCED}"\n[run]\nhorizon_days = 200\n')
+    proc = cli("compare", str(small), str(small), "--reps", "2", "--quiet", "--no-events", "--no-crn-check",
+               "--jobs", "1", "--out", str(out))
+    assert proc.returncode == 0, proc.stderr
+    assert (out / "report.html").exists()
+    assert "(A)" in (out / "report.html").read_text() and "(B)" in (out / "report.html").read_text()
+
+
+def test_plain_values_print_as_before():
+    """Field names and values without control characters print as before."""
+    err = ScenarioError(str(Path("a.toml")), "run.horizon_days", -1, "a positive number of days")
+    assert str(err) == "a.toml: run.horizon_days = -1: expected a positive number of days"

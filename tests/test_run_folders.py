@@ -1,0 +1,304 @@
+"""The run-folder protocol (sim/runfolder.py), where users meet it: the command line never removes a file csfsim did
+not write, replaces a finished output only with --overwrite, refuses a second run into the same folder, and
+leaves nothing half-written behind a refused command."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from sim.crew import Crew, WorkerDied
+from sim.runfolder import RunFolder, check_replaceable
+from tests.conftest import EXPERIENCED, LOW_VOLUME, ONE_CENTER, ROOT
+
+QUICK = ["--reps", "1", "--quiet", "--no-report", "--no-events", "--jobs", "1"]
+
+
+def cli(*args: str, cwd: Path = ROOT, timeout: float = 180) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "sim", *args], capture_output=True, text=True, cwd=cwd,
+                          timeout=timeout, check=False)
+
+
+def one_line_error(proc: subprocess.CompletedProcess, code: int = 2) -> str:
+    assert proc.returncode == code, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr
+    return lines[0]
+
+
+def small_scenario(tmp_path: Path, name: str = "small.toml", extra: str = "") -> Path:
+    path = tmp_path / name
+    path.write_text(f'extends = "{EXPERIENCED}"\n[run]\nhorizon_days = 200\n{extra}', encoding="utf-8")
+    return path
+
+
+def snapshot(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_out_holding_the_users_files_is_refused_and_left_as_it_was(tmp_path):
+    """The reported case: `run DIR/scenario.toml --out DIR` removed the scenario and the user's notes."""
+    user = tmp_path / "study"
+    user.mkdir()
+    scenario = small_scenario(user, "experienced_center.toml")
+    (user / "notes.txt").write_text("my notes")
+    before = snapshot(user)
+    line = one_line_error(cli("run", str(scenario), "--out", str(user), *QUICK))
+    assert "--out" in line and "notes.txt" in line and "did not write" in line
+    assert snapshot(user) == before
+    assert not (tmp_path / "study.partial").exists()
+
+
+@pytest.mark.parametrize("command", ["run", "compare", "sweep", "warmup", "psa", "sensitivity"])
+def test_every_command_refuses_a_folder_of_the_users(tmp_path, command):
+    scenario = small_scenario(tmp_path)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "keep.csv").write_text("a,b\n")
+    args = {"run": ["run", str(scenario), *QUICK],
+            "compare": ["compare", str(scenario), str(scenario), *QUICK],
+            "sweep": ["sweep", str(scenario), "--set", "run.horizon_days=100,200", *QUICK],
+            "warmup": ["warmup", str(scenario), "--reps", "1"],
+            "psa": ["psa", str(scenario), "--samples", "2", "--reps", "1", "--jobs", "1"],
+            "sensitivity": ["sensitivity", str(scenario), "--reps", "1", "--jobs", "1"]}[command]
+    line = one_line_error(cli(*args, "--out", str(out)))
+    assert "keep.csv" in line
+    assert [p.name for p in out.iterdir()] == ["keep.csv"] and not (tmp_path / "out.partial").exists()
+
+
+def test_a_finished_run_is_replaced_only_with_overwrite_and_only_if_csfsim_wrote_all_of_it(tmp_path):
+    scenario = small_scenario(tmp_path)
+    out = tmp_path / "run"
+    assert cli("run", str(scenario), "--out", str(out), *QUICK, "--seed", "1").returncode == 0
+    first = snapshot(out)
+    line = one_line_error(cli("run", str(scenario), "--out", str(out), *QUICK, "--seed", "2"))
+    assert "--overwrite" in line
+    assert snapshot(out) == first
+    assert cli("run", str(scenario), "--out", str(out), *QUICK, "--seed", "2", "--overwrite").returncode == 0
+    assert json.loads((out / "manifest.json").read_text())["seed"] == 2
+    (out / "mine.txt").write_text("added by the user")
+    line = one_line_error(cli("run", str(scenario), "--out", str(out), *QUICK, "--seed", "3", "--overwrite"))
+    assert "mine.txt" in line
+    assert (out / "mine.txt").read_text() == "added by the user"
+    assert json.loads((out / "manifest.json").read_text())["seed"] == 2
+
+
+def test_a_folder_of_another_kind_is_not_replaced_even_with_overwrite(tmp_path):
+    scenario = small_scenario(tmp_path)
+    out = tmp_path / "out"
+    assert cli("run", str(scenario), "--out", str(out), *QUICK).returncode == 0
+    line = one_line_error(cli("warmup", str(scenario), "--reps", "1", "--out", str(out), "--overwrite"))
+    assert "finished csfsim run" in line
+    assert (out / "patients.parquet").exists()
+
+
+def test_the_manifest_lists_exactly_the_files_of_the_folder(tmp_path):
+    scenario = small_scenario(tmp_path)
+    out = tmp_path / "run"
+    assert cli("run", str(scenario), "--out", str(out), "--reps", "1", "--quiet", "--no-report").returncode == 0
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["files"] == sorted(p.name for p in out.iterdir())
+    assert "run.json" not in manifest["files"]
+
+
+def test_a_second_run_into_the_same_out_is_refused_and_the_first_publishes_its_own_tables(tmp_path):
+    """The reported case: two runs 0.3-2 s apart published corrupt Parquet files or one seed's manifest beside
+    the other's patients. The second now exits 2 naming the first, even with --resume or --overwrite."""
+    out = tmp_path / "run"
+    first = subprocess.Popen([sys.executable, "-m", "sim", "run", str(LOW_VOLUME), "--reps", "200", "--seed", "11",
+                              "--quiet", "--no-report", "--no-events", "--jobs", "1", "--out", str(out)],
+                             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    parts = tmp_path / "run.partial" / "parts"
+    deadline = time.time() + 60
+    while time.time() < deadline and not list(parts.glob("metrics-*.csv")):
+        time.sleep(0.05)
+    try:
+        for extra in ([], ["--resume"], ["--overwrite"]):
+            second = cli("run", str(LOW_VOLUME), "--out", str(out), *QUICK, "--seed", "12", *extra)
+            line = one_line_error(second)
+            assert "no other run is writing" in line and f"process {first.pid}" in line
+    finally:
+        _, stderr = first.communicate(timeout=300)
+    assert first.returncode == 0, stderr
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["seed"] == 11 and manifest["replications"] == 200
+    patients = pd.read_parquet(out / "patients.parquet")
+    assert sorted(patients["replication"].unique()) == list(range(200))
+
+
+def test_the_lock_is_released_when_its_holder_dies(tmp_path):
+    """flock: a run killed outright leaves no stale lock, and --resume takes the folder over."""
+    out = tmp_path / "run"
+    proc = subprocess.Popen([sys.executable, "-m", "sim", "run", str(LOW_VOLUME), "--reps", "200", "--seed", "3",
+                             "--quiet", "--no-report", "--no-events", "--jobs", "1", "--out", str(out)], cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    parts = tmp_path / "run.partial" / "parts"
+    deadline = time.time() + 60
+    while time.time() < deadline and not list(parts.glob("metrics-*.csv")):
+        time.sleep(0.05)
+    proc.kill()
+    proc.wait()
+    resumed = cli("run", str(LOW_VOLUME), "--out", str(out), "--reps", "4", "--seed", "3", "--quiet", "--no-report",
+                  "--no-events", "--jobs", "1", "--resume")
+    assert resumed.returncode == 0, resumed.stderr
+    assert json.loads((out / "manifest.json").read_text())["replications"] == 4
+
+
+def test_in_process_a_locked_partial_folder_is_refused(tmp_path):
+    out = tmp_path / "x"
+    with RunFolder(out, "run") as holder:
+        holder.open()
+        other = RunFolder(out, "run")
+        with pytest.raises(Exception, match="no other run is writing"):
+            other.open(resume=True)
+        other.close()
+        holder.publish({"csfsim_run": True})
+    assert (out / "manifest.json").exists() and not (tmp_path / "x.partial").exists()
+    with pytest.raises(Exception, match="--overwrite"):
+        check_replaceable(out, "run", overwrite=False)
+    check_replaceable(out, "run", overwrite=True)
+
+
+@pytest.mark.parametrize("case", [".", "/", "loop", "dangling", "long", "partial_file"])
+def test_out_paths_that_cannot_hold_a_run_are_refused_in_one_line(tmp_path, case):
+    scenario = small_scenario(tmp_path)
+    work = tmp_path / "here"
+    work.mkdir()
+    out = {".": ".", "/": "/", "loop": "loop", "dangling": "dangling", "long": "x" * 300,
+           "partial_file": "blocked"}[case]
+    if case == "loop":
+        os.symlink(work / "loop2", work / "loop")
+        os.symlink(work / "loop", work / "loop2")
+    if case == "dangling":
+        os.symlink(work / "nowhere", work / "dangling")
+    if case == "partial_file":
+        (work / "blocked.partial").write_text("not a folder")
+    before = snapshot(work)
+    line = one_line_error(cli("run", str(scenario), "--out", out, *QUICK, cwd=work))
+    assert "--out" in line
+    assert snapshot(work) == before
+    assert sorted(p.name for p in work.iterdir()) == sorted(
+        {"loop": ["loop", "loop2"], "dangling": ["dangling"], "partial_file": ["blocked.partial"]}.get(case, []))
+
+
+def test_a_refused_engine_leaves_no_partial_folder(tmp_path):
+    """--engine fast on a scenario where patients can queue is refused once the run has begun."""
+    scenario = tmp_path / "queue.toml"
+    scenario.write_text(ONE_CENTER + "[run]\nhorizon_days = 200\n[centers.c.resources.clinic]\ncapacity = 1\n",
+                        encoding="utf-8")
+    out = tmp_path / "out"
+    proc = cli("run", str(scenario), "--out", str(out), *QUICK, "--engine", "fast")
+    if proc.returncode == 0:
+        pytest.skip("the fast path accepts this scenario")
+    line = one_line_error(proc)
+    assert "fast path" in line and "engine auto or simpy" in line
+    assert not out.exists() and not (tmp_path / "out.partial").exists()
+
+
+def test_sweep_refuses_an_unknown_metric_or_group_before_running_the_grid(tmp_path):
+    scenario = small_scenario(tmp_path)
+    out = tmp_path / "sweep"
+    line = one_line_error(cli("sweep", str(scenario), "--set", "run.horizon_days=100,150,200", *QUICK,
+                              "--metric", "diagnosis_delay_medain_days", "--out", str(out)))
+    assert "--metric" in line and "did you mean diagnosis_delay_median_days" in line
+    line = one_line_error(cli("sweep", str(scenario), "--set", "run.horizon_days=100,150", *QUICK,
+                              "--metric", "diagnosis_delay_median_days", "--group", "nobody", "--out", str(out)))
+    assert "--group" in line and "spontaneous" in line and "--metric" not in line.split("expected")[0]
+    assert not out.exists() and not (tmp_path / "sweep.partial").exists()
+
+
+def test_resuming_without_the_events_setting_of_the_interrupted_run_says_how(tmp_path):
+    out = tmp_path / "run"
+    work = tmp_path / "run.partial"
+    work.mkdir()
+    scenario = small_scenario(tmp_path)
+    from sim.scenario import load_scenario, to_jsonable
+
+    s = load_scenario(scenario)
+    (work / "run.json").write_text(json.dumps({"seed": 1, "reps": 2, "log_events": False,
+                                               "scenario": to_jsonable(s.resolved)}, default=str))
+    line = one_line_error(cli("run", str(scenario), "--out", str(out), "--reps", "2", "--quiet", "--no-report",
+                              "--resume"))
+    assert "--no-events" in line and "resume it with --no-events" in line
+    assert (work / "run.json").exists()
+
+
+def test_sigterm_is_an_interruption_in_one_line_and_resume_finishes_the_run(tmp_path):
+    out = tmp_path / "run"
+    proc = subprocess.Popen([sys.executable, "-m", "sim", "run", str(LOW_VOLUME), "--reps", "300", "--seed", "5",
+                             "--quiet", "--no-report", "--no-events", "--jobs", "1", "--out", str(out)], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    parts = tmp_path / "run.partial" / "parts"
+    deadline = time.time() + 60
+    while time.time() < deadline and not list(parts.glob("metrics-*.csv")):
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=60)
+    if proc.returncode == 0:
+        pytest.skip("the run finished before it could be stopped")
+    assert proc.returncode == 130, stderr
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1 and "interrupted" in lines[0] and "--resume" in lines[0]
+    assert list(parts.glob("metrics-*.csv"))
+
+
+def test_warmup_of_a_scenario_with_no_arrivals_is_a_clear_error(tmp_path):
+    scenario = tmp_path / "empty.toml"
+    scenario.write_text(f'extends = "{EXPERIENCED}"\n[run]\nhorizon_days = 100\n[population.arrivals_per_year]\n'
+                        "spontaneous = 0\npost_lp = 0\nepidural = 0\nspinal_surgery = 0\n", encoding="utf-8")
+    out = tmp_path / "wu"
+    line = one_line_error(cli("warmup", str(scenario), "--reps", "1", "--out", str(out)))
+    assert "arrivals" in line
+    assert not out.exists() and not (tmp_path / "wu.partial").exists()
+
+
+def test_psa_workers_die_with_a_killed_main_process(tmp_path):
+    """The reported case: after `kill -9` of `csfsim psa`, its workers kept adding samples."""
+    out = tmp_path / "psa"
+    proc = subprocess.Popen([sys.executable, "-m", "sim", "psa", str(small_scenario(tmp_path)), "--samples", "400",
+                             "--reps", "1", "--jobs", "2", "--out", str(out)], cwd=ROOT, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    samples = tmp_path / "psa.partial" / "samples"
+    deadline = time.time() + 90
+    while time.time() < deadline and len(list(samples.glob("sample-*.csv"))) < 2:
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    deadline = time.time() + 10
+    while time.time() < deadline and subprocess.run(["pgrep", "-g", str(proc.pid)], capture_output=True).stdout:
+        time.sleep(0.1)
+    left = subprocess.run(["pgrep", "-g", str(proc.pid)], capture_output=True, text=True).stdout.split()
+    for pid in left:
+        os.kill(int(pid), signal.SIGKILL)
+    assert not left, "PSA workers outlived the main process"
+    written = len(list(samples.glob("sample-*.csv")))
+    time.sleep(1)
+    assert len(list(samples.glob("sample-*.csv"))) == written
+
+
+def _square(x: int) -> int:
+    return x * x
+
+
+def test_a_worker_that_died_while_idle_is_worker_died_not_a_broken_pool():
+    """A worker killed between two lists of tasks: the next list raises WorkerDied (the CLI's exit 3), not
+    concurrent.futures' BrokenProcessPool (a traceback)."""
+    crew = Crew(1)
+    try:
+        worker = next(iter(crew.pool._processes.values()))
+        os.kill(worker.pid, signal.SIGKILL)
+        worker.join(timeout=10)
+        time.sleep(0.2)
+        with pytest.raises(WorkerDied):
+            crew.start([(_square, (i,)) for i in range(4)])
+            crew.finish(lambda i: _square(i), lambda i, r: None)
+    finally:
+        crew.shutdown()
