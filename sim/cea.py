@@ -7,6 +7,7 @@ effects in QALYs, willingness to pay (WTP) in currency per QALY.
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -102,7 +103,12 @@ def sobol_indices(fn: Callable[[np.ndarray], np.ndarray], names: Sequence[str], 
     from SALib.sample import sobol as sobol_sample
 
     problem = {"num_vars": len(names), "names": list(names), "bounds": [[0.0, 1.0]] * len(names)}
-    x = sobol_sample.sample(problem, n, calc_second_order=second_order, seed=seed)
+    if n & (n - 1):
+        warnings.warn(f"--sobol {n} is not a power of 2: the Sobol' sequence balances only at powers of 2 "
+                      f"(e.g. {1 << n.bit_length()}), so the indices converge more slowly", stacklevel=2)
+    with warnings.catch_warnings():  # SALib's own note on the same, as a multi-line UserWarning
+        warnings.simplefilter("ignore", UserWarning)
+        x = sobol_sample.sample(problem, n, calc_second_order=second_order, seed=seed)
     x = np.clip(x, 1e-12, 1 - 1e-12)
     y = np.asarray(fn(x), dtype=float)
     res = sobol_analyze.analyze(problem, y, calc_second_order=second_order, seed=seed)

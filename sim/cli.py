@@ -6,6 +6,7 @@ import argparse
 import signal
 import sys
 import threading
+import warnings
 from pathlib import Path
 
 from sim.errors import RunInterrupted, ScenarioError, printable
@@ -164,6 +165,13 @@ KEPT = {"run": "finished replications are kept in OUT.partial/; rerun with --res
 NOT_KEPT = "nothing was published; run the command again"
 
 
+def _one_line_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+                      file: object = None, line: str | None = None) -> None:
+    """A warning as one plain line (not Python's file:line: Category: text, with a source line under it)."""
+    text = " ".join(str(message).split())
+    print(f"csfsim: warning: {printable(text)}", file=sys.stderr)
+
+
 def _terminated(signum: int, frame: object) -> None:
     """SIGTERM (a scheduler or `kill` stopping the job) is handled as Ctrl-C: one line, work kept."""
     raise KeyboardInterrupt
@@ -174,16 +182,31 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     command = "csfsim " + " ".join(argv if argv is not None else sys.argv[1:])
     kept = KEPT.get(args.command, NOT_KEPT)
-    if threading.current_thread() is threading.main_thread():
-        previous = signal.signal(signal.SIGTERM, _terminated)
+    shown_before = warnings.showwarning
+    warnings.showwarning = _one_line_warning
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _terminated) if main_thread else None
     try:
         return _dispatch(args, command, kept)
     finally:
-        if threading.current_thread() is threading.main_thread():
+        warnings.showwarning = shown_before
+        if main_thread:
             signal.signal(signal.SIGTERM, previous)
 
 
+def _cap_jobs(args: argparse.Namespace) -> None:
+    """More worker processes than cores only share the cores (and each holds a replication in memory)."""
+    from sim.experiment import default_jobs
+
+    cores = default_jobs()
+    if getattr(args, "jobs", 1) > cores and not getattr(args, "scheduler", None):
+        print(f"csfsim: note: --jobs {args.jobs} is more than this machine's {cores} cores; using {cores}",
+              file=sys.stderr)
+        args.jobs = cores
+
+
 def _dispatch(args: argparse.Namespace, command: str, kept: str) -> int:
+    _cap_jobs(args)
     try:
         if args.command == "validate":
             return _validate(args.scenario)
@@ -207,6 +230,9 @@ def _dispatch(args: argparse.Namespace, command: str, kept: str) -> int:
     except RunInterrupted as err:
         print(f"csfsim: error: {err}", file=sys.stderr)
         return 3
+    except ReportFailed as err:
+        print(f"csfsim: error: {err}", file=sys.stderr)
+        return err.code
     except BrokenPipeError:  # output piped into e.g. `head`
         return 0
     except OSError as err:  # disk full, permissions changed mid-run...: one clear line, finished work kept
@@ -216,6 +242,16 @@ def _dispatch(args: argparse.Namespace, command: str, kept: str) -> int:
     except KeyboardInterrupt:
         print(f"csfsim: interrupted; {kept}", file=sys.stderr)
         return 130
+    except Exception as err:
+        arrow = sys.modules.get("pyarrow")
+        if arrow is None or not isinstance(err, arrow.ArrowException):
+            raise
+        where = getattr(args, "folder", None) or getattr(args, "out", None) or "the output folder"
+        first = printable(str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__)
+        print(f"csfsim: error: {where}: a table could not be read ({first}): expected a complete csfsim table; "
+              "the file was damaged after csfsim wrote it: run the command again without --resume",
+              file=sys.stderr)
+        return 2
     return 0  # pragma: no cover
 
 
@@ -244,11 +280,12 @@ def _run(args: argparse.Namespace, command: str) -> int:
           f"{result.manifest['engine']}), {result.manifest['patients']} patients, "
           f"{result.manifest['wall_seconds']:.1f} s")
     _print_rule(result.manifest["replication_rule"])
+    _say_if_empty(result.manifest, scenario.name)
     for metric, group, label in HEADLINE:
         row = result.metric(metric, group)
         print(f"  {label:<52} {row['mean']:10.3f}  (95% CI {row['ci95_low']:.3f} to {row['ci95_high']:.3f})")
     print(f"Written to {out}/")
-    return 0 if args.no_report else _report(out, _report_jobs(args))
+    return 0 if args.no_report else _report_of_published(out, _report_jobs(args))
 
 
 def _compare(args: argparse.Namespace, command: str) -> int:
@@ -262,13 +299,14 @@ def _compare(args: argparse.Namespace, command: str) -> int:
         print(f"{printable(r.scenario.name)}: {r.reps} replications, {r.manifest['patients']} patients, "
               f"{r.manifest['wall_seconds']:.1f} s ({r.manifest['backend']}, engine {r.manifest['engine']})")
         _print_rule(r.manifest["replication_rule"])
+        _say_if_empty(r.manifest, r.scenario.name)
     print()
     print(format_comparison(result.comparison, [r.scenario.name for r in result.runs]))
     if result.crn is not None:
         print(f"\ncommon random numbers: {result.crn_factor:.1f}x fewer replications for the same precision "
               "(median variance reduction of the paired differences over the primary metrics)")
     print(f"Written to {args.out}/ (comparison.csv, and one run folder per scenario)")
-    return 0 if args.no_report else _report(args.out, _report_jobs(args))
+    return 0 if args.no_report else _report_of_published(args.out, _report_jobs(args))
 
 
 def _report(folder: str | Path, jobs: int = 1) -> int:
@@ -276,6 +314,25 @@ def _report(folder: str | Path, jobs: int = 1) -> int:
 
     print(f"Report: {Path(build_report(folder, jobs)).resolve()}")
     return 0
+
+
+class ReportFailed(Exception):
+    """The results were published, but their report could not be written (told without "--resume")."""
+
+    def __init__(self, message: str, code: int) -> None:
+        super().__init__(message)
+        self.code = code  # the exit code: 1 for a write error, 130 for Ctrl-C
+
+
+def _report_of_published(folder: str | Path, jobs: int) -> int:
+    """The report of results just published: a failure here loses nothing, and says how to write it later."""
+    again = f"the results are complete in {folder}/; `csfsim report {folder}` writes the report again"
+    try:
+        return _report(folder, jobs)
+    except OSError as err:
+        raise ReportFailed(f"report.html could not be written ({err.strerror or err}); {again}", 1) from None
+    except KeyboardInterrupt:
+        raise ReportFailed(f"interrupted while writing the report; {again}", 130) from None
 
 
 def _report_jobs(args: argparse.Namespace) -> int:
@@ -319,6 +376,12 @@ def _backend(args: argparse.Namespace):
 
     kind = "dask" if args.scheduler else args.backend
     return Backend(kind, args.jobs, args.scheduler)
+
+
+def _say_if_empty(manifest: dict, name: str) -> None:
+    if not manifest.get("patients"):
+        print(f"csfsim: warning: {printable(name)}: no patient arrived in any replication (are the arrival rates "
+              "zero?): every outcome below is empty (nan)", file=sys.stderr)
 
 
 def _print_rule(rule: dict) -> None:

@@ -16,16 +16,20 @@ held ~600 MB per million patients).
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
+import logging
 import math
 import os
+import re
 import shutil
 import sys
 import tempfile
 import time
 import warnings
 import weakref
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,13 +41,13 @@ import pyarrow.parquet as pq
 
 from sim import engine_build, outputs, replication
 from sim.crew import Crew, WorkerDied
-from sim.errors import RunInterrupted, ScenarioError
+from sim.errors import RunInterrupted, ScenarioError, printable
 from sim.fastpath import ENGINES
 from sim.parameters import Scenario
 from sim.planning import resource_timeseries
 from sim.replication import ReplicationResult
 from sim.runfolder import RunFolder
-from sim.scenario import load_scenario, to_jsonable
+from sim.scenario import expected_patients, load_scenario, to_jsonable
 from sim.stats import (
     LOOK_AHEAD,
     MIN_REPS,
@@ -226,8 +230,56 @@ def _done_reps(parts: Path) -> set[int]:
     return {int(p.stem.split("-")[1]) for p in parts.glob("metrics-*.csv")}
 
 
+# Peak memory of one replication per patient it draws, measured on replications of ~100,000 patients (SimPy,
+# 5.2 KB without the event log, 5.5 KB with it; session 6), with a margin for writing its tables.
+BYTES_PER_PATIENT = 8_000
+MEMORY_SHARE = 0.8  # of the memory the system says is available, for all the processes of a run together
+
+
+def _available_memory() -> float | None:
+    """Bytes the system can give without swapping (MemAvailable, Linux), or None where it does not say."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return float(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+
+
+def check_memory(scenario: Scenario, backend: Backend, available: float | None = None) -> None:
+    """Refuse a run whose replications, one per process at a time, would not fit in memory (a process killed for
+    memory mid-run helps no one), with the estimate in the message."""
+    if backend.kind == "dask" and backend.scheduler:  # the workers' memory is elsewhere
+        return
+    available = _available_memory() if available is None else available
+    if available is None:
+        return
+    patients = expected_patients(scenario.population, scenario.horizon_days)
+    per_replication = patients * BYTES_PER_PATIENT
+    processes = 1 if backend.kind == "serial" else max(1, backend.jobs)
+    budget = available * MEMORY_SHARE
+    if per_replication * processes <= budget:
+        return
+    estimate = (f"a replication of ~{patients:,.0f} patients needs ~{per_replication / 1e9:.1f} GB and this "
+                f"machine has {available / 1e9:.1f} GB available")
+    if per_replication <= budget:
+        fits = int(budget // per_replication)
+        raise ScenarioError("(command line)", "--jobs", processes, f"at most {fits} processes here: {estimate}")
+    raise ScenarioError(scenario.source_file or "(scenario)", "population.arrivals_per_year", round(patients),
+                        f"fewer patients per replication (or a shorter run.horizon_days): {estimate}")
+
+
 def default_jobs() -> int:
+    """The cores this process may run on (its CPU affinity where the system tells it)."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
     return max(1, os.cpu_count() or 1)
+
+
+_SCHEDULER = re.compile(r"(tcp|tls|ws|wss|ucx)://[A-Za-z0-9.\-\[\]:]+:\d{1,5}")
+DASK_NO_WORKER_SECONDS = 30.0  # a cluster with no worker this long stops the run (its tasks would wait for ever)
 
 
 @dataclass(frozen=True)
@@ -242,6 +294,9 @@ class Backend:
     def __post_init__(self) -> None:
         if self.kind not in ("serial", "processes", "dask"):
             raise ScenarioError("(command line)", "--backend", self.kind, "serial, processes or dask")
+        if self.scheduler is not None and not _SCHEDULER.fullmatch(self.scheduler):
+            raise ScenarioError("(command line)", "--scheduler", self.scheduler,
+                                "a Dask scheduler address such as tcp://HOST:8786")
 
     def describe(self) -> str:
         if self.kind == "dask":
@@ -393,9 +448,35 @@ def _run_dask(scenario: Scenario, seed: int, todo: list[int], parts: Path, backe
     """Replications as Dask tasks; tables come back to this process, which writes them (workers on other
     machines need not see our disk)."""
     try:
-        from distributed import Client, LocalCluster, as_completed
+        import distributed  # noqa: F401
     except ImportError:  # pragma: no cover - distributed is a declared dependency
         raise ScenarioError("(command line)", "--backend", "dask", "the 'distributed' package installed") from None
+    with _quiet_distributed():
+        _run_dask_quietly(scenario, seed, todo, parts, backend, log_events, on_done, engine)
+
+
+@contextlib.contextmanager
+def _quiet_distributed() -> Iterator[None]:
+    """distributed logs every failed reconnection with its traceback (dozens of lines when the scheduler dies):
+    silenced while a run uses it, since the run says what happened in one line."""
+    names = ["distributed", *(n for n in logging.root.manager.loggerDict if n.startswith("distributed."))]
+    levels = {n: logging.getLogger(n).level for n in names}
+    for n in names:
+        logging.getLogger(n).setLevel(logging.CRITICAL + 1)
+    try:
+        yield
+    finally:
+        for n, level in levels.items():
+            logging.getLogger(n).setLevel(level)
+
+
+def _run_dask_quietly(scenario: Scenario, seed: int, todo: list[int], parts: Path, backend: Backend,
+                      log_events: bool, on_done: Callable[[dict[str, Any]], None] | None, engine: str) -> None:
+    from distributed import Client, LocalCluster, wait
+    from distributed.client import FuturesCancelledError
+    from distributed.comm.core import CommClosedError
+    from distributed.scheduler import KilledWorker
+
     cluster = None
     try:
         if backend.scheduler:
@@ -404,22 +485,53 @@ def _run_dask(scenario: Scenario, seed: int, todo: list[int], parts: Path, backe
             cluster = LocalCluster(n_workers=max(1, backend.jobs), threads_per_worker=1, processes=True,
                                    dashboard_address=None, silence_logs=40)
             client = Client(cluster)
-    except OSError as err:
-        raise ScenarioError("(command line)", "--scheduler", backend.scheduler, f"a reachable Dask scheduler ({err})") \
-            from None
+    except (OSError, ValueError) as err:
+        raise ScenarioError("(command line)", "--scheduler", backend.scheduler,
+                            f"a reachable Dask scheduler ({printable(str(err))})") from None
     try:
         workers = max(1, len(client.scheduler_info().get("workers", {})) or backend.jobs)
         futures = [client.submit(_compute_for_transfer, scenario, seed, batch, log_events, engine, pure=False)
                    for batch in _batches(scenario, todo, workers, log_events, engine)]
-        for fut in as_completed(futures):
+        for fut in _dask_results(client, futures, wait):
             for tables in fut.result():
                 info = write_parts(parts, tables["info"]["replication"], tables)
                 if on_done:
                     on_done(info)
+    except (OSError, TimeoutError, asyncio.CancelledError, KilledWorker, CommClosedError,
+            FuturesCancelledError) as err:
+        # The scheduler or every worker was lost: what came back is kept, as after a dead worker process.
+        why = str(err) if isinstance(err, TimeoutError) and str(err) else type(err).__name__
+        raise RunInterrupted(f"the Dask cluster was lost ({why}); {len(_done_reps(parts))} "
+                             f"finished replications are kept in {parts.parent}; rerun with --resume to "
+                             "finish") from None
     finally:
-        client.close()
+        with contextlib.suppress(Exception):
+            client.close(timeout=5)
         if cluster is not None:
-            cluster.close()
+            with contextlib.suppress(Exception):
+                cluster.close(timeout=5)
+
+
+def _dask_results(client: Any, futures: list[Any], wait: Callable[..., Any]) -> Iterator[Any]:
+    """The futures as they finish; raises TimeoutError once the cluster has had no worker for
+    DASK_NO_WORKER_SECONDS (with every worker killed, a scheduler keeps the tasks waiting for a new one)."""
+    pending = set(futures)
+    no_worker_since: float | None = None
+    while pending:
+        try:
+            done, pending = wait(pending, timeout=2, return_when="FIRST_COMPLETED")
+        except TimeoutError:  # none finished in the last two seconds
+            done = set()
+        yield from done
+        if done:
+            no_worker_since = None
+            continue
+        if client.scheduler_info().get("workers"):
+            no_worker_since = None
+        elif no_worker_since is None:
+            no_worker_since = time.monotonic()
+        elif time.monotonic() - no_worker_since > DASK_NO_WORKER_SECONDS:
+            raise TimeoutError(f"no worker left for {DASK_NO_WORKER_SECONDS:.0f} s")
 
 
 def _progress(total: int, initial: int, label: str, enabled: bool | None):
@@ -466,6 +578,7 @@ def run(scenario: Scenario | str | os.PathLike[str], reps: int | str = 10, seed:
         raise ScenarioError("(command line)", "--engine", engine,
                             "no event log with the fast path (outcome-only: log_events=False, --no-events)")
     backend = backend or Backend("processes", jobs)
+    check_memory(scenario, backend)
     if out is None:
         temporary = _TemporaryFolder(Path(tempfile.mkdtemp(prefix="csfsim-")))
         try:
@@ -570,9 +683,10 @@ def _run_until_precise(scenario: Scenario, seed: int, parts: Path, backend: Back
         if n >= max_reps:
             widths = relative_half_widths(values, n)
             worst = max(widths, key=lambda m: widths[m] if np.isfinite(widths[m]) else np.inf)
+            width = (f"{widths[worst]:.1%}" if np.isfinite(widths[worst])
+                     else "not measurable: no patients, or a mean of zero")
             warnings.warn(f"--reps auto: cap of {max_reps} replications reached before every primary metric was "
-                          f"within {precision:.0%} of its mean (worst: {worst}, {widths[worst]:.1%})",
-                          stacklevel=2)
+                          f"within {precision:.0%} of its mean (worst: {worst}, {width})", stacklevel=2)
             return n, {"rule": "auto", "precision": precision, "replications": n, "cap_reached": True,
                        "relative_half_width": widths}
 

@@ -50,8 +50,13 @@ class RunData:
     manifest: dict[str, Any]
 
     def table(self, name: str) -> pd.DataFrame | None:
+        """A table of the run; None if the run did not write it, an error if it did and the table is gone (a
+        report silently without that section would mislead)."""
         path = self.folder / name
         if not path.exists():
+            if name in self.manifest.get("files", []):
+                raise ScenarioError(str(self.folder), name, "missing", "every table the run's manifest lists "
+                                    "(it was removed after the run: run it again)")
             return None
         return pd.read_parquet(path) if name.endswith(".parquet") else pd.read_csv(path)
 

@@ -8,11 +8,13 @@ expected; nothing else escapes `load_scenario`.
 from __future__ import annotations
 
 import copy
+import difflib
 import math
 import os
 import re
 import stat
 import tomllib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -47,6 +49,7 @@ MAX_COUNT = 50
 MAX_CAPACITY = 100_000
 MAX_DAYS = 365.25 * 200
 MAX_EXTENDS_DEPTH = 20
+CAPACITY_EXPECTED = f"a whole number of servers from 1 to {MAX_CAPACITY}"
 # Hard ceiling on run.max_expected_patients: the guard is only a guard if it cannot be raised without limit.
 MAX_PATIENTS_CEILING = 3_000_000  # about 6 KB of draws per patient: 3M is about 18 GB of a 24 GB machine
 CENTER_KEYS = ("profile", "catchment_share", "refers_to")
@@ -157,8 +160,9 @@ def _check_value(value: object, proto: Param, file: str, field: str) -> Any:
             value = int(value)
         if isinstance(value, bool) or not isinstance(value, int):
             raise ScenarioError(file, field, value, "a whole number")
-        if value < 0:
-            raise ScenarioError(file, field, value, "a non-negative whole number")
+        if value < 0:  # a capacity's own range is told at once, rather than "non-negative" and then "from 1"
+            raise ScenarioError(file, field, value, CAPACITY_EXPECTED if field.endswith(".capacity")
+                                else "a non-negative whole number")
         return value
     if unit == "flag":
         if not isinstance(value, bool):
@@ -201,15 +205,22 @@ def _windows(value: object, file: str, field: str) -> tuple[tuple[float, float],
 
 
 # ----------------------------------------------------------------------------------------------- merging
-def _apply(tree: dict[str, Any], override: object, file: str, prefix: str) -> None:
-    """Apply an override table onto a (copied) Param tree in place, refusing unknown keys."""
+CENTER_KEYS = ("profile", "catchment_share", "refers_to")  # a center's own keys, beside its profile's parameters
+
+
+def _apply(tree: dict[str, Any], override: object, file: str, prefix: str, also: tuple[str, ...] = ()) -> None:
+    """Apply an override table onto a (copied) Param tree in place, refusing unknown keys (`also`: keys the
+    caller has taken out of the table already, named among the known ones)."""
     if not isinstance(override, dict):
         raise ScenarioError(file, prefix.rstrip(".") or "(top level)", override, "a table")
     for key, value in override.items():
         path = f"{prefix}{key}"
         if key not in tree:
-            known = ", ".join(sorted(tree)) or "no keys"
-            raise ScenarioError(file, path, value, f"a known key here (one of: {known})")
+            names = sorted({*tree, *also})
+            close = difflib.get_close_matches(key, names, n=1)
+            hint = f"did you mean {close[0]}? " if close else ""
+            known = ", ".join(names) or "no keys"
+            raise ScenarioError(file, path, value, f"a known key here ({hint}one of: {known})")
         node = tree[key]
         if isinstance(node, Param):
             tree[key] = _override_leaf(node, value, file, path)
@@ -256,12 +267,26 @@ def extends_roots(path: Path) -> tuple[Path, ...]:
     return (path.resolve().parent, (REPO_ROOT / "scenarios").resolve())
 
 
+def _leaf_paths(raw: dict[str, Any], prefix: str = "") -> Iterator[str]:
+    """Dotted paths of the values a raw scenario table sets (a leaf as `_merge_raw` sees one)."""
+    for key, value in raw.items():
+        if isinstance(value, dict) and value and not _is_leaf(value) and "family" not in value:
+            yield from _leaf_paths(value, f"{prefix}{key}.")
+        else:
+            yield f"{prefix}{key}"
+
+
 def _read_with_extends(path: Path, shown: str, seen: tuple[Path, ...] = (),
-                       roots: tuple[Path, ...] | None = None) -> dict[str, Any]:
+                       roots: tuple[Path, ...] | None = None,
+                       origins: dict[str, str] | None = None) -> dict[str, Any]:
+    """The scenario at `path` merged over the files it extends; `origins` (when given) gets, per dotted path,
+    the file that set it, so that an error is told against the file the user must edit."""
     roots = roots if roots is not None else extends_roots(path)
     raw = _read_toml(path, shown)
     parent = raw.pop("extends", None)
     if parent is None:
+        if origins is not None:
+            origins.update(dict.fromkeys(_leaf_paths(raw), shown))
         return raw
     if not isinstance(parent, str) or not parent:
         raise ScenarioError(shown, "extends", parent, "the path of another scenario file")
@@ -285,10 +310,23 @@ def _read_with_extends(path: Path, shown: str, seen: tuple[Path, ...] = (),
         raise ScenarioError(shown, "extends", parent, f"the path of an existing scenario file ({parent_path})")
     if len(seen) >= MAX_EXTENDS_DEPTH:
         raise ScenarioError(shown, "extends", parent, f"at most {MAX_EXTENDS_DEPTH} levels of extends")
-    base_raw = _read_with_extends(parent_path, str(parent_path), (*seen, path.resolve()), roots)
+    base_raw = _read_with_extends(parent_path, str(parent_path), (*seen, path.resolve()), roots, origins)
     if "scenario" in raw:
         base_raw.pop("scenario", None)
+    if origins is not None:
+        origins.update(dict.fromkeys(_leaf_paths(raw), shown))
     return _merge_raw(base_raw, raw)
+
+
+def _origin(field: str, origins: dict[str, str]) -> str | None:
+    """The file that set `field` (or the value it lies in, or every value under it), if one did."""
+    parts = field.split(".")
+    for n in range(len(parts), 0, -1):
+        found = origins.get(".".join(parts[:n]))
+        if found is not None:
+            return found
+    below = {f for path, f in origins.items() if path.startswith(field + ".")}
+    return below.pop() if len(below) == 1 else None
 
 
 # ----------------------------------------------------------------------------------------------- loading
@@ -311,14 +349,31 @@ def base_uncertainty() -> Any:
     return copy.deepcopy(_BASE_UNCERTAINTY[BASE_FILE])
 
 
-def load_scenario(path: str | os.PathLike[str], overrides: dict[str, Any] | None = None) -> Scenario:
-    """Load, validate and freeze a scenario file. `overrides` maps dotted paths to values (used by sweeps)."""
+def expected_patients(population: Any, horizon_days: float) -> float:
+    """Patients one replication draws at most on average: the arrival rates at their highest over the horizon."""
+    rate = sum(population.arrivals_per_year.values())
+    return rate * horizon_days / 365.25 * population.max_rate_multiplier(horizon_days)
+
+
+def load_scenario(path: str | os.PathLike[str], overrides: dict[str, Any] | None = None,
+                  overrides_from: str = "(overrides)") -> Scenario:
+    """Load, validate and freeze a scenario file. `overrides` maps dotted paths to values (used by sweeps);
+    an error in one of them names `overrides_from` (e.g. the command-line option that gave it), an error in a
+    file reached by `extends` names that file."""
     p = Path(path)
     shown = str(path)
-    raw = _read_with_extends(p, shown)
+    origins: dict[str, str] = {}
+    raw = _read_with_extends(p, shown, origins=origins)
     for dotted, value in (overrides or {}).items():
-        _set_dotted(raw, dotted, value, shown)
-    return build_scenario(raw, shown)
+        _set_dotted(raw, dotted, value, overrides_from)
+        origins[dotted] = overrides_from
+    try:
+        return build_scenario(raw, shown)
+    except ScenarioError as err:
+        origin = _origin(err.field, origins)
+        if origin is None or origin == err.file:
+            raise
+        raise ScenarioError(origin, err.field, err.value, err.expected) from None
 
 
 def _set_dotted(raw: dict[str, Any], dotted: str, value: object, file: str) -> None:
@@ -374,7 +429,7 @@ def build_scenario(raw: dict[str, Any], file: str) -> Scenario:
     if max_expected > MAX_PATIENTS_CEILING:
         raise ScenarioError(file, "run.max_expected_patients", max_expected,
                             f"at most {MAX_PATIENTS_CEILING} (the guard itself cannot be lifted past memory)")
-    expected = sum(population.arrivals_per_year.values()) * horizon / 365.25 * population.max_rate_multiplier(horizon)
+    expected = expected_patients(population, horizon)
     if expected > max_expected:
         raise ScenarioError(file, "population.arrivals_per_year", round(expected),
                             f"at most run.max_expected_patients = {max_expected} patients per replication")
@@ -497,7 +552,7 @@ def _build_centers(raw: object, profiles: dict[str, Any], file: str
         if not isinstance(refers_to, str):
             raise ScenarioError(file, f"{path}.refers_to", refers_to, "the name of another center, or \"\"")
         ptree = copy.deepcopy(profiles[pname])
-        _apply(ptree, body, file, f"{path}.")
+        _apply(ptree, body, file, f"{path}.", CENTER_KEYS)
         own[cname] = _differences(ptree, profiles[pname])
         centers.append(_compile_center(file, cname, pname, share, refers_to or None, ptree))
     names = {c.name for c in centers}
@@ -571,8 +626,7 @@ def _compile_center(file: str, name: str, pname: str, share: dict[str, float], r
     for r in RESOURCES:
         cap = _v(t, "resources", r, "capacity")
         if not 1 <= cap <= MAX_CAPACITY:
-            raise ScenarioError(file, f"centers.{name}.resources.{r}.capacity", cap,
-                                f"a whole number of servers from 1 to {MAX_CAPACITY}")
+            raise ScenarioError(file, f"centers.{name}.resources.{r}.capacity", cap, CAPACITY_EXPECTED)
         cycle = _v(t, "resources", r, "schedule_cycle_days")
         windows = _v(t, "resources", r, "open_windows")
         closed = _v(t, "resources", r, "closed_periods")

@@ -60,7 +60,8 @@ def sweep(base: str | os.PathLike[str], settings: Sequence[tuple[str, list[Any]]
     combos = list(itertools.product(*(values for _, values in settings)))
     if len(combos) > 10_000:
         raise ScenarioError("(command line)", "--set", f"{len(combos)} combinations", "at most 10000 combinations")
-    scenarios = [load_scenario(base, overrides=dict(zip(paths, combo, strict=True))) for combo in combos]
+    scenarios = [load_scenario(base, overrides=dict(zip(paths, combo, strict=True)),
+                               overrides_from="(command line) --set") for combo in combos]
     folder = RunFolder(out, "sweep", overwrite=overwrite) if out is not None else None
     with folder or contextlib.nullcontext():
         work = folder.open() if folder is not None else None

@@ -101,3 +101,29 @@ def test_plain_values_print_as_before():
     """Field names and values without control characters print as before."""
     err = ScenarioError(str(Path("a.toml")), "run.horizon_days", -1, "a positive number of days")
     assert str(err) == "a.toml: run.horizon_days = -1: expected a positive number of days"
+
+
+def test_an_error_in_a_file_reached_by_extends_names_that_file(tmp_path):
+    parent = tmp_path / "parent.toml"
+    child = tmp_path / "child.toml"
+    child.write_text('extends = "parent.toml"\n[run]\nhorizon_days = 300\n')
+    for body, field in (("[clinical]\nnot_a_key = 1\n", "clinical.not_a_key"),
+                        ("[clinical.ebp_first_success]\npost_lp = 2\n", "clinical.ebp_first_success.post_lp")):
+        parent.write_text(f'extends = "{EXPERIENCED}"\n{body}')
+        with pytest.raises(ScenarioError) as info:
+            load_scenario(child)
+        assert info.value.file == str(parent) and info.value.field == field
+    # the child's own mistake is still the child's
+    parent.write_text(f'extends = "{EXPERIENCED}"\n')
+    child.write_text('extends = "parent.toml"\n[run]\nhorizon_days = -3\n')
+    with pytest.raises(ScenarioError) as info:
+        load_scenario(child)
+    assert info.value.file == str(child)
+
+
+def test_a_bad_set_path_of_a_sweep_blames_the_command_line(tmp_path):
+    from sim.sweep import sweep
+
+    with pytest.raises(ScenarioError) as info:
+        sweep(EXPERIENCED, [("nonexistent.path", [1])], reps=1)
+    assert info.value.file == "(command line) --set"

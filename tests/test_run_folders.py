@@ -16,6 +16,7 @@ import pandas as pd
 import pytest
 
 from sim.crew import Crew, WorkerDied
+from sim.experiment import default_jobs
 from sim.runfolder import RunFolder, check_replaceable
 from tests.conftest import EXPERIENCED, LOW_VOLUME, ONE_CENTER, ROOT
 
@@ -302,3 +303,91 @@ def test_a_worker_that_died_while_idle_is_worker_died_not_a_broken_pool():
             crew.finish(lambda i: _square(i), lambda i, r: None)
     finally:
         crew.shutdown()
+
+
+def test_a_damaged_table_is_one_line_not_a_traceback(tmp_path):
+    scenario = small_scenario(tmp_path)
+    out = tmp_path / "run"
+    assert cli("run", str(scenario), "--out", str(out), *QUICK).returncode == 0
+    data = (out / "patients.parquet").read_bytes()
+    (out / "patients.parquet").write_bytes(data[: len(data) // 2])
+    line = one_line_error(cli("report", str(out)))
+    assert str(out) in line and "could not be read" in line
+
+
+def test_a_report_that_fails_after_the_run_is_published_does_not_ask_for_resume(tmp_path, monkeypatch, capsys):
+    import errno
+
+    from sim import report
+    from sim.cli import main
+
+    def disk_full(folder, jobs=1):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(report, "build_report", disk_full)
+    out = tmp_path / "run"
+    code = main(["run", str(small_scenario(tmp_path)), "--out", str(out), "--reps", "1", "--quiet", "--jobs", "1",
+                 "--no-events"])
+    err = capsys.readouterr().err
+    assert code == 1 and "--resume" not in err and f"csfsim report {out}" in err
+    assert (out / "manifest.json").exists()
+
+
+def test_an_atomic_write_that_fails_leaves_no_temporary_file(tmp_path, monkeypatch):
+    from sim import outputs
+
+    def full(self, *args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(Path, "write_text", full)
+    with pytest.raises(OSError):
+        outputs.atomic_write_text(tmp_path / "a.txt", "x")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_run_with_no_patients_says_so_and_warnings_are_one_plain_line_each(tmp_path):
+    scenario = tmp_path / "empty.toml"
+    scenario.write_text(f'extends = "{EXPERIENCED}"\n[run]\nhorizon_days = 100\n[population.arrivals_per_year]\n'
+                        "spontaneous = 0\npost_lp = 0\nepidural = 0\nspinal_surgery = 0\n", encoding="utf-8")
+    proc = cli("run", str(scenario), "--out", str(tmp_path / "run"), "--reps", "auto", "--max-reps", "8",
+               "--quiet", "--no-report", "--no-events", "--jobs", "1")
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert all(line.startswith("csfsim: warning: ") for line in lines), proc.stderr
+    assert any("no patient arrived" in line for line in lines)
+    assert "UserWarning" not in proc.stderr and "nan%" not in proc.stderr
+
+
+def test_jobs_beyond_the_cores_are_capped_with_a_note(tmp_path):
+    proc = cli("run", str(small_scenario(tmp_path)), "--out", str(tmp_path / "run"), "--reps", "2", "--quiet",
+               "--no-report", "--no-events", "--jobs", "64")
+    assert proc.returncode == 0, proc.stderr
+    assert "--jobs 64" in proc.stderr and "cores" in proc.stderr
+    manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
+    cores = default_jobs()
+    assert manifest["backend"] == ("serial" if cores == 1 else f"{cores} worker processes")
+
+
+def test_a_report_of_a_run_missing_a_table_it_wrote_says_so(tmp_path):
+    out = tmp_path / "run"
+    assert cli("run", str(small_scenario(tmp_path)), "--out", str(out), *QUICK).returncode == 0
+    (out / "km.csv").unlink()
+    line = one_line_error(cli("report", str(out)))
+    assert "km.csv" in line and "manifest" in line
+
+
+def test_the_memory_guard_estimates_and_names_what_to_change():
+    from sim.errors import ScenarioError
+    from sim.experiment import BYTES_PER_PATIENT, Backend, check_memory
+    from sim.scenario import expected_patients, load_scenario
+
+    s = load_scenario(LOW_VOLUME)
+    per_replication = expected_patients(s.population, s.horizon_days) * BYTES_PER_PATIENT
+    check_memory(s, Backend("processes", 2), available=per_replication * 10)
+    with pytest.raises(ScenarioError) as info:
+        check_memory(s, Backend("processes", 8), available=per_replication * 4)
+    assert info.value.field == "--jobs" and "at most 3 processes" in str(info.value) and "GB" in str(info.value)
+    with pytest.raises(ScenarioError) as info:
+        check_memory(s, Backend("serial", 1), available=per_replication / 2)
+    assert info.value.field == "population.arrivals_per_year"
+    check_memory(s, Backend("dask", 64, "tcp://127.0.0.1:8786"), available=1.0)  # workers elsewhere
