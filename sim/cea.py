@@ -51,7 +51,11 @@ def prob_optimal(costs: np.ndarray, qalys: np.ndarray, wtps: Sequence[float]) ->
 def evpi(costs: np.ndarray, qalys: np.ndarray, wtp: float) -> float:
     """Expected value of perfect information per patient: E[max_j NMB_j] - max_j E[NMB_j] (samples x strategies)."""
     b = nmb(np.atleast_2d(costs), np.atleast_2d(qalys), wtp)
-    return float(b.max(axis=1).mean() - b.mean(axis=0).max())
+    # As the mean of each sample's regret against the strategy best on average: the same value, but a mean of
+    # terms >= 0 computed exactly, so never negative from rounding (the difference of the two means gave
+    # -1.5e-11) and exactly 0 when one strategy is best in every sample.
+    chosen = int(np.argmax(b.mean(axis=0)))
+    return float((b.max(axis=1) - b[:, chosen]).mean())
 
 
 def cea_summary(costs: np.ndarray, qalys: np.ndarray, wtp: float) -> dict[str, float | str]:

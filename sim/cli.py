@@ -430,9 +430,10 @@ def _sensitivity(args: argparse.Namespace, command: str) -> int:
     for row in r.oneway.head(10).itertuples(index=False):
         print(f"  {row.parameter:<58} {row.low_outcome:>12.4g} to {row.high_outcome:<12.4g}")
     if r.sobol is not None:
-        print("Sobol indices (first order S1, total ST):")
+        print("Sobol indices (first order S1, total ST; +/- the 95% bootstrap CI half-width):")
         for row in r.sobol.itertuples(index=False):
-            print(f"  {row.parameter:<58} S1 {row.S1:6.3f}  ST {row.ST:6.3f}")
+            print(f"  {row.parameter:<58} S1 {row.S1:6.3f} (+/-{row.S1_conf95:.3f})  ST {row.ST:6.3f} "
+                  f"(+/-{row.ST_conf95:.3f})")
     extra = ", sobol.csv" if r.sobol is not None else ""
     print(f"Written to {args.out}/ (oneway.csv, tornado.png, tornado.svg{extra})")
     return 0

@@ -23,9 +23,9 @@ from sim.errors import ScenarioError
 from sim.experiment import Backend, RunResult, run
 from sim.parameters import Scenario
 from sim.randomness import replication_seed
-from sim.runfolder import RunFolder
+from sim.runfolder import REPORT_OUTPUTS, RunFolder
 from sim.scenario import load_scenario
-from sim.stats import PRIMARY_METRICS, t_interval
+from sim.stats import PRIMARY_METRICS, metric_interval, t_interval
 
 
 @dataclass
@@ -58,7 +58,7 @@ def comparison_table(runs: Sequence[RunResult]) -> pd.DataFrame:
     for i, r in enumerate(runs):
         for (metric, group), g in r.per_replication.groupby(["metric", "group"], sort=False):
             values = g.set_index("replication")["value"]
-            mean, sd, lo, hi = t_interval(values.to_numpy(dtype=float))
+            mean, sd, lo, hi = metric_interval(metric, values.to_numpy(dtype=float))
             row = {"metric": metric, "group": group, "scenario": r.scenario.name, "scenario_index": i,
                    "mean": mean, "sd": sd, "ci95_low": lo, "ci95_high": hi}
             if i > 0 and (metric, group) in base:
@@ -133,7 +133,7 @@ def _compare_in(work: Path | None, loaded: list[Scenario], reps: int | str, seed
     runs = []
     for s in loaded:
         name = slug(s.name)
-        while name in names:
+        while name in names or name in REPORT_OUTPUTS:  # the report's figures/ beside the run folders
             name += "_b"
         names.append(name)
         sub = work / name if work is not None else None

@@ -14,6 +14,7 @@ import json
 import math
 import os
 import shutil
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +29,7 @@ from sim.economics import ECONOMICS_COLUMNS, add_economics, economic_params
 from sim.errors import RunInterrupted, ScenarioError
 from sim.parameters import Scenario
 from sim.replication import run_replication
-from sim.runfolder import LOCK_FILE, RunFolder
+from sim.runfolder import MARKER, RunFolder
 from sim.scenario import load_scenario
 from sim.stats import replication_metrics
 from sim.uncertainty import Uncertain, design, parameter_space, total_dims
@@ -114,6 +115,9 @@ def _load(scenarios: Sequence[str | os.PathLike[str]]) -> tuple[list[str], list[
     return paths, loaded
 
 
+SOBOL_PRECISION = 0.1  # widest 95% CI half-width of a Sobol index below which no warning is given
+
+
 def _check_int(value: object, name: str, low: int) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < low:
         raise ScenarioError("(command line)", name, value, f"a whole number >= {low}")
@@ -175,7 +179,7 @@ def _psa_in(work: Path, paths: list[str], loaded: list[Scenario], spaces: list[l
         same = False
     if not same:  # a different PSA was interrupted here (or none): start again
         for entry in work.iterdir():
-            if entry.name != LOCK_FILE:
+            if entry.name != MARKER:
                 shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
     folder.mkdir(parents=True, exist_ok=True)
     outputs.write_json(info, config)
@@ -386,6 +390,12 @@ def _sensitivity_in(work: Path, paths: list[str], loaded: list[Scenario], spaces
                                     "S1_conf95": idx["S1_conf"], "ST": idx["ST"], "ST_conf95": idx["ST_conf"],
                                     "model_runs": cea.sobol_design_size(sobol_n, len(chosen)), "outcome": label})
         outputs.atomic_write_csv(work / "sobol.csv", sobol_table)
+        widest = float(np.nanmax(sobol_table[["S1_conf95", "ST_conf95"]].to_numpy()))
+        outside = bool(((sobol_table[["S1", "ST"]] < 0) | (sobol_table[["S1", "ST"]] > 1)).to_numpy().any())
+        if widest > SOBOL_PRECISION or outside:
+            warnings.warn(f"Sobol indices are imprecise at --sobol {sobol_n} (widest 95% CI +/-{widest:.2f}"
+                          + ("; an index outside [0, 1] is noise" if outside else "")
+                          + f"): use a larger --sobol, e.g. {max(256, 4 * sobol_n)}", stacklevel=2)
     manifest = {
         "csfsim_sensitivity": True, "scenarios": [{"name": s.name, "file": p} for s, p in zip(loaded, paths,
                                                                                               strict=True)],

@@ -25,7 +25,7 @@ from sim.crew import WorkerDied, crew_map
 from sim.errors import RunInterrupted, ScenarioError
 from sim.outputs import atomic_write_text
 from sim.parameters import ETIOLOGIES, RESOURCES
-from sim.stats import patient_metrics, t_interval
+from sim.stats import metric_interval, patient_metrics
 
 GROUP_NAMES = {
     "all": "All patients",
@@ -149,7 +149,7 @@ def series_metrics(target: Target) -> pd.DataFrame:
                 for metric, value in patient_metrics(frame, horizon).items():
                     per_rep.setdefault(metric, []).append(value)
             for metric, values in per_rep.items():
-                mean, _, lo, hi = t_interval(np.asarray(values, dtype=float))
+                mean, _, lo, hi = metric_interval(metric, np.asarray(values, dtype=float))
                 rows.append((label, group, metric, mean, lo, hi))
     return pd.DataFrame(rows, columns=["series", "group", "metric", "mean", "ci95_low", "ci95_high"])
 

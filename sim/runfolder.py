@@ -4,18 +4,24 @@ lock, then publish it as `OUT` in two renames, replacing only what csfsim itself
 Why. Publishing used to rename away and remove whatever folder `--out` named: a user's notes, even the scenario
 file, were lost. Two runs into one `--out` wrote the same temporary files and published corrupt or mixed tables.
 Now a folder is replaced only if its manifest says it is a finished csfsim output of the same kind, it holds
-nothing csfsim did not write, and the caller passed `overwrite`; and `OUT.partial/` is locked (flock, released by
-the kernel when the process dies, so a killed run never leaves a stale lock) from the first write to the publish.
+nothing csfsim did not write, and the caller passed `overwrite`. `OUT.partial/` carries a marker file naming the
+command that made it (a folder of that name without one is the user's, never emptied), and the marker is locked
+(flock, released by the kernel when the process dies, so a killed run never leaves a stale lock) from the first
+write to the publish.
 """
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
+import re
 import shutil
+import signal
 import socket
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,10 +30,25 @@ from sim.errors import ScenarioError
 # The manifest key that marks each kind of finished output folder (written by the command that made it).
 KINDS = {"run": "csfsim_run", "compare": "csfsim_compare", "sweep": "csfsim_sweep", "psa": "csfsim_psa",
          "sensitivity": "csfsim_sensitivity", "warmup": "csfsim_warmup"}
+# What each kind wrote before manifests listed every entry (`files`), so that such a folder can still be replaced.
+EARLIER_OUTPUTS = {
+    "run": {"patients.parquet", "events.parquet", "resource_uses.parquet", "summary.csv", "resources.csv", "km.csv",
+            "distributions.csv", "resource_timeseries.csv"},
+    "compare": {"comparison.csv", "crn_variance_reduction.csv"},
+    "sweep": {"sweep.csv", "sweep.png", "sweep.svg"},
+    "warmup": {"warmup.csv", "warmup.png", "warmup.svg"},
+    "psa": {"psa_samples.csv", "psa.csv", "variance.csv", "parameters.csv", "uncertainty.csv", "ceac.csv", "cea.csv",
+            "ce_plane.png", "ceac.png"},
+    "sensitivity": {"oneway.csv", "tornado.png", "tornado.svg", "sobol.csv"},
+}
+# What OUT.partial held for an interrupted run or PSA of a csfsim without the marker (they can still resume).
+EARLIER_PARTIALS = {"run": {"run.json", "parts"}, "psa": {"psa.json", "samples"}}
 # What `csfsim report` adds to a finished folder, besides what the manifest lists.
 REPORT_OUTPUTS = ("report.html", "figures")
-LOCK_FILE = ".csfsim-lock.json"  # inside OUT.partial: who holds it (the lock itself is on the folder)
-MAX_NAME = 200  # characters of the folder's name: OUT.partial and the temporary names must fit in 255 bytes
+FIGURE_SUFFIXES = (".png", ".svg")
+MARKER = ".csfsim-partial.json"  # in OUT.partial: the kind of command that made it and who holds it (locked)
+MAX_NAME = 200  # bytes of the folder's name: OUT.partial and the temporary names must fit in 255
+_TEMPORARY = re.compile(r"\..+\.(tmp-\d+|tmp|old-\d+)")  # csfsim's atomic writes and publishes, left by a kill
 
 
 def _cli_error(out: Path | str, expected: str) -> ScenarioError:
@@ -35,10 +56,13 @@ def _cli_error(out: Path | str, expected: str) -> ScenarioError:
 
 
 def check_out_path(out: str | os.PathLike[str]) -> Path:
-    """`out` as an absolute path csfsim can publish a folder at, or a ScenarioError saying why not."""
+    """`out` as an absolute path csfsim can publish a folder at, or a ScenarioError saying why not. Creates
+    nothing."""
     given = Path(out)
     if len(given.name.encode()) > MAX_NAME:
         raise _cli_error(out, f"a folder name of at most {MAX_NAME} bytes")
+    if given.name.endswith(".partial"):
+        raise _cli_error(out, "a folder name not ending in .partial (csfsim's name for work in progress)")
     if given.is_symlink() and not given.exists():
         raise _cli_error(out, "a folder path (this is a symbolic link to nothing)")
     try:
@@ -47,21 +71,21 @@ def check_out_path(out: str | os.PathLike[str]) -> Path:
         raise _cli_error(out, "a folder path (this is a loop of symbolic links)") from None
     if path.parent == path or not path.name:
         raise _cli_error(out, "a folder of its own for the results (not the file system's root)")
-    try:
+    with contextlib.suppress(OSError):  # the current folder was removed: nothing to protect
         if Path.cwd().resolve().is_relative_to(path):
             raise _cli_error(out, "a new folder for the results (not the current folder or one above it)")
-    except OSError:  # the current folder was removed: nothing to protect
-        pass
     if len(path.name.encode()) > MAX_NAME:  # through a symbolic link
         raise _cli_error(out, f"a folder name of at most {MAX_NAME} bytes")
     if path.exists() and not path.is_dir():
         raise _cli_error(out, "a folder path (a file is in the way)")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise _cli_error(out, f"a folder that can be created ({err.strerror})") from None
-    if not os.access(path.parent, os.W_OK):
-        raise _cli_error(out, "a folder in a writable location")
+    if path.is_dir() and os.path.ismount(path):
+        raise _cli_error(out, "a folder that is not a mount point (it cannot be replaced by a rename: use a "
+                              "folder inside it)")
+    ancestor = path.parent
+    while not ancestor.exists():
+        ancestor = ancestor.parent
+    if not ancestor.is_dir() or not os.access(ancestor, os.W_OK | os.X_OK):
+        raise _cli_error(out, f"a folder in a writable location ({ancestor} is not)")
     return path
 
 
@@ -81,18 +105,29 @@ def kind_of(folder: Path) -> str | None:
     return next((kind for kind, key in KINDS.items() if manifest.get(key) is True), None)
 
 
+def _names(value: object) -> set[str]:
+    """The strings of a manifest's list (a malformed manifest lists nothing)."""
+    return {v for v in value if isinstance(v, str)} if isinstance(value, list) else set()
+
+
 def foreign_entries(folder: Path) -> list[str]:
     """Entries of a finished output folder that csfsim did not write: all of them where it has no manifest."""
     manifest = _manifest(folder) or {}
-    ours = {"manifest.json", *REPORT_OUTPUTS, *manifest.get("files", []), *manifest.get("folders", [])}
-    # Scenario folders of a comparison made before manifests listed every entry.
-    ours.update(s.get("folder") for s in manifest.get("scenarios", []) if isinstance(s, dict))
-    return sorted(p.name for p in folder.iterdir() if p.name not in ours and not _temporary(p.name))
-
-
-def _temporary(name: str) -> bool:
-    """A temporary file of csfsim's atomic writes (`.NAME.tmp-PID`), left by a process that was killed."""
-    return name.startswith(".") and ".tmp" in name
+    kind = kind_of(folder)
+    ours = {"manifest.json", *REPORT_OUTPUTS, *_names(manifest.get("files")), *_names(manifest.get("folders"))}
+    if "files" not in manifest and kind is not None:
+        ours |= EARLIER_OUTPUTS[kind]
+    scenarios = manifest.get("scenarios")
+    if kind == "compare" and isinstance(scenarios, list):  # run folders of a comparison of an earlier csfsim
+        ours |= {s["folder"] for s in scenarios if isinstance(s, dict) and isinstance(s.get("folder"), str)}
+    foreign = []
+    for entry in folder.iterdir():
+        if entry.name == "figures" and entry.is_dir() and not entry.is_symlink():
+            foreign += [f"figures/{p.name}" for p in entry.iterdir() if p.suffix not in FIGURE_SUFFIXES
+                        or not p.is_file() or p.is_symlink()]
+        elif entry.name not in ours and not _TEMPORARY.fullmatch(entry.name):
+            foreign.append(entry.name)
+    return sorted(foreign)
 
 
 def check_replaceable(out: Path, kind: str, overwrite: bool, given: str | None = None) -> None:
@@ -107,17 +142,33 @@ def check_replaceable(out: Path, kind: str, overwrite: bool, given: str | None =
         names = foreign_entries(out)
         shown = ", ".join(names[:3]) + (", ..." if len(names) > 3 else "")
         raise _cli_error(shown_out, f"a new or empty folder (this one holds files csfsim did not write: {shown}); "
-                              "choose another --out")
+                                    "choose another --out")
     if found != kind:
         raise _cli_error(shown_out, f"a folder for a csfsim {kind} (this one holds a finished csfsim {found}); "
-                              "choose another --out")
+                                    "choose another --out")
     foreign = foreign_entries(out)
     if foreign:
-        raise _cli_error(shown_out, f"a folder csfsim wrote alone (this finished {kind} also holds {foreign[0]}, which "
-                              "csfsim did not write); move it or choose another --out")
+        raise _cli_error(shown_out, f"a folder csfsim wrote alone (this finished {kind} also holds {foreign[0]}, "
+                                    "which csfsim did not write); move it or choose another --out")
     if not overwrite:
-        raise _cli_error(shown_out, f"a new folder (this one holds a finished csfsim {kind}); pass --overwrite to "
-                              "replace it, or choose another --out")
+        resume = " (with --resume to finish the interrupted one)" if kind == "run" else ""
+        raise _cli_error(shown_out, f"a new folder (this one holds a finished csfsim {kind}); pass --overwrite"
+                                    f"{resume} to replace it, or choose another --out")
+
+
+@contextlib.contextmanager
+def _signals_held() -> Iterator[None]:
+    """Ctrl-C and SIGTERM wait while OUT is swapped (between the two renames OUT does not exist)."""
+    held = {signal.SIGINT, signal.SIGTERM}
+    try:
+        previous = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    except (AttributeError, ValueError, OSError):  # no POSIX signals here
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 class RunFolder:
@@ -148,6 +199,7 @@ class RunFolder:
         self._fd: int | None = None
         self.published = False
         self.resumed_work = False  # open(resume=True) found earlier work: never removed on an error
+        self.publishing = False  # the work is complete: kept if publishing it is refused
 
     def __enter__(self) -> RunFolder:
         return self
@@ -155,56 +207,93 @@ class RunFolder:
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: Any) -> None:
         try:
             # A bad input found after the folder was made (a refused engine, an unreachable scheduler) leaves
-            # nothing behind; an interrupted run keeps its work for --resume where the command has one.
-            if exc_type is not None and self._fd is not None and not self.published and (
-                    not self.keep_on_error or issubclass(exc_type, ScenarioError)) and not self.resumed_work:
+            # nothing behind; an interrupted run keeps its work for --resume where the command has one; a
+            # finished one whose publishing was refused keeps it too (it is complete).
+            if exc_type is not None and self._fd is not None and not self.published and not self.publishing \
+                    and not self.resumed_work and (not self.keep_on_error or issubclass(exc_type, ScenarioError)):
                 shutil.rmtree(self.work, ignore_errors=True)
         finally:
             self.close()
 
     def open(self, resume: bool = False) -> Path:
-        """Lock `OUT.partial/` (made if missing) and return it; emptied first unless `resume`."""
+        """Lock `OUT.partial/` (made if missing) and return it; emptied first unless `resume`. A folder of that
+        name that csfsim did not make for this kind of command is refused, never emptied."""
         if self.work.is_symlink() or (self.work.exists() and not self.work.is_dir()):
             raise _cli_error(self.given, f"a folder path ({self.work.name} is in the way and is not a folder "
                                          "csfsim made)")
+        try:
+            self.work.parent.mkdir(parents=True, exist_ok=True)
+            created = not self.work.exists()
+            self.work.mkdir(exist_ok=True)
+        except OSError as err:
+            raise _cli_error(self.given, f"a folder that can be created ({err.strerror})") from None
+        if not created:
+            self._check_earlier_work()
         for _ in range(10):
             try:
-                self.work.mkdir(exist_ok=True)
-                fd = os.open(self.work, os.O_RDONLY | os.O_DIRECTORY)
+                fd = os.open(self.work / MARKER, os.O_RDWR | os.O_CREAT, 0o644)
             except OSError as err:
-                raise _cli_error(self.given, f"a folder that can be created ({err.strerror})") from None
+                raise _cli_error(self.given, f"a folder that can be written ({err.strerror})") from None
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 os.close(fd)
                 raise _cli_error(self.given, f"a folder no other run is writing ({self._holder()}); wait for it "
                                              "to finish or choose another --out") from None
-            # The folder may have been published (renamed to OUT) between our open and our lock: try again.
+            except OSError as err:  # a file system without locks: two runs could not be kept apart
+                os.close(fd)
+                if created:
+                    shutil.rmtree(self.work, ignore_errors=True)
+                raise _cli_error(self.given, f"a folder on a file system with file locks ({err.strerror})") \
+                    from None
+            # The marker may have been removed (its folder published) between our open and our lock: again.
             try:
-                same = os.path.samestat(os.fstat(fd), os.stat(self.work))
+                same = os.path.samestat(os.fstat(fd), os.stat(self.work / MARKER))
             except FileNotFoundError:
                 same = False
             if same:
                 self._fd = fd
                 break
             os.close(fd)
+            self.work.mkdir(exist_ok=True)
         else:  # pragma: no cover - ten publishes in a row between two system calls
             raise _cli_error(self.given, "a folder no other run is publishing at the same time")
-        self.resumed_work = resume and any(p.name != LOCK_FILE for p in self.work.iterdir())
+        self.resumed_work = resume and any(p.name != MARKER for p in self.work.iterdir())
         if not resume:
             for entry in self.work.iterdir():
+                if entry.name == MARKER:
+                    continue
                 if entry.is_dir() and not entry.is_symlink():
                     shutil.rmtree(entry)
                 else:
                     entry.unlink()
-        holder = {"pid": os.getpid(), "host": socket.gethostname(),
+        holder = {"kind": self.kind, "pid": os.getpid(), "host": socket.gethostname(),
                   "since": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
-        (self.work / LOCK_FILE).write_text(json.dumps(holder), encoding="utf-8")
+        os.ftruncate(self._fd, 0)
+        os.pwrite(self._fd, json.dumps(holder).encode(), 0)
         return self.work
+
+    def _check_earlier_work(self) -> None:
+        """An existing OUT.partial is reused or emptied only if csfsim made it for this kind of command."""
+        try:
+            earlier = json.loads((self.work / MARKER).read_text(encoding="utf-8"))
+        except FileNotFoundError:  # empty (made by a run killed at once), of an earlier csfsim, or the user's
+            names = {p.name for p in self.work.iterdir()}
+            kinds = [kind for kind, known in EARLIER_PARTIALS.items() if names <= known]
+            earlier = {"kind": self.kind if not names else kinds[0]} if not names or kinds else None
+        except (OSError, ValueError):
+            earlier = {}  # being written by its holder: the lock below tells
+        if earlier is None:
+            raise _cli_error(self.given, f"a folder whose {self.work.name} csfsim made (that folder holds files "
+                                         "csfsim did not write); move it or choose another --out")
+        kind = earlier.get("kind") if isinstance(earlier, dict) else None
+        if kind is not None and kind != self.kind:
+            raise _cli_error(self.given, f"a folder for a csfsim {self.kind} ({self.work.name} holds the work of "
+                                         f"an interrupted csfsim {kind}); finish it or choose another --out")
 
     def _holder(self) -> str:
         try:
-            h = json.loads((self.work / LOCK_FILE).read_text(encoding="utf-8"))
+            h = json.loads((self.work / MARKER).read_text(encoding="utf-8"))
             return f"csfsim process {h['pid']} on {h['host']} has held {self.work.name} since {h['since']}"
         except (OSError, ValueError, KeyError, TypeError):
             return f"another csfsim process holds {self.work.name}"
@@ -215,18 +304,23 @@ class RunFolder:
 
         if self._fd is None:
             raise RuntimeError("publish() before open()")
-        (self.work / LOCK_FILE).unlink(missing_ok=True)
+        self.publishing = True
         entries = sorted({p.name for p in self.work.iterdir() if not p.name.startswith(".")} | {"manifest.json"})
         manifest["files"] = entries
         write_json(self.work / "manifest.json", manifest)
-        # Again: the folder may have changed while the command ran.
-        check_replaceable(self.out, self.kind, self.overwrite, self.given)
-        old = None
-        if self.out.exists():
-            old = self.out.with_name(f".{self.out.name}.old-{os.getpid()}")
-            os.replace(self.out, old)
-        os.replace(self.work, self.out)
-        self.published = True
+        try:
+            # Again: the folder may have changed while the command ran.
+            check_replaceable(self.out, self.kind, self.overwrite, self.given)
+        except ScenarioError as err:
+            raise ScenarioError(err.file, err.field, err.value, f"{err.expected} (the finished work is kept in "
+                                                                f"{self.work})") from None
+        old = self.out.with_name(f".{self.out.name}.old-{os.getpid()}") if self.out.exists() else None
+        with _signals_held():
+            (self.work / MARKER).unlink()  # still locked through our descriptor until close()
+            if old is not None:
+                os.replace(self.out, old)
+            os.replace(self.work, self.out)
+            self.published = True
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
 

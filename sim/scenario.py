@@ -261,10 +261,17 @@ def _merge_raw(low: dict[str, Any], high: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+SCENARIO_PATH_VARIABLE = "CSFSIM_SCENARIO_PATH"
+
+
 def extends_roots(path: Path) -> tuple[Path, ...]:
-    """Where `extends` may reach from the scenario file at `path`: its own folder tree and the project's scenarios/
-    folder. Why: `extends` read any file on the machine, and its errors confirmed the file or echoed its values."""
-    return (path.resolve().parent, (REPO_ROOT / "scenarios").resolve())
+    """Where `extends` may reach from the scenario file at `path`: the folder tree of the file (as named, and
+    where a symbolic link leads), csfsim's scenarios/ folder, and the folders listed in CSFSIM_SCENARIO_PATH
+    (os.pathsep between them, as in PATH). Why: `extends` read any file on the machine, and its errors confirmed
+    the file or echoed its values."""
+    extra = [Path(p) for p in os.environ.get(SCENARIO_PATH_VARIABLE, "").split(os.pathsep) if p]
+    folders = [path.absolute().parent, path.resolve().parent, REPO_ROOT / "scenarios", *extra]
+    return tuple(dict.fromkeys(f.resolve() for f in folders))
 
 
 def _leaf_paths(raw: dict[str, Any], prefix: str = "") -> Iterator[str]:
@@ -297,8 +304,9 @@ def _read_with_extends(path: Path, shown: str, seen: tuple[Path, ...] = (),
     except (OSError, RuntimeError):  # a loop of symbolic links
         raise ScenarioError(shown, "extends", parent, "the path of a scenario file (not a loop of links)") from None
     if not any(parent_path.is_relative_to(root) for root in roots):
-        raise ScenarioError(shown, "extends", parent, "a scenario file in this scenario's folder (or below it) or "
-                                                      "in csfsim's scenarios/ folder")
+        raise ScenarioError(shown, "extends", parent, "a scenario file in the folder of the scenario named (or "
+                                                      "below it), in csfsim's scenarios/ folder, or in a folder "
+                                                      f"listed in {SCENARIO_PATH_VARIABLE}")
     if parent_path in seen or parent_path == path.resolve():
         chain = " -> ".join(p.name for p in (*seen, path.resolve(), parent_path))
         raise ScenarioError(shown, "extends", parent, f"a scenario file that does not extend itself (cycle {chain})")

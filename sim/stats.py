@@ -181,12 +181,38 @@ def t_interval(values: np.ndarray, level: float = 0.95) -> tuple[float, float, f
     return mean, sd, mean - half, mean + half
 
 
+def is_share(metric: str) -> bool:
+    """Metrics that are proportions (shares of patients, utilization): their intervals stay within [0, 1]."""
+    return metric.startswith("share_") or metric == "resource_utilization"
+
+
+def share_interval(values: np.ndarray, level: float = 0.95) -> tuple[float, float, float, float]:
+    """Mean, sd and a confidence interval for the mean of per-replication shares that stays within [0, 1]: the
+    t interval on the logit scale (delta method: half-width t * sd / (sqrt(n) * m * (1 - m)) around logit(m)),
+    mapped back. With the mean at 0 or 1 (every replication the same extreme) the interval is that point.
+    Why: with few replications the plain t interval of a share near 0 or 1 left [0, 1] (e.g. -0.4% to 14.2%)."""
+    mean, sd, lo, hi = t_interval(values, level)
+    if not math.isfinite(lo) or not 0.0 <= mean <= 1.0:
+        return mean, sd, lo, hi
+    if mean in (0.0, 1.0) or sd == 0.0:
+        return mean, sd, mean, mean
+    n = int(np.sum(~np.isnan(values)))
+    half = _t_quantile(0.5 + level / 2, n - 1) * sd / (math.sqrt(n) * mean * (1.0 - mean))
+    centre = math.log(mean / (1.0 - mean))
+    return mean, sd, 1.0 / (1.0 + math.exp(-(centre - half))), 1.0 / (1.0 + math.exp(-(centre + half)))
+
+
+def metric_interval(metric: str, values: np.ndarray, level: float = 0.95) -> tuple[float, float, float, float]:
+    """Mean, sd and confidence interval of a metric's per-replication values, on the metric's own scale."""
+    return share_interval(values, level) if is_share(metric) else t_interval(values, level)
+
+
 def summarize(per_rep: pd.DataFrame) -> pd.DataFrame:
     """Across replications: one row per (metric, group) with mean, sd, 95% CI and the replication count."""
     rows = []
     for (metric, group), g in per_rep.groupby(["metric", "group"], sort=False):
         values = g["value"].to_numpy(dtype=float)
-        mean, sd, lo, hi = t_interval(values)
+        mean, sd, lo, hi = metric_interval(metric, values)
         rows.append((metric, group, mean, sd, lo, hi, int(np.sum(~np.isnan(values)))))
     return pd.DataFrame(rows, columns=["metric", "group", "mean", "sd", "ci95_low", "ci95_high",
                                        "n_replications"])

@@ -19,7 +19,7 @@ from sim.errors import ScenarioError
 from sim.experiment import Backend, RunResult, run
 from sim.runfolder import RunFolder
 from sim.scenario import load_scenario
-from sim.stats import t_interval
+from sim.stats import metric_interval, t_interval
 
 
 def parse_set(text: str) -> tuple[str, list[Any]]:
@@ -104,7 +104,7 @@ def sweep_table(paths: list[str], combos: list[tuple], runs: list[RunResult]) ->
     for i, (combo, r) in enumerate(zip(combos, runs, strict=True)):
         for (metric, group), g in r.per_replication.groupby(["metric", "group"], sort=False):
             values = g.set_index("replication")["value"]
-            mean, sd, lo, hi = t_interval(values.to_numpy(dtype=float))
+            mean, sd, lo, hi = metric_interval(metric, values.to_numpy(dtype=float))
             row: dict[str, Any] = {"combination": i, **dict(zip(paths, combo, strict=True)), "metric": metric,
                                    "group": group, "mean": mean, "sd": sd, "ci95_low": lo, "ci95_high": hi}
             if (metric, group) in base:

@@ -130,3 +130,13 @@ def test_sobol_indices_of_a_linear_model():
     # a pure interaction has no first-order effect
     res = cea.sobol_indices(lambda x: (x[:, 0] - 0.5) * (x[:, 1] - 0.5), ["x1", "x2"], 1024, seed=3)
     assert np.all(np.abs(res["S1"]) < 0.05) and np.all(res["ST"] > 0.8)
+
+
+def test_evpi_is_never_negative_from_rounding():
+    from sim.cea import evpi
+
+    costs = np.full((50, 2), 1234.56789)  # both strategies the same in every sample: EVPI is exactly 0
+    qalys = np.full((50, 2), 0.123456789)
+    assert evpi(costs, qalys, 20000.0) == 0.0
+    rng = np.random.default_rng(1)
+    assert evpi(rng.normal(100, 10, (40, 2)), rng.normal(1, 0.1, (40, 2)), 20000.0) > 0.0

@@ -127,3 +127,26 @@ def test_a_bad_set_path_of_a_sweep_blames_the_command_line(tmp_path):
     with pytest.raises(ScenarioError) as info:
         sweep(EXPERIENCED, [("nonexistent.path", [1])], reps=1)
     assert info.value.file == "(command line) --set"
+
+
+def test_extends_of_a_linked_scenario_is_read_beside_the_link(tmp_path):
+    """A scenario reached through a symbolic link may extend a file beside the link (where it is named)."""
+    (tmp_path / "A").mkdir()
+    (tmp_path / "B").mkdir()
+    (tmp_path / "B" / "real.toml").write_text('extends = "base.toml"\n')
+    (tmp_path / "A" / "base.toml").write_text(f'extends = "{EXPERIENCED}"\n[run]\nhorizon_days = 333\n')
+    os.symlink(tmp_path / "B" / "real.toml", tmp_path / "A" / "s.toml")
+    assert load_scenario(tmp_path / "A" / "s.toml").horizon_days == 333
+
+
+def test_a_folder_listed_in_csfsim_scenario_path_may_be_extended(tmp_path, monkeypatch):
+    shared = tmp_path / "shared"
+    study = tmp_path / "study"
+    shared.mkdir()
+    study.mkdir()
+    (shared / "p.toml").write_text(f'extends = "{EXPERIENCED}"\n[run]\nhorizon_days = 444\n')
+    (study / "s.toml").write_text('extends = "../shared/p.toml"\n')
+    with pytest.raises(ScenarioError, match="CSFSIM_SCENARIO_PATH"):
+        load_scenario(study / "s.toml")
+    monkeypatch.setenv("CSFSIM_SCENARIO_PATH", str(shared))
+    assert load_scenario(study / "s.toml").horizon_days == 444

@@ -41,6 +41,13 @@ def small_scenario(tmp_path: Path, name: str = "small.toml", extra: str = "") ->
     return path
 
 
+def wait_for_parts(parts: Path, n: int = 1, seconds: float = 90) -> None:
+    deadline = time.time() + seconds
+    while time.time() < deadline and len(list(parts.glob("metrics-*.csv"))) < n:
+        time.sleep(0.05)
+    assert len(list(parts.glob("metrics-*.csv"))) >= n, "the run wrote no replication in time"
+
+
 def snapshot(folder: Path) -> dict[str, bytes]:
     return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
 
@@ -117,16 +124,15 @@ def test_a_second_run_into_the_same_out_is_refused_and_the_first_publishes_its_o
     first = subprocess.Popen([sys.executable, "-m", "sim", "run", str(LOW_VOLUME), "--reps", "200", "--seed", "11",
                               "--quiet", "--no-report", "--no-events", "--jobs", "1", "--out", str(out)],
                              cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    parts = tmp_path / "run.partial" / "parts"
-    deadline = time.time() + 60
-    while time.time() < deadline and not list(parts.glob("metrics-*.csv")):
-        time.sleep(0.05)
+    wait_for_parts(tmp_path / "run.partial" / "parts")
+    first.send_signal(signal.SIGSTOP)  # held mid-run, whatever this machine's speed
     try:
         for extra in ([], ["--resume"], ["--overwrite"]):
             second = cli("run", str(LOW_VOLUME), "--out", str(out), *QUICK, "--seed", "12", *extra)
             line = one_line_error(second)
             assert "no other run is writing" in line and f"process {first.pid}" in line
     finally:
+        first.send_signal(signal.SIGCONT)
         _, stderr = first.communicate(timeout=300)
     assert first.returncode == 0, stderr
     manifest = json.loads((out / "manifest.json").read_text())
@@ -141,10 +147,7 @@ def test_the_lock_is_released_when_its_holder_dies(tmp_path):
     proc = subprocess.Popen([sys.executable, "-m", "sim", "run", str(LOW_VOLUME), "--reps", "200", "--seed", "3",
                              "--quiet", "--no-report", "--no-events", "--jobs", "1", "--out", str(out)], cwd=ROOT,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    parts = tmp_path / "run.partial" / "parts"
-    deadline = time.time() + 60
-    while time.time() < deadline and not list(parts.glob("metrics-*.csv")):
-        time.sleep(0.05)
+    wait_for_parts(tmp_path / "run.partial" / "parts")
     proc.kill()
     proc.wait()
     resumed = cli("run", str(LOW_VOLUME), "--out", str(out), "--reps", "4", "--seed", "3", "--quiet", "--no-report",
@@ -238,9 +241,7 @@ def test_sigterm_is_an_interruption_in_one_line_and_resume_finishes_the_run(tmp_
                              "--quiet", "--no-report", "--no-events", "--jobs", "1", "--out", str(out)], cwd=ROOT,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     parts = tmp_path / "run.partial" / "parts"
-    deadline = time.time() + 60
-    while time.time() < deadline and not list(parts.glob("metrics-*.csv")):
-        time.sleep(0.05)
+    wait_for_parts(parts)
     proc.send_signal(signal.SIGTERM)
     _, stderr = proc.communicate(timeout=60)
     if proc.returncode == 0:
@@ -271,6 +272,7 @@ def test_psa_workers_die_with_a_killed_main_process(tmp_path):
     deadline = time.time() + 90
     while time.time() < deadline and len(list(samples.glob("sample-*.csv"))) < 2:
         time.sleep(0.05)
+    assert len(list(samples.glob("sample-*.csv"))) >= 2, "the PSA wrote no sample in time"
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     deadline = time.time() + 10
@@ -336,13 +338,15 @@ def test_a_report_that_fails_after_the_run_is_published_does_not_ask_for_resume(
 def test_an_atomic_write_that_fails_leaves_no_temporary_file(tmp_path, monkeypatch):
     from sim import outputs
 
-    def full(self, *args, **kwargs):
+    def full(src, dst):  # the temporary file is written; putting it in place fails
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(Path, "write_text", full)
-    with pytest.raises(OSError):
-        outputs.atomic_write_text(tmp_path / "a.txt", "x")
-    assert list(tmp_path.iterdir()) == []
+    monkeypatch.setattr(outputs.os, "replace", full)
+    for write in (lambda p: outputs.atomic_write_text(p, "x"), lambda p: outputs.atomic_write_bytes(p, b"x"),
+                  lambda p: outputs.atomic_write_csv(p, pd.DataFrame({"a": [1.5]}))):
+        with pytest.raises(OSError):
+            write(tmp_path / "a.txt")
+        assert list(tmp_path.iterdir()) == []
 
 
 def test_a_run_with_no_patients_says_so_and_warnings_are_one_plain_line_each(tmp_path):
@@ -391,3 +395,76 @@ def test_the_memory_guard_estimates_and_names_what_to_change():
         check_memory(s, Backend("serial", 1), available=per_replication / 2)
     assert info.value.field == "population.arrivals_per_year"
     check_memory(s, Backend("dask", 64, "tcp://127.0.0.1:8786"), available=1.0)  # workers elsewhere
+
+
+def test_a_partial_folder_csfsim_did_not_make_is_never_emptied(tmp_path):
+    """A user's own `mine.partial/` (or an --out ending in .partial) is not csfsim's work in progress."""
+    scenario = small_scenario(tmp_path)
+    mine = tmp_path / "mine.partial"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("x")
+    for extra in ([], ["--resume"]):
+        line = one_line_error(cli("run", str(scenario), "--out", str(tmp_path / "mine"), *QUICK, *extra))
+        assert "mine.partial" in line
+    assert (mine / "notes.txt").read_text() == "x" and not (tmp_path / "mine").exists()
+    line = one_line_error(cli("run", str(scenario), "--out", str(tmp_path / "res.partial"), *QUICK))
+    assert ".partial" in line and not (tmp_path / "res.partial").exists()
+
+
+def test_work_of_another_kind_of_command_is_not_taken_over(tmp_path):
+    scenario = small_scenario(tmp_path)
+    with RunFolder(tmp_path / "x", "run", keep_on_error=True) as folder:
+        (folder.open() / "run.json").write_text("{}")
+    line = one_line_error(cli("psa", str(scenario), "--samples", "2", "--reps", "1", "--jobs", "1", "--out",
+                              str(tmp_path / "x")))
+    assert "interrupted csfsim run" in line
+    assert (tmp_path / "x.partial" / "run.json").exists()
+
+
+def test_a_refusal_at_publish_keeps_the_finished_work(tmp_path):
+    """A folder that appears at OUT while the command runs is left alone, and the work is not thrown away."""
+    out = tmp_path / "late"
+    folder = RunFolder(out, "warmup")
+    work = folder.open()
+    (work / "warmup.csv").write_text("x\n")
+    out.mkdir()
+    (out / "notes.txt").write_text("the user's")
+    with pytest.raises(Exception, match="finished work is kept"), folder:
+        folder.publish({"csfsim_warmup": True})
+    assert (work / "warmup.csv").exists() and (out / "notes.txt").read_text() == "the user's"
+
+
+def test_an_output_of_an_earlier_csfsim_without_a_files_list_can_be_replaced(tmp_path):
+    out = tmp_path / "sens"
+    out.mkdir()
+    for name in ("oneway.csv", "tornado.png", "tornado.svg", "report.html"):
+        (out / name).write_text("x")
+    (out / "figures").mkdir()
+    (out / "figures" / "a.png").write_text("x")
+    (out / "manifest.json").write_text(json.dumps({"csfsim_sensitivity": True}))
+    check_replaceable(out, "sensitivity", overwrite=True)
+    (out / "figures" / "mine.docx").write_text("x")
+    with pytest.raises(Exception, match=r"figures/mine\.docx"):
+        check_replaceable(out, "sensitivity", overwrite=True)
+
+
+@pytest.mark.parametrize("manifest", ['{"csfsim_run": true, "files": 5}', '{"csfsim_run": true, "files": [[1]]}',
+                                      '{"csfsim_compare": true, "scenarios": 3}', '[1, 2]', '{"files": null}'])
+def test_a_malformed_manifest_in_the_way_is_one_line(tmp_path, manifest):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "manifest.json").write_text(manifest)
+    (out / "x.csv").write_text("x")
+    line = one_line_error(cli("run", str(small_scenario(tmp_path)), "--out", str(out), *QUICK, "--overwrite"))
+    assert "--out" in line and (out / "x.csv").exists()
+
+
+def test_a_scenario_named_figures_does_not_share_the_reports_folder(tmp_path):
+    named = tmp_path / "figures.toml"
+    named.write_text(f'extends = "{EXPERIENCED}"\n[scenario]\nname = "Figures"\n[run]\nhorizon_days = 200\n')
+    out = tmp_path / "cmp"
+    proc = cli("compare", str(named), str(small_scenario(tmp_path)), "--reps", "1", "--quiet", "--no-events",
+               "--no-crn-check", "--jobs", "1", "--out", str(out))
+    assert proc.returncode == 0, proc.stderr
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert "figures" not in manifest["folders"] and (out / "figures").is_dir()
