@@ -116,6 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
     p_sw.add_argument("--out", default="results/sweep", help="output folder (default results/sweep)")
     p_sw.add_argument("--metric", default="diagnosis_delay_median_days", help="metric to plot over the grid")
     p_sw.add_argument("--group", default="spontaneous", help="group of the plotted metric (default spontaneous)")
+    p_sw.add_argument("--resume", action="store_true", help="go on with an interrupted sweep in --out")
     common(p_sw)
     overwrite(p_sw)
 
@@ -161,7 +162,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 # What is left of an interrupted command, and how to go on (a run resumes with --resume, a PSA by itself).
 KEPT = {"run": "finished replications are kept in OUT.partial/; rerun with --resume to finish",
-        "psa": "finished samples are kept in OUT.partial/; run the same command again to go on from them"}
+        "psa": "finished samples are kept in OUT.partial/; run the same command again to go on from them",
+        "sweep": "finished combinations are kept in OUT.partial/; rerun with --resume to go on from them"}
 NOT_KEPT = "nothing was published; run the command again"
 
 
@@ -349,7 +351,8 @@ def _sweep(args: argparse.Namespace, command: str) -> int:
     settings = [parse_set(text) for text in args.settings]
     result = sweep(args.scenario, settings, reps=args.reps, seed=args.seed, jobs=args.jobs, out=args.out,
                    backend=_backend(args), metric=args.metric, group=args.group,
-                   progress=False if args.quiet else None, command=command, overwrite=args.overwrite)
+                   progress=False if args.quiet else None, command=command, overwrite=args.overwrite,
+                   resume=args.resume)
     t = result.table
     sel = t[(t["metric"] == args.metric) & (t["group"] == args.group)]
     cols = [p for p, _ in settings] + ["mean", "ci95_low", "ci95_high", "diff_vs_first"]

@@ -115,7 +115,8 @@ class RunResult:
 
     @property
     def resource_uses(self) -> pd.DataFrame:
-        """Every completed resource use (request, start and end day); empty when run with log_events=False."""
+        """Every resource use started by the horizon (request, start and end day; a use in progress at the
+        horizon has its scheduled end, beyond it); empty when run with log_events=False."""
         if self._uses is None:
             self._uses = self._read("resource_uses.parquet")
         return self._uses if self._uses is not None else pd.DataFrame()

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import contextlib
 import difflib
 import itertools
+import json
 import os
+import shutil
 import tomllib
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -18,7 +19,7 @@ from sim import outputs
 from sim.errors import ScenarioError
 from sim.experiment import Backend, RunResult, run
 from sim.runfolder import RunFolder
-from sim.scenario import load_scenario
+from sim.scenario import load_scenario, to_jsonable
 from sim.stats import metric_interval, t_interval
 
 
@@ -42,16 +43,18 @@ def parse_set(text: str) -> tuple[str, list[Any]]:
 @dataclass
 class SweepResult:
     table: pd.DataFrame  # one row per combination x metric x group
-    runs: list[RunResult]
+    runs: list[RunResult]  # the combinations run by this call (not those resumed from an interrupted sweep)
     out_dir: Path | None
 
 
 def sweep(base: str | os.PathLike[str], settings: Sequence[tuple[str, list[Any]]], reps: int = 10, seed: int = 1,
           jobs: int = 1, out: str | os.PathLike[str] | None = None, backend: Backend | None = None,
           metric: str = "diagnosis_delay_median_days", group: str = "spontaneous",
-          progress: bool | None = None, command: str | None = None, overwrite: bool = False) -> SweepResult:
+          progress: bool | None = None, command: str | None = None, overwrite: bool = False,
+          resume: bool = False) -> SweepResult:
     """Run every combination of the `settings` values (cartesian grid) with the same seed (common random
-    numbers); the first combination is the reference for paired differences."""
+    numbers); the first combination is the reference for paired differences. With `out`, each finished
+    combination is kept in OUT.partial/combinations/, and `resume` goes on from them after an interruption."""
     if not settings:
         raise ScenarioError("(command line)", "--set", None, "at least one --set PATH=VALUES")
     paths = [p for p, _ in settings]
@@ -62,26 +65,59 @@ def sweep(base: str | os.PathLike[str], settings: Sequence[tuple[str, list[Any]]
         raise ScenarioError("(command line)", "--set", f"{len(combos)} combinations", "at most 10000 combinations")
     scenarios = [load_scenario(base, overrides=dict(zip(paths, combo, strict=True)),
                                overrides_from="(command line) --set") for combo in combos]
-    folder = RunFolder(out, "sweep", overwrite=overwrite) if out is not None else None
-    with folder or contextlib.nullcontext():
-        work = folder.open() if folder is not None else None
+    if out is None:
         runs = [run(scenarios[0], reps=reps, seed=seed, jobs=jobs, log_events=False, progress=progress,
                     backend=backend)]
         check_plotted(runs[0].per_replication, metric, group)  # before the rest of the grid runs
         runs += [run(s, reps=reps, seed=seed, jobs=jobs, log_events=False, progress=progress, backend=backend)
                  for s in scenarios[1:]]
-        table = sweep_table(paths, combos, runs)
-        if folder is None or work is None:
-            return SweepResult(table=table, runs=runs, out_dir=None)
+        tables = [r.per_replication for r in runs]
+        return SweepResult(table=sweep_table(paths, combos, tables), runs=runs, out_dir=None)
+    with RunFolder(out, "sweep", overwrite=overwrite, keep_on_error=True) as folder:
+        work = folder.open(resume)
+        done = work / "combinations"
+        config = {"base": str(base), "settings": [[p, list(v)] for p, v in settings], "reps": reps, "seed": seed,
+                  "scenario": json.loads(json.dumps(to_jsonable(scenarios[0].resolved), default=str))}
+        _check_same_sweep(work / "sweep.json", config, resume)
+        done.mkdir(exist_ok=True)
+        outputs.write_json(work / "sweep.json", config)
+        runs, tables = [], []
+        for i, s in enumerate(scenarios):
+            part = done / f"combination-{i:05d}.arrow"
+            if part.exists():  # finished before the sweep was interrupted (the same scenario, seed and grid)
+                tables.append(pd.read_feather(part))
+            else:
+                r = run(s, reps=reps, seed=seed, jobs=jobs, log_events=False, progress=progress, backend=backend)
+                outputs.atomic_write_arrow(part, r.per_replication)
+                runs.append(r)
+                tables.append(r.per_replication)
+            if i == 0:
+                check_plotted(tables[0], metric, group)  # before the rest of the grid runs
+        table = sweep_table(paths, combos, tables)
         outputs.atomic_write_csv(work / "sweep.csv", table)
         plot_sweep(table, paths, metric, group, work)
+        shutil.rmtree(done)
+        (work / "sweep.json").unlink()
         folder.publish({
             "csfsim_sweep": True, "base": str(base), "settings": {p: v for p, v in settings},
             "combinations": len(combos), "replications": reps, "seed": seed, "common_random_numbers": True,
             "metric": metric, "group": group,
             "command": command or outputs.command_line(), "git_commit": outputs.git_commit(),
             "versions": outputs.versions()})
-    return SweepResult(table=table, runs=runs, out_dir=Path(out))  # type: ignore[arg-type]
+    return SweepResult(table=table, runs=runs, out_dir=Path(out))
+
+
+def _check_same_sweep(info: Path, config: dict[str, Any], resume: bool) -> None:
+    """--resume goes on only with the grid, seed, replications and scenario of the interrupted sweep."""
+    if not resume or not info.exists():
+        return
+    try:
+        earlier = json.loads(info.read_text())
+    except ValueError:
+        earlier = None
+    if earlier != json.loads(json.dumps(config, default=str)):
+        raise ScenarioError(str(info), "--set/--seed/--reps", None, "the grid, seed, replications and scenario of "
+                            "the interrupted sweep (or rerun without --resume to start again)")
 
 
 def check_plotted(per_replication: pd.DataFrame, metric: str, group: str) -> None:
@@ -97,12 +133,14 @@ def check_plotted(per_replication: pd.DataFrame, metric: str, group: str) -> Non
         raise ScenarioError("(command line)", "--group", group, f"a group of {metric}: one of {', '.join(groups)}")
 
 
-def sweep_table(paths: list[str], combos: list[tuple], runs: list[RunResult]) -> pd.DataFrame:
+def sweep_table(paths: list[str], combos: list[tuple], tables: list[pd.DataFrame]) -> pd.DataFrame:
+    """sweep.csv: per combination, metric and group the mean and 95% CI over replications and the paired
+    difference from the first combination (`tables`: each combination's per-replication metrics)."""
     base = {key: g.set_index("replication")["value"]
-            for key, g in runs[0].per_replication.groupby(["metric", "group"], sort=False)}
+            for key, g in tables[0].groupby(["metric", "group"], sort=False)}
     rows = []
-    for i, (combo, r) in enumerate(zip(combos, runs, strict=True)):
-        for (metric, group), g in r.per_replication.groupby(["metric", "group"], sort=False):
+    for i, (combo, per_rep) in enumerate(zip(combos, tables, strict=True)):
+        for (metric, group), g in per_rep.groupby(["metric", "group"], sort=False):
             values = g.set_index("replication")["value"]
             mean, sd, lo, hi = metric_interval(metric, values.to_numpy(dtype=float))
             row: dict[str, Any] = {"combination": i, **dict(zip(paths, combo, strict=True)), "metric": metric,

@@ -468,3 +468,33 @@ def test_a_scenario_named_figures_does_not_share_the_reports_folder(tmp_path):
     assert proc.returncode == 0, proc.stderr
     manifest = json.loads((out / "manifest.json").read_text())
     assert "figures" not in manifest["folders"] and (out / "figures").is_dir()
+
+
+def test_an_interrupted_sweep_resumes_from_its_finished_combinations(tmp_path, monkeypatch):
+    from sim import sweep as sweep_module
+
+    scenario = small_scenario(tmp_path)
+    grid = [("run.horizon_days", [100, 150, 200, 250])]
+    fresh = sweep_module.sweep(scenario, grid, reps=2, seed=3, out=tmp_path / "fresh", progress=False)
+    real_run, calls = sweep_module.run, []
+
+    def interrupted(*args, **kwargs):
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        calls.append(args[0].horizon_days)
+        return real_run(*args, **kwargs)
+
+    monkeypatch.setattr(sweep_module, "run", interrupted)
+    out = tmp_path / "sw"
+    with pytest.raises(KeyboardInterrupt):
+        sweep_module.sweep(scenario, grid, reps=2, seed=3, out=out, progress=False)
+    assert len(list((tmp_path / "sw.partial" / "combinations").iterdir())) == 2
+    with pytest.raises(Exception, match="interrupted sweep"):  # another grid cannot go on from this one
+        sweep_module.sweep(scenario, [("run.horizon_days", [100, 300])], reps=2, seed=3, out=out, resume=True)
+    calls.clear()
+    monkeypatch.setattr(sweep_module, "run", lambda *a, **k: (calls.append(a[0].horizon_days), real_run(*a, **k))[1])
+    resumed = sweep_module.sweep(scenario, grid, reps=2, seed=3, out=out, progress=False, resume=True)
+    assert calls == [200, 250]
+    assert (out / "sweep.csv").read_bytes() == (tmp_path / "fresh" / "sweep.csv").read_bytes()
+    pd.testing.assert_frame_equal(resumed.table, fresh.table)
+    assert not (tmp_path / "sw.partial").exists()
