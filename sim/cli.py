@@ -241,8 +241,14 @@ def _dispatch(args: argparse.Namespace, command: str, kept: str) -> int:
         where = f" ({err.filename})" if err.filename else ""
         print(f"csfsim: error: could not write results{where}: {err.strerror or err}; {kept}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
-        print(f"csfsim: interrupted; {kept}", file=sys.stderr)
+    except KeyboardInterrupt as err:
+        from sim.runfolder import InterruptedAfterPublish
+
+        if isinstance(err, InterruptedAfterPublish):
+            print(f"csfsim: interrupted just after the results were published in {err}/ (they are complete)",
+                  file=sys.stderr)
+        else:
+            print(f"csfsim: interrupted; {kept}", file=sys.stderr)
         return 130
     except Exception as err:
         arrow = sys.modules.get("pyarrow")
@@ -356,7 +362,7 @@ def _sweep(args: argparse.Namespace, command: str) -> int:
     t = result.table
     sel = t[(t["metric"] == args.metric) & (t["group"] == args.group)]
     cols = [p for p, _ in settings] + ["mean", "ci95_low", "ci95_high", "diff_vs_first"]
-    print(f"{args.metric} ({args.group}) over {len(result.runs)} combinations, common random numbers:")
+    print(f"{args.metric} ({args.group}) over {t['combination'].nunique()} combinations, common random numbers:")
     print(sel[cols].to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     print(f"Written to {args.out}/ (sweep.csv, sweep.png, sweep.svg)")
     return 0

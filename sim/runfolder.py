@@ -20,6 +20,8 @@ import re
 import shutil
 import signal
 import socket
+import stat
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -41,14 +43,37 @@ EARLIER_OUTPUTS = {
             "ce_plane.png", "ceac.png"},
     "sensitivity": {"oneway.csv", "tornado.png", "tornado.svg", "sobol.csv"},
 }
-# What OUT.partial held for an interrupted run or PSA of a csfsim without the marker (they can still resume).
-EARLIER_PARTIALS = {"run": {"run.json", "parts"}, "psa": {"psa.json", "samples"}}
+# What OUT.partial held for an interrupted run or PSA of a csfsim without the marker (they can still resume):
+# its record, and the folder of its parts, with their names.
+EARLIER_PARTIALS = {"run": ("run.json", "seed", "parts", re.compile(r"[a-z_]+-\d{5}\.(csv|arrow|parquet|bin)")),
+                    "psa": ("psa.json", "samples", "samples", re.compile(r"sample-\d{5}\.csv"))}
 # What `csfsim report` adds to a finished folder, besides what the manifest lists.
 REPORT_OUTPUTS = ("report.html", "figures")
 FIGURE_SUFFIXES = (".png", ".svg")
 MARKER = ".csfsim-partial.json"  # in OUT.partial: the kind of command that made it and who holds it (locked)
 MAX_NAME = 200  # bytes of the folder's name: OUT.partial and the temporary names must fit in 255
 _TEMPORARY = re.compile(r"\..+\.(tmp-\d+|tmp|old-\d+)")  # csfsim's atomic writes and publishes, left by a kill
+
+
+def _earlier_partial(work: Path) -> str | None:
+    """The kind of an OUT.partial without a marker: "" if empty, the kind if it holds exactly what an earlier
+    csfsim wrote there (a record it can read, parts with csfsim's names), None if anything else (the user's)."""
+    names = {p.name for p in work.iterdir()}
+    if not names:
+        return ""
+    for kind, (record, key, parts, part_name) in EARLIER_PARTIALS.items():
+        if not names <= {record, parts} or record not in names:
+            continue
+        try:
+            ok = key in json.loads((work / record).read_text(encoding="utf-8"))
+        except (OSError, ValueError, TypeError):
+            ok = False
+        folder = work / parts
+        if ok and (not folder.exists() or (folder.is_dir() and all(
+                p.is_file() and (part_name.fullmatch(p.name) or _TEMPORARY.fullmatch(p.name))
+                for p in folder.iterdir()))):
+            return kind
+    return None
 
 
 def _cli_error(out: Path | str, expected: str) -> ScenarioError:
@@ -125,7 +150,7 @@ def foreign_entries(folder: Path) -> list[str]:
         if entry.name == "figures" and entry.is_dir() and not entry.is_symlink():
             foreign += [f"figures/{p.name}" for p in entry.iterdir() if p.suffix not in FIGURE_SUFFIXES
                         or not p.is_file() or p.is_symlink()]
-        elif entry.name not in ours and not _TEMPORARY.fullmatch(entry.name):
+        elif entry.name not in ours and entry.name != MARKER and not _TEMPORARY.fullmatch(entry.name):
             foreign.append(entry.name)
     return sorted(foreign)
 
@@ -157,18 +182,24 @@ def check_replaceable(out: Path, kind: str, overwrite: bool, given: str | None =
 
 
 @contextlib.contextmanager
-def _signals_held() -> Iterator[None]:
-    """Ctrl-C and SIGTERM wait while OUT is swapped (between the two renames OUT does not exist)."""
-    held = {signal.SIGINT, signal.SIGTERM}
-    try:
-        previous = signal.pthread_sigmask(signal.SIG_BLOCK, held)
-    except (AttributeError, ValueError, OSError):  # no POSIX signals here
-        yield
+def _signals_held() -> Iterator[list[int]]:
+    """Ctrl-C and SIGTERM wait while OUT is swapped (between the two renames OUT does not exist): they are
+    noted in the list yielded, for the caller to act on once the swap is done."""
+    caught: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield caught
         return
+    held = (signal.SIGINT, signal.SIGTERM)
+    previous = {s: signal.signal(s, lambda signum, frame: caught.append(signum)) for s in held}
     try:
-        yield
+        yield caught
     finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+
+
+class InterruptedAfterPublish(KeyboardInterrupt):
+    """Ctrl-C or SIGTERM came while the results were put in place: they were, completely (the CLI says so)."""
 
 
 class RunFolder:
@@ -231,9 +262,17 @@ class RunFolder:
             self._check_earlier_work()
         for _ in range(10):
             try:
-                fd = os.open(self.work / MARKER, os.O_RDWR | os.O_CREAT, 0o644)
-            except OSError as err:
-                raise _cli_error(self.given, f"a folder that can be written ({err.strerror})") from None
+                fd = os.open(self.work / MARKER, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+            except FileNotFoundError:  # the folder was published (renamed) meanwhile: make a new one
+                self.work.mkdir(exist_ok=True)
+                continue
+            except OSError as err:  # ELOOP: the marker is a symbolic link, which csfsim never makes
+                raise _cli_error(self.given, f"a folder whose {self.work.name} csfsim made (its marker is not a "
+                                             f"file csfsim wrote: {err.strerror})") from None
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                os.close(fd)
+                raise _cli_error(self.given, f"a folder whose {self.work.name} csfsim made (its marker is not a "
+                                             "regular file)")
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
@@ -246,9 +285,10 @@ class RunFolder:
                     shutil.rmtree(self.work, ignore_errors=True)
                 raise _cli_error(self.given, f"a folder on a file system with file locks ({err.strerror})") \
                     from None
-            # The marker may have been removed (its folder published) between our open and our lock: again.
+            # The folder may have been published (renamed to OUT, its marker then removed) between our open and
+            # our lock: then the marker at this path is another file, or none, and we try again.
             try:
-                same = os.path.samestat(os.fstat(fd), os.stat(self.work / MARKER))
+                same = os.path.samestat(os.fstat(fd), os.stat(self.work / MARKER, follow_symlinks=False))
             except FileNotFoundError:
                 same = False
             if same:
@@ -278,9 +318,8 @@ class RunFolder:
         try:
             earlier = json.loads((self.work / MARKER).read_text(encoding="utf-8"))
         except FileNotFoundError:  # empty (made by a run killed at once), of an earlier csfsim, or the user's
-            names = {p.name for p in self.work.iterdir()}
-            kinds = [kind for kind, known in EARLIER_PARTIALS.items() if names <= known]
-            earlier = {"kind": self.kind if not names else kinds[0]} if not names or kinds else None
+            kind = _earlier_partial(self.work)
+            earlier = None if kind is None else {"kind": kind or self.kind}
         except (OSError, ValueError):
             earlier = {}  # being written by its holder: the lock below tells
         if earlier is None:
@@ -298,31 +337,44 @@ class RunFolder:
         except (OSError, ValueError, KeyError, TypeError):
             return f"another csfsim process holds {self.work.name}"
 
+    def check_publishable(self) -> None:
+        """Refuse, keeping the finished work, if OUT changed while the command ran so that it can no longer be
+        replaced (a caller may check before removing what a resume would need)."""
+        self.publishing = True
+        try:
+            check_replaceable(self.out, self.kind, self.overwrite, self.given)
+        except ScenarioError as err:
+            raise ScenarioError(err.file, err.field, err.value, f"{err.expected} (the finished work is kept in "
+                                                                f"{self.work})") from None
+
     def publish(self, manifest: dict[str, Any]) -> None:
         """Write `manifest`, its `files` set to every entry published, and put the folder in place as `OUT`."""
         from sim.outputs import write_json
 
         if self._fd is None:
             raise RuntimeError("publish() before open()")
-        self.publishing = True
         entries = sorted({p.name for p in self.work.iterdir() if not p.name.startswith(".")} | {"manifest.json"})
         manifest["files"] = entries
         write_json(self.work / "manifest.json", manifest)
-        try:
-            # Again: the folder may have changed while the command ran.
-            check_replaceable(self.out, self.kind, self.overwrite, self.given)
-        except ScenarioError as err:
-            raise ScenarioError(err.file, err.field, err.value, f"{err.expected} (the finished work is kept in "
-                                                                f"{self.work})") from None
+        self.check_publishable()
         old = self.out.with_name(f".{self.out.name}.old-{os.getpid()}") if self.out.exists() else None
-        with _signals_held():
-            (self.work / MARKER).unlink()  # still locked through our descriptor until close()
+        with _signals_held() as caught:
             if old is not None:
                 os.replace(self.out, old)
-            os.replace(self.work, self.out)
+            try:
+                os.replace(self.work, self.out)
+            except BaseException:
+                if old is not None:  # put the earlier output back: OUT is never left missing
+                    os.replace(old, self.out)
+                raise
             self.published = True
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
+            # The marker goes with the folder, still locked through our descriptor: a process that opened it
+            # before the rename finds, once it has the lock, that OUT.partial holds no such file.
+            (self.out / MARKER).unlink(missing_ok=True)
+            if old is not None:
+                shutil.rmtree(old, ignore_errors=True)
+        if caught:  # a Ctrl-C or SIGTERM held during the swap: the results are complete
+            raise InterruptedAfterPublish(str(self.out))
 
     def close(self) -> None:
         if self._fd is not None:

@@ -300,7 +300,9 @@ def _read_with_extends(path: Path, shown: str, seen: tuple[Path, ...] = (),
     if "\0" in parent:
         raise ScenarioError(shown, "extends", parent, "a file path without NUL characters")
     try:
-        parent_path = (path.parent / parent).resolve()
+        # Beside the file as named, else beside the file a symbolic link leads to.
+        candidates = [(path.parent / parent).resolve(), (path.resolve().parent / parent).resolve()]
+        parent_path = next((c for c in candidates if c.exists()), candidates[0])
     except (OSError, RuntimeError):  # a loop of symbolic links
         raise ScenarioError(shown, "extends", parent, "the path of a scenario file (not a loop of links)") from None
     if not any(parent_path.is_relative_to(root) for root in roots):

@@ -76,7 +76,7 @@ def sweep(base: str | os.PathLike[str], settings: Sequence[tuple[str, list[Any]]
     with RunFolder(out, "sweep", overwrite=overwrite, keep_on_error=True) as folder:
         work = folder.open(resume)
         done = work / "combinations"
-        config = {"base": str(base), "settings": [[p, list(v)] for p, v in settings], "reps": reps, "seed": seed,
+        config = {"settings": [[p, list(v)] for p, v in settings], "reps": reps, "seed": seed,
                   "scenario": json.loads(json.dumps(to_jsonable(scenarios[0].resolved), default=str))}
         _check_same_sweep(work / "sweep.json", config, resume)
         done.mkdir(exist_ok=True)
@@ -96,6 +96,8 @@ def sweep(base: str | os.PathLike[str], settings: Sequence[tuple[str, list[Any]]
         table = sweep_table(paths, combos, tables)
         outputs.atomic_write_csv(work / "sweep.csv", table)
         plot_sweep(table, paths, metric, group, work)
+        # Refused now (OUT changed meanwhile), the combinations stay for a --resume once OUT is moved.
+        folder.check_publishable()
         shutil.rmtree(done)
         (work / "sweep.json").unlink()
         folder.publish({
@@ -115,9 +117,13 @@ def _check_same_sweep(info: Path, config: dict[str, Any], resume: bool) -> None:
         earlier = json.loads(info.read_text())
     except ValueError:
         earlier = None
-    if earlier != json.loads(json.dumps(config, default=str)):
-        raise ScenarioError(str(info), "--set/--seed/--reps", None, "the grid, seed, replications and scenario of "
-                            "the interrupted sweep (or rerun without --resume to start again)")
+    config = json.loads(json.dumps(config, default=str))
+    if earlier != config:
+        differs = next((k for k in config if not isinstance(earlier, dict) or earlier.get(k) != config[k]), "sweep")
+        option = {"settings": "--set", "reps": "--reps", "seed": "--seed", "scenario": "the scenario"}.get(differs,
+                                                                                                        differs)
+        raise ScenarioError(str(info), option, config.get(differs), "what the interrupted sweep had (or rerun "
+                            "without --resume to start again)")
 
 
 def check_plotted(per_replication: pd.DataFrame, metric: str, group: str) -> None:

@@ -498,3 +498,46 @@ def test_an_interrupted_sweep_resumes_from_its_finished_combinations(tmp_path, m
     assert (out / "sweep.csv").read_bytes() == (tmp_path / "fresh" / "sweep.csv").read_bytes()
     pd.testing.assert_frame_equal(resumed.table, fresh.table)
     assert not (tmp_path / "sw.partial").exists()
+
+
+def test_a_marker_that_is_a_symbolic_link_is_not_followed(tmp_path):
+    important = tmp_path / "important.txt"
+    important.write_text("keep me")
+    (tmp_path / "y.partial").mkdir()
+    os.symlink(important, tmp_path / "y.partial" / ".csfsim-partial.json")
+    line = one_line_error(cli("warmup", str(small_scenario(tmp_path)), "--reps", "1", "--out", str(tmp_path / "y")))
+    assert "y.partial" in line and important.read_text() == "keep me"
+
+
+@pytest.mark.parametrize("layout", ["parts/chapter1.docx", "run.json"])
+def test_a_users_partial_folder_that_looks_like_an_old_run_is_not_emptied(tmp_path, layout):
+    mine = tmp_path / "x.partial" / layout
+    mine.parent.mkdir(parents=True, exist_ok=True)
+    mine.write_text("thesis")
+    one_line_error(cli("run", str(small_scenario(tmp_path)), "--out", str(tmp_path / "x"), *QUICK))
+    assert mine.read_text() == "thesis"
+
+
+def test_ctrl_c_during_the_swap_is_held_until_the_results_are_in_place(tmp_path, monkeypatch):
+    from sim import runfolder
+    from sim.runfolder import InterruptedAfterPublish
+
+    out = tmp_path / "out"
+    with RunFolder(out, "warmup") as first:
+        (first.open() / "warmup.csv").write_text("old\n")
+        first.publish({"csfsim_warmup": True})
+    real_replace = runfolder.os.replace
+
+    def interrupted_replace(src, dst):
+        real_replace(src, dst)
+        if Path(src).name == "out.partial":
+            os.kill(os.getpid(), signal.SIGINT)  # held until the swap and its cleanup are done
+
+    monkeypatch.setattr(runfolder.os, "replace", interrupted_replace)
+    folder = RunFolder(out, "warmup", overwrite=True)
+    (folder.open() / "warmup.csv").write_text("new\n")
+    with pytest.raises(InterruptedAfterPublish), folder:
+        folder.publish({"csfsim_warmup": True})
+    assert (out / "warmup.csv").read_text() == "new\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]  # no OUT.partial, no .out.old-PID
+    assert not (out / ".csfsim-partial.json").exists()
