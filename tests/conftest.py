@@ -36,3 +36,19 @@ def write_toml(tmp_path: Path):
         return path
 
     return _write
+
+
+def group_outlives(leader_pid: int, seconds: float = 10.0) -> list[str]:
+    """After the process `leader_pid` (started with start_new_session=True) was killed: the ids of processes of
+    its group still alive `seconds` later, killed then so that no test leaves them behind."""
+    import signal
+    import subprocess
+    import time
+
+    deadline = time.time() + seconds
+    while time.time() < deadline and subprocess.run(["pgrep", "-g", str(leader_pid)], capture_output=True).stdout:
+        time.sleep(0.1)
+    left = subprocess.run(["pgrep", "-g", str(leader_pid)], capture_output=True, text=True).stdout.split()
+    for pid in left:
+        os.kill(int(pid), signal.SIGKILL)
+    return left

@@ -19,7 +19,7 @@ from sim.compare import compare
 from sim.experiment import Backend, run, run_replications
 from sim.scenario import load_scenario, to_jsonable
 from sim.stats import relative_half_widths, replications_needed
-from tests.conftest import EXPERIENCED, LOW_VOLUME, ROOT
+from tests.conftest import EXPERIENCED, LOW_VOLUME, ROOT, group_outlives
 
 SMALL = {"run.horizon_days": 730}
 
@@ -325,13 +325,7 @@ def test_workers_do_not_outlive_a_killed_main_process(tmp_path):
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
-    deadline = time.time() + 10
-    while time.time() < deadline and subprocess.run(["pgrep", "-g", str(proc.pid)], capture_output=True).stdout:
-        time.sleep(0.1)
-    left = subprocess.run(["pgrep", "-g", str(proc.pid)], capture_output=True, text=True).stdout.split()
-    for pid in left:
-        os.kill(int(pid), signal.SIGKILL)
-    assert not left, "worker processes outlived the main process"
+    assert not group_outlives(proc.pid), "worker processes outlived the main process"
 
 
 def test_a_run_with_workers_leaves_the_garbage_collector_as_it_found_it(tmp_path):

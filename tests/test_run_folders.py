@@ -18,7 +18,7 @@ import pytest
 from sim.crew import Crew, WorkerDied
 from sim.experiment import default_jobs
 from sim.runfolder import RunFolder, check_replaceable
-from tests.conftest import EXPERIENCED, LOW_VOLUME, ONE_CENTER, ROOT
+from tests.conftest import EXPERIENCED, LOW_VOLUME, ONE_CENTER, ROOT, group_outlives
 
 QUICK = ["--reps", "1", "--quiet", "--no-report", "--no-events", "--jobs", "1"]
 
@@ -275,13 +275,7 @@ def test_psa_workers_die_with_a_killed_main_process(tmp_path):
     assert len(list(samples.glob("sample-*.csv"))) >= 2, "the PSA wrote no sample in time"
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
-    deadline = time.time() + 10
-    while time.time() < deadline and subprocess.run(["pgrep", "-g", str(proc.pid)], capture_output=True).stdout:
-        time.sleep(0.1)
-    left = subprocess.run(["pgrep", "-g", str(proc.pid)], capture_output=True, text=True).stdout.split()
-    for pid in left:
-        os.kill(int(pid), signal.SIGKILL)
-    assert not left, "PSA workers outlived the main process"
+    assert not group_outlives(proc.pid), "PSA workers outlived the main process"
     written = len(list(samples.glob("sample-*.csv")))
     time.sleep(1)
     assert len(list(samples.glob("sample-*.csv"))) == written
