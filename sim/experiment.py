@@ -448,10 +448,6 @@ def _run_dask(scenario: Scenario, seed: int, todo: list[int], parts: Path, backe
               on_done: Callable[[dict[str, Any]], None] | None, engine: str = "auto") -> None:
     """Replications as Dask tasks; tables come back to this process, which writes them (workers on other
     machines need not see our disk)."""
-    try:
-        import distributed  # noqa: F401
-    except ImportError:  # pragma: no cover - distributed is a declared dependency
-        raise ScenarioError("(command line)", "--backend", "dask", "the 'distributed' package installed") from None
     with _quiet_distributed():
         _run_dask_quietly(scenario, seed, todo, parts, backend, log_events, on_done, engine)
 

@@ -1,8 +1,8 @@
 """Face and external validation of csfsim: writes docs/validation.md (`make validate`).
 
 Runs the two shipped default scenarios on common random numbers and sets the model's figures beside
-(1) each statement of the seed text (/work/shared/seed/prognosis-and-treatment.txt): face validity, and
-(2) published figures from ../shared/evidence.md that were NOT used as model inputs: external validation.
+(1) each statement of the clinical summary on prognosis and treatment (quoted below, row by row): face validity, and
+(2) published figures (each with its source and grade below) that were NOT used as model inputs: external validation.
 Every figure is computed per replication and reported as the mean with a t-based 95% CI across replications. A
 check that misses is reported with a likely reason; nothing here feeds back into the parameters.
 
@@ -406,7 +406,7 @@ properties over random scenarios in `tests/test_properties.py`, bad input in `te
 
 ## Face validity against the seed text
 
-Each statement of `../shared/seed/prognosis-and-treatment.txt` beside the model figure that should reflect it.
+Each statement of the clinical summary on prognosis and treatment that the model was built from, beside the model figure that should reflect it.
 Vague words were read as: "most of the time" > 50%; "usually" >= 75%; "often" >= 30%; "occasionally" 2-40%;
 "rare" < 2%; "some", "a subset" a small minority. Holds: {count(face)}.
 
@@ -414,7 +414,7 @@ Vague words were read as: "most of the time" > 50%; "usually" >= 75%; "often" >=
 
 ## External validation against published figures not used as inputs
 
-Published figures from `../shared/evidence.md` (grade in brackets) that `scenarios/base.toml` does not use as the
+Published figures (source and grade in brackets) that `scenarios/base.toml` does not use as the
 value of any parameter (checked against the `source` fields; where a figure anchored a placeholder this is said).
 Tolerances are wide because the sources are small, selected or survey-based series. Holds: {count(ext)}.
 
