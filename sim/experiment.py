@@ -456,6 +456,8 @@ def _run_dask(scenario: Scenario, seed: int, todo: list[int], parts: Path, backe
 def _quiet_distributed() -> Iterator[None]:
     """distributed logs every failed reconnection with its traceback (dozens of lines when the scheduler dies):
     silenced while a run uses it, since the run says what happened in one line."""
+    import distributed  # noqa: F401  (first: its loggers, with the levels its config gives them, must exist)
+
     names = ["distributed", *(n for n in logging.root.manager.loggerDict if n.startswith("distributed."))]
     levels = {n: logging.getLogger(n).level for n in names}
     for n in names:
