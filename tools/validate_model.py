@@ -406,7 +406,8 @@ properties over random scenarios in `tests/test_properties.py`, bad input in `te
 
 ## Face validity against the seed text
 
-Each statement of the clinical summary on prognosis and treatment that the model was built from, beside the model figure that should reflect it.
+Each statement of the clinical summary on prognosis and treatment that the model was built from, beside the
+model figure that should reflect it.
 Vague words were read as: "most of the time" > 50%; "usually" >= 75%; "often" >= 30%; "occasionally" 2-40%;
 "rare" < 2%; "some", "a subset" a small minority. Holds: {count(face)}.
 
