@@ -11,7 +11,6 @@ Figures are ratios measured in the same process on the same machine, so they can
   command-line run), on replications of ~26,000 and ~2,600 patients;
 - peak memory (RSS) of a run of one million patients, in a child process;
 - the variance reduction of common random numbers on the paired difference of mean time to resolution;
-- the compiled engine (sim/engine_build.py) against its Python source, engine alone;
 - the fast path (numpy, `sim.fastpath`) against the SimPy engine on each shipped scenario made capacity-unlimited,
   on the same cohorts: engine alone (cohort drawn beforehand) and whole replications (draw + engine + tables).
 Benchmarks are not tests: nothing here asserts a time.
@@ -280,44 +279,6 @@ def crn_variance_reduction(reps: int = 30) -> dict:
             "variance_reduction_factor": var_indep / var_common, "replications": reps}
 
 
-_ENGINE_EVENTS_PER_SECOND = """
-import sys, time
-sys.path.insert(0, sys.argv[1])
-from sim.engine_build import BUILD
-from sim.pathway import Pathway
-from sim.population import draw_cohort
-from sim.scenario import load_scenario
-scenario = load_scenario(sys.argv[2], overrides={"run.horizon_days": 3650})
-cohorts = [draw_cohort(scenario, 1, rep) for rep in range(5)]
-best = float("inf")
-for _ in range(3):
-    start, events = time.perf_counter(), 0
-    for cohort in cohorts:
-        model = Pathway(scenario, cohort)
-        model.run()
-        events += next(model.env._eid)
-    best = min(best, time.perf_counter() - start)
-print(BUILD, events / best, sep="\t")
-"""
-
-
-def compiled_vs_python(rounds: int = 3) -> dict:
-    """The engine alone (events/s, low-volume scenario) on the compiled build and on its Python source
-    (CSFSIM_PURE=1), each in a fresh process, interleaved; best of `rounds` each."""
-    speeds: dict[str, list[float]] = {"compiled": [], "python": []}
-    builds = {}
-    for i in range(rounds):
-        for kind in (("compiled", "python") if i % 2 == 0 else ("python", "compiled")):
-            env = {**os.environ, "CSFSIM_PURE": "1" if kind == "python" else "0"}
-            out = subprocess.run([sys.executable, "-c", _ENGINE_EVENTS_PER_SECOND, str(ROOT),
-                                  str(SCENARIOS["low_volume"])], env=env, capture_output=True, text=True, check=True)
-            build, events_per_second = out.stdout.strip().split("\t")
-            builds[kind] = build
-            speeds[kind].append(float(events_per_second))
-    return {"builds": builds, "events_per_second": speeds,
-            "compiled_over_python": max(speeds["compiled"]) / max(speeds["python"])}
-
-
 def settle() -> None:
     """Before each section: what earlier sections left in this process goes out of the garbage collector's reach,
     so that it does not slow this section's collections (a run is a fresh process; this one holds the lot)."""
@@ -339,10 +300,6 @@ def main() -> int:
               f"{e['engine_patients_per_second']:,.0f} (engine alone); {e['simpy_events_per_patient']:.1f} SimPy "
               f"events/patient; events/s = {e['events_per_second_ratio_to_bare_simpy']:.2f} x bare SimPy "
               f"(engine alone), {e['events_per_second_ratio_whole_replication']:.2f} x (whole replication)")
-    build = compiled_vs_python()
-    results["engine_build"] = build
-    print(f"engine build: {build['builds']['compiled']}; compiled / Python source (CSFSIM_PURE=1), engine alone: "
-          f"{build['compiled_over_python']:.2f}x events/s")
     for name, path in SCENARIOS.items():
         settle()
         f = fast_path_speed(path)

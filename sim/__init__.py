@@ -7,14 +7,10 @@ Notebook API:
     both = sim.compare(["scenarios/experienced_center.toml", "scenarios/low_volume_center.toml"], reps=20)
 """
 
-from sim import engine_build
-
-engine_build.select()  # compiled engine or its Python source: decided before any engine module is imported
-
-from sim.compare import CompareResult, compare  # noqa: E402
-from sim.errors import ScenarioError  # noqa: E402
-from sim.experiment import RunResult, run  # noqa: E402
-from sim.scenario import load_scenario  # noqa: E402
+from sim.compare import CompareResult, compare
+from sim.errors import ScenarioError
+from sim.experiment import RunResult, run
+from sim.scenario import load_scenario
 
 __version__ = "0.1.0"
 __all__ = ["CompareResult", "RunResult", "ScenarioError", "compare", "load_scenario", "run"]

@@ -39,7 +39,7 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
-from sim import engine_build, outputs, replication
+from sim import outputs, replication
 from sim.crew import Crew, WorkerDied
 from sim.errors import RunInterrupted, ScenarioError, printable
 from sim.fastpath import ENGINES
@@ -177,8 +177,7 @@ def _tables(scenario: Scenario, result: ReplicationResult) -> dict[str, Any]:
         "outcomes": replication_outcomes(result.patients, scenario.horizon_days),
         "patients_arrow": result.patients_arrow,  # or None: write_parts converts the patients then
         "info": {"replication": rep, "n_patients": len(result.patients), "n_simpy_events": result.n_simpy_events,
-                 "wall_seconds": result.wall_seconds, "engine": result.engine,
-                 "engine_build": engine_build.BUILD},  # of the process that ran it (a Dask worker may differ)
+                 "wall_seconds": result.wall_seconds, "engine": result.engine},
     }
     if result.events is not None and result.resource_uses is not None:
         tables["events"] = result.events
@@ -794,8 +793,6 @@ def _finalize(scenario: Scenario, seed: int, reps: int, work: Path, backend: Bac
         "replication_rule": stopping or {"rule": "fixed", "replications": reps},
         # The engine(s) that ran this session's replications ("fast", "simpy", or "fast+simpy" if it varied).
         "engine": "+".join(sorted({i["engine"] for i in infos})) or None,
-        # Builds of the engine that ran them (sim/engine_build.py; "compiled" and "python (...)" give equal results).
-        "engine_builds": sorted({i.get("engine_build", "unknown") for i in infos}),
         "engine_requested": engine,
         "horizon_days": scenario.horizon_days,
         "warmup_days": scenario.warmup_days,

@@ -21,7 +21,6 @@ import pyarrow as pa
 import pyarrow.feather as feather
 import pyarrow.parquet as pq
 
-from sim import engine_build
 from sim.scenario import REPO_ROOT
 
 
@@ -208,9 +207,8 @@ def git_commit() -> str:
 
 
 def versions() -> dict[str, str]:
-    """Versions of Python and the packages a run uses, and which build of the engine ran (sim/engine_build.py:
-    "compiled", or "python (why)"; both give the same results)."""
-    return {**_versions(), "csfsim_engine_build": engine_build.BUILD}
+    """Versions of Python and of the packages a run uses."""
+    return dict(_versions())
 
 
 @functools.cache

@@ -6,7 +6,7 @@ names in ETIOLOGIES; per-leak-type values by LEAK_TYPES.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -22,40 +22,8 @@ RESOURCES: tuple[str, ...] = ("clinic", "mri", "myelography", "procedure_room", 
 IMAGING_TECHNIQUES: tuple[str, ...] = ("refined", "conventional")
 
 
-def _plain(value: Any) -> Any:
-    """`value` with numpy scalars (also inside dicts and tuples) made Python numbers, or `value` itself when it
-    holds none."""
-    if isinstance(value, np.generic) or (isinstance(value, np.ndarray) and value.ndim == 0):
-        return value.item()
-    if isinstance(value, dict):
-        items = {k: _plain(v) for k, v in value.items()}
-        return items if any(items[k] is not v for k, v in value.items()) else value
-    if isinstance(value, tuple):
-        plain = tuple(_plain(v) for v in value)
-        return plain if any(a is not b for a, b in zip(plain, value, strict=True)) else value
-    return value
-
-
-class _PlainNumbers:
-    """Makes numpy scalars given to a parameter object Python numbers. Why: the compiled engine (mypyc) checks the
-    types its annotations promise, and refused a `numpy.int64` put in by hand (`dataclasses.replace(s.population,
-    max_consultations=np.int64(6))`, or values from a numpy sample) with a TypeError; `load_scenario` always gave
-    Python numbers. Same values, so the same results."""
-
-    __slots__ = ()
-
-    def __post_init__(self) -> None:
-        for f in fields(self):  # type: ignore[arg-type]
-            if f.name == "resolved":  # Scenario's tree with metadata, for manifests (the engine never reads it)
-                continue
-            value = getattr(self, f.name)
-            plain = _plain(value)
-            if plain is not value:
-                object.__setattr__(self, f.name, plain)
-
-
 @dataclass(frozen=True, slots=True)
-class ResourceSpec(_PlainNumbers):
+class ResourceSpec:
     """A scarce resource: `capacity` parallel servers, each held `service_days` per patient, after a
     capacity-independent `booking_days` delay (referral letter to appointment)."""
 
@@ -72,7 +40,7 @@ class ResourceSpec(_PlainNumbers):
 
 
 @dataclass(frozen=True, slots=True)
-class ReferralPolicy(_PlainNumbers):
+class ReferralPolicy:
     """When a center refers a patient to its `refers_to` center (only applies if it has one)."""
 
     when_not_offered: bool = True
@@ -82,7 +50,7 @@ class ReferralPolicy(_PlainNumbers):
 
 
 @dataclass(frozen=True, slots=True)
-class CenterProfile(_PlainNumbers):
+class CenterProfile:
     """What a center can do and how well: recognition, imaging, options offered, success of its surgeons."""
 
     recognition_probability_iatrogenic: float
@@ -105,7 +73,7 @@ class CenterProfile(_PlainNumbers):
 
 
 @dataclass(frozen=True, slots=True)
-class Center(_PlainNumbers):
+class Center:
     """A center in a scenario: its profile, its share of each etiology's arrivals and where it refers."""
 
     name: str
@@ -117,7 +85,7 @@ class Center(_PlainNumbers):
 
 
 @dataclass(frozen=True, slots=True)
-class Population(_PlainNumbers):
+class Population:
     arrivals_per_year: dict[str, float]
     leak_type_shares: dict[str, float]
     care_seeking_days: dict[str, Distribution]
@@ -141,7 +109,7 @@ class Population(_PlainNumbers):
 
 
 @dataclass(frozen=True, slots=True)
-class Clinical(_PlainNumbers):
+class Clinical:
     """Clinical rules that do not depend on the center (see scenarios/base.toml for sources)."""
 
     conservative_days: dict[str, Distribution]
@@ -174,7 +142,7 @@ class Clinical(_PlainNumbers):
 
 
 @dataclass(frozen=True, slots=True)
-class VolumeOutcome(_PlainNumbers):
+class VolumeOutcome:
     """Optional link from a center's simulated annual volume of spontaneous leaks to its performance."""
 
     enabled: bool = False
@@ -188,7 +156,7 @@ class VolumeOutcome(_PlainNumbers):
 
 
 @dataclass(frozen=True, slots=True)
-class Scenario(_PlainNumbers):
+class Scenario:
     """A validated, resolved scenario: everything one run needs, and nothing mutable."""
 
     name: str

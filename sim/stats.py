@@ -189,7 +189,8 @@ def is_share(metric: str) -> bool:
 def share_interval(values: np.ndarray, level: float = 0.95) -> tuple[float, float, float, float]:
     """Mean, sd and a confidence interval for the mean of per-replication shares that stays within [0, 1]: the
     t interval on the logit scale (delta method: half-width t * sd / (sqrt(n) * m * (1 - m)) around logit(m)),
-    mapped back. With the mean at 0 or 1 (every replication the same extreme) the interval is that point.
+    mapped back (never excluding the mean by rounding). With the mean at 0 or 1 (every replication the same
+    extreme) the interval is that point.
     Why: with few replications the plain t interval of a share near 0 or 1 left [0, 1] (e.g. -0.4% to 14.2%)."""
     mean, sd, lo, hi = t_interval(values, level)
     if not math.isfinite(lo) or not 0.0 <= mean <= 1.0:
@@ -199,7 +200,8 @@ def share_interval(values: np.ndarray, level: float = 0.95) -> tuple[float, floa
     n = int(np.sum(~np.isnan(values)))
     half = _t_quantile(0.5 + level / 2, n - 1) * sd / (math.sqrt(n) * mean * (1.0 - mean))
     centre = math.log(mean / (1.0 - mean))
-    return mean, sd, 1.0 / (1.0 + math.exp(-(centre - half))), 1.0 / (1.0 + math.exp(-(centre + half)))
+    lo, hi = 1.0 / (1.0 + math.exp(-(centre - half))), 1.0 / (1.0 + math.exp(-(centre + half)))
+    return mean, sd, min(lo, mean), max(hi, mean)  # the round trip through the logit can miss the mean by a bit
 
 
 def metric_interval(metric: str, values: np.ndarray, level: float = 0.95) -> tuple[float, float, float, float]:

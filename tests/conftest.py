@@ -6,10 +6,6 @@ import os
 import textwrap
 from pathlib import Path
 
-# The suite runs the engine's Python source, the reference (and what coverage can see), here and in the commands it
-# starts; tests/test_compiled.py runs the engine's tests again on the compiled build (sim/engine_build.py).
-os.environ.setdefault("CSFSIM_PURE", "1")
-
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -52,7 +52,7 @@ def test_a_cluster_with_no_worker_stops_waiting(monkeypatch):
 
 @pytest.mark.skipif(not DASK.exists(), reason="the dask command is not installed")
 def test_a_scheduler_killed_mid_run_stops_the_run_in_one_line_and_resume_finishes_it(tmp_path):
-    env = {**os.environ, "CSFSIM_PURE": "1"}
+    env = dict(os.environ)
     address_file = tmp_path / "scheduler.json"
     scheduler = subprocess.Popen([str(DASK), "scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard",
                                   "--scheduler-file", str(address_file)], stdout=subprocess.DEVNULL,

@@ -156,7 +156,7 @@ def test_a_finished_model_is_freed_without_waiting_for_the_garbage_collector():
     """Patients still in the pathway at the horizon are suspended generators referring back to the model; unless
     the run closes them, every replication's cohort stays in memory until a full collection (seen: 1.3 GB
     instead of 0.5 GB over eight replications of 26,000 patients). The probe is the cohort, which only the model
-    holds here (the compiled engine's classes take no weak references)."""
+    holds here."""
     import gc
     import weakref
 
