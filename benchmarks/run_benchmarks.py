@@ -34,13 +34,13 @@ import simpy
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from sim.experiment import run  # noqa: E402
-from sim.fastpath import FastPathway, unlimited_overrides  # noqa: E402
-from sim.pathway import Pathway  # noqa: E402
-from sim.population import draw_cohort, draw_cohorts  # noqa: E402
-from sim.replication import batch_size, run_replication, run_replications  # noqa: E402
-from sim.scenario import load_scenario  # noqa: E402
-from sim.stats import replication_metrics  # noqa: E402
+from sim.analysis.stats import replication_metrics  # noqa: E402
+from sim.config.scenario import load_scenario  # noqa: E402
+from sim.engines.fast_engine import FastPathway, unlimited_overrides  # noqa: E402
+from sim.engines.simpy_engine import Pathway  # noqa: E402
+from sim.model.population import draw_cohort, draw_cohorts  # noqa: E402
+from sim.runs.experiment import run  # noqa: E402
+from sim.runs.replication import batch_size, run_replication, run_replications  # noqa: E402
 
 SCENARIOS = {"experienced": ROOT / "scenarios" / "experienced_center.toml",
              "low_volume": ROOT / "scenarios" / "low_volume_center.toml"}
@@ -233,8 +233,8 @@ def parallel_ceiling(rounds: int = 3) -> dict:
 MEMORY_CHILD = """
 import resource, sys, time
 sys.path.insert(0, {root!r})
-from sim.experiment import run
-from sim.scenario import load_scenario
+from sim.runs.experiment import run
+from sim.config.scenario import load_scenario
 s = load_scenario({path!r}, overrides={{"run.horizon_days": 3650}})
 start = time.perf_counter()
 r = run(s, reps={reps}, seed=1, jobs=1, out={out!r}, log_events=False, progress=False)

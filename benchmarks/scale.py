@@ -21,9 +21,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from sim.experiment import run  # noqa: E402
-from sim.replication import run_replication  # noqa: E402
-from sim.scenario import load_scenario  # noqa: E402
+from sim.config.scenario import load_scenario  # noqa: E402
+from sim.runs.experiment import run  # noqa: E402
+from sim.runs.replication import run_replication  # noqa: E402
 
 
 class WorkerPeaks:

@@ -7,10 +7,10 @@ Notebook API:
     both = sim.compare(["scenarios/experienced_center.toml", "scenarios/low_volume_center.toml"], reps=20)
 """
 
-from sim.compare import CompareResult, compare
+from sim.config.scenario import load_scenario
 from sim.errors import ScenarioError
-from sim.experiment import RunResult, run
-from sim.scenario import load_scenario
+from sim.runs.compare import CompareResult, compare
+from sim.runs.experiment import RunResult, run
 
 __version__ = "0.1.0"
 __all__ = ["CompareResult", "RunResult", "ScenarioError", "compare", "load_scenario", "run"]

@@ -9,22 +9,8 @@ import threading
 import warnings
 from pathlib import Path
 
+from sim.analysis.headline import HEADLINE
 from sim.errors import RunInterrupted, ScenarioError, printable
-
-HEADLINE = [
-    ("diagnosis_delay_median_days", "spontaneous", "Diagnosis delay, spontaneous, median (days)"),
-    ("diagnosis_delay_mean_days", "all", "Diagnosis delay, all, mean (days)"),
-    ("time_to_resolution_median_days", "spontaneous", "Onset to resolution, spontaneous, median (days)"),
-    ("share_resolved_by_365_days", "spontaneous", "Resolved within a year, spontaneous (share)"),
-    ("share_persistent", "spontaneous", "Persistent symptoms, spontaneous (share)"),
-    ("share_in_pathway_at_horizon", "spontaneous", "Still in pathway at horizon, spontaneous (share)"),
-    ("ebp_per_patient", "all", "Blood patches per patient"),
-    ("surgery_per_patient", "all", "Surgeries per patient"),
-    ("embolization_per_patient", "spontaneous", "Embolizations per patient, spontaneous"),
-    ("share_rih", "spontaneous", "Rebound hypertension, spontaneous (share)"),
-    ("share_referred", "all", "Referred (share)"),
-    ("symptom_days_mean", "all", "Symptom days per patient, mean"),
-]
 
 
 def _positive_int(text: str) -> int:
@@ -64,7 +50,7 @@ def _seed(text: str) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from sim.experiment import default_jobs
+    from sim.runs.experiment import default_jobs
 
     parser = argparse.ArgumentParser(prog="csfsim", description="Spinal CSF-leak care-pathway simulation.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -198,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _cap_jobs(args: argparse.Namespace) -> None:
     """More worker processes than cores only share the cores (and each holds a replication in memory)."""
-    from sim.experiment import default_jobs
+    from sim.runs.experiment import default_jobs
 
     cores = default_jobs()
     if getattr(args, "jobs", 1) > cores and not getattr(args, "scheduler", None):
@@ -242,7 +228,7 @@ def _dispatch(args: argparse.Namespace, command: str, kept: str) -> int:
         print(f"csfsim: error: could not write results{where}: {err.strerror or err}; {kept}", file=sys.stderr)
         return 1
     except KeyboardInterrupt as err:
-        from sim.runfolder import InterruptedAfterPublish
+        from sim.io.runfolder import InterruptedAfterPublish
 
         if isinstance(err, InterruptedAfterPublish):
             print(f"csfsim: interrupted just after the results were published in {err}/ (they are complete)",
@@ -264,7 +250,7 @@ def _dispatch(args: argparse.Namespace, command: str, kept: str) -> int:
 
 
 def _validate(path: str) -> int:
-    from sim.scenario import load_scenario
+    from sim.config.scenario import load_scenario
 
     s = load_scenario(path)
     rate = sum(s.population.arrivals_per_year.values())
@@ -275,8 +261,8 @@ def _validate(path: str) -> int:
 
 
 def _run(args: argparse.Namespace, command: str) -> int:
-    from sim.experiment import run
-    from sim.scenario import load_scenario
+    from sim.config.scenario import load_scenario
+    from sim.runs.experiment import run
 
     scenario = load_scenario(args.scenario)
     out = Path(args.out) if args.out else Path("results") / Path(args.scenario).stem
@@ -297,7 +283,7 @@ def _run(args: argparse.Namespace, command: str) -> int:
 
 
 def _compare(args: argparse.Namespace, command: str) -> int:
-    from sim.compare import compare
+    from sim.runs.compare import compare
 
     result = compare(args.scenarios, reps=args.reps, seed=args.seed, jobs=args.jobs, out=args.out,
                      log_events=not args.no_events, progress=False if args.quiet else None, command=command,
@@ -318,7 +304,7 @@ def _compare(args: argparse.Namespace, command: str) -> int:
 
 
 def _report(folder: str | Path, jobs: int = 1) -> int:
-    from sim.report import build_report
+    from sim.report.html import build_report
 
     print(f"Report: {Path(build_report(folder, jobs)).resolve()}")
     return 0
@@ -346,13 +332,13 @@ def _report_of_published(folder: str | Path, jobs: int) -> int:
 def _report_jobs(args: argparse.Namespace) -> int:
     """Processes for drawing the report's figures: this machine's share of --jobs (none with --backend serial;
     with Dask the workers may be elsewhere, so at most this machine's cores)."""
-    from sim.experiment import default_jobs
+    from sim.runs.experiment import default_jobs
 
     return 1 if args.backend == "serial" else min(args.jobs, default_jobs())
 
 
 def _sweep(args: argparse.Namespace, command: str) -> int:
-    from sim.sweep import parse_set, sweep
+    from sim.runs.sweep import parse_set, sweep
 
     settings = [parse_set(text) for text in args.settings]
     result = sweep(args.scenario, settings, reps=args.reps, seed=args.seed, jobs=args.jobs, out=args.out,
@@ -369,8 +355,8 @@ def _sweep(args: argparse.Namespace, command: str) -> int:
 
 
 def _warmup(args: argparse.Namespace) -> int:
-    from sim.scenario import load_scenario
-    from sim.warmup import choose_warmup
+    from sim.config.scenario import load_scenario
+    from sim.runs.warmup import choose_warmup
 
     scenario = load_scenario(args.scenario)
     _, cut = choose_warmup(scenario, reps=args.reps, seed=args.seed, out=args.out, jobs=args.jobs,
@@ -381,7 +367,7 @@ def _warmup(args: argparse.Namespace) -> int:
 
 
 def _backend(args: argparse.Namespace):
-    from sim.experiment import Backend
+    from sim.runs.experiment import Backend
 
     kind = "dask" if args.scheduler else args.backend
     return Backend(kind, args.jobs, args.scheduler)
@@ -409,7 +395,7 @@ def _params(text: str) -> list[str] | None:
 
 
 def _psa(args: argparse.Namespace, command: str) -> int:
-    from sim.psa import psa
+    from sim.runs.psa import psa
 
     r = psa(args.scenarios, samples=args.samples, reps=args.reps, seed=args.seed, out=args.out, method=args.method,
             jobs=args.jobs, only=_params(args.params), command=command, overwrite=args.overwrite)
@@ -430,7 +416,7 @@ def _psa(args: argparse.Namespace, command: str) -> int:
 
 
 def _sensitivity(args: argparse.Namespace, command: str) -> int:
-    from sim.psa import sensitivity
+    from sim.runs.psa import sensitivity
 
     r = sensitivity(args.scenarios, reps=args.reps, seed=args.seed, out=args.out, outcome=args.outcome,
                     only=_params(args.params), sobol_n=args.sobol, sobol_params=args.sobol_params, jobs=args.jobs,

@@ -25,9 +25,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from sim.config.parameters import Scenario
+from sim.config.scenario import build_scenario, load_scenario
+from sim.config.schema import base_tree, flatten
 from sim.errors import ScenarioError
-from sim.parameters import Scenario
-from sim.scenario import base_tree, build_scenario, flatten, load_scenario
 from tests.conftest import ROOT
 
 BAD = Path(__file__).resolve().parent / "bad_inputs"

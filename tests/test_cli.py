@@ -12,7 +12,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from sim.cli import main
-from sim.replication import EVENT_COLUMNS, PATIENT_COLUMNS
+from sim.model.records import PATIENT_COLUMNS
+from sim.runs.replication import EVENT_COLUMNS
 from tests.conftest import EXPERIENCED, LOW_VOLUME, ROOT
 
 

@@ -6,8 +6,8 @@ import dataclasses
 
 import pytest
 
-from sim import clinical as cl
-from sim.scenario import load_scenario
+from sim.config.scenario import load_scenario
+from sim.model import clinical as cl
 from tests.conftest import LOW_VOLUME
 
 

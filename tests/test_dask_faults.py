@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from sim import experiment
 from sim.errors import ScenarioError
-from sim.experiment import Backend
+from sim.runs import experiment
+from sim.runs.experiment import Backend
 from tests.conftest import LOW_VOLUME, ROOT
 
 DASK = Path(sys.executable).with_name("dask")

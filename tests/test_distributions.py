@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats
 
-from sim.distributions import (
+from sim.config.distributions import (
     FAMILIES,
     MAX_GAMMA_CV,
     MIN_WEIBULL_SHAPE,

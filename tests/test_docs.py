@@ -16,7 +16,8 @@ def test_parameter_table_is_current():
 
 
 def test_readme_documents_every_patient_column():
-    from sim.replication import EVENT_COLUMNS, PATIENT_COLUMNS
+    from sim.model.records import PATIENT_COLUMNS
+    from sim.runs.replication import EVENT_COLUMNS
 
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     for col in (*PATIENT_COLUMNS, *EVENT_COLUMNS):

@@ -8,10 +8,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sim import cea
-from sim.economics import EconomicParams, discount_factor, discounted_years, patient_economics
+from sim.config.scenario import load_scenario
+from sim.economics import cea
+from sim.economics.costs import EconomicParams, discount_factor, discounted_years, patient_economics
 from sim.errors import ScenarioError
-from sim.scenario import load_scenario
 from tests.conftest import EXPERIENCED, ONE_CENTER
 
 COSTS = {"consultation": 100.0, "brain_mri": 200.0, "referral": 30.0, "spinal_imaging": 800.0, "ebp": 400.0,
@@ -67,7 +67,7 @@ def test_patient_cost_and_qalys_by_hand():
 
 def test_run_tables_carry_economics(write_toml):
     s = load_scenario(write_toml(ONE_CENTER + "\n[run]\nhorizon_days = 150\n"))
-    from sim.experiment import run
+    from sim.runs.experiment import run
 
     r = run(s, reps=1, seed=2, log_events=False)
     p = r.patients
@@ -133,7 +133,7 @@ def test_sobol_indices_of_a_linear_model():
 
 
 def test_evpi_is_never_negative_from_rounding():
-    from sim.cea import evpi
+    from sim.economics.cea import evpi
 
     costs = np.full((50, 2), 1234.56789)  # both strategies the same in every sample: EVPI is exactly 0
     qalys = np.full((50, 2), 0.123456789)

@@ -1,4 +1,4 @@
-"""sim.events.Delay: the same SimPy event as simpy.Timeout, scheduled in one call (it relies on SimPy internals)."""
+"""sim.engines.events.Delay: the same SimPy event as simpy.Timeout, scheduled in one call (uses SimPy internals)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from simpy.events import Timeout
 
-from sim.events import Delay
+from sim.engines.events import Delay
 
 
 def trace(kind: type[Timeout], delays: list[list[float]]) -> tuple[list[tuple[float, int]], list[tuple]]:

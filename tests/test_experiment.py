@@ -15,10 +15,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sim.compare import compare
-from sim.experiment import Backend, run, run_replications
-from sim.scenario import load_scenario, to_jsonable
-from sim.stats import relative_half_widths, replications_needed
+from sim.analysis.stats import relative_half_widths, replications_needed
+from sim.config.scenario import load_scenario
+from sim.config.schema import to_jsonable
+from sim.runs.compare import compare
+from sim.runs.experiment import Backend, run, run_replications
 from tests.conftest import EXPERIENCED, LOW_VOLUME, ROOT, group_outlives
 
 SMALL = {"run.horizon_days": 730}
@@ -160,8 +161,8 @@ def test_killed_worker_stops_the_run_cleanly_and_resume_finishes_it(tmp_path):
 def test_disk_full_is_one_clear_line(tmp_path, monkeypatch, capsys):
     import errno
 
-    from sim import outputs
     from sim.cli import main
+    from sim.io import outputs
 
     def full(path, df, table=None):
         raise OSError(errno.ENOSPC, "No space left on device", str(path))
@@ -179,8 +180,8 @@ def test_disk_full_while_appending_on_the_thread_stops_a_run_with_workers(tmp_pa
     its one clear line, and nothing half-written is left (in the run folder or in its .partial)."""
     import errno
 
-    from sim import outputs
     from sim.cli import main
+    from sim.io import outputs
 
     def full(self, part, table=None):
         raise OSError(errno.ENOSPC, "No space left on device", str(self.tmp))
@@ -231,7 +232,7 @@ def test_this_process_working_with_the_workers_gives_the_tables_of_a_serial_run(
 def test_an_error_on_a_worker_stops_the_run_with_that_error(tmp_path):
     """A task that fails on a worker (here: every replication fails) raises its own error in this process, and
     the workers are told to stop taking tasks."""
-    from sim.crew import Crew
+    from sim.runs.crew import Crew
 
     crew = Crew(1)
     try:
@@ -270,7 +271,7 @@ def test_resume_of_parquet_parts_of_an_older_csfsim_gives_the_same_tables(tmp_pa
 
 _CREW_SCRIPT = """
 import sys, time
-from sim.crew import Crew
+from sim.runs.crew import Crew
 from tests.test_experiment import _big_result
 
 def here(i):
@@ -393,7 +394,7 @@ def test_auto_replications_whose_concatenation_fails_leave_nothing_half_written(
     being written (as it does during a run with a fixed number of replications)."""
     import errno
 
-    from sim import outputs
+    from sim.io import outputs
 
     calls = {"n": 0}
     add = outputs.ParquetConcat.add
@@ -414,7 +415,7 @@ def test_auto_replications_whose_concatenation_fails_leave_nothing_half_written(
 
 _FAILED_FORK = r"""
 import gc, multiprocessing.context, sys
-from sim.crew import Crew
+from sim.runs.crew import Crew
 
 start, calls = multiprocessing.context.ForkProcess.start, []
 
@@ -474,7 +475,7 @@ def test_a_failed_run_kept_in_memory_leaves_no_temporary_folder(monkeypatch, tmp
     def fail(*args, **kwargs):
         raise RuntimeError("boom")
 
-    monkeypatch.setattr("sim.experiment._finalize", fail)
+    monkeypatch.setattr("sim.runs.experiment._finalize", fail)
     with pytest.raises(RuntimeError, match="boom"):
         run(small(LOW_VOLUME), reps=1, seed=1, log_events=False, progress=False)
     assert list(tmp_path.iterdir()) == []

@@ -9,13 +9,13 @@ import pandas as pd
 import pytest
 
 from sim.cli import main
+from sim.config.parameters import RESOURCES
+from sim.config.scenario import load_scenario
+from sim.engines.fast_engine import capacity_unlimited, select_engine, unlimited_overrides
 from sim.errors import ScenarioError
-from sim.experiment import run
-from sim.fastpath import capacity_unlimited, select_engine, unlimited_overrides
-from sim.parameters import RESOURCES
-from sim.population import draw_cohort
-from sim.replication import run_replication
-from sim.scenario import load_scenario
+from sim.model.population import draw_cohort
+from sim.runs.experiment import run
+from sim.runs.replication import run_replication
 from tests.conftest import EXPERIENCED, LOW_VOLUME, ONE_CENTER, ROOT
 from tests.test_pathway import check_invariants, only
 
@@ -171,7 +171,7 @@ def test_schedules_and_volume_feedback_keep_the_simpy_engine():
 
 def test_a_batch_of_replications_drawn_together_equals_each_drawn_alone():
     """draw_cohorts: each replication's rows of the joint cohort are exactly its own draw_cohort (with thinning)."""
-    from sim.population import draw_cohorts
+    from sim.model.population import draw_cohorts
 
     s = load_scenario(ROOT / "scenarios" / "examples" / "demand_growth.toml")
     joint, sizes = draw_cohorts(s, 3, [4, 0, 9])
@@ -191,8 +191,8 @@ def test_a_batch_of_replications_drawn_together_equals_each_drawn_alone():
 @pytest.mark.parametrize("path", [EXPERIENCED, LOW_VOLUME, ROOT / "scenarios" / "regional_network.toml"])
 def test_a_batch_of_replications_on_the_fast_path_gives_each_replications_own_tables(path):
     """run_replications advances the batch as one cohort; every table equals run_replication's, exactly."""
-    from sim.outputs import arrow_table
-    from sim.replication import run_replications
+    from sim.io.outputs import arrow_table
+    from sim.runs.replication import run_replications
 
     s = unlimited(path, **{"run.horizon_days": 1000})
     reps = [2, 5, 3, 11]
@@ -207,7 +207,7 @@ def test_a_batch_of_replications_on_the_fast_path_gives_each_replications_own_ta
 
 
 def test_replications_that_need_the_simpy_engine_are_not_batched():
-    from sim.replication import run_replications
+    from sim.runs.replication import run_replications
 
     s = load_scenario(LOW_VOLUME, overrides={"run.horizon_days": 300})
     results = run_replications(s, 1, [0, 1])
@@ -218,8 +218,8 @@ def test_replications_that_need_the_simpy_engine_are_not_batched():
 def test_runs_in_fast_path_batches_equal_runs_one_replication_at_a_time(tmp_path, monkeypatch):
     """experiment.run batches fast-path replications; whatever the batch size, the number of workers or the
     backend, every table of the run folder is the same."""
-    from sim import replication
-    from sim.experiment import Backend
+    from sim.runs import replication
+    from sim.runs.experiment import Backend
 
     s = unlimited(LOW_VOLUME, **{"run.horizon_days": 700})
     assert replication.batch_size(s) > 7  # all seven replications in one batch when serial
@@ -243,9 +243,9 @@ def test_runs_in_fast_path_batches_equal_runs_one_replication_at_a_time(tmp_path
 def test_every_treatment_step_has_its_uniforms_side_by_side():
     """The fast path reads a treatment's draw at its column block in `Cohort.treatments` (STEP_OFFSET); a
     treatment missing from population.TREATMENT_UNIFORMS would silently read another's (offset -1)."""
-    from sim import clinical as cl
-    from sim.fastpath import STEP_CODE, STEP_OFFSET
-    from sim.population import TREATMENT_UNIFORMS
+    from sim.engines.fast_engine import STEP_CODE, STEP_OFFSET
+    from sim.model import clinical as cl
+    from sim.model.population import TREATMENT_UNIFORMS
 
     assert set(cl.TREATMENTS) == set(TREATMENT_UNIFORMS)
     assert all(STEP_OFFSET[STEP_CODE[step]] >= 0 for step in cl.TREATMENTS)

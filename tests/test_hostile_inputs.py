@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from sim.config.scenario import load_scenario
 from sim.errors import ScenarioError, printable, toml_text
-from sim.scenario import load_scenario
 from tests.conftest import EXPERIENCED, ROOT
 
 
@@ -122,7 +122,7 @@ def test_an_error_in_a_file_reached_by_extends_names_that_file(tmp_path):
 
 
 def test_a_bad_set_path_of_a_sweep_blames_the_command_line(tmp_path):
-    from sim.sweep import sweep
+    from sim.runs.sweep import sweep
 
     with pytest.raises(ScenarioError) as info:
         sweep(EXPERIENCED, [("nonexistent.path", [1])], reps=1)

@@ -6,8 +6,8 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sim.distributions import parse_distribution
-from sim.lazy_days import LazyDays
+from sim.config.distributions import parse_distribution
+from sim.engines.lazy_days import LazyDays
 
 FAMILIES = [
     {"family": "lognormal", "median": 7.0, "sigma": 0.8},

@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sim.outputs import atomic_write_csv, csv_text
-from sim.scenario import load_scenario
+from sim.config.scenario import load_scenario
+from sim.io.outputs import atomic_write_csv, csv_text
 from tests.conftest import LOW_VOLUME
 
 
@@ -48,7 +48,7 @@ def test_tables_it_does_not_cover_go_to_pandas(frame: pd.DataFrame, tmp_path) ->
 
 
 def test_km_table_of_a_run_is_written_as_pandas_writes_it(tmp_path) -> None:
-    from sim.experiment import run
+    from sim.runs.experiment import run
 
     s = load_scenario(LOW_VOLUME, overrides={"run.horizon_days": 400})
     run(s, reps=2, seed=5, out=tmp_path / "r", log_events=False, progress=False)
@@ -83,7 +83,7 @@ def test_parquet_keeps_dictionaries_for_names_and_counts_but_not_for_days(tmp_pa
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from sim.outputs import ParquetConcat
+    from sim.io.outputs import ParquetConcat
 
     rng = np.random.default_rng(1)
     frame = pd.DataFrame({"center": rng.choice(["a", "b"], 5000), "n_ebp": rng.integers(0, 4, 5000),

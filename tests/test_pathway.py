@@ -8,9 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sim.pathway import FINAL_STATES
-from sim.replication import PATIENT_COLUMNS, run_replication
-from sim.scenario import load_scenario
+from sim.config.scenario import load_scenario
+from sim.model.records import F_IN_PATHWAY, FINAL_STATES, PATIENT_COLUMNS
+from sim.runs.replication import run_replication
 from tests.conftest import EXPERIENCED, LOW_VOLUME, ONE_CENTER
 
 TIMES = ["onset_day", "presented_day", "diagnosed_day", "first_treatment_day", "resolved_day"]
@@ -160,8 +160,8 @@ def test_a_finished_model_is_freed_without_waiting_for_the_garbage_collector():
     import gc
     import weakref
 
-    from sim.pathway import Pathway
-    from sim.population import draw_cohort
+    from sim.engines.simpy_engine import Pathway
+    from sim.model.population import draw_cohort
 
     s = load_scenario(LOW_VOLUME, overrides={"run.horizon_days": 400})
     cohort = draw_cohort(s, 1, 0)
@@ -172,7 +172,7 @@ def test_a_finished_model_is_freed_without_waiting_for_the_garbage_collector():
         ref = weakref.ref(cohort)
         del cohort
         model.run()
-        assert (np.array(model.records.final_state) == "in_pathway_at_horizon").any()  # some were suspended
+        assert (np.array(model.records.final_state) == F_IN_PATHWAY).any()  # some were suspended
         del model
         assert ref() is None
     finally:

@@ -6,11 +6,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sim.parameters import ResourceSpec
-from sim.replication import run_replication
-from sim.scenario import load_scenario
-from sim.schedule import next_open
-from sim.sweep import parse_set, sweep
+from sim.config.parameters import ResourceSpec
+from sim.config.scenario import load_scenario
+from sim.engines.schedule import next_open
+from sim.runs.replication import run_replication
+from sim.runs.sweep import parse_set, sweep
 from tests.conftest import EXPERIENCED, LOW_VOLUME, ROOT
 
 NETWORK = ROOT / "scenarios" / "regional_network.toml"
@@ -112,7 +112,7 @@ def test_growth_keeps_common_random_numbers_for_patients_who_arrive_in_both():
 
 
 def test_postcode_lottery_metrics_by_home_center():
-    from sim.stats import replication_metrics
+    from sim.analysis.stats import replication_metrics
 
     s = load_scenario(NETWORK)
     r = run_replication(s, 1, 0)
@@ -122,7 +122,7 @@ def test_postcode_lottery_metrics_by_home_center():
 
 
 def test_a_sweep_of_one_value_equals_a_plain_run():
-    from sim.experiment import run
+    from sim.runs.experiment import run
 
     path, values = parse_set("centers.district.resources.myelography.capacity=1")
     assert (path, values) == ("centers.district.resources.myelography.capacity", [1])
@@ -156,7 +156,7 @@ def test_bad_set_is_a_clear_error(text):
 
 
 def test_volume_feeds_experience_when_enabled():
-    from sim.parameters import VolumeOutcome
+    from sim.config.parameters import VolumeOutcome
 
     vo = VolumeOutcome(True, half_saturation_cases_per_year=20, floor_multiplier=0.6)
     assert vo.multiplier(0) == pytest.approx(0.6)
@@ -185,7 +185,7 @@ def test_volume_feeds_experience_when_enabled():
 
 
 def test_resource_timeseries_adds_up_to_the_replication_totals():
-    from sim.planning import overlap_per_bin, resource_timeseries
+    from sim.analysis.planning import overlap_per_bin, resource_timeseries
 
     assert overlap_per_bin(np.array([0.5, 1.5]), np.array([2.5, 1.75]), np.array([0.0, 1.0, 2.0, 3.0])) == \
         pytest.approx([0.5, 1.25, 0.5])
@@ -201,7 +201,7 @@ def test_resource_timeseries_adds_up_to_the_replication_totals():
 
 
 def test_mser_finds_the_end_of_an_initial_transient():
-    from sim.warmup import mser
+    from sim.runs.warmup import mser
 
     rng = np.random.default_rng(1)
     series = np.concatenate([np.linspace(0, 50, 200), 50 + rng.normal(0, 2, 1800)])
@@ -211,7 +211,7 @@ def test_mser_finds_the_end_of_an_initial_transient():
 
 
 def test_warmup_command_writes_plot(tmp_path):
-    from sim.warmup import choose_warmup
+    from sim.runs.warmup import choose_warmup
 
     s = load_scenario(LOW_VOLUME, overrides={"run.horizon_days": 900})
     table, cut = choose_warmup(s, reps=2, seed=1, out=tmp_path / "wu")
@@ -221,7 +221,7 @@ def test_warmup_command_writes_plot(tmp_path):
 
 def _timeseries_reference(uses, resources, horizon_days, bin_days=365.25 / 12):
     """The planner table row by row, filtering the uses per resource: the specification the array version keeps."""
-    from sim.planning import overlap_per_bin
+    from sim.analysis.planning import overlap_per_bin
 
     edges = np.append(np.arange(0.0, horizon_days, bin_days), horizon_days)
     width = np.diff(edges)
@@ -251,7 +251,7 @@ def _timeseries_reference(uses, resources, horizon_days, bin_days=365.25 / 12):
 @pytest.mark.parametrize("path, horizon", [(LOW_VOLUME, 1825.0), (LOW_VOLUME, 100.0),
                                            (ROOT / "scenarios" / "regional_network.toml", 730.0)])
 def test_resource_timeseries_is_the_row_by_row_table_exactly(path, horizon):
-    from sim.planning import resource_timeseries
+    from sim.analysis.planning import resource_timeseries
 
     s = load_scenario(path, overrides={"run.horizon_days": horizon})
     r = run_replication(s, 3, 1, log_events=True)

@@ -17,10 +17,10 @@ import pandas as pd
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sim.parameters import ETIOLOGIES, RESOURCES
-from sim.pathway import FINAL_STATES
-from sim.replication import ReplicationResult, run_replication
-from sim.scenario import build_scenario
+from sim.config.parameters import ETIOLOGIES, RESOURCES
+from sim.config.scenario import build_scenario
+from sim.model.records import FINAL_STATES
+from sim.runs.replication import ReplicationResult, run_replication
 
 PROB = st.floats(0.0, 1.0)
 SEED = st.integers(0, 2**32 - 1)

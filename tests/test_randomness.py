@@ -6,10 +6,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import sim.population as population
-from sim.population import draw_cohort
-from sim.randomness import PURPOSE_KEYS, pcg64_states, purpose_key, stream
-from sim.scenario import load_scenario
+import sim.model.population as population
+from sim.config.scenario import load_scenario
+from sim.model.population import draw_cohort
+from sim.model.randomness import PURPOSE_KEYS, pcg64_states, purpose_key, stream
 from tests.conftest import LOW_VOLUME
 
 
@@ -59,8 +59,8 @@ def test_resource_uniforms_are_the_per_resource_arrays_stacked():
 
 
 def test_treatment_uniforms_side_by_side_cover_every_treatment():
-    from sim.clinical import TREATMENTS
-    from sim.population import TREATMENT_UNIFORMS
+    from sim.model.clinical import TREATMENTS
+    from sim.model.population import TREATMENT_UNIFORMS
 
     assert set(TREATMENT_UNIFORMS) == set(TREATMENTS)
     c = draw_cohort(load_scenario(LOW_VOLUME, overrides={"run.horizon_days": 200}), 2, 0)

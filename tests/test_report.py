@@ -18,8 +18,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sim import plots, report
-from sim.cli import HEADLINE, main
+from sim.analysis.headline import HEADLINE
+from sim.cli import main
+from sim.figures import plots
+from sim.report import html as report
 from tests.conftest import EXPERIENCED, LOW_VOLUME, ROOT
 from tests.test_cli import run_cli
 
@@ -285,7 +287,8 @@ def test_report_renders_in_headless_chromium(comparison_dir, tmp_path):
 def test_a_centers_own_overrides_reach_the_manifest_and_the_differing_parameters(tmp_path):
     """A per-center override (a session schedule at the district hospital) is part of the resolved scenario, and the
     report's table of differing parameters shows it against the scenario without it."""
-    from sim.scenario import load_scenario, to_jsonable
+    from sim.config.scenario import load_scenario
+    from sim.config.schema import to_jsonable
 
     plain = load_scenario(LOW_VOLUME)
     sessions = load_scenario(ROOT / "scenarios" / "examples" / "sessions_and_closures.toml")
@@ -321,7 +324,7 @@ def test_figures_have_the_pixels_of_savefig_with_a_tight_bounding_box(comparison
     import matplotlib.pyplot as plt
     import numpy as np
 
-    from sim import plots
+    from sim.figures import plots
 
     target = report.load_target(comparison_dir)
     metrics = report.series_metrics(target)

@@ -15,9 +15,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from sim.crew import Crew, WorkerDied
-from sim.experiment import default_jobs
-from sim.runfolder import RunFolder, check_replaceable
+from sim.io.runfolder import RunFolder, check_replaceable
+from sim.runs.crew import Crew, WorkerDied
+from sim.runs.experiment import default_jobs
 from tests.conftest import EXPERIENCED, LOW_VOLUME, ONE_CENTER, ROOT, group_outlives
 
 QUICK = ["--reps", "1", "--quiet", "--no-report", "--no-events", "--jobs", "1"]
@@ -224,7 +224,8 @@ def test_resuming_without_the_events_setting_of_the_interrupted_run_says_how(tmp
     work = tmp_path / "run.partial"
     work.mkdir()
     scenario = small_scenario(tmp_path)
-    from sim.scenario import load_scenario, to_jsonable
+    from sim.config.scenario import load_scenario
+    from sim.config.schema import to_jsonable
 
     s = load_scenario(scenario)
     (work / "run.json").write_text(json.dumps({"seed": 1, "reps": 2, "log_events": False,
@@ -314,8 +315,8 @@ def test_a_damaged_table_is_one_line_not_a_traceback(tmp_path):
 def test_a_report_that_fails_after_the_run_is_published_does_not_ask_for_resume(tmp_path, monkeypatch, capsys):
     import errno
 
-    from sim import report
     from sim.cli import main
+    from sim.report import html as report
 
     def disk_full(folder, jobs=1):
         raise OSError(errno.ENOSPC, "No space left on device")
@@ -330,7 +331,7 @@ def test_a_report_that_fails_after_the_run_is_published_does_not_ask_for_resume(
 
 
 def test_an_atomic_write_that_fails_leaves_no_temporary_file(tmp_path, monkeypatch):
-    from sim import outputs
+    from sim.io import outputs
 
     def full(src, dst):  # the temporary file is written; putting it in place fails
         raise OSError(28, "No space left on device")
@@ -375,9 +376,9 @@ def test_a_report_of_a_run_missing_a_table_it_wrote_says_so(tmp_path):
 
 
 def test_the_memory_guard_estimates_and_names_what_to_change():
+    from sim.config.scenario import expected_patients, load_scenario
     from sim.errors import ScenarioError
-    from sim.experiment import BYTES_PER_PATIENT, Backend, check_memory
-    from sim.scenario import expected_patients, load_scenario
+    from sim.runs.experiment import BYTES_PER_PATIENT, Backend, check_memory
 
     s = load_scenario(LOW_VOLUME)
     per_replication = expected_patients(s.population, s.horizon_days) * BYTES_PER_PATIENT
@@ -465,7 +466,7 @@ def test_a_scenario_named_figures_does_not_share_the_reports_folder(tmp_path):
 
 
 def test_an_interrupted_sweep_resumes_from_its_finished_combinations(tmp_path, monkeypatch):
-    from sim import sweep as sweep_module
+    from sim.runs import sweep as sweep_module
 
     scenario = small_scenario(tmp_path)
     grid = [("run.horizon_days", [100, 150, 200, 250])]
@@ -513,8 +514,8 @@ def test_a_users_partial_folder_that_looks_like_an_old_run_is_not_emptied(tmp_pa
 
 
 def test_ctrl_c_during_the_swap_is_held_until_the_results_are_in_place(tmp_path, monkeypatch):
-    from sim import runfolder
-    from sim.runfolder import InterruptedAfterPublish
+    from sim.io import runfolder
+    from sim.io.runfolder import InterruptedAfterPublish
 
     out = tmp_path / "out"
     with RunFolder(out, "warmup") as first:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from sim.distributions import Distribution
+from sim.config.distributions import Distribution
+from sim.config.scenario import load_scenario
+from sim.config.schema import base_tree, flatten
 from sim.errors import ScenarioError
-from sim.scenario import base_tree, flatten, load_scenario
 from tests.conftest import EXPERIENCED, LOW_VOLUME, ONE_CENTER
 
 
@@ -129,7 +130,7 @@ def test_numpy_scalars_put_into_a_scenario_by_hand_give_the_same_patients():
     import numpy as np
     import pandas as pd
 
-    from sim.replication import run_replication
+    from sim.runs.replication import run_replication
 
     s = load_scenario(LOW_VOLUME, overrides={"run.horizon_days": 400})
     pop = dataclasses.replace(s.population, max_consultations=np.int64(s.population.max_consultations),

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from sim.replication import run_replication
-from sim.scenario import load_scenario
+from sim.config.scenario import load_scenario
+from sim.runs.replication import run_replication
 from tests.conftest import SCENARIOS
 from tests.test_pathway import check_invariants
 

@@ -10,7 +10,7 @@ import simpy
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sim.station import GRANTED, LEFT, Station
+from sim.engines.station import GRANTED, LEFT, Station
 
 
 def test_a_free_server_is_granted_without_an_event_and_a_release_without_one_either():

@@ -11,10 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sim.parameters import ETIOLOGIES
-from sim.replication import run_replication
-from sim.scenario import load_scenario
-from sim.stats import (
+from sim.analysis.stats import (
     ECONOMIC_METRICS,
     PROCEDURE_COLUMNS,
     is_share,
@@ -24,6 +21,9 @@ from sim.stats import (
     summarize,
     t_interval,
 )
+from sim.config.parameters import ETIOLOGIES
+from sim.config.scenario import load_scenario
+from sim.runs.replication import run_replication
 from tests.conftest import EXPERIENCED, LOW_VOLUME, ROOT
 
 
@@ -115,7 +115,7 @@ def test_patient_metrics_of_an_empty_group_are_missing_not_errors():
 def test_t_quantile_is_scipy_stats_t_ppf():
     from scipy import stats as sps
 
-    from sim.stats import _t_quantile
+    from sim.analysis.stats import _t_quantile
 
     for df in [*range(1, 60), 100, 1000, 10**5]:
         for q in (0.5, 0.9, 0.95, 0.975, 0.995, 0.025):

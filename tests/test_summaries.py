@@ -11,12 +11,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from sim.experiment import run
-from sim.replication import run_replication
-from sim.scenario import load_scenario
-from sim.stats import distribution_table, replication_metrics
-from sim.summaries import merged_distribution_table, merged_km_table, replication_outcomes, write_outcomes
-from sim.survival import kaplan_meier, km_from_sorted, km_table
+from sim.analysis.stats import distribution_table, replication_metrics
+from sim.analysis.summaries import merged_distribution_table, merged_km_table, replication_outcomes, write_outcomes
+from sim.analysis.survival import kaplan_meier, km_from_sorted, km_table
+from sim.config.scenario import load_scenario
+from sim.runs.experiment import run
+from sim.runs.replication import run_replication
 from tests.conftest import LOW_VOLUME, SCENARIOS
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sim.survival import kaplan_meier, km_median
+from sim.analysis.survival import kaplan_meier, km_median
 
 
 def test_kaplan_meier_matches_hand_computation():
@@ -29,7 +29,7 @@ def test_no_censoring_gives_the_empirical_survival_function():
 
 
 def test_grid_reading_of_the_step_function():
-    from sim.survival import on_grid
+    from sim.analysis.survival import on_grid
 
     t = kaplan_meier(np.array([1, 2, 3, 3, 4.0]), np.array([1, 0, 1, 1, 0], dtype=bool))
     g = on_grid(t, np.array([0.0, 0.5, 1.0, 2.5, 3.0, 10.0]))

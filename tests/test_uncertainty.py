@@ -7,12 +7,12 @@ import pytest
 from scipy import stats as sps
 
 from sim.cli import main
-from sim.distributions import Distribution
+from sim.config.distributions import Distribution
+from sim.config.scenario import load_scenario
+from sim.config.uncertainty import parameter_space, total_dims
 from sim.errors import ScenarioError
-from sim.experiment import run
-from sim.psa import OUTCOMES, psa, sample_seed, sensitivity
-from sim.scenario import load_scenario
-from sim.uncertainty import parameter_space, total_dims
+from sim.runs.experiment import run
+from sim.runs.psa import OUTCOMES, psa, sample_seed, sensitivity
 from tests.conftest import EXPERIENCED
 
 TINY = """

@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from sim import compare
-from sim.scenario import load_scenario
+from sim.config.scenario import load_scenario
 from tests.conftest import EXPERIENCED, LOW_VOLUME, ROOT
 
 

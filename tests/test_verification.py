@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from sim.replication import run_replication
-from sim.scenario import load_scenario
+from sim.config.scenario import load_scenario
+from sim.runs.replication import run_replication
 
 ZERO_OTHER_ARRIVALS = "epidural = 0\nspinal_surgery = 0\nspontaneous = 0\n"
 

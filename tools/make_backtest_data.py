@@ -16,8 +16,8 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from sim.replication import run_replication  # noqa: E402
-from sim.scenario import load_scenario  # noqa: E402
+from sim.config.scenario import load_scenario  # noqa: E402
+from sim.runs.replication import run_replication  # noqa: E402
 
 DATA = ROOT / "tests" / "backtest"
 SEED = 20261124

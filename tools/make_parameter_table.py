@@ -8,8 +8,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from sim.distributions import Distribution  # noqa: E402
-from sim.scenario import base_tree, flatten  # noqa: E402
+from sim.config.distributions import Distribution  # noqa: E402
+from sim.config.schema import base_tree, flatten  # noqa: E402
 
 TARGET = ROOT / "docs" / "parameters.md"
 
@@ -38,8 +38,8 @@ def render() -> str:
 
 def _uncertainty_lines() -> list[str]:
     """The PSA distribution of every uncertain parameter of base.toml (sim/uncertainty.py)."""
-    from sim.scenario import load_scenario
-    from sim.uncertainty import parameter_space
+    from sim.config.scenario import load_scenario
+    from sim.config.uncertainty import parameter_space
 
     scenario = load_scenario(ROOT / "scenarios" / "experienced_center.toml")
     space = parameter_space(scenario)

@@ -26,8 +26,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from sim import compare  # noqa: E402
-from sim.experiment import RunResult  # noqa: E402
-from sim.stats import t_interval  # noqa: E402
+from sim.analysis.stats import t_interval  # noqa: E402
+from sim.runs.experiment import RunResult  # noqa: E402
 
 SCENARIOS = ("scenarios/experienced_center.toml", "scenarios/low_volume_center.toml")
 LABELS = ("experienced", "low-volume", "experienced minus low-volume (paired)")

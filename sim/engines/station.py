@@ -22,7 +22,7 @@ from collections import deque
 import simpy
 from simpy.events import PENDING
 
-from sim.events import Delay
+from sim.engines.events import Delay
 
 GRANTED = True
 LEFT = False  # the value of a ticket whose holder left the queue (her leak closed first)

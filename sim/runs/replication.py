@@ -12,22 +12,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from sim import outputs
-from sim.economics import ECONOMICS_COLUMNS, economic_params, economics_columns
+from sim.config.parameters import ETIOLOGIES, LEAK_TYPES, RESOURCES, Scenario
+from sim.economics.costs import economic_params, economics_columns
+from sim.engines.fast_engine import CenterTotals, FastPathway, select_engine
+from sim.engines.simpy_engine import CenterState, Pathway
 from sim.errors import ScenarioError
-from sim.fastpath import CenterTotals, FastPathway, FastRecords, select_engine
-from sim.parameters import ETIOLOGIES, LEAK_TYPES, RESOURCES, Scenario
-from sim.pathway import CenterState, Pathway, Records
-from sim.population import Cohort, draw_cohort, draw_cohorts
+from sim.io import outputs
+from sim.model.population import Cohort, draw_cohort, draw_cohorts
+from sim.model.records import ENGINE_COLUMNS, PATIENT_COLUMNS, TEXT_CODES, Records
 
-PATIENT_COLUMNS: tuple[str, ...] = (
-    "replication", "patient_id", "home_center", "center", "etiology", "leak_type", "onset_day", "presented_day",
-    "diagnosed_day", "first_treatment_day", "resolved_day", "final_state", "resolved_by", "persistent_reason",
-    "n_consultations", "n_imaging", "n_brain_mri", "n_spinal_imaging", "n_ebp", "n_targeted_patch",
-    "n_fibrin_patch", "n_surgery", "n_embolization", "rih", "rih_misread", "rih_days", "n_acetazolamide_courses",
-    "recurred", "n_recurrences", "referred", "n_referrals", "leak_localized", "symptom_days", "waiting_days",
-    "in_warmup", *ECONOMICS_COLUMNS,
-)
 EVENT_COLUMNS: tuple[str, ...] = ("replication", "patient_id", "day", "activity", "center", "resource")
 USE_COLUMNS: tuple[str, ...] = ("replication", "patient_id", "center", "resource", "request_day", "start_day",
                                 "end_day")
@@ -172,56 +165,29 @@ def _from_strings(values: np.ndarray) -> Any:
     return pd.array(values, dtype=TEXT_DTYPE) if _STRING_TEXT else values
 
 
-def _text_of(rec: Records | FastRecords, name: str) -> Any:
-    """A text column of the records: from codes when the engine keeps them (fast path), else from the strings,
-    with "" (no value) as missing."""
-    coded = getattr(rec, "text_codes", {}).get(name)
-    if coded is not None:
-        return text_column(*coded)
-    values = np.array(getattr(rec, name), dtype=object)
-    values[values == ""] = None
-    return _from_strings(values)
-
-
-def _patients_frame(scenario: Scenario, replication: int | np.ndarray, cohort, rec: Records | FastRecords,
+def _patients_frame(scenario: Scenario, replication: int | np.ndarray, cohort, rec: Records,
                     names: np.ndarray, patient_id: np.ndarray | None = None) -> pd.DataFrame:
     """The patient table with its economics columns, built column by column in numpy and made a DataFrame once
     (no intermediate frames: at a few thousand patients per replication their overhead is most of the cost).
     For a batch of replications: `replication` and `patient_id` per row."""
     n = cohort.n
     center_names = list(names)
-    float64 = {name: np.asarray(getattr(rec, name), dtype=np.float64) for name in (
-        "presented_day", "diagnosed_day", "first_treatment_day", "resolved_day", "rih_days", "symptom_days",
-        "waiting_days")}
-    int64 = {name: np.asarray(getattr(rec, name), dtype=np.int64) for name in (
-        "n_consultations", "n_brain_mri", "n_spinal_imaging", "n_ebp", "n_targeted_patch", "n_fibrin_patch",
-        "n_surgery", "n_embolization", "n_acetazolamide_courses", "n_recurrences", "n_referrals")}
-    flags = {name: np.asarray(getattr(rec, name), dtype=bool) for name in ("rih", "rih_misread", "leak_localized")}
+    engine = {c.name: rec.column(c.name) for c in ENGINE_COLUMNS if c.kind != "text"}
+    text = {name: text_column([x or None for x in categories], rec.column(name))
+            for name, categories in TEXT_CODES.items()}
     columns: dict[str, Any] = {
         "replication": replication if isinstance(replication, np.ndarray) else np.full(n, replication, dtype=np.int64),
         "patient_id": np.arange(n, dtype=np.int64) if patient_id is None else patient_id,
         "home_center": text_column(center_names, cohort.home_center),
-        "center": text_column(center_names, np.asarray(rec.center, dtype=np.int64)),
+        "center": text_column(center_names, engine["center"]),
         "etiology": text_column(ETIOLOGIES, cohort.etiology),
         "leak_type": text_column([*LEAK_TYPES, "procedural"], cohort.leak_type % (len(LEAK_TYPES) + 1)),  # -1 last
         "onset_day": cohort.onset_day,
-        **{k: float64[k] for k in ("presented_day", "diagnosed_day", "first_treatment_day", "resolved_day")},
-        "final_state": _text_of(rec, "final_state"),
-        "resolved_by": _text_of(rec, "resolved_by"),
-        "persistent_reason": _text_of(rec, "persistent_reason"),
-        "n_consultations": int64["n_consultations"],
-        "n_imaging": int64["n_brain_mri"] + int64["n_spinal_imaging"],
-        **{k: int64[k] for k in ("n_brain_mri", "n_spinal_imaging", "n_ebp", "n_targeted_patch", "n_fibrin_patch",
-                                 "n_surgery", "n_embolization")},
-        **flags,
-        "rih_days": float64["rih_days"],
-        "n_acetazolamide_courses": int64["n_acetazolamide_courses"],
-        "recurred": int64["n_recurrences"] > 0,
-        "n_recurrences": int64["n_recurrences"],
-        "referred": int64["n_referrals"] > 0,
-        "n_referrals": int64["n_referrals"],
-        "symptom_days": float64["symptom_days"],
-        "waiting_days": float64["waiting_days"],
+        **{name: values for name, values in engine.items() if name != "center"},
+        **text,
+        "n_imaging": engine["n_brain_mri"] + engine["n_spinal_imaging"],
+        "recurred": engine["n_recurrences"] > 0,
+        "referred": engine["n_referrals"] > 0,
         "in_warmup": cohort.onset_day < scenario.warmup_days,
     }
     columns.update(economics_columns(columns, cohort.etiology == ETIOLOGIES.index("spontaneous"),

@@ -18,14 +18,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from sim import outputs
+from sim.analysis.stats import PRIMARY_METRICS, metric_interval, t_interval
+from sim.config.parameters import Scenario
+from sim.config.scenario import load_scenario
 from sim.errors import ScenarioError
-from sim.experiment import Backend, RunResult, run
-from sim.parameters import Scenario
-from sim.randomness import replication_seed
-from sim.runfolder import REPORT_OUTPUTS, RunFolder
-from sim.scenario import load_scenario
-from sim.stats import PRIMARY_METRICS, metric_interval, t_interval
+from sim.io import outputs
+from sim.io.runfolder import REPORT_OUTPUTS, RunFolder
+from sim.model.randomness import replication_seed
+from sim.runs.experiment import Backend, RunResult, run
 
 
 @dataclass

@@ -349,7 +349,7 @@ class RunFolder:
 
     def publish(self, manifest: dict[str, Any]) -> None:
         """Write `manifest`, its `files` set to every entry published, and put the folder in place as `OUT`."""
-        from sim.outputs import write_json
+        from sim.io.outputs import write_json
 
         if self._fd is None:
             raise RuntimeError("publish() before open()")

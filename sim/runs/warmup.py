@@ -71,9 +71,9 @@ def plot_warmup(table: pd.DataFrame, cut_day: float, path_png, path_svg) -> None
 def choose_warmup(scenario, reps: int, seed: int, out=None, jobs: int = 1,
                   overwrite: bool = False) -> tuple[pd.DataFrame, float]:
     """Run `reps` replications with the event log, average the in-pathway series, find the MSER-5 point."""
-    from sim import outputs
-    from sim.experiment import run
-    from sim.runfolder import RunFolder
+    from sim.io import outputs
+    from sim.io.runfolder import RunFolder
+    from sim.runs.experiment import run
 
     folder = RunFolder(out, "warmup", overwrite=overwrite) if out is not None else None  # refused before running
     result = run(scenario, reps=reps, seed=seed, jobs=jobs, log_events=True, progress=False)

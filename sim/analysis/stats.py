@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 from scipy import special
 
-from sim.parameters import ETIOLOGIES
+from sim.config.parameters import ETIOLOGIES
 
 PROCEDURE_COLUMNS = {
     "ebp_per_patient": "n_ebp",

@@ -39,16 +39,8 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
-from sim import outputs, replication
-from sim.crew import Crew, WorkerDied
-from sim.errors import RunInterrupted, ScenarioError, printable
-from sim.fastpath import ENGINES
-from sim.parameters import Scenario
-from sim.planning import resource_timeseries
-from sim.replication import ReplicationResult
-from sim.runfolder import RunFolder
-from sim.scenario import expected_patients, load_scenario, to_jsonable
-from sim.stats import (
+from sim.analysis.planning import resource_timeseries
+from sim.analysis.stats import (
     LOOK_AHEAD,
     MIN_REPS,
     PRIMARY_METRICS,
@@ -58,8 +50,18 @@ from sim.stats import (
     summarize,
     summary_table,
 )
-from sim.summaries import merged_distribution_table, merged_km_table, replication_outcomes, write_outcomes
-from sim.survival import EVENTS
+from sim.analysis.summaries import merged_distribution_table, merged_km_table, replication_outcomes, write_outcomes
+from sim.analysis.survival import EVENTS
+from sim.config.parameters import Scenario
+from sim.config.scenario import expected_patients, load_scenario
+from sim.config.schema import to_jsonable
+from sim.engines.fast_engine import ENGINES
+from sim.errors import RunInterrupted, ScenarioError, printable
+from sim.io import outputs
+from sim.io.runfolder import RunFolder
+from sim.runs import replication
+from sim.runs.crew import Crew, WorkerDied
+from sim.runs.replication import ReplicationResult
 
 PARTS = "parts"
 

@@ -15,12 +15,13 @@ from typing import Any
 
 import pandas as pd
 
-from sim import outputs
+from sim.analysis.stats import metric_interval, t_interval
+from sim.config.scenario import load_scenario
+from sim.config.schema import to_jsonable
 from sim.errors import ScenarioError
-from sim.experiment import Backend, RunResult, run
-from sim.runfolder import RunFolder
-from sim.scenario import load_scenario, to_jsonable
-from sim.stats import metric_interval, t_interval
+from sim.io import outputs
+from sim.io.runfolder import RunFolder
+from sim.runs.experiment import Backend, RunResult, run
 
 
 def parse_set(text: str) -> tuple[str, list[Any]]:

@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from sim.parameters import ETIOLOGIES, LEAK_TYPES, RESOURCES, Scenario
-from sim.randomness import SLOTS, pcg64_states, purpose_key, stream
+from sim.config.parameters import ETIOLOGIES, LEAK_TYPES, RESOURCES, Scenario
+from sim.model.randomness import SLOTS, pcg64_states, purpose_key, stream
 
 # Per-use uniform arrays: name -> (stream purpose, slot count).
 PER_USE: dict[str, tuple[str, int]] = {

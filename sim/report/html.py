@@ -20,12 +20,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from sim import plots
-from sim.crew import WorkerDied, crew_map
+from sim.analysis.headline import HEADLINE
+from sim.analysis.stats import metric_interval, patient_metrics
+from sim.config.parameters import ETIOLOGIES, RESOURCES
 from sim.errors import RunInterrupted, ScenarioError
-from sim.outputs import atomic_write_text
-from sim.parameters import ETIOLOGIES, RESOURCES
-from sim.stats import metric_interval, patient_metrics
+from sim.figures import plots
+from sim.io.outputs import atomic_write_text
+from sim.runs.crew import WorkerDied, crew_map
 
 GROUP_NAMES = {
     "all": "All patients",
@@ -134,7 +135,7 @@ def series_patients(target: Target) -> list[tuple[str, RunData, pd.DataFrame]]:
 
 def series_metrics(target: Target) -> pd.DataFrame:
     """Per series, patient group and metric: mean over replications with t-based 95% CI (the definitions of
-    sim.stats, so the numbers equal summary.csv for whole scenarios)."""
+    sim.analysis.stats, so the numbers equal summary.csv for whole scenarios)."""
     rows = []
     for label, run, p in series_patients(target):
         horizon = float(run.manifest["horizon_days"])
@@ -675,7 +676,6 @@ def _call(fn: Callable[..., Path], args: tuple[Any, ...]) -> Path:
 def build_report(folder: str | os.PathLike[str], jobs: int = 1) -> Path:
     """Write `report.html` and `figures/` into a run or comparison folder (figures drawn on `jobs` processes);
     returns the report path."""
-    from sim.cli import HEADLINE
 
     target = load_target(folder)
     fig_dir = target.folder / "figures"

@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from sim.outputs import atomic_write_bytes
+from sim.io.outputs import atomic_write_bytes
 
 # Okabe-Ito colours (colour-blind safe) ordered so that neighbours also differ in lightness.
 COLOURS: tuple[str, ...] = ("#000000", "#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442")

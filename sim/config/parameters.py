@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from sim.distributions import Distribution
+from sim.config.distributions import Distribution
 
 ETIOLOGIES: tuple[str, ...] = ("post_lp", "epidural", "spinal_surgery", "spontaneous")
 IATROGENIC: frozenset[str] = frozenset({"post_lp", "epidural", "spinal_surgery"})

@@ -23,16 +23,18 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from sim import cea, econ_figures, outputs
-from sim.crew import WorkerDied, crew_map
-from sim.economics import ECONOMICS_COLUMNS, add_economics, economic_params
+from sim.analysis.stats import replication_metrics
+from sim.config.parameters import Scenario
+from sim.config.scenario import load_scenario
+from sim.config.uncertainty import Uncertain, design, parameter_space, total_dims
+from sim.economics import cea
+from sim.economics.costs import ECONOMICS_COLUMNS, add_economics, economic_params
 from sim.errors import RunInterrupted, ScenarioError
-from sim.parameters import Scenario
-from sim.replication import run_replication
-from sim.runfolder import MARKER, RunFolder
-from sim.scenario import load_scenario
-from sim.stats import replication_metrics
-from sim.uncertainty import Uncertain, design, parameter_space, total_dims
+from sim.figures import econ_figures
+from sim.io import outputs
+from sim.io.runfolder import MARKER, RunFolder
+from sim.runs.crew import WorkerDied, crew_map
+from sim.runs.replication import run_replication
 
 OUTCOMES: tuple[str, ...] = (
     "cost_per_patient", "qaly_per_patient", "qaly_loss_per_patient", "diagnosis_delay_mean_days",
@@ -239,7 +241,7 @@ def _psa_in(work: Path, paths: list[str], loaded: list[Scenario], spaces: list[l
 
 
 def _jsonable(s: Scenario) -> Any:
-    from sim.scenario import to_jsonable
+    from sim.config.schema import to_jsonable
 
     return to_jsonable(s.resolved)
 

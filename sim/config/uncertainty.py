@@ -22,7 +22,8 @@ from typing import Any
 import numpy as np
 from scipy import stats as sps
 
-from sim.distributions import Distribution
+from sim.config.distributions import Distribution
+from sim.config.schema import BASE_FILE, Param, base_uncertainty, check_value, flatten
 from sim.errors import ScenarioError
 
 CONTINUOUS_UNITS = ("probability", "share", "per_year", "days", "cost", "utility")
@@ -233,17 +234,15 @@ def _check_entry(path: str, body: object, params: dict[str, Any], groups: dict[s
         hi = _num(body.get("high"), file, f"{field}.high", "a number")
         if not lo <= hi:
             raise ScenarioError(file, f"{field}.high", hi, f"high >= low ({lo:g})")
-        from sim.scenario import _check_value  # the unit's own range check for both ends
 
-        _check_value(lo, p, file, f"{field}.low")
-        _check_value(hi, p, file, f"{field}.high")
+        check_value(lo, p, file, f"{field}.low")
+        check_value(hi, p, file, f"{field}.high")
         out.update(low=lo, high=hi)
     return out
 
 
 def share_groups(tree: dict[str, Any], prefix: str = "") -> dict[str, dict[str, Any]]:
     """Dotted path -> {leaf: Param} of every table whose leaves are all shares."""
-    from sim.scenario import Param
 
     out: dict[str, dict[str, Any]] = {}
     leaves = {k: v for k, v in tree.items() if isinstance(v, Param)}
@@ -261,7 +260,6 @@ def _param_tree(resolved: dict[str, Any]) -> dict[str, Any]:
 
 def resolve_uncertainty(resolved: dict[str, Any], scenario_raw: object, file: str) -> dict[str, Any]:
     """Check base.toml's and the scenario's [uncertainty] tables and merge them (scenario wins, entry by entry)."""
-    from sim.scenario import BASE_FILE, base_uncertainty, flatten
 
     tree = _param_tree(resolved)
     params = flatten(tree)
@@ -292,7 +290,6 @@ _ORDER = {"H": 0, "M": 1, "L": 2}
 def parameter_space(scenario: Any, only: Sequence[str] | None = None) -> list[Uncertain]:
     """The uncertain inputs of a scenario, in parameter-file order. `only` keeps paths equal to or under the given
     prefixes (e.g. ["costs", "clinical.ebp_first_success"]); an unknown prefix is a ScenarioError."""
-    from sim.scenario import flatten
 
     resolved = scenario.resolved
     spec = resolved["uncertainty"]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sim.parameters import IATROGENIC, CenterProfile, Clinical
+from sim.config.parameters import IATROGENIC, CenterProfile, Clinical
 
 # Steps of the ladder (plain strings: they are compared in the hot path and written to the event log).
 EBP = "ebp"
@@ -23,6 +23,8 @@ REFER = "refer"
 PERSISTENT = "persistent"
 
 TREATMENTS: tuple[str, ...] = (EBP, TARGETED_PATCH, FIBRIN_PATCH, LEAK_SURGERY, DUROTOMY_REPAIR, EMBOLIZATION)
+# What `next_step` can return, numbered (engines and tables store a step as its index here).
+STEPS: tuple[str, ...] = (PERSISTENT, REFER, IMAGING, IMAGING_REFINED, *TREATMENTS)
 STEP_RESOURCE: dict[str, str] = {
     EBP: "procedure_room",
     TARGETED_PATCH: "procedure_room",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from sim.parameters import ResourceSpec
+from sim.config.parameters import ResourceSpec
 
 DAYS_PER_YEAR = 365.25
 

@@ -16,32 +16,38 @@ from typing import Any
 import numpy as np
 import simpy
 
-from sim import clinical as cl
-from sim.events import Delay
-from sim.lazy_days import LazyDays
-from sim.parameters import ETIOLOGIES, IATROGENIC, LEAK_TYPES, RESOURCES, Center, Scenario, VolumeOutcome
-from sim.population import Cohort, care_reach
-from sim.randomness import SLOTS
-from sim.schedule import next_open
-from sim.station import Station
+from sim.config.parameters import ETIOLOGIES, IATROGENIC, LEAK_TYPES, RESOURCES, Center, Scenario, VolumeOutcome
+from sim.engines.events import Delay
+from sim.engines.lazy_days import LazyDays
+from sim.engines.schedule import next_open
+from sim.engines.station import Station
+from sim.model import clinical as cl
+from sim.model.population import Cohort
+from sim.model.randomness import SLOTS
+from sim.model.records import (
+    BY_CODE,
+    BY_CONSERVATIVE,
+    BY_NATURAL,
+    BY_NONE,
+    COUNTER_OF_STEP,
+    F_IN_PATHWAY,
+    F_PERSISTENT,
+    F_RESOLVED,
+    R_EXHAUSTED,
+    R_UNDIAGNOSED,
+    Records,
+    before_care,
+)
 
 INF = math.inf
+# What `_diagnose` and `_treat` return besides a diagnosis or a ladder step.
+NATURAL_COURSE, CONSERVATIVE, UNDIAGNOSED = "natural_course", "conservative", "undiagnosed"
 N_RESOURCES = len(RESOURCES)
 R_CLINIC, R_MRI = RESOURCES.index("clinic"), RESOURCES.index("mri")
 RESOURCE_INDEX = {r: i for i, r in enumerate(RESOURCES)}
 STEP_RESOURCE_INDEX = {step: RESOURCE_INDEX[r] for step, r in cl.STEP_RESOURCE.items()}
 S_SERVICE, S_BOOKING = SLOTS["service"], SLOTS["booking"]
 ADMISSION_WINDOW_DAYS = 30.0  # patients' processes are started a window of presentation days at a time
-
-# Final states and how a resolution came about (columns final_state, resolved_by of the patients table).
-RESOLVED_WITHOUT_CARE = "resolved_without_care"
-RESOLVED = "resolved"
-PERSISTENT = "persistent"
-IN_PATHWAY = "in_pathway_at_horizon"
-FINAL_STATES = (RESOLVED_WITHOUT_CARE, RESOLVED, PERSISTENT, IN_PATHWAY)
-NATURAL_COURSE = "natural_course"  # closed on its own before a diagnosis
-CONSERVATIVE = "conservative"  # closed on its own after diagnosis, under conservative care
-
 
 class CenterState:
     """A center during one replication: its resources and its duration draws, transformed for this center."""
@@ -85,40 +91,6 @@ class PatientState:
         self.uses = [0] * N_RESOURCES
 
 
-class Records:
-    """Preallocated per-patient result columns (plain lists: fastest to write from Python). `run()` replaces the
-    columns it fills from numpy; the pathway writes the others item by item."""
-
-    def __init__(self, n: int) -> None:
-        nan = math.nan
-        self.center: list[int] = [0] * n
-        self.presented_day: list[float] = [nan] * n
-        self.diagnosed_day: list[float] = [nan] * n
-        self.first_treatment_day: list[float] = [nan] * n
-        self.resolved_day: list[float] = [nan] * n
-        self.symptom_days: list[float] = [nan] * n
-        self.waiting_days: list[float] = [nan] * n
-        self.rih_days: list[float] = [nan] * n
-        self.n_consultations: list[int] = [0] * n
-        self.n_brain_mri: list[int] = [0] * n
-        self.n_spinal_imaging: list[int] = [0] * n
-        self.n_ebp: list[int] = [0] * n
-        self.n_targeted_patch: list[int] = [0] * n
-        self.n_fibrin_patch: list[int] = [0] * n
-        self.n_surgery: list[int] = [0] * n
-        self.n_embolization: list[int] = [0] * n
-        self.n_recurrences: list[int] = [0] * n
-        self.n_referrals: list[int] = [0] * n
-        self.n_acetazolamide_courses: list[int] = [0] * n
-        self.rih: list[bool] = [False] * n
-        self.rih_misread: list[bool] = [False] * n
-        self.leak_localized: list[bool] = [False] * n
-        self.symptomatic_at_end: list[bool] = [False] * n
-        self.final_state: list[str] = [""] * n
-        self.resolved_by: list[str] = [""] * n
-        self.persistent_reason: list[str] = [""] * n
-
-
 class Pathway:
     """One replication's SimPy model. Build it, call `run()`, read `records`, `monitors` and `events`."""
 
@@ -133,7 +105,9 @@ class Pathway:
             CenterState(self.env, i, c, cohort, names.index(c.refers_to) if c.refers_to else -1)
             for i, c in enumerate(scenario.centers)
         ]
-        self.records = Records(cohort.n)
+        self.records = Records.lists(cohort.n)
+        # The counter column each treatment step adds to (the lists themselves: `run` keeps them).
+        self._counter = {step: getattr(self.records, name) for step, name in COUNTER_OF_STEP.items()}
         self.events: list[tuple[int, float, str, str, str]] | None = [] if log_events else None
         # Every completed resource use: (patient, center, resource, request day, start day, end day).
         self.uses: list[tuple[int, str, str, float, float, float]] | None = [] if log_events else None
@@ -175,17 +149,10 @@ class Pathway:
         c = self.cohort
         rec = self.records
         horizon = self.horizon
-        reach = care_reach(c, horizon)
-        # Everyone starts as still in the pathway at the horizon; those who closed before presenting are settled here.
-        settled = reach.without_care
-        rec.center = c.home_center.tolist()
-        rec.final_state = np.where(settled, RESOLVED_WITHOUT_CARE, IN_PATHWAY).astype(object).tolist()
-        rec.resolved_by = np.where(settled, NATURAL_COURSE, "").astype(object).tolist()
-        rec.resolved_day = np.where(settled, c.natural_resolution_day, math.nan).tolist()
-        rec.symptom_days = np.where(settled, c.natural_resolution_day - c.onset_day,
-                                    np.where(reach.unpresented, horizon - c.onset_day, math.nan)).tolist()
-        rec.symptomatic_at_end = (~settled).tolist()
-        ks = np.flatnonzero(reach.admitted)
+        admitted_mask, columns = before_care(c, horizon)
+        for name, values in columns.items():
+            setattr(rec, name, values.tolist())
+        ks = np.flatnonzero(admitted_mask)
         order = ks[np.argsort(c.presented_day[ks], kind="stable")]  # by presentation day, then patient
         admitted = list(zip(c.presented_day[order].tolist(), order.tolist(),
                             c.natural_resolution_day[order].tolist(), strict=True))
@@ -329,17 +296,15 @@ class Pathway:
         onset = self._onset[k]
         st = PatientState(k, self.centers[rec.center[k]], hist, t_nat, onset)
         self._symptomatic_since[k] = onset
-        rec.waiting_days[k] = 0.0
-        rec.presented_day[k] = t_present
         if self.events is not None:
             self.events.append((k, t_present, "presented", st.center.name, ""))
 
         outcome = yield from self._diagnose(st, etiology in IATROGENIC, t_present)
         if outcome == NATURAL_COURSE:
-            self._resolve(st, NATURAL_COURSE, st.t_nat)
+            self._resolve(st, BY_NATURAL, st.t_nat)
             return
-        if outcome == PERSISTENT:
-            self._persist(st, "undiagnosed")
+        if outcome == UNDIAGNOSED:
+            self._persist(st, R_UNDIAGNOSED)
             return
         rec.diagnosed_day[k] = env._now
         if self.events is not None:
@@ -348,12 +313,12 @@ class Pathway:
         while True:  # one episode of the treatment ladder per loop (a recurrence starts another)
             step = yield from self._treat(st)
             if step == CONSERVATIVE:
-                self._resolve(st, CONSERVATIVE, st.t_nat)
+                self._resolve(st, BY_CONSERVATIVE, st.t_nat)
                 return
             if step == cl.PERSISTENT:
-                self._persist(st, "treatment_exhausted")
+                self._persist(st, R_EXHAUSTED)
                 return
-            self._resolve(st, step, env._now)
+            self._resolve(st, BY_CODE[step], env._now)
             recurs = yield from self._after_success(st, step)
             if not recurs:
                 return
@@ -401,7 +366,7 @@ class Pathway:
             if self.events is not None:
                 self.log(k, "misdiagnosed", st.center.name)
             if n + 1 >= self.max_consultations:
-                return PERSISTENT
+                return UNDIAGNOSED
             wait, back = self._wait(st, self.misdiagnosis_return.item(k, n % n_slots))
             if wait is not None:
                 yield wait
@@ -473,22 +438,9 @@ class Pathway:
 
     def _count_treatment(self, k: int, step: str) -> int:
         """Increment the patient's counter for this kind of treatment; return the attempt index (0-based)."""
-        rec = self.records
-        if step == cl.EBP:
-            n = rec.n_ebp[k]
-            rec.n_ebp[k] = n + 1
-        elif step == cl.TARGETED_PATCH:
-            n = rec.n_targeted_patch[k]
-            rec.n_targeted_patch[k] = n + 1
-        elif step == cl.FIBRIN_PATCH:
-            n = rec.n_fibrin_patch[k]
-            rec.n_fibrin_patch[k] = n + 1
-        elif step == cl.EMBOLIZATION:
-            n = rec.n_embolization[k]
-            rec.n_embolization[k] = n + 1
-        else:  # leak surgery or durotomy repair: both are open surgery
-            n = rec.n_surgery[k]
-            rec.n_surgery[k] = n + 1
+        column = self._counter[step]
+        n = column[k]
+        column[k] = n + 1
         return n
 
     def _after_success(self, st: PatientState, step: str) -> Generator[Any, Any, bool]:
@@ -535,9 +487,9 @@ class Pathway:
             yield Delay(env, recur_day - env._now)
         # Symptoms are back: the patient is in the pathway again and returns to her current center.
         rec.n_recurrences[k] += 1
-        rec.final_state[k] = IN_PATHWAY
+        rec.final_state[k] = F_IN_PATHWAY
         rec.resolved_day[k] = math.nan
-        rec.resolved_by[k] = ""
+        rec.resolved_by[k] = BY_NONE
         self._symptomatic_since[k] = env._now
         rec.symptomatic_at_end[k] = True
         st.t_nat = INF  # a recurred leak is not assumed to close on its own
@@ -549,10 +501,11 @@ class Pathway:
             rec.n_consultations[k] += 1
         return True
 
-    def _resolve(self, st: PatientState, by: str, day: float) -> None:
+    def _resolve(self, st: PatientState, by: int, day: float) -> None:
+        """Symptoms end on `day`, resolved as `by` says (a code of records.RESOLVED_BY)."""
         rec = self.records
         k = st.k
-        rec.final_state[k] = RESOLVED
+        rec.final_state[k] = F_RESOLVED
         rec.resolved_by[k] = by
         rec.resolved_day[k] = day
         since = self._symptomatic_since[k]
@@ -562,9 +515,10 @@ class Pathway:
         if self.events is not None:
             self.events.append((k, day, "resolved", st.center.name, ""))
 
-    def _persist(self, st: PatientState, reason: str) -> None:
+    def _persist(self, st: PatientState, reason: int) -> None:
+        """Symptoms last: the patient leaves the pathway for the reason given (a code of PERSISTENT_REASONS)."""
         rec = self.records
-        rec.final_state[st.k] = PERSISTENT
+        rec.final_state[st.k] = F_PERSISTENT
         rec.persistent_reason[st.k] = reason
         rec.symptomatic_at_end[st.k] = True
         if self.events is not None:

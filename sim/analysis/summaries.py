@@ -12,7 +12,7 @@ The merge is exact, not an approximation:
 - Kaplan-Meier needs only, at each distinct time, how many had the event and how many were still at risk. The
   pooled durations are the concatenation of the per-replication ones; sorting them (a merge of sorted runs)
   gives the same sorted array, hence the same counts and the same floating-point products, as sorting all
-  patients at once (`sim.survival.km_from_sorted` is the code both paths run).
+  patients at once (`sim.analysis.survival.km_from_sorted` is the code both paths run).
 - Percentiles (`np.percentile`, linear interpolation) are order statistics: they depend on the multiset of
   values, not their order, so concatenating replications gives the same result bit for bit.
 - Groups come out in the order pandas gave them before (categoricals: first appearance in the patient table,
@@ -31,8 +31,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from sim.stats import PATIENT_QUANTITIES, PERCENTILES, replication_distribution_rows
-from sim.survival import EVENTS, km_columns_from_sorted, km_grid, labelled, on_grid
+from sim.analysis.stats import PATIENT_QUANTITIES, PERCENTILES, replication_distribution_rows
+from sim.analysis.survival import EVENTS, km_columns_from_sorted, km_grid, labelled, on_grid
 
 # Patient quantities that are the observed Kaplan-Meier durations themselves (event day minus onset).
 _FROM_KM = {"diagnosis_delay_days": "diagnosis", "time_to_resolution_days": "resolution"}
@@ -51,8 +51,8 @@ def _first_appearance(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def replication_outcomes(patients: pd.DataFrame, horizon_days: float) -> dict[str, np.ndarray]:
     """The compact arrays of one replication that `km.csv` and `distributions.csv` are merged from.
 
-    Computed in the worker, with the same arithmetic as `sim.survival.time_to_event` and
-    `sim.stats.distribution_table`, so the merged tables equal those computed over all patients."""
+    Computed in the worker, with the same arithmetic as `sim.analysis.survival.time_to_event` and
+    `sim.analysis.stats.distribution_table`, so the merged tables equal those computed over all patients."""
     out: dict[str, np.ndarray] = {}
     codes = {}
     for col in GROUP_COLUMNS:
@@ -178,7 +178,7 @@ class _Merger:
 
 def merged_km_table(files: Sequence[Path], horizon_days: float, events: Sequence[str] = tuple(EVENTS)
                     ) -> pd.DataFrame:
-    """`sim.survival.km_table` of all patients of the run, from the per-replication outcome files (the rows of
+    """`sim.analysis.survival.km_table` of all patients of the run, from the per-replication outcome files (the rows of
     the given `events` only: the run merges each event on its own worker)."""
     m = _Merger(files)
     grid = km_grid(horizon_days)
@@ -203,7 +203,7 @@ def merged_km_table(files: Sequence[Path], horizon_days: float, events: Sequence
 
 
 def merged_distribution_table(files: Sequence[Path], per_rep: pd.DataFrame) -> pd.DataFrame:
-    """`sim.stats.distribution_table` of all patients of the run, from the per-replication outcome files."""
+    """`sim.analysis.stats.distribution_table` of all patients of the run, from the per-replication outcome files."""
     m = _Merger(files)
     codes = {col: m.read(col, col) for col in GROUP_COLUMNS}
     groups = m.groups(codes, ("etiology", "center"))

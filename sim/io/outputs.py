@@ -21,7 +21,7 @@ import pyarrow as pa
 import pyarrow.feather as feather
 import pyarrow.parquet as pq
 
-from sim.scenario import REPO_ROOT
+from sim.config.schema import REPO_ROOT
 
 
 @contextlib.contextmanager

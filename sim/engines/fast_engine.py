@@ -26,29 +26,42 @@ from dataclasses import dataclass, field, fields
 
 import numpy as np
 
-from sim import clinical as cl
-from sim.distributions import DistributionTable
+from sim.config.distributions import DistributionTable
+from sim.config.parameters import ETIOLOGIES, IATROGENIC, IATROGENIC_LEAK_TYPE, LEAK_TYPES, RESOURCES, Scenario
+from sim.config.schema import MAX_CAPACITY
 from sim.errors import ScenarioError
-from sim.parameters import ETIOLOGIES, IATROGENIC, IATROGENIC_LEAK_TYPE, LEAK_TYPES, RESOURCES, Scenario
-from sim.pathway import CONSERVATIVE, FINAL_STATES, IN_PATHWAY, NATURAL_COURSE, RESOLVED, RESOLVED_WITHOUT_CARE
-from sim.population import TREATMENT_UNIFORMS, Cohort, care_reach
-from sim.randomness import SLOTS
-from sim.scenario import MAX_CAPACITY
+from sim.model import clinical as cl
+from sim.model.population import TREATMENT_UNIFORMS, Cohort
+from sim.model.randomness import SLOTS
+from sim.model.records import (
+    BY_CONSERVATIVE,
+    BY_NATURAL,
+    BY_NONE,
+    BY_STEP,
+    COUNTER_OF_STEP,
+    F_IN_PATHWAY,
+    F_PERSISTENT,
+    F_RESOLVED,
+    R_EXHAUSTED,
+    R_UNDIAGNOSED,
+    TREATMENT_COUNTERS,
+    Records,
+    before_care,
+)
 
 ENGINES: tuple[str, ...] = ("auto", "simpy", "fast")
 INF = math.inf
 N_RES = len(RESOURCES)
 R_CLINIC, R_MRI, R_PROCEDURE = (RESOURCES.index(r) for r in ("clinic", "mri", "procedure_room"))
 
-# Ladder steps as small integers. Codes 0 and 1 are the two non-steps.
-STEPS: tuple[str, ...] = (cl.PERSISTENT, cl.REFER, cl.IMAGING, cl.IMAGING_REFINED, *cl.TREATMENTS)
+# Ladder steps as small integers (their index in clinical.STEPS). Codes 0 and 1 are the two non-steps.
+STEPS = cl.STEPS
 STEP_CODE = {s: i for i, s in enumerate(STEPS)}
-C_PERSIST, C_REFER, C_IMAGING, C_IMAGING_REFINED = 0, 1, 2, 3
-# Per treatment step: which patient counter it increments (as Pathway._count_treatment) and its uniforms.
-COUNTERS: tuple[str, ...] = ("n_ebp", "n_targeted_patch", "n_fibrin_patch", "n_surgery", "n_embolization")
-_COUNTER_OF = {cl.EBP: 0, cl.TARGETED_PATCH: 1, cl.FIBRIN_PATCH: 2, cl.LEAK_SURGERY: 3, cl.DUROTOMY_REPAIR: 3,
-               cl.EMBOLIZATION: 4}
-STEP_COUNTER = np.array([_COUNTER_OF.get(s, 0) for s in STEPS], dtype=np.int64)
+C_PERSIST, C_REFER, C_IMAGING, C_IMAGING_REFINED = (STEP_CODE[s] for s in (cl.PERSISTENT, cl.REFER, cl.IMAGING,
+                                                                           cl.IMAGING_REFINED))
+# Per treatment step: the column of `counts` (records.TREATMENT_COUNTERS) it adds to, and its uniforms.
+STEP_COUNTER = np.array([TREATMENT_COUNTERS.index(COUNTER_OF_STEP[s]) if s in COUNTER_OF_STEP else 0
+                         for s in STEPS], dtype=np.int64)
 STEP_WIDTH = np.array([SLOTS[s] if s in cl.TREATMENTS else 1 for s in STEPS], dtype=np.int64)
 # Where each treatment's slots start in `Cohort.treatments` (the treatments' uniforms side by side); -1 for the
 # steps that are not treatments.
@@ -73,12 +86,6 @@ def _slot(uses: np.ndarray, purpose: str) -> np.ndarray:
     width = SLOTS[purpose]
     return uses & (width - 1) if _POWER_OF_TWO[purpose] else uses % width
 
-# Codes of the text columns.
-BY_NAMES: tuple[str, ...] = ("", NATURAL_COURSE, CONSERVATIVE, *STEPS)  # resolved_by; a step is 3 + its code
-BY_NATURAL, BY_CONSERVATIVE, BY_STEP = 1, 2, 3
-REASONS: tuple[str, ...] = ("", "undiagnosed", "treatment_exhausted")
-F_WITHOUT_CARE, F_RESOLVED, F_PERSISTENT, F_IN_PATHWAY = (FINAL_STATES.index(s) for s in
-                                                         (RESOLVED_WITHOUT_CARE, RESOLVED, "persistent", IN_PATHWAY))
 # Where a patient is in Pathway._patient: the loop she will run next.
 DONE, DIAGNOSE, TREAT, LADDER, AFTER = 0, 1, 2, 3, 4
 
@@ -351,48 +358,28 @@ class FastPathway:
         self.state = np.zeros(n, dtype=np.int64)
         self.pc = np.full(n, DONE, dtype=np.int8)
         self.uses = np.zeros((N_RES, n), dtype=np.int64)  # resource-major: uses[r] is one resource's counts
-        self.counts = np.zeros((n, len(COUNTERS)), dtype=np.int64)
+        self.counts = np.zeros((n, len(TREATMENT_COUNTERS)), dtype=np.int64)
         self.last_key = np.zeros(n, dtype=np.int64)
         self.scratch = np.zeros(n, dtype=bool)
-        # Result columns (as pathway.Records; text columns as codes until the end).
-        self.center = cohort.home_center.astype(np.int64).copy()
-        nan = np.full(n, np.nan)
-        self.presented, self.diagnosed, self.first_treatment = nan.copy(), nan.copy(), nan.copy()
-        self.resolved_day, self.symptom_days, self.waiting_days, self.rih_days = (nan.copy(), nan.copy(),
-                                                                                   nan.copy(), nan.copy())
-        self.n_consultations, self.n_brain_mri, self.n_spinal_imaging, self.n_referrals, self.n_recurrences, \
-            self.n_acetazolamide = (np.zeros(n, dtype=np.int64) for _ in range(6))
-        self.rih, self.rih_misread, self.leak_localized, self.symptomatic = (np.zeros(n, dtype=bool)
-                                                                            for _ in range(4))
-        self.final = np.full(n, F_IN_PATHWAY, dtype=np.int64)
-        self.by = np.zeros(n, dtype=np.int64)
-        self.reason = np.zeros(n, dtype=np.int64)
+        # Result columns (records.Records, as arrays); the treatment counters are columns of one matrix, so that a
+        # step's counter can be picked per patient.
+        self.rec = rec = Records.arrays(n)
+        for j, name in enumerate(TREATMENT_COUNTERS):
+            setattr(rec, name, self.counts[:, j])
         self._use_keys: list[np.ndarray] = []
         self._use_busy: list[np.ndarray] = []
-        self.records: FastRecords | None = None
+        self.records: Records | None = None
         self.centers: list[CenterTotals] = []
         self.centers_by_replication: list[list[CenterTotals]] = []
 
     # ------------------------------------------------------------------------------------------- running
     def run(self) -> None:
         """Settle patients who never reach care (as Pathway.run), then advance everyone else round by round."""
-        c, h = self.cohort, self.horizon
-        nat, presented = c.natural_resolution_day, c.presented_day
-        reach = care_reach(c, h)
-        without_care = reach.without_care
-        self.final[without_care] = F_WITHOUT_CARE
-        self.by[without_care] = BY_NATURAL
-        self.resolved_day[without_care] = nat.compress(without_care)
-        self.symptom_days[without_care] = nat.compress(without_care) - c.onset_day.compress(without_care)
-        unpresented = reach.unpresented
-        self.symptom_days[unpresented] = h - c.onset_day.compress(unpresented)
-        self.symptomatic[unpresented] = True
-        process = reach.admitted
+        process, columns = before_care(self.cohort, self.horizon)
+        for name, values in columns.items():
+            setattr(self.rec, name, values)
         self.processed = process
-        self.symptomatic[process] = True
-        self.waiting_days[process] = 0.0
-        self.t[process] = presented.compress(process)
-        self.presented[process] = presented.compress(process)
+        self.t[process] = self.cohort.presented_day.compress(process)
         self._init_states(np.flatnonzero(process))
         self.pc[process] = DIAGNOSE
         handlers = ((DIAGNOSE, self._diagnose), (TREAT, self._treat), (LADDER, self._ladder), (AFTER, self._after))
@@ -424,10 +411,11 @@ class FastPathway:
 
     def _close(self) -> None:
         """Symptom days to the horizon for everyone still symptomatic, then the result columns and totals."""
-        open_ = self.processed & self.symptomatic
-        prior = self.symptom_days.compress(open_)
-        self.symptom_days[open_] = np.where(np.isnan(prior), 0.0, prior) + (self.horizon - self.since.compress(open_))
-        self.records = FastRecords(self)
+        rec = self.rec
+        open_ = self.processed & rec.symptomatic_at_end
+        prior = rec.symptom_days.compress(open_)
+        rec.symptom_days[open_] = np.where(np.isnan(prior), 0.0, prior) + (self.horizon - self.since.compress(open_))
+        self.records = self.rec
         keys = np.concatenate(self._use_keys) if self._use_keys else np.zeros(0, dtype=np.int64)
         busy = np.concatenate(self._use_busy) if self._use_busy else np.zeros(0)
         size = self.nc * N_RES
@@ -497,7 +485,7 @@ class FastPathway:
         else:
             j = self.uses[r, idx]
             self.uses[r, idx] = j + 1
-        c = self.center[idx]
+        c = self.rec.center[idx]
         group = c * N_RES + r
         booking, service = self._durations(group, idx, j, c, r)
         if prompt is not None and _some(prompt):
@@ -540,37 +528,37 @@ class FastPathway:
 
     # ------------------------------------------------------------------------------------------- outcomes
     def _resolve(self, idx: np.ndarray, by: int | np.ndarray, day: np.ndarray) -> None:
-        self.final[idx] = F_RESOLVED
-        self.by[idx] = by
-        self.resolved_day[idx] = day
-        prior = self.symptom_days[idx]
-        self.symptom_days[idx] = np.where(np.isnan(prior), 0.0, prior) + (day - self.since[idx])
-        self.symptomatic[idx] = False
+        self.rec.final_state[idx] = F_RESOLVED
+        self.rec.resolved_by[idx] = by
+        self.rec.resolved_day[idx] = day
+        prior = self.rec.symptom_days[idx]
+        self.rec.symptom_days[idx] = np.where(np.isnan(prior), 0.0, prior) + (day - self.since[idx])
+        self.rec.symptomatic_at_end[idx] = False
 
     def _persist(self, idx: np.ndarray, reason: int) -> None:
-        self.final[idx] = F_PERSISTENT
-        self.reason[idx] = reason
-        self.symptomatic[idx] = True
+        self.rec.final_state[idx] = F_PERSISTENT
+        self.rec.persistent_reason[idx] = reason
+        self.rec.symptomatic_at_end[idx] = True
         self.pc[idx] = DONE
 
     # ------------------------------------------------------------------------------------------- the pathway
     def _diagnose(self, idx: np.ndarray) -> None:
         """One consultation of Pathway._diagnose (with its brain MRI), then diagnosis, giving up or return."""
-        prompt = None if self.review_days is None else self.iatrogenic[idx] & (self.n_consultations[idx] == 0)
+        prompt = None if self.review_days is None else self.iatrogenic[idx] & (self.rec.n_consultations[idx] == 0)
         idx = self._use(idx, R_CLINIC, BY_NATURAL, prompt=prompt)
-        n = self.n_consultations[idx]
-        self.n_consultations[idx] = n + 1
-        c = self.center[idx]
+        n = self.rec.n_consultations[idx]
+        self.rec.n_consultations[idx] = n + 1
+        c = self.rec.center[idx]
         uc = self.u["consultation"][idx, _slot(n, "consultation")]
         iat = self.iatrogenic[idx]
         suspected = ~iat & (uc < self.p_spontaneous[c])
         self.scratch[idx] = iat & (uc < self.p_iatrogenic[c])
         if _some(suspected):
             m_idx = self._use(idx.compress(suspected), R_MRI, BY_NATURAL)
-            m = self.n_brain_mri[m_idx]
-            self.n_brain_mri[m_idx] = m + 1
+            m = self.rec.n_brain_mri[m_idx]
+            self.rec.n_brain_mri[m_idx] = m + 1
             j = _slot(m, "mri")
-            cm = self.center[m_idx]
+            cm = self.rec.center[m_idx]
             u = self.u
             signs = u["mri_sign"][m_idx, j] < self.p_sign[cm]
             read = signs & (u["mri_read"][m_idx, j] < self.p_read[cm])
@@ -578,28 +566,28 @@ class FastPathway:
             idx = idx.compress(self.pc[idx] != DONE)
         recognized = self.scratch[idx]
         diagnosed = idx.compress(recognized)
-        self.diagnosed[diagnosed] = self.t[diagnosed]
+        self.rec.diagnosed_day[diagnosed] = self.t[diagnosed]
         self.pc[diagnosed] = TREAT
         missed = idx.compress(~recognized)
-        n = self.n_consultations[missed] - 1
+        n = self.rec.n_consultations[missed] - 1
         give_up = n + 1 >= self.max_consultations
-        self._persist(missed.compress(give_up), 1)
+        self._persist(missed.compress(give_up), R_UNDIAGNOSED)
         missed, n = missed.compress(~give_up), n.compress(~give_up)
         back = self.misdiagnosis_return.ppf(self.u["misdiagnosis_return"][missed, _slot(n, "misdiagnosis_return")])
         self._wait(missed, back, BY_NATURAL)
 
     def _treat(self, idx: np.ndarray) -> None:
         """The conservative window at the start of an episode (Pathway._treat before its loop)."""
-        u = self.u["conservative"][idx, _slot(self.n_recurrences[idx], "conservative")]
+        u = self.u["conservative"][idx, _slot(self.rec.n_recurrences[idx], "conservative")]
         idx = self._wait(idx, self.conservative(self.etiology[idx], u), BY_CONSERVATIVE)
         self.pc[idx] = LADDER
 
     def _ladder(self, idx: np.ndarray) -> None:
         """One turn of Pathway._treat's loop: persist, refer, or carry out the next step."""
-        key = self.state[idx] * self.nc + self.center[idx]
+        key = self.state[idx] * self.nc + self.rec.center[idx]
         self.table.ensure(key)
         step = self.table.step[key]
-        self._persist(idx.compress(step == C_PERSIST), 2)
+        self._persist(idx.compress(step == C_PERSIST), R_EXHAUSTED)
         refer = step == C_REFER
         if _some(refer):
             self._refer(idx.compress(refer))
@@ -608,35 +596,35 @@ class FastPathway:
             self._act(idx.compress(act), key.compress(act))
 
     def _refer(self, idx: np.ndarray) -> None:
-        n_ref = self.n_referrals[idx]
-        self.n_referrals[idx] = n_ref + 1
+        n_ref = self.rec.n_referrals[idx]
+        self.rec.n_referrals[idx] = n_ref + 1
         u = self.u["referral"][idx, _slot(n_ref, "referral")]
-        idx = self._wait(idx, self.referral(self.center[idx], u), BY_CONSERVATIVE)
-        self.center[idx] = self.refer[self.center[idx]]
+        idx = self._wait(idx, self.referral(self.rec.center[idx], u), BY_CONSERVATIVE)
+        self.rec.center[idx] = self.refer[self.rec.center[idx]]
         self.state[idx] = self.table.arrive(self.state[idx])
         idx = self._use(idx, R_CLINIC, BY_CONSERVATIVE)
-        self.n_consultations[idx] += 1
+        self.rec.n_consultations[idx] += 1
 
     def _act(self, idx: np.ndarray, key: np.ndarray) -> None:
         tab = self.table
         idx = self._use(idx, tab.resource[key], BY_CONSERVATIVE)
-        key = self.state[idx] * self.nc + self.center[idx]
+        key = self.state[idx] * self.nc + self.rec.center[idx]
         step = tab.step[key]
         imaging = (step == C_IMAGING) | (step == C_IMAGING_REFINED)
         if _some(imaging):
             im, ki = idx.compress(imaging), key.compress(imaging)
-            n_img = self.n_spinal_imaging[im]
-            self.n_spinal_imaging[im] = n_img + 1
+            n_img = self.rec.n_spinal_imaging[im]
+            self.rec.n_spinal_imaging[im] = n_img + 1
             found = self.u["imaging"][im, _slot(n_img, "imaging")] < tab.imaging_yield[ki]
             self.state[im] = np.where(found, tab.next_found[ki], tab.next_state[ki])
-            self.leak_localized[im.compress(found)] = True
+            self.rec.leak_localized[im.compress(found)] = True
             treat = ~imaging
             idx, key, step = idx.compress(treat), key.compress(treat), step.compress(treat)
         if not idx.size:
             return
         t = self.t[idx]
-        first = self.first_treatment[idx]
-        self.first_treatment[idx] = np.where(np.isnan(first), t, first)
+        first = self.rec.first_treatment_day[idx]
+        self.rec.first_treatment_day[idx] = np.where(np.isnan(first), t, first)
         p = np.where(t - self.onset[idx] > self.late_threshold, tab.p_late[key], tab.p_early[key])
         counter = STEP_COUNTER[step]
         attempt = self.counts[idx, counter]
@@ -659,23 +647,23 @@ class FastPathway:
         tab = self.table
         u = self.u
         success_day = self.t[idx].copy()
-        i = _slot(self.n_recurrences[idx], "rih")
+        i = _slot(self.rec.n_recurrences[idx], "rih")
         key = self.last_key[idx]
         rih = u["rih_occurs"][idx, i] < tab.p_rih[key]
         if _some(rih):
             ri, ii = idx.compress(rih), i.compress(rih)
-            self.rih[ri] = True
+            self.rec.rih[ri] = True
             onset = self.rih_onset.ppf(u["rih_onset"][ri, ii])
-            recognized = u["rih_recognized"][ri, ii] < self.p_rih_recognized[self.center[ri]]
+            recognized = u["rih_recognized"][ri, ii] < self.p_rih_recognized[self.rec.center[ri]]
             duration = self.rih_duration(recognized.astype(np.int64), u["rih_duration"][ri, ii])
             start = success_day.compress(rih) + onset
             days = np.maximum(0.0, np.minimum(duration, self.horizon - start))
-            prior = self.rih_days[ri]
-            self.rih_days[ri] = np.where(np.isnan(prior), days, prior + days)
-            self.n_acetazolamide[ri.compress(recognized)] += 1
+            prior = self.rec.rih_days[ri]
+            self.rec.rih_days[ri] = np.where(np.isnan(prior), days, prior + days)
+            self.rec.n_acetazolamide_courses[ri.compress(recognized)] += 1
             misread = ri.compress(~recognized)
             if misread.size:
-                self.rih_misread[misread] = True
+                self.rec.rih_misread[misread] = True
                 wait = onset.compress(~recognized) > 0.0
                 misread_onset = onset.compress(~recognized)
                 self._freeze(misread.compress(wait), self.t[misread.compress(wait)] + misread_onset.compress(wait))
@@ -699,61 +687,14 @@ class FastPathway:
         t_later = t.compress(later)
         self._freeze(idx.compress(later), t_later + (recur_day.compress(later) - t_later))
         idx = idx.compress(self.pc[idx] != DONE)
-        self.n_recurrences[idx] += 1
-        self.final[idx] = F_IN_PATHWAY
-        self.resolved_day[idx] = np.nan
-        self.by[idx] = 0
+        self.rec.n_recurrences[idx] += 1
+        self.rec.final_state[idx] = F_IN_PATHWAY
+        self.rec.resolved_day[idx] = np.nan
+        self.rec.resolved_by[idx] = BY_NONE
         self.since[idx] = self.t[idx]
-        self.symptomatic[idx] = True
+        self.rec.symptomatic_at_end[idx] = True
         self.t_nat[idx] = INF
         self.state[idx] = tab.new_episode(self.state[idx])
         idx = self._use(idx, R_CLINIC, BY_CONSERVATIVE)
-        self.n_consultations[idx] += 1
+        self.rec.n_consultations[idx] += 1
         self.pc[idx] = TREAT
-
-
-class FastRecords:
-    """The result columns of a FastPathway, with the attribute names of `pathway.Records` (numpy arrays)."""
-
-    def __init__(self, m: FastPathway) -> None:
-        self.center = m.center
-        self.presented_day = m.presented
-        self.diagnosed_day = m.diagnosed
-        self.first_treatment_day = m.first_treatment
-        self.resolved_day = m.resolved_day
-        self.symptom_days = m.symptom_days
-        self.waiting_days = m.waiting_days
-        self.rih_days = m.rih_days
-        self.n_consultations = m.n_consultations
-        self.n_brain_mri = m.n_brain_mri
-        self.n_spinal_imaging = m.n_spinal_imaging
-        for j, name in enumerate(COUNTERS):
-            setattr(self, name, m.counts[:, j])
-        self.n_recurrences = m.n_recurrences
-        self.n_referrals = m.n_referrals
-        self.n_acetazolamide_courses = m.n_acetazolamide
-        self.rih = m.rih
-        self.rih_misread = m.rih_misread
-        self.leak_localized = m.leak_localized
-        self.symptomatic_at_end = m.symptomatic
-        # Text columns as (names, codes), None for "no value": the patient table builds them from the codes.
-        self.text_codes: dict[str, tuple[tuple[str | None, ...], np.ndarray]] = {
-            "final_state": (FINAL_STATES, m.final),
-            "resolved_by": (tuple(b or None for b in BY_NAMES), m.by),
-            "persistent_reason": (tuple(r or None for r in REASONS), m.reason)}
-
-    def _text(self, name: str) -> np.ndarray:
-        names, codes = self.text_codes[name]
-        return np.array([x or "" for x in names], dtype=object)[codes]
-
-    @property
-    def final_state(self) -> np.ndarray:
-        return self._text("final_state")
-
-    @property
-    def resolved_by(self) -> np.ndarray:
-        return self._text("resolved_by")
-
-    @property
-    def persistent_reason(self) -> np.ndarray:
-        return self._text("persistent_reason")

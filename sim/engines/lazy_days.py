@@ -1,9 +1,10 @@
 """Days drawn through an inverse CDF one slot column at a time, on first use.
 
-Why. The cohort holds, per patient, a fixed-width row of uniforms for each purpose (`sim.randomness.SLOTS`: up to 24
-slots, so that two scenarios always share their draws). Most patients use the first slot or two. Transforming every
-slot of every patient up front cost the SimPy engine about a fifth of its time; transforming a column when the first
-patient reaches it gives the same numbers (the transform is elementwise) for a fraction of the work.
+Why. The cohort holds, per patient, a fixed-width row of uniforms for each purpose
+(`sim.model.randomness.SLOTS`: up to 24 slots, so that two scenarios always share their draws). Most patients use
+the first slot or two. Transforming every slot of every patient up front cost the SimPy engine about a fifth of its
+time; transforming a column when the first patient reaches it gives the same numbers (the transform is
+elementwise) for a fraction of the work.
 """
 
 from __future__ import annotations

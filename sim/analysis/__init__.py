@@ -1,0 +1,1 @@
+"""Statistics of the outputs: metrics, intervals, survival curves, summaries, planners' time series."""

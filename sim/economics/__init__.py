@@ -1,0 +1,1 @@
+"""Costs, QALYs and cost-effectiveness: pure functions of tables, importing no runs."""

@@ -1,0 +1,1 @@
+"""Files: run folders (work beside, publish whole), atomic writes, manifests and versions."""

@@ -1,0 +1,151 @@
+"""The pathway's rules outside the treatment ladder, written once for both engines.
+
+Diagnosis at a consultation and on a brain MRI, giving up after repeated misdiagnosis, rebound intracranial
+hypertension (RIH) and recurrence after a success, and which distribution each delay is drawn from. The ladder
+itself (which step next, how likely it works) is `sim.model.clinical`, tabulated by `sim.model.ladder`.
+
+How one definition serves two engines. A rule is a function of uniforms, a center index and `CenterValues`, written
+only with operations that mean the same on Python numbers and on numpy arrays: comparisons, `&`, `|`, `*` and
+indexing a per-center sequence with the center. The SimPy engine calls it for one patient with the values as
+tuples of Python floats (`PathwayRules.one`); the fast engine for many patients with the values as arrays
+(`PathwayRules.many`). A clinical parameter's name appears here and in `sim.config`, never in an engine.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+import numpy as np
+
+from sim.config.distributions import Distribution, DistributionTable
+from sim.config.parameters import ETIOLOGIES, IATROGENIC, RESOURCES, Scenario
+
+V = TypeVar("V")  # tuple[float, ...] for one patient, np.ndarray for many
+
+
+@dataclass(frozen=True, slots=True)
+class CenterValues(Generic[V]):
+    """Per-center probabilities of the rules below, indexed by the center's position in the scenario."""
+
+    recognize_iatrogenic: V  # a procedure-related leak is recognized at a consultation
+    suspect_spontaneous: V  # a spontaneous leak is suspected at a consultation (a brain MRI follows)
+    brain_mri_sign: V  # the brain MRI shows signs of low CSF pressure
+    mri_read: V  # the signs are read as such
+    diagnose_despite_normal_mri: V  # suspicion holds although the MRI was read as normal
+    rih_recognized: V  # rebound hypertension is recognized for what it is (else taken for the leak)
+
+
+def recognized_at_consultation(u: Any, iatrogenic: Any, center: Any, v: CenterValues) -> Any:
+    """A procedure-related leak recognized at this consultation (its history points to it: no MRI needed)."""
+    return iatrogenic & (u < v.recognize_iatrogenic[center])
+
+
+def suspected_at_consultation(u: Any, spontaneous: Any, center: Any, experience: Any, v: CenterValues) -> Any:
+    """A spontaneous leak suspected at this consultation, so that a brain MRI is ordered. `experience` multiplies
+    the probability (1 unless the center's volume feeds its performance)."""
+    return spontaneous & (u < v.suspect_spontaneous[center] * experience)
+
+
+def diagnosed_by_brain_mri(u_sign: Any, u_read: Any, u_despite: Any, center: Any, experience: Any,
+                           v: CenterValues) -> Any:
+    """The brain MRI leads to the diagnosis: signs present and read as such, or suspicion held despite it."""
+    return (((u_sign < v.brain_mri_sign[center]) & (u_read < v.mri_read[center] * experience))
+            | (u_despite < v.diagnose_despite_normal_mri[center]))
+
+
+def gives_up(consultations: Any, max_consultations: int) -> Any:
+    """After this many consultations without a diagnosis the patient stops seeking care (symptoms persist)."""
+    return consultations >= max_consultations
+
+
+def rih_recognized(u: Any, center: Any, v: CenterValues) -> Any:
+    """Rebound hypertension recognized (acetazolamide) rather than misread as the leak (a needless blood patch)."""
+    return u < v.rih_recognized[center]
+
+
+def rih_days_within(start_day: Any, duration_days: Any, horizon_days: float) -> Any:
+    """Days of RIH that fall before the horizon."""
+    return np.maximum(0.0, np.minimum(duration_days, horizon_days - start_day))
+
+
+def rih_occurs(u: Any, p_rih: Any) -> Any:
+    """RIH after a successful seal, with the probability `clinical.rih_probability` gives for that step."""
+    return u < p_rih
+
+
+def recurs(u: Any, p_recurrence: Any) -> Any:
+    """Symptoms return after a success, with the probability `clinical.recurrence_probability` gives."""
+    return u < p_recurrence
+
+
+@dataclass(frozen=True, slots=True)
+class Delays:
+    """Which distribution each delay of the pathway is drawn from. Tables are by group: (center, resource) as
+    center * len(RESOURCES) + resource, or center, or etiology, or RIH recognized (1) / not (0)."""
+
+    booking: DistributionTable  # by (center, resource)
+    service: DistributionTable  # by (center, resource)
+    booking_by_center: tuple[DistributionTable, ...]  # one per resource, by center
+    service_by_center: tuple[DistributionTable, ...]  # one per resource, by center
+    referral: DistributionTable  # by center: the referring center's delay
+    conservative: DistributionTable  # by etiology: the conservative window before the ladder
+    rih_duration: DistributionTable  # by recognized: untreated (0), treated (1)
+    misdiagnosis_return: Distribution  # from a missed diagnosis to the next consultation
+    recurrence: Distribution  # from a success to the return of symptoms
+    rih_onset: Distribution  # from a success to RIH
+    prompt_review: Distribution | None  # first consultation of a procedure-related leak (None: the clinic's booking)
+
+
+class PathwayRules:
+    """A scenario's rules compiled for the engines: center values for one patient and for many, delays, and the
+    population's limits. Built once per scenario (`pathway_rules`)."""
+
+    def __init__(self, scenario: Scenario) -> None:
+        profiles = [c.profile for c in scenario.centers]
+        values = {
+            "recognize_iatrogenic": [p.recognition_probability_iatrogenic for p in profiles],
+            "suspect_spontaneous": [p.recognition_probability_spontaneous for p in profiles],
+            "brain_mri_sign": [p.brain_mri_sign_probability for p in profiles],
+            "mri_read": [p.mri_reading_sensitivity for p in profiles],
+            "diagnose_despite_normal_mri": [p.diagnose_despite_normal_mri_probability for p in profiles],
+            "rih_recognized": [p.rih_recognition_probability for p in profiles],
+        }
+        self.one: CenterValues[tuple[float, ...]] = CenterValues(**{k: tuple(v) for k, v in values.items()})
+        self.many: CenterValues[np.ndarray] = CenterValues(**{k: np.array(v, dtype=np.float64)
+                                                              for k, v in values.items()})
+        cln, pop, centers = scenario.clinical, scenario.population, scenario.centers
+        self.delays = Delays(
+            booking=DistributionTable([c.resources[r].booking_days for c in centers for r in RESOURCES]),
+            service=DistributionTable([c.resources[r].service_days for c in centers for r in RESOURCES]),
+            booking_by_center=tuple(DistributionTable([c.resources[r].booking_days for c in centers])
+                                    for r in RESOURCES),
+            service_by_center=tuple(DistributionTable([c.resources[r].service_days for c in centers])
+                                    for r in RESOURCES),
+            referral=DistributionTable([p.referral_delay_days for p in profiles]),
+            conservative=DistributionTable([cln.conservative_days[e] for e in ETIOLOGIES]),
+            rih_duration=DistributionTable([cln.rih_duration_untreated_days, cln.rih_duration_treated_days]),
+            misdiagnosis_return=pop.misdiagnosis_return_days,
+            recurrence=cln.recurrence_days,
+            rih_onset=cln.rih_onset_days,
+            prompt_review=pop.iatrogenic_review_days,
+        )
+        self.max_consultations = pop.max_consultations
+        self.iatrogenic_by_etiology = np.array([e in IATROGENIC for e in ETIOLOGIES])
+        # Success probabilities depend on time only through this threshold (`clinical.success_probability`).
+        self.late_after_days = cln.late_surgery_threshold_days
+
+
+_RULES: dict[int, tuple[Scenario, PathwayRules]] = {}
+
+
+def pathway_rules(scenario: Scenario) -> PathwayRules:
+    """The scenario's PathwayRules, kept across its replications."""
+    hit = _RULES.get(id(scenario))
+    if hit is not None and hit[0] is scenario:
+        return hit[1]
+    if len(_RULES) >= 16:
+        _RULES.clear()
+    rules = PathwayRules(scenario)
+    _RULES[id(scenario)] = (scenario, rules)
+    return rules

@@ -1,0 +1,1 @@
+"""Running the model: one replication, many (parallel, resumable), comparisons, sweeps, warm-up, PSA and sensitivity."""
