@@ -11,8 +11,9 @@ Figures are ratios measured in the same process on the same machine, so they can
   command-line run), on replications of ~26,000 and ~2,600 patients;
 - peak memory (RSS) of a run of one million patients, in a child process;
 - the variance reduction of common random numbers on the paired difference of mean time to resolution;
-- the fast path (numpy, `sim.fastpath`) against the SimPy engine on each shipped scenario made capacity-unlimited,
-  on the same cohorts: engine alone (cohort drawn beforehand) and whole replications (draw + engine + tables).
+- the fast engine (numpy, `sim.engines.fast_engine`) against the SimPy engine on each shipped scenario made
+  capacity-unlimited, on the same cohorts: engine alone (cohort drawn beforehand) and whole replications (draw,
+  engine, tables).
 Benchmarks are not tests: nothing here asserts a time.
 """
 
@@ -36,7 +37,8 @@ sys.path.insert(0, str(ROOT))
 
 from sim.analysis.stats import replication_metrics  # noqa: E402
 from sim.config.scenario import load_scenario  # noqa: E402
-from sim.engines.fast_engine import FastPathway, unlimited_overrides  # noqa: E402
+from sim.engines.choice import unlimited_overrides  # noqa: E402
+from sim.engines.fast_engine import FastPathway  # noqa: E402
 from sim.engines.simpy_engine import Pathway  # noqa: E402
 from sim.model.population import draw_cohort, draw_cohorts  # noqa: E402
 from sim.runs.experiment import run  # noqa: E402

@@ -5,7 +5,10 @@ Notebook API:
     scenario = sim.load_scenario("scenarios/experienced_center.toml")
     result = sim.run(scenario, reps=20, seed=1)          # RunResult: .patients, .summary, .per_replication
     both = sim.compare(["scenarios/experienced_center.toml", "scenarios/low_volume_center.toml"], reps=20)
+    sim.psa(...), sim.sensitivity(...), sim.unlimited_overrides(scenario)
 """
+
+from typing import Any
 
 from sim.config.scenario import load_scenario
 from sim.errors import ScenarioError
@@ -13,4 +16,15 @@ from sim.runs.compare import CompareResult, compare
 from sim.runs.experiment import RunResult, run
 
 __version__ = "0.1.0"
-__all__ = ["CompareResult", "RunResult", "ScenarioError", "compare", "load_scenario", "run"]
+__all__ = ["CompareResult", "RunResult", "ScenarioError", "compare", "load_scenario", "psa", "run", "sensitivity",
+           "unlimited_overrides"]
+# Loaded on first use: PSA draws its figures with matplotlib, which every other command would pay for at start.
+_LAZY = {"psa": "sim.runs.psa", "sensitivity": "sim.runs.psa", "unlimited_overrides": "sim.engines.choice"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'sim' has no attribute {name!r}")

@@ -11,7 +11,7 @@ import pytest
 from sim.cli import main
 from sim.config.parameters import RESOURCES
 from sim.config.scenario import load_scenario
-from sim.engines.fast_engine import capacity_unlimited, select_engine, unlimited_overrides
+from sim.engines.choice import capacity_unlimited, select_engine, unlimited_overrides
 from sim.errors import ScenarioError
 from sim.model.population import draw_cohort
 from sim.runs.experiment import run

@@ -96,3 +96,34 @@ def _third_party(module: str) -> set[str]:
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
             out.add(node.module)
     return out
+
+
+def test_no_engine_reads_a_clinical_parameter():
+    """A clinical parameter is read in the model layer (sim.model) and nowhere in an engine: an engine reads it
+    through the model's objects (rules, delays, the ladder table, the clinical functions)."""
+    from dataclasses import fields
+
+    from sim.config.parameters import CenterProfile, Clinical, Population, ReferralPolicy, VolumeOutcome
+
+    names = {f.name for cls in (CenterProfile, Clinical, Population, ReferralPolicy, VolumeOutcome)
+             for f in fields(cls)}
+    model_objects = {"rules", "delays", "tab", "table", "cl"}
+    read = []
+    for path in sorted((PACKAGE / "engines").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Attribute) and node.attr in names:
+                base = node.value
+                owner = base.attr if isinstance(base, ast.Attribute) else getattr(base, "id", "")
+                if owner not in model_objects:
+                    read.append(f"{path.name}:{node.lineno} .{node.attr}")
+    assert not read
+
+
+def test_the_public_api_resolves_every_name_it_lists():
+    import pytest
+
+    import sim
+
+    assert all(callable(getattr(sim, name)) for name in sim.__all__)
+    with pytest.raises(AttributeError, match="no attribute 'pathway'"):
+        _ = sim.pathway

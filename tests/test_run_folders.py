@@ -1,4 +1,4 @@
-"""The run-folder protocol (sim/runfolder.py), where users meet it: the command line never removes a file csfsim did
+"""The run-folder protocol (sim/io/runfolder.py), where users meet it: the command line never removes a file csfsim did
 not write, replaces a finished output only with --overwrite, refuses a second run into the same folder, and
 leaves nothing half-written behind a refused command."""
 

@@ -1,5 +1,5 @@
-"""Per-replication summaries (sim/summaries.py) merge into exactly the km.csv and distributions.csv computed over
-all patients at once."""
+"""Per-replication summaries (sim/analysis/summaries.py) merge into exactly the km.csv and distributions.csv
+computed over all patients at once."""
 
 from __future__ import annotations
 

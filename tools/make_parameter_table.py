@@ -37,7 +37,7 @@ def render() -> str:
 
 
 def _uncertainty_lines() -> list[str]:
-    """The PSA distribution of every uncertain parameter of base.toml (sim/uncertainty.py)."""
+    """The PSA distribution of every uncertain parameter of base.toml (sim/config/uncertainty.py)."""
     from sim.config.scenario import load_scenario
     from sim.config.uncertainty import parameter_space
 

@@ -1,36 +1,35 @@
-"""The fast path: the pathway of `sim.pathway`, advanced for all patients at once with numpy, when nothing queues.
+"""The fast engine: the pathway of `sim.engines.simpy_engine`, advanced for all patients at once with numpy, when
+nothing can queue.
 
 Why this is exact. A patient holds at most one server at a time, so a resource with at least as many servers as
-the replication has patients never makes anyone wait (`capacity_unlimited`). Then every request is granted the
-moment it is made, booking and service simply add up, and patients never interact: a patient's days depend only
-on her own uniforms, which `sim.population` drew up front. The engine below replays `Pathway._patient` line by
-line (same uniform slot for the n-th use of each purpose, same natural-resolution checks, same horizon freezing,
-same symptom-day accounting) in lockstep rounds over index arrays of patients.
+the replication has patients never makes anyone wait (`choice.capacity_unlimited`). Then every request is granted
+the moment it is made, booking and service simply add up, and patients never interact: a patient's days depend
+only on her own uniforms, which `sim.model.population` drew up front. The engine below follows
+`Pathway._patient` step by step (same uniform slot for the n-th use of each purpose, same natural-resolution
+checks, same horizon freezing, same symptom-day accounting) in lockstep rounds over index arrays of patients.
 
-Why the clinical rules are not rewritten here. The next ladder step is a pure function of a small discrete state
-(the patient's `clinical.History`) and the current center. `LadderTable` interns each distinct History as an
-integer and fills, once per (state, center) pair met, the step, its success probabilities and the next states by
-calling `clinical.next_step`, `record_step`, `record_imaging`, ... themselves. The only knowledge of the rules
-kept here: success probabilities depend on time only through `days_since_onset > late_surgery_threshold_days`.
+No clinical rule is written here. Diagnosis, giving up, RIH, recurrence and the delays come from
+`sim.model.rules`, called with arrays; the ladder from `sim.model.ladder`, which tabulates `sim.model.clinical`
+over (history, center); the record's columns from `sim.model.records`.
 
-What the fast path does not produce: the event log and the resource-use table (`events`, `resource_uses` are
-None; `select_engine` never picks it when they are asked for), and SimPy events (`n_simpy_events` is 0). Waits
-are all zero; utilization is the exact busy time (service days up to the horizon) over capacity x horizon.
+What the fast engine does not produce: the event log and the resource-use table (`events`, `resource_uses` are
+None; `choice.select_engine` never picks it when they are asked for), and SimPy events (`n_simpy_events` is 0).
+Waits are all zero; utilization is the exact busy time (service days up to the horizon) over capacity x horizon.
 """
 
 from __future__ import annotations
 
-import copy
 import math
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 
 import numpy as np
 
-from sim.config.distributions import DistributionTable
-from sim.config.parameters import ETIOLOGIES, IATROGENIC, IATROGENIC_LEAK_TYPE, LEAK_TYPES, RESOURCES, Scenario
-from sim.config.schema import MAX_CAPACITY
+from sim.config.parameters import ETIOLOGIES, IATROGENIC_LEAK_TYPE, LEAK_TYPES, RESOURCES, Scenario
+from sim.engines.choice import capacity_unlimited
 from sim.errors import ScenarioError
 from sim.model import clinical as cl
+from sim.model import rules
+from sim.model.ladder import ladder_table
 from sim.model.population import TREATMENT_UNIFORMS, Cohort
 from sim.model.randomness import SLOTS
 from sim.model.records import (
@@ -48,8 +47,8 @@ from sim.model.records import (
     Records,
     before_care,
 )
+from sim.model.rules import pathway_rules
 
-ENGINES: tuple[str, ...] = ("auto", "simpy", "fast")
 INF = math.inf
 N_RES = len(RESOURCES)
 R_CLINIC, R_MRI, R_PROCEDURE = (RESOURCES.index(r) for r in ("clinic", "mri", "procedure_room"))
@@ -89,7 +88,6 @@ def _slot(uses: np.ndarray, purpose: str) -> np.ndarray:
 # Where a patient is in Pathway._patient: the loop she will run next.
 DONE, DIAGNOSE, TREAT, LADDER, AFTER = 0, 1, 2, 3, 4
 
-_HISTORY_FIELDS = tuple(f.name for f in fields(cl.History))
 
 
 def _some(mask: np.ndarray) -> bool:
@@ -103,179 +101,9 @@ def _every(mask: np.ndarray) -> bool:
     return np.count_nonzero(mask) == mask.size
 
 
-def capacity_unlimited(scenario: Scenario, n_patients: int) -> bool:
-    """True when patients can neither queue nor affect one another, so the fast path gives SimPy's results:
-    every resource of every center has a server for each patient and is always open (no session windows or
-    closures), and volume does not feed experience (which links patients through the center's case count)."""
-    return (not scenario.volume_outcome.enabled
-            and all(spec.capacity >= n_patients and not spec.scheduled
-                    for c in scenario.centers for spec in c.resources.values()))
-
-
-def unlimited_overrides(scenario: Scenario, capacity: int = MAX_CAPACITY) -> dict[str, int]:
-    """`load_scenario` overrides that give every resource of every center `capacity` servers: the scenario made
-    capacity-unlimited (for outcome-only questions, benchmarks and the equivalence tests)."""
-    return {f"centers.{c.name}.resources.{r}.capacity": capacity for c in scenario.centers for r in RESOURCES}
-
-
-def select_engine(scenario: Scenario, n_patients: int, engine: str, log_events: bool) -> str:
-    """The engine to run one replication on. "auto" takes the fast path only when it gives exactly the SimPy
-    engine's results (no capacity limit) and no event log is wanted; "fast" refuses a case it cannot do."""
-    if engine not in ENGINES:
-        raise ScenarioError("(run option)", "engine", engine, f"one of {', '.join(ENGINES)}")
-    unlimited = capacity_unlimited(scenario, n_patients)
-    if engine == "fast":
-        if not unlimited:
-            raise ScenarioError(scenario.source_file, "centers.*.resources.*", "limited or scheduled",
-                                f"every capacity >= {n_patients} (the patients of this replication), no opening "
-                                "schedules and volume_outcome off for the fast path; use engine auto or simpy")
-        if log_events:
-            raise ScenarioError("(run option)", "engine", engine,
-                                "no event log with the fast path (outcome-only: log_events=False, --no-events)")
-        return "fast"
-    if engine == "auto" and unlimited and not log_events:
-        return "fast"
-    return "simpy"
-
-
-class LadderTable:
-    """The treatment ladder, memoized over (interned History, center) pairs by calling `sim.clinical`.
-
-    Pair columns are flat arrays indexed by `state * n_centers + center`, filled on first use; states are
-    interned Histories, so a patient's whole history is one integer that numpy can carry and index with.
-    """
-
-    def __init__(self, scenario: Scenario, refer_index: list[int]) -> None:
-        self.clinical = scenario.clinical
-        self.profiles = [c.profile for c in scenario.centers]
-        self.can_refer = [i >= 0 for i in refer_index]
-        self.nc = len(self.profiles)
-        self.histories: list[cl.History] = []
-        self.ids: dict[tuple, int] = {}
-        self.cap = 0
-        self._grow(32)
-        cln, centers = scenario.clinical, scenario.centers
-        self.durations = (DistributionTable([c.resources[r].booking_days for c in centers for r in RESOURCES]),
-                          DistributionTable([c.resources[r].service_days for c in centers for r in RESOURCES]),
-                          DistributionTable([c.profile.referral_delay_days for c in centers]),
-                          DistributionTable([cln.conservative_days[e] for e in ETIOLOGIES]),
-                          DistributionTable([cln.rih_duration_untreated_days, cln.rih_duration_treated_days]),
-                          # per resource: (booking, service) tables by center
-                          [(DistributionTable([c.resources[r].booking_days for c in centers]),
-                            DistributionTable([c.resources[r].service_days for c in centers])) for r in RESOURCES])
-
-    def _grow(self, cap: int) -> None:
-        """Make room for `cap` states (pair arrays are state-major, so existing keys keep their meaning)."""
-        def widen(old: np.ndarray | None, size: int, fill: float | int | bool, dtype: type) -> np.ndarray:
-            new = np.full(size, fill, dtype=dtype)
-            if old is not None:
-                new[:old.size] = old
-            return new
-
-        n_pairs = cap * self.nc
-        get = self.__dict__.get
-        self.known = widen(get("known"), n_pairs, False, bool)
-        self.step = widen(get("step"), n_pairs, 0, np.int64)
-        self.resource = widen(get("resource"), n_pairs, 0, np.int64)
-        self.p_early = widen(get("p_early"), n_pairs, np.nan, np.float64)
-        self.p_late = widen(get("p_late"), n_pairs, np.nan, np.float64)
-        self.imaging_yield = widen(get("imaging_yield"), n_pairs, np.nan, np.float64)
-        self.next_state = widen(get("next_state"), n_pairs, -1, np.int64)
-        self.next_found = widen(get("next_found"), n_pairs, -1, np.int64)
-        self.p_rih = widen(get("p_rih"), n_pairs, np.nan, np.float64)
-        self.p_recur = widen(get("p_recur"), n_pairs, np.nan, np.float64)
-        self._new_episode = widen(get("_new_episode"), cap, -1, np.int64)
-        self._misread_ebp = widen(get("_misread_ebp"), cap, -1, np.int64)
-        self._arrive = widen(get("_arrive"), cap, -1, np.int64)
-        self.cap = cap
-
-    def intern(self, h: cl.History, owned: bool = False) -> int:
-        """The integer state of a History. A new one is stored as a copy, or as is when `owned` (a copy made
-        for the purpose, that nobody else will change)."""
-        key = tuple(getattr(h, name) for name in _HISTORY_FIELDS)
-        sid = self.ids.get(key)
-        if sid is None:
-            sid = self.ids[key] = len(self.histories)
-            self.histories.append(h if owned else copy.copy(h))
-            if sid >= self.cap:
-                self._grow(2 * self.cap)
-        return sid
-
-    def _after(self, sid: int, change) -> int:
-        h = copy.copy(self.histories[sid])
-        change(h)
-        return self.intern(h, owned=True)
-
-    def ensure(self, keys: np.ndarray) -> None:
-        """Fill every (state, center) pair among `keys` that has not been met yet."""
-        known = self.known[keys]
-        if not _every(known):
-            for key in np.unique(keys[~known]).tolist():
-                self._fill(key)
-
-    def _fill(self, key: int) -> None:
-        sid, c = divmod(key, self.nc)
-        h, profile, cln = self.histories[sid], self.profiles[c], self.clinical
-        step = cl.next_step(h, profile, self.can_refer[c], cln)
-        self.step[key] = STEP_CODE[step]
-        if step in cl.STEP_RESOURCE:
-            self.resource[key] = RESOURCES.index(cl.STEP_RESOURCE[step])
-        if step in (cl.IMAGING, cl.IMAGING_REFINED):
-            self.imaging_yield[key] = cl.imaging_yield(h, profile, cln)
-            self.next_state[key] = self._after(sid, lambda x: cl.record_imaging(x, profile, False))
-            self.next_found[key] = self._after(sid, lambda x: cl.record_imaging(x, profile, True))
-        elif step in cl.TREATMENTS:
-            self.p_early[key] = cl.success_probability(step, h, profile, cln, cln.late_surgery_threshold_days)
-            self.p_late[key] = cl.success_probability(step, h, profile, cln, INF)
-            nxt = self._after(sid, lambda x: cl.record_step(x, step, cln))
-            self.next_state[key] = nxt
-            self.p_rih[key] = cl.rih_probability(step, self.histories[nxt], cln)
-            self.p_recur[key] = cl.recurrence_probability(step, self.histories[nxt], cln)
-        self.known[key] = True
-
-    def new_episode(self, states: np.ndarray) -> np.ndarray:
-        """States after a recurrence (`History.start_new_episode`)."""
-        return self._memo(self._new_episode, states, cl.History.start_new_episode)
-
-    def _memo(self, memo: np.ndarray, states: np.ndarray, change) -> np.ndarray:
-        """memo[states], filling the states met for the first time with `change` applied to their History."""
-        out = memo[states]
-        if _some(out < 0):
-            for sid in np.unique(states[out < 0]).tolist():
-                memo[sid] = self._after(sid, change)
-            out = memo[states]
-        return out
-
-    def arrive(self, states: np.ndarray) -> np.ndarray:
-        """States after a referral (`History.arrive_at_new_center`)."""
-        return self._memo(self._arrive, states, cl.History.arrive_at_new_center)
-
-    def misread_ebp(self, states: np.ndarray) -> np.ndarray:
-        """States after the needless blood patch for misread RIH (as in Pathway._after_success)."""
-        def add_ebp(h: cl.History) -> None:
-            h.ebp_total += 1
-
-        return self._memo(self._misread_ebp, states, add_ebp)
-
-
-_TABLES: dict[int, tuple[Scenario, LadderTable]] = {}
-
-
-def ladder_table(scenario: Scenario, refer_index: list[int]) -> LadderTable:
-    """The scenario's LadderTable, kept across its replications (entries are pure functions of the scenario)."""
-    hit = _TABLES.get(id(scenario))
-    if hit is not None and hit[0] is scenario:
-        return hit[1]
-    if len(_TABLES) >= 16:
-        _TABLES.clear()
-    table = LadderTable(scenario, refer_index)
-    _TABLES[id(scenario)] = (scenario, table)
-    return table
-
-
 @dataclass
 class ResourceTotals:
-    """What the resources table needs of one resource, as `pathway.ResourceMonitor` keeps it."""
+    """What the resources table needs of one resource, as the SimPy engine's `Station` keeps it."""
 
     capacity: int
     n_arrived: int = 0
@@ -324,33 +152,22 @@ class FastPathway:
         self.nc = nc
         u = cohort.uniforms
         self.u = u
-        cln = scenario.clinical
-        pop = scenario.population
-        prof = [c.profile for c in scenario.centers]
-        self.p_iatrogenic = np.array([p.recognition_probability_iatrogenic for p in prof])
-        self.p_spontaneous = np.array([p.recognition_probability_spontaneous for p in prof])
-        self.p_sign = np.array([p.brain_mri_sign_probability for p in prof])
-        self.p_read = np.array([p.mri_reading_sensitivity for p in prof])
-        self.p_despite = np.array([p.diagnose_despite_normal_mri_probability for p in prof])
-        self.p_rih_recognized = np.array([p.rih_recognition_probability for p in prof])
-        # Duration distributions by group: (center, resource) as center * N_RES + resource, center, etiology,
-        # and for RIH untreated (0) / treated (1). Tables are kept with the ladder table, across replications.
-        tables = self.table.durations
-        self.booking, self.service, self.referral, self.conservative, self.rih_duration, self.booking_of = tables
+        self.rules = rules = pathway_rules(scenario)
+        self.values = rules.many
+        delays = rules.delays
+        self.delays = delays
+        self.booking_of = list(zip(delays.booking_by_center, delays.service_by_center, strict=True))
         self.u_booking = cohort.resource_uniforms("booking")
         self.u_service = cohort.resource_uniforms("service")
-        review = scenario.population.iatrogenic_review_days
+        review = delays.prompt_review
         self.review_days = review.ppf(u["booking:0"][:, 0]) if review is not None else None
-        self.misdiagnosis_return = pop.misdiagnosis_return_days
         treatments = cohort.treatments
         self.u_treat = treatments if treatments is not None else np.hstack([u[t] for t in TREATMENT_UNIFORMS])
-        self.recurrence_delay = cln.recurrence_days
-        self.rih_onset = cln.rih_onset_days
-        self.late_threshold = cln.late_surgery_threshold_days
-        self.max_consultations = pop.max_consultations
+        self.late_after_days = rules.late_after_days
         # Patient state (Pathway's PatientState and History, as arrays).
         self.etiology = cohort.etiology.astype(np.int64)
-        self.iatrogenic = np.array([e in IATROGENIC for e in ETIOLOGIES])[self.etiology]
+        self.iatrogenic = rules.iatrogenic_by_etiology[self.etiology]
+        self.spontaneous = ~self.iatrogenic
         self.onset = cohort.onset_day
         self.t = np.zeros(n)
         self.t_nat = cohort.natural_resolution_day.astype(np.float64).copy()
@@ -449,7 +266,7 @@ class FastPathway:
         return idx
 
     def _until_natural_resolution(self, idx: np.ndarray) -> np.ndarray:
-        """Pathway._until_natural_resolution: wait for the leak to close, or date it now if it already has."""
+        """Wait for the leak to close, or date it now if it already has (`Pathway._closure`)."""
         t, t_nat = self.t[idx], self.t_nat[idx]
         later = t_nat > t
         closed = ~later
@@ -523,8 +340,8 @@ class FastPathway:
             booking, service = self.booking_of[r]
             return booking(c, self.u_booking[r][idx, col_b]), service(c, self.u_service[r][idx, col_s])
         r_of = group % N_RES
-        return (self.booking(group, self.u_booking[r_of, idx, col_b]),
-                self.service(group, self.u_service[r_of, idx, col_s]))
+        return (self.delays.booking(group, self.u_booking[r_of, idx, col_b]),
+                self.delays.service(group, self.u_service[r_of, idx, col_s]))
 
     # ------------------------------------------------------------------------------------------- outcomes
     def _resolve(self, idx: np.ndarray, by: int | np.ndarray, day: np.ndarray) -> None:
@@ -550,9 +367,9 @@ class FastPathway:
         self.rec.n_consultations[idx] = n + 1
         c = self.rec.center[idx]
         uc = self.u["consultation"][idx, _slot(n, "consultation")]
-        iat = self.iatrogenic[idx]
-        suspected = ~iat & (uc < self.p_spontaneous[c])
-        self.scratch[idx] = iat & (uc < self.p_iatrogenic[c])
+        v = self.values
+        suspected = rules.suspected_at_consultation(uc, self.spontaneous[idx], c, 1.0, v)
+        self.scratch[idx] = rules.recognized_at_consultation(uc, self.iatrogenic[idx], c, v)
         if _some(suspected):
             m_idx = self._use(idx.compress(suspected), R_MRI, BY_NATURAL)
             m = self.rec.n_brain_mri[m_idx]
@@ -560,9 +377,8 @@ class FastPathway:
             j = _slot(m, "mri")
             cm = self.rec.center[m_idx]
             u = self.u
-            signs = u["mri_sign"][m_idx, j] < self.p_sign[cm]
-            read = signs & (u["mri_read"][m_idx, j] < self.p_read[cm])
-            self.scratch[m_idx] = read | (u["mri_despite_normal"][m_idx, j] < self.p_despite[cm])
+            self.scratch[m_idx] = rules.diagnosed_by_brain_mri(u["mri_sign"][m_idx, j], u["mri_read"][m_idx, j],
+                                                               u["mri_despite_normal"][m_idx, j], cm, 1.0, v)
             idx = idx.compress(self.pc[idx] != DONE)
         recognized = self.scratch[idx]
         diagnosed = idx.compress(recognized)
@@ -570,16 +386,17 @@ class FastPathway:
         self.pc[diagnosed] = TREAT
         missed = idx.compress(~recognized)
         n = self.rec.n_consultations[missed] - 1
-        give_up = n + 1 >= self.max_consultations
+        give_up = rules.gives_up(n + 1, self.rules.max_consultations)
         self._persist(missed.compress(give_up), R_UNDIAGNOSED)
         missed, n = missed.compress(~give_up), n.compress(~give_up)
-        back = self.misdiagnosis_return.ppf(self.u["misdiagnosis_return"][missed, _slot(n, "misdiagnosis_return")])
+        back = self.delays.misdiagnosis_return.ppf(self.u["misdiagnosis_return"][missed,
+                                                                                  _slot(n, "misdiagnosis_return")])
         self._wait(missed, back, BY_NATURAL)
 
     def _treat(self, idx: np.ndarray) -> None:
         """The conservative window at the start of an episode (Pathway._treat before its loop)."""
         u = self.u["conservative"][idx, _slot(self.rec.n_recurrences[idx], "conservative")]
-        idx = self._wait(idx, self.conservative(self.etiology[idx], u), BY_CONSERVATIVE)
+        idx = self._wait(idx, self.delays.conservative(self.etiology[idx], u), BY_CONSERVATIVE)
         self.pc[idx] = LADDER
 
     def _ladder(self, idx: np.ndarray) -> None:
@@ -599,7 +416,7 @@ class FastPathway:
         n_ref = self.rec.n_referrals[idx]
         self.rec.n_referrals[idx] = n_ref + 1
         u = self.u["referral"][idx, _slot(n_ref, "referral")]
-        idx = self._wait(idx, self.referral(self.rec.center[idx], u), BY_CONSERVATIVE)
+        idx = self._wait(idx, self.delays.referral(self.rec.center[idx], u), BY_CONSERVATIVE)
         self.rec.center[idx] = self.refer[self.rec.center[idx]]
         self.state[idx] = self.table.arrive(self.state[idx])
         idx = self._use(idx, R_CLINIC, BY_CONSERVATIVE)
@@ -625,7 +442,7 @@ class FastPathway:
         t = self.t[idx]
         first = self.rec.first_treatment_day[idx]
         self.rec.first_treatment_day[idx] = np.where(np.isnan(first), t, first)
-        p = np.where(t - self.onset[idx] > self.late_threshold, tab.p_late[key], tab.p_early[key])
+        p = np.where(t - self.onset[idx] > self.late_after_days, tab.p_late[key], tab.p_early[key])
         counter = STEP_COUNTER[step]
         attempt = self.counts[idx, counter]
         self.counts[idx, counter] = attempt + 1
@@ -649,15 +466,14 @@ class FastPathway:
         success_day = self.t[idx].copy()
         i = _slot(self.rec.n_recurrences[idx], "rih")
         key = self.last_key[idx]
-        rih = u["rih_occurs"][idx, i] < tab.p_rih[key]
+        rih = rules.rih_occurs(u["rih_occurs"][idx, i], tab.p_rih[key])
         if _some(rih):
             ri, ii = idx.compress(rih), i.compress(rih)
             self.rec.rih[ri] = True
-            onset = self.rih_onset.ppf(u["rih_onset"][ri, ii])
-            recognized = u["rih_recognized"][ri, ii] < self.p_rih_recognized[self.rec.center[ri]]
-            duration = self.rih_duration(recognized.astype(np.int64), u["rih_duration"][ri, ii])
-            start = success_day.compress(rih) + onset
-            days = np.maximum(0.0, np.minimum(duration, self.horizon - start))
+            onset = self.delays.rih_onset.ppf(u["rih_onset"][ri, ii])
+            recognized = rules.rih_recognized(u["rih_recognized"][ri, ii], self.rec.center[ri], self.values)
+            duration = self.delays.rih_duration(recognized.astype(np.int64), u["rih_duration"][ri, ii])
+            days = rules.rih_days_within(success_day.compress(rih) + onset, duration, self.horizon)
             prior = self.rec.rih_days[ri]
             self.rec.rih_days[ri] = np.where(np.isnan(prior), days, prior + days)
             self.rec.n_acetazolamide_courses[ri.compress(recognized)] += 1
@@ -674,8 +490,8 @@ class FastPathway:
                 self.state[patched] = tab.misread_ebp(self.state[patched])
             going = self.pc[idx] != DONE
             idx, i, key, success_day = _select(going, idx, i, key, success_day)
-        recurs = u["recurrence_occurs"][idx, i] < tab.p_recur[key]
-        recur_day = success_day.compress(recurs) + self.recurrence_delay.ppf(
+        recurs = rules.recurs(u["recurrence_occurs"][idx, i], tab.p_recur[key])
+        recur_day = success_day.compress(recurs) + self.delays.recurrence.ppf(
             u["recurrence_delay"][idx.compress(recurs), i.compress(recurs)])
         self.pc[idx.compress(~recurs)] = DONE
         idx = idx.compress(recurs)

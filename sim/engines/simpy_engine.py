@@ -1,7 +1,8 @@
 """The SimPy engine: one generator per patient walks the care pathway through queues at each center.
 
-This is the hot path. Every random number was drawn up front (`sim.population`); clinical choices come from
-`sim.clinical`; here we only move time forward, queue for resources and write results into preallocated lists.
+This is the hot path. Every random number was drawn up front (`sim.model.population`); clinical choices come
+from `sim.model.clinical` (the ladder) and `sim.model.rules` (the rest), the record's columns from
+`sim.model.records`; here we only move time forward, queue for resources and write results into preallocated lists.
 Consecutive delays are merged into one timeout, and natural resolution is checked against each delay so that a
 leak that closes on its own ends the pathway at the right day without an extra event.
 """
@@ -11,17 +12,19 @@ from __future__ import annotations
 import math
 from collections import deque
 from collections.abc import Generator
+from functools import partial
 from typing import Any
 
 import numpy as np
 import simpy
 
-from sim.config.parameters import ETIOLOGIES, IATROGENIC, LEAK_TYPES, RESOURCES, Center, Scenario, VolumeOutcome
+from sim.config.parameters import ETIOLOGIES, IATROGENIC, LEAK_TYPES, RESOURCES, Center, Scenario
 from sim.engines.events import Delay
 from sim.engines.lazy_days import LazyDays
 from sim.engines.schedule import next_open
 from sim.engines.station import Station
 from sim.model import clinical as cl
+from sim.model import rules
 from sim.model.population import Cohort
 from sim.model.randomness import SLOTS
 from sim.model.records import (
@@ -38,6 +41,7 @@ from sim.model.records import (
     Records,
     before_care,
 )
+from sim.model.rules import pathway_rules
 
 INF = math.inf
 # What `_diagnose` and `_treat` return besides a diagnosis or a ladder step.
@@ -53,7 +57,7 @@ class CenterState:
     """A center during one replication: its resources and its duration draws, transformed for this center."""
 
     def __init__(self, env: simpy.Environment, index: int, center: Center, cohort: Cohort,
-                 refer_index: int) -> None:
+                 refer_index: int, delays: rules.Delays) -> None:
         self.index = index
         self.name = center.name
         self.profile = center.profile
@@ -63,19 +67,12 @@ class CenterState:
         self.scheduled = [spec.scheduled for spec in self.specs]
         u = cohort.uniforms
         # Days transformed from the cohort's uniforms a slot column at a time, when first needed (`LazyDays`).
-        self.service = [LazyDays(u[f"service:{r}"], spec.service_days.ppf) for r, spec in enumerate(self.specs)]
-        self.booking = [LazyDays(u[f"booking:{r}"], spec.booking_days.ppf) for r, spec in enumerate(self.specs)]
-        self.referral_delay = LazyDays(u["referral"], center.profile.referral_delay_days.ppf)
+        self.service = [LazyDays(u[f"service:{r}"], partial(table, index))
+                        for r, table in enumerate(delays.service_by_center)]
+        self.booking = [LazyDays(u[f"booking:{r}"], partial(table, index))
+                        for r, table in enumerate(delays.booking_by_center)]
+        self.referral_delay = LazyDays(u["referral"], partial(delays.referral, index))
         self.spontaneous_seen: deque[float] = deque()  # days spontaneous leaks were diagnosed here or referred in
-
-    def volume_multiplier(self, now: float, vo: VolumeOutcome) -> float:
-        """Experience multiplier from this center's trailing annual volume of spontaneous leaks."""
-        seen = self.spontaneous_seen
-        while seen and seen[0] < now - vo.window_days:
-            seen.popleft()
-        span = min(vo.window_days, max(now, 30.0))
-        return vo.multiplier(len(seen) * 365.25 / span)
-
 
 class PatientState:
     """Mutable per-patient state that the sub-processes share."""
@@ -97,12 +94,15 @@ class Pathway:
     def __init__(self, scenario: Scenario, cohort: Cohort, log_events: bool = False) -> None:
         self.scenario = scenario
         self.clinical = scenario.clinical
+        self.rules = pathway_rules(scenario)
+        self.values = self.rules.one
+        delays = self.rules.delays
         self.cohort = cohort
         self.horizon = scenario.horizon_days
         self.env = simpy.Environment()
         names = [c.name for c in scenario.centers]
         self.centers = [
-            CenterState(self.env, i, c, cohort, names.index(c.refers_to) if c.refers_to else -1)
+            CenterState(self.env, i, c, cohort, names.index(c.refers_to) if c.refers_to else -1, delays)
             for i, c in enumerate(scenario.centers)
         ]
         self.records = Records.lists(cohort.n)
@@ -112,29 +112,27 @@ class Pathway:
         # Every completed resource use: (patient, center, resource, request day, start day, end day).
         self.uses: list[tuple[int, str, str, float, float, float]] | None = [] if log_events else None
         u = cohort.uniforms
-        cln = self.clinical
         # Center-independent durations, transformed a slot column at a time when first needed.
-        self.misdiagnosis_return = LazyDays(u["misdiagnosis_return"], scenario.population.misdiagnosis_return_days.ppf)
-        self.recurrence_delay = LazyDays(u["recurrence_delay"], cln.recurrence_days.ppf)
-        self.rih_onset = LazyDays(u["rih_onset"], cln.rih_onset_days.ppf)
-        self.rih_treated = LazyDays(u["rih_duration"], cln.rih_duration_treated_days.ppf)
-        self.rih_untreated = LazyDays(u["rih_duration"], cln.rih_duration_untreated_days.ppf)
-        by_etiology = [(cohort.etiology == e_idx, cln.conservative_days[e]) for e_idx, e in enumerate(ETIOLOGIES)]
+        self.misdiagnosis_return = LazyDays(u["misdiagnosis_return"], delays.misdiagnosis_return.ppf)
+        self.recurrence_delay = LazyDays(u["recurrence_delay"], delays.recurrence.ppf)
+        self.rih_onset = LazyDays(u["rih_onset"], delays.rih_onset.ppf)
+        self.rih_treated = LazyDays(u["rih_duration"], partial(delays.rih_duration, 1))
+        self.rih_untreated = LazyDays(u["rih_duration"], partial(delays.rih_duration, 0))
+        by_etiology = [(cohort.etiology == e, e) for e in range(len(ETIOLOGIES))]
 
         def conservative_days(column: np.ndarray) -> np.ndarray:
             days = np.empty_like(column)
-            for mask, distribution in by_etiology:
-                days[mask] = distribution.ppf(column[mask])
+            for mask, etiology in by_etiology:
+                days[mask] = delays.conservative(etiology, column[mask])
             return days
 
         self.conservative = LazyDays(u["conservative"], conservative_days)
         self.u = u
-        self.max_consultations = scenario.population.max_consultations
         # First consultation of a procedure-related leak: prompt review instead of the clinic's booking delay,
         # read from the same uniform as that booking (common random numbers).
-        review = scenario.population.iatrogenic_review_days
+        review = delays.prompt_review
         self.review_days = review.ppf(u["booking:0"][:, 0]) if review is not None else None
-        self.volume = scenario.volume_outcome
+        self.volume_feedback = self.rules.volume_feedback
         self._symptomatic_since: dict[int, float] = {}
         # Per-patient facts the processes read, as Python lists (an item of a list is cheaper than of an array).
         self._etiology: list[int] = cohort.etiology.tolist()
@@ -331,6 +329,7 @@ class Pathway:
         u = self.u
         n_slots = SLOTS["consultation"]
         mri_slots = SLOTS["mri"]
+        v = self.values
         while True:
             first = rec.n_consultations[k] == 0
             prompt = None
@@ -341,31 +340,28 @@ class Pathway:
                 return NATURAL_COURSE
             n = rec.n_consultations[k]
             rec.n_consultations[k] = n + 1
-            profile = st.center.profile
+            c = st.center.index
             uc = u["consultation"].item(k, n % n_slots)
-            if iatrogenic:
-                recognized = uc < profile.recognition_probability_iatrogenic
-            else:
-                recognized = False
-                experience = st.center.volume_multiplier(self.env._now, self.volume) if self.volume.enabled else 1.0
-                if uc < profile.recognition_probability_spontaneous * experience:
+            recognized = rules.recognized_at_consultation(uc, iatrogenic, c, v)
+            if not iatrogenic:
+                experience = rules.experience(st.center.spontaneous_seen, self.env._now, self.rules.volume) \
+                    if self.volume_feedback else 1.0
+                if rules.suspected_at_consultation(uc, True, c, experience, v):
                     m = rec.n_brain_mri[k]
                     imaged = yield from self._use(st, R_MRI, "brain_mri")
                     if not imaged:
                         return NATURAL_COURSE
                     rec.n_brain_mri[k] = m + 1
                     j = m % mri_slots
-                    signs = u["mri_sign"].item(k, j) < profile.brain_mri_sign_probability
-                    read = signs and u["mri_read"].item(k, j) < profile.mri_reading_sensitivity * experience
-                    recognized = read or u["mri_despite_normal"].item(k, j) < \
-                        profile.diagnose_despite_normal_mri_probability
+                    recognized = rules.diagnosed_by_brain_mri(u["mri_sign"].item(k, j), u["mri_read"].item(k, j),
+                                                              u["mri_despite_normal"].item(k, j), c, experience, v)
             if recognized:
                 if not iatrogenic:
                     st.center.spontaneous_seen.append(self.env._now)
                 return "diagnosed"
             if self.events is not None:
                 self.log(k, "misdiagnosed", st.center.name)
-            if n + 1 >= self.max_consultations:
+            if rules.gives_up(n + 1, self.rules.max_consultations):
                 return UNDIAGNOSED
             wait, back = self._wait(st, self.misdiagnosis_return.item(k, n % n_slots))
             if wait is not None:
@@ -428,8 +424,8 @@ class Pathway:
             if math.isnan(rec.first_treatment_day[k]):
                 rec.first_treatment_day[k] = env._now
             p = cl.success_probability(step, h, profile, cln, env._now - onset)
-            if step == cl.LEAK_SURGERY and self.volume.enabled:
-                p *= center.volume_multiplier(env._now, self.volume)
+            if self.volume_feedback and step in rules.EXPERIENCE_SCALES_SUCCESS:
+                p *= rules.experience(center.spontaneous_seen, env._now, self.rules.volume)
             attempt = self._count_treatment(k, step)
             cl.record_step(h, step, cln)
             draws = u[step]
@@ -455,13 +451,13 @@ class Pathway:
         n_rih_slots = SLOTS["rih"]
         success_day = env._now
         i = h.recurrences % n_rih_slots
-        if u["rih_occurs"].item(k, i) < cl.rih_probability(step, h, cln):
+        if rules.rih_occurs(u["rih_occurs"].item(k, i), cl.rih_probability(step, h, cln)):
             rec.rih[k] = True
             onset = self.rih_onset.item(k, i)
-            recognized = u["rih_recognized"].item(k, i) < st.center.profile.rih_recognition_probability
+            recognized = rules.rih_recognized(u["rih_recognized"].item(k, i), st.center.index, self.values)
             duration = (self.rih_treated if recognized else self.rih_untreated).item(k, i)
             start = success_day + onset
-            rih_days = max(0.0, min(duration, self.horizon - start))
+            rih_days = float(rules.rih_days_within(start, duration, self.horizon))
             prior = rec.rih_days[k]
             rec.rih_days[k] = rih_days if math.isnan(prior) else prior + rih_days
             if self.events is not None and start < self.horizon:
@@ -477,8 +473,8 @@ class Pathway:
                 done = yield from self._use(st, RESOURCE_INDEX["procedure_room"], "ebp_for_misread_rih")
                 if done:
                     rec.n_ebp[k] += 1
-                    h.ebp_total += 1
-        if u["recurrence_occurs"].item(k, i) >= cl.recurrence_probability(step, h, cln):
+                    cl.record_needless_ebp(h)
+        if not rules.recurs(u["recurrence_occurs"].item(k, i), cl.recurrence_probability(step, h, cln)):
             return False
         recur_day = success_day + self.recurrence_delay.item(k, i)
         if recur_day >= self.horizon:

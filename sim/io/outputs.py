@@ -223,6 +223,12 @@ def _versions() -> dict[str, str]:
     return out
 
 
+def provenance(command: str | None = None) -> dict[str, Any]:
+    """The provenance block of every manifest: the command that made the output, the code's git commit and the
+    versions of Python and the packages."""
+    return {"command": command or command_line(), "git_commit": git_commit(), "versions": versions()}
+
+
 def command_line() -> str:
     return " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]) if sys.argv else ""
 

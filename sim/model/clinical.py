@@ -250,6 +250,12 @@ def recurrence_probability(step: str, h: History, clinical: Clinical) -> float:
     return clinical.recurrence_probability_after_spontaneous_patch
 
 
+def record_needless_ebp(h: History) -> None:
+    """A blood patch given for rebound hypertension misread as the leak returning: it counts as a blood patch
+    (the next one is a repeat) but is no step of the ladder."""
+    h.ebp_total += 1
+
+
 def record_imaging(h: History, profile: CenterProfile, found: bool) -> None:
     """Spinal imaging was done at this center: remember the technique and whether it found the leak."""
     h.imaged = True

@@ -13,13 +13,15 @@ tuples of Python floats (`PathwayRules.one`); the fast engine for many patients 
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 import numpy as np
 
 from sim.config.distributions import Distribution, DistributionTable
-from sim.config.parameters import ETIOLOGIES, IATROGENIC, RESOURCES, Scenario
+from sim.config.parameters import ETIOLOGIES, IATROGENIC, RESOURCES, Scenario, VolumeOutcome
+from sim.model import clinical as cl
 
 V = TypeVar("V")  # tuple[float, ...] for one patient, np.ndarray for many
 
@@ -57,6 +59,19 @@ def diagnosed_by_brain_mri(u_sign: Any, u_read: Any, u_despite: Any, center: Any
 def gives_up(consultations: Any, max_consultations: int) -> Any:
     """After this many consultations without a diagnosis the patient stops seeking care (symptoms persist)."""
     return consultations >= max_consultations
+
+
+def experience(seen_days: deque[float], now: float, volume: VolumeOutcome) -> float:
+    """A center's experience multiplier from its trailing annual volume of spontaneous leaks (`seen_days`: the
+    days they were diagnosed there or referred in, oldest first; days older than the window are dropped)."""
+    while seen_days and seen_days[0] < now - volume.window_days:
+        seen_days.popleft()
+    span = min(volume.window_days, max(now, 30.0))
+    return volume.multiplier(len(seen_days) * 365.25 / span)
+
+
+# Treatment steps whose success scales with the center's experience when volume feeds performance.
+EXPERIENCE_SCALES_SUCCESS: frozenset[str] = frozenset({cl.LEAK_SURGERY})
 
 
 def rih_recognized(u: Any, center: Any, v: CenterValues) -> Any:
@@ -134,6 +149,9 @@ class PathwayRules:
         self.iatrogenic_by_etiology = np.array([e in IATROGENIC for e in ETIOLOGIES])
         # Success probabilities depend on time only through this threshold (`clinical.success_probability`).
         self.late_after_days = cln.late_surgery_threshold_days
+        # Whether a center's recent volume feeds its performance, which links its patients to one another.
+        self.volume = scenario.volume_outcome
+        self.volume_feedback = scenario.volume_outcome.enabled
 
 
 _RULES: dict[int, tuple[Scenario, PathwayRules]] = {}

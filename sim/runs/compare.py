@@ -158,7 +158,6 @@ def _compare_in(work: Path | None, loaded: list[Scenario], reps: int | str, seed
             "folders": names,
             "seed": seed, "replications": [r.reps for r in runs], "common_random_numbers": True,
             "crn_variance_reduction_median_primary": result.crn_factor,
-            "command": command or outputs.command_line(), "git_commit": outputs.git_commit(),
-            "versions": outputs.versions(),
+            **outputs.provenance(command),
         }
     return result

@@ -55,7 +55,7 @@ from sim.analysis.survival import EVENTS
 from sim.config.parameters import Scenario
 from sim.config.scenario import expected_patients, load_scenario
 from sim.config.schema import to_jsonable
-from sim.engines.fast_engine import ENGINES
+from sim.engines.choice import ENGINES
 from sim.errors import RunInterrupted, ScenarioError, printable
 from sim.io import outputs
 from sim.io.runfolder import RunFolder
@@ -802,9 +802,7 @@ def _finalize(scenario: Scenario, seed: int, reps: int, work: Path, backend: Bac
         "patients_per_second_per_core": (sum(i["n_patients"] for i in infos) / sim_seconds) if sim_seconds else None,
         "wall_seconds": round(wall, 3),
         "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
-        "command": command or outputs.command_line(),
-        "git_commit": outputs.git_commit(),
-        "versions": outputs.versions(),
+        **outputs.provenance(command),
         "scenario": to_jsonable(scenario.resolved),
     }
     shutil.rmtree(parts, ignore_errors=True)

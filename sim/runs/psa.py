@@ -233,8 +233,7 @@ def _psa_in(work: Path, paths: list[str], loaded: list[Scenario], spaces: list[l
         "sample_seeds": "sample_seed(seed, k): numpy SeedSequence([seed, k]); shared by A and B within a sample",
         "uncertain_inputs": len(spaces[0]), "dimensions": dims, "only": list(only or []),
         "currency": ep.currency, "cost_year": ep.cost_year, "cea": summary,
-        "command": command or outputs.command_line(), "git_commit": outputs.git_commit(),
-        "versions": outputs.versions()}
+        **outputs.provenance(command)}
     shutil.rmtree(folder, ignore_errors=True)
     info.unlink(missing_ok=True)
     return PsaResult(samples=long, table=table, variance=variance, cea=summary, out_dir=None, manifest=manifest)
@@ -405,6 +404,5 @@ def _sensitivity_in(work: Path, paths: list[str], loaded: list[Scenario], spaces
         "csfsim_sensitivity": True, "scenarios": [{"name": s.name, "file": p} for s, p in zip(loaded, paths,
                                                                                               strict=True)],
         "outcome": label, "base_outcome": base_value, "quantiles": [low, high], "replications": reps, "seed": seed,
-        "parameters": len(scalar), "sobol_n": sobol_n, "command": command or outputs.command_line(),
-        "git_commit": outputs.git_commit(), "versions": outputs.versions()}
+        "parameters": len(scalar), "sobol_n": sobol_n, **outputs.provenance(command)}
     return SensitivityResult(oneway=oneway, base_value=base_value, sobol=sobol_table, out_dir=None), manifest

@@ -14,7 +14,8 @@ import pandas as pd
 
 from sim.config.parameters import ETIOLOGIES, LEAK_TYPES, RESOURCES, Scenario
 from sim.economics.costs import economic_params, economics_columns
-from sim.engines.fast_engine import CenterTotals, FastPathway, select_engine
+from sim.engines.choice import select_engine
+from sim.engines.fast_engine import CenterTotals, FastPathway
 from sim.engines.simpy_engine import CenterState, Pathway
 from sim.errors import ScenarioError
 from sim.io import outputs
@@ -44,8 +45,8 @@ class ReplicationResult:
 
 def run_replication(scenario: Scenario, root_seed: int, replication: int, log_events: bool = False,
                     engine: str = "auto") -> ReplicationResult:
-    """Run one replication. `engine="auto"` takes the fast path (`sim.fastpath`) exactly when it gives the same
-    patients as the SimPy engine (no resource capacity below the number of patients) and no event log is asked."""
+    """Run one replication. `engine="auto"` takes the fast engine (`sim.engines.fast_engine`) exactly when it gives
+    the same patients as the SimPy engine (no capacity below the number of patients) and no event log is asked."""
     started = time.perf_counter()
     cohort = draw_cohort(scenario, root_seed, replication)
     return _replicate(scenario, replication, cohort, log_events, engine, started)

@@ -105,8 +105,7 @@ def sweep(base: str | os.PathLike[str], settings: Sequence[tuple[str, list[Any]]
             "csfsim_sweep": True, "base": str(base), "settings": {p: v for p, v in settings},
             "combinations": len(combos), "replications": reps, "seed": seed, "common_random_numbers": True,
             "metric": metric, "group": group,
-            "command": command or outputs.command_line(), "git_commit": outputs.git_commit(),
-            "versions": outputs.versions()})
+            **outputs.provenance(command)})
     return SweepResult(table=table, runs=runs, out_dir=Path(out))
 
 

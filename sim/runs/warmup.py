@@ -91,6 +91,5 @@ def choose_warmup(scenario, reps: int, seed: int, out=None, jobs: int = 1,
             plot_warmup(table, cut, work / "warmup.png", work / "warmup.svg")
             folder.publish({"csfsim_warmup": True, "scenario_name": scenario.name,
                             "scenario_file": scenario.source_file, "replications": reps, "seed": seed,
-                            "mser5_truncation_day": cut, "command": outputs.command_line(),
-                            "git_commit": outputs.git_commit(), "versions": outputs.versions()})
+                            "mser5_truncation_day": cut, **outputs.provenance()})
     return table, cut
