@@ -60,6 +60,12 @@ def build_parser() -> argparse.ArgumentParser:
                        help="replace --out if it holds a finished csfsim output of this command (only that: a "
                             "folder holding anything else is never replaced)")
 
+    def backends(p: argparse.ArgumentParser, what: str) -> None:
+        p.add_argument("--backend", choices=("processes", "serial", "dask"), default="processes",
+                       help=f"where {what} run (default: worker processes on this machine)")
+        p.add_argument("--scheduler", default=None,
+                       help="Dask scheduler address tcp://HOST:PORT (implies --backend dask)")
+
     def common(p: argparse.ArgumentParser) -> None:
         p.add_argument("--reps", type=_reps, default=10,
                        help="replications, or 'auto' to add them until --precision is met (default 10)")
@@ -69,10 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--seed", type=_seed, default=1, help="root seed (default 1)")
         p.add_argument("--jobs", type=_positive_int, default=default_jobs(),
                        help="worker processes (default: all cores)")
-        p.add_argument("--backend", choices=("processes", "serial", "dask"), default="processes",
-                       help="where replications run (default: worker processes on this machine)")
-        p.add_argument("--scheduler", default=None,
-                       help="Dask scheduler address tcp://HOST:PORT (implies --backend dask)")
+        backends(p, "replications")
         p.add_argument("--no-events", action="store_true", help="skip the event log (faster, smaller)")
         p.add_argument("--quiet", action="store_true", help="no progress bar")
         p.add_argument("--no-report", action="store_true", help="skip report.html and figures/")
@@ -122,6 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--reps", type=_positive_int, default=reps, help=f"replications per evaluation (default {reps})")
         p.add_argument("--seed", type=_seed, default=1, help="root seed (default 1)")
         p.add_argument("--jobs", type=_positive_int, default=default_jobs(), help="worker processes (default: all)")
+        backends(p, "evaluations")
         p.add_argument("--params", default="", help="comma-separated parameter paths or prefixes to vary "
                                                     "(default: every uncertain parameter)")
 
@@ -367,7 +371,7 @@ def _warmup(args: argparse.Namespace) -> int:
 
 
 def _backend(args: argparse.Namespace):
-    from sim.runs.experiment import Backend
+    from sim.runs.backends import Backend
 
     kind = "dask" if args.scheduler else args.backend
     return Backend(kind, args.jobs, args.scheduler)
@@ -398,7 +402,8 @@ def _psa(args: argparse.Namespace, command: str) -> int:
     from sim.runs.psa import psa
 
     r = psa(args.scenarios, samples=args.samples, reps=args.reps, seed=args.seed, out=args.out, method=args.method,
-            jobs=args.jobs, only=_params(args.params), command=command, overwrite=args.overwrite)
+            jobs=args.jobs, only=_params(args.params), command=command, overwrite=args.overwrite,
+            backend=_backend(args))
     print(f"PSA: {args.samples} samples x {args.reps} replications ({args.method})")
     print(f"{'':<5}{'outcome':<32}{'mean':>14}{'var total':>13}{'parameters':>12}{'noise':>8}")
     means = r.samples.groupby(["scenario", "outcome"], sort=False)["mean"].mean()
@@ -420,7 +425,7 @@ def _sensitivity(args: argparse.Namespace, command: str) -> int:
 
     r = sensitivity(args.scenarios, reps=args.reps, seed=args.seed, out=args.out, outcome=args.outcome,
                     only=_params(args.params), sobol_n=args.sobol, sobol_params=args.sobol_params, jobs=args.jobs,
-                    command=command, overwrite=args.overwrite)
+                    command=command, overwrite=args.overwrite, backend=_backend(args))
     print(f"One-way sensitivity of {args.outcome} (base {r.base_value:.4g}); widest swings:")
     for row in r.oneway.head(10).itertuples(index=False):
         print(f"  {row.parameter:<58} {row.low_outcome:>12.4g} to {row.high_outcome:<12.4g}")

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from sim.errors import ScenarioError
-from sim.runs import experiment
-from sim.runs.experiment import Backend
+from sim.runs import backends
+from sim.runs.backends import Backend
 from tests.conftest import LOW_VOLUME, ROOT
 
 DASK = Path(sys.executable).with_name("dask")
@@ -45,9 +45,9 @@ def test_a_cluster_with_no_worker_stops_waiting(monkeypatch):
         time.sleep(0.01)
         raise TimeoutError
 
-    monkeypatch.setattr(experiment, "DASK_NO_WORKER_SECONDS", 0.05)
+    monkeypatch.setattr(backends, "DASK_NO_WORKER_SECONDS", 0.05)
     with pytest.raises(TimeoutError, match="no worker left"):
-        list(experiment._dask_results(NoWorkers(), ["a future"], never_done))
+        list(backends.dask_results(NoWorkers(), ["a future"], never_done))
 
 
 @pytest.mark.skipif(not DASK.exists(), reason="the dask command is not installed")

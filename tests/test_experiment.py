@@ -18,8 +18,9 @@ import pytest
 from sim.analysis.stats import relative_half_widths, replications_needed
 from sim.config.scenario import load_scenario
 from sim.config.schema import to_jsonable
+from sim.runs.backends import Backend
 from sim.runs.compare import compare
-from sim.runs.experiment import Backend, run, run_replications
+from sim.runs.experiment import run, run_replications
 from tests.conftest import EXPERIENCED, LOW_VOLUME, ROOT, group_outlives
 
 SMALL = {"run.horizon_days": 730}

@@ -219,7 +219,7 @@ def test_runs_in_fast_path_batches_equal_runs_one_replication_at_a_time(tmp_path
     """experiment.run batches fast-path replications; whatever the batch size, the number of workers or the
     backend, every table of the run folder is the same."""
     from sim.runs import replication
-    from sim.runs.experiment import Backend
+    from sim.runs.backends import Backend
 
     s = unlimited(LOW_VOLUME, **{"run.horizon_days": 700})
     assert replication.batch_size(s) > 7  # all seven replications in one batch when serial

@@ -378,7 +378,8 @@ def test_a_report_of_a_run_missing_a_table_it_wrote_says_so(tmp_path):
 def test_the_memory_guard_estimates_and_names_what_to_change():
     from sim.config.scenario import expected_patients, load_scenario
     from sim.errors import ScenarioError
-    from sim.runs.experiment import BYTES_PER_PATIENT, Backend, check_memory
+    from sim.runs.backends import Backend
+    from sim.runs.experiment import BYTES_PER_PATIENT, check_memory
 
     s = load_scenario(LOW_VOLUME)
     per_replication = expected_patients(s.population, s.horizon_days) * BYTES_PER_PATIENT

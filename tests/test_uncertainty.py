@@ -189,3 +189,19 @@ def test_oneway_sensitivity_and_sobol(tiny, tmp_path, capsys):
     assert row["low_outcome"] <= r.base_value <= row["high_outcome"]
     rerun = run(load_scenario(a, {"costs.ebp": row["high_value"]}), reps=2, seed=4, log_events=False)
     assert row["high_outcome"] == pytest.approx(rerun.metric("cost_per_patient")["mean"], rel=1e-12)
+
+
+def test_psa_and_sensitivity_on_a_dask_cluster_equal_those_on_this_machine(tiny, tmp_path):
+    """PSA samples and sensitivity runs go through the same backends as replications: on a (local) Dask cluster
+    the tables are those of worker processes, value for value."""
+    from sim.runs.backends import Backend
+
+    a, b = tiny("a"), tiny("b", "low_volume")
+    here = psa([a, b], samples=3, reps=1, seed=4, out=tmp_path / "here", jobs=2)
+    dask = Backend("dask", 1)
+    there = psa([a, b], samples=3, reps=1, seed=4, out=tmp_path / "there", backend=dask)
+    pd.testing.assert_frame_equal(here.table, there.table)
+    local = sensitivity([a, b], reps=1, seed=4, out=tmp_path / "s_here", only=["costs"])
+    remote = sensitivity([a, b], reps=1, seed=4, out=tmp_path / "s_there", only=["costs"],
+                         backend=dask)
+    pd.testing.assert_frame_equal(local.oneway, remote.oneway)

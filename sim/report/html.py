@@ -26,7 +26,7 @@ from sim.config.parameters import ETIOLOGIES, RESOURCES
 from sim.errors import RunInterrupted, ScenarioError
 from sim.figures import plots
 from sim.io.outputs import atomic_write_text
-from sim.runs.crew import WorkerDied, crew_map
+from sim.runs.backends import Backend, WorkLost
 
 GROUP_NAMES = {
     "all": "All patients",
@@ -660,9 +660,10 @@ def make_figures(target: Target, metrics: pd.DataFrame, headline: Sequence[tuple
     add("utilization", utilization_table(target), plots.plot_utilization,
         "Utilization per resource and month (mean over replications).")
     try:
-        # The crew's workers are forked (Linux), so they share this process's imports (matplotlib, pandas).
-        paths = crew_map(_call, [(fn, args) for fn, args, _ in tasks], jobs)
-    except WorkerDied:
+        # Worker processes of this machine (the figures are files here); forked, they share this process's
+        # imports (matplotlib, pandas).
+        paths = Backend("processes", jobs).map(_call, [(fn, args) for fn, args, _ in tasks])
+    except WorkLost:
         raise RunInterrupted(f"a worker process died while drawing the report's figures; the results in "
                              f"{target.folder} are complete: `csfsim report {target.folder}` draws them "
                              "again") from None

@@ -25,7 +25,8 @@ from sim.errors import ScenarioError
 from sim.io import outputs
 from sim.io.runfolder import REPORT_OUTPUTS, RunFolder
 from sim.model.randomness import replication_seed
-from sim.runs.experiment import Backend, RunResult, run
+from sim.runs.backends import Backend
+from sim.runs.experiment import RunResult, run
 
 
 @dataclass

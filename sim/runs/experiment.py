@@ -16,20 +16,16 @@ held ~600 MB per million patients).
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
-import logging
 import math
 import os
-import re
 import shutil
 import sys
 import tempfile
 import time
 import warnings
 import weakref
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -56,10 +52,11 @@ from sim.config.parameters import Scenario
 from sim.config.scenario import expected_patients, load_scenario
 from sim.config.schema import to_jsonable
 from sim.engines.choice import ENGINES
-from sim.errors import RunInterrupted, ScenarioError, printable
+from sim.errors import RunInterrupted, ScenarioError
 from sim.io import outputs
 from sim.io.runfolder import RunFolder
 from sim.runs import replication
+from sim.runs.backends import Backend, WorkLost, dask_client, dask_results, dask_workers
 from sim.runs.crew import Crew, WorkerDied
 from sim.runs.replication import ReplicationResult
 
@@ -280,32 +277,6 @@ def default_jobs() -> int:
     return max(1, os.cpu_count() or 1)
 
 
-_SCHEDULER = re.compile(r"(tcp|tls|ws|wss|ucx)://[A-Za-z0-9.\-\[\]:]+:\d{1,5}")
-DASK_NO_WORKER_SECONDS = 30.0  # a cluster with no worker this long stops the run (its tasks would wait for ever)
-
-
-@dataclass(frozen=True)
-class Backend:
-    """Where replications run: `serial`, `processes` (worker processes on this machine, `jobs` of them) or
-    `dask` (a Dask distributed cluster at `scheduler`, or a local one with `jobs` workers when None)."""
-
-    kind: str = "processes"
-    jobs: int = 1
-    scheduler: str | None = None
-
-    def __post_init__(self) -> None:
-        if self.kind not in ("serial", "processes", "dask"):
-            raise ScenarioError("(command line)", "--backend", self.kind, "serial, processes or dask")
-        if self.scheduler is not None and not _SCHEDULER.fullmatch(self.scheduler):
-            raise ScenarioError("(command line)", "--scheduler", self.scheduler,
-                                "a Dask scheduler address such as tcp://HOST:8786")
-
-    def describe(self) -> str:
-        if self.kind == "dask":
-            return f"dask ({self.scheduler or f'local cluster, {self.jobs} workers'})"
-        return "serial" if self.kind == "serial" or self.jobs <= 1 else f"{self.jobs} worker processes"
-
-
 def run_replications(scenario: Scenario, seed: int, reps: Sequence[int], parts: Path, backend: Backend | int,
                      log_events: bool, on_done: Callable[[dict[str, Any]], None] | None = None,
                      engine: str = "auto", crew: Crew | None = None,
@@ -447,91 +418,22 @@ class _Concatenation:
 
 def _run_dask(scenario: Scenario, seed: int, todo: list[int], parts: Path, backend: Backend, log_events: bool,
               on_done: Callable[[dict[str, Any]], None] | None, engine: str = "auto") -> None:
-    """Replications as Dask tasks; tables come back to this process, which writes them (workers on other
-    machines need not see our disk)."""
-    with _quiet_distributed():
-        _run_dask_quietly(scenario, seed, todo, parts, backend, log_events, on_done, engine)
-
-
-@contextlib.contextmanager
-def _quiet_distributed() -> Iterator[None]:
-    """distributed logs every failed reconnection with its traceback (dozens of lines when the scheduler dies):
-    silenced while a run uses it, since the run says what happened in one line."""
-    import distributed  # noqa: F401  (first: its loggers, with the levels its config gives them, must exist)
-
-    names = ["distributed", *(n for n in logging.root.manager.loggerDict if n.startswith("distributed."))]
-    levels = {n: logging.getLogger(n).level for n in names}
-    for n in names:
-        logging.getLogger(n).setLevel(logging.CRITICAL + 1)
+    """Replications as Dask tasks, batched by the cluster's size; tables come back to this process, which writes
+    them (workers on other machines need not see our disk)."""
     try:
-        yield
-    finally:
-        for n, level in levels.items():
-            logging.getLogger(n).setLevel(level)
-
-
-def _run_dask_quietly(scenario: Scenario, seed: int, todo: list[int], parts: Path, backend: Backend,
-                      log_events: bool, on_done: Callable[[dict[str, Any]], None] | None, engine: str) -> None:
-    from distributed import Client, LocalCluster, wait
-    from distributed.client import FuturesCancelledError
-    from distributed.comm.core import CommClosedError
-    from distributed.scheduler import KilledWorker
-
-    cluster = None
-    try:
-        if backend.scheduler:
-            client = Client(backend.scheduler, timeout="20s")
-        else:
-            cluster = LocalCluster(n_workers=max(1, backend.jobs), threads_per_worker=1, processes=True,
-                                   dashboard_address=None, silence_logs=40)
-            client = Client(cluster)
-    except (OSError, ValueError) as err:
-        raise ScenarioError("(command line)", "--scheduler", backend.scheduler,
-                            f"a reachable Dask scheduler ({printable(str(err))})") from None
-    try:
-        workers = max(1, len(client.scheduler_info().get("workers", {})) or backend.jobs)
-        futures = [client.submit(_compute_for_transfer, scenario, seed, batch, log_events, engine, pure=False)
-                   for batch in _batches(scenario, todo, workers, log_events, engine)]
-        for fut in _dask_results(client, futures, wait):
-            for tables in fut.result():
-                info = write_parts(parts, tables["info"]["replication"], tables)
-                if on_done:
-                    on_done(info)
-    except (OSError, TimeoutError, asyncio.CancelledError, KilledWorker, CommClosedError,
-            FuturesCancelledError) as err:
-        # The scheduler or every worker was lost: what came back is kept, as after a dead worker process.
-        why = str(err) if isinstance(err, TimeoutError) and str(err) else type(err).__name__
-        raise RunInterrupted(f"the Dask cluster was lost ({why}); {len(_done_reps(parts))} "
-                             f"finished replications are kept in {parts.parent}; rerun with --resume to "
-                             "finish") from None
-    finally:
-        with contextlib.suppress(Exception):
-            client.close(timeout=5)
-        if cluster is not None:
-            with contextlib.suppress(Exception):
-                cluster.close(timeout=5)
-
-
-def _dask_results(client: Any, futures: list[Any], wait: Callable[..., Any]) -> Iterator[Any]:
-    """The futures as they finish; raises TimeoutError once the cluster has had no worker for
-    DASK_NO_WORKER_SECONDS (with every worker killed, a scheduler keeps the tasks waiting for a new one)."""
-    pending = set(futures)
-    no_worker_since: float | None = None
-    while pending:
-        try:
-            done, pending = wait(pending, timeout=2, return_when="FIRST_COMPLETED")
-        except TimeoutError:  # none finished in the last two seconds
-            done = set()
-        yield from done
-        if done:
-            no_worker_since = None
-            continue
-        if client.scheduler_info().get("workers"):
-            no_worker_since = None
-        elif no_worker_since is None:
-            no_worker_since = time.monotonic()
-        elif time.monotonic() - no_worker_since > DASK_NO_WORKER_SECONDS:
-            raise TimeoutError(f"no worker left for {DASK_NO_WORKER_SECONDS:.0f} s")
+        with dask_client(backend) as client:
+            workers = dask_workers(client, backend.jobs)
+            futures = [client.submit(_compute_for_transfer, scenario, seed, batch, log_events, engine, pure=False)
+                       for batch in _batches(scenario, todo, workers, log_events, engine)]
+            for fut in dask_results(client, futures):
+                for tables in fut.result():
+                    info = write_parts(parts, tables["info"]["replication"], tables)
+                    if on_done:
+                        on_done(info)
+    except WorkLost as lost:
+        # What came back is kept, as after a dead worker process.
+        raise RunInterrupted(f"{lost}; {len(_done_reps(parts))} finished replications are kept in "
+                             f"{parts.parent}; rerun with --resume to finish") from None
 
 
 def _progress(total: int, initial: int, label: str, enabled: bool | None):

@@ -33,7 +33,7 @@ from sim.errors import RunInterrupted, ScenarioError
 from sim.figures import econ_figures
 from sim.io import outputs
 from sim.io.runfolder import MARKER, RunFolder
-from sim.runs.crew import WorkerDied, crew_map
+from sim.runs.backends import Backend, WorkLost
 from sim.runs.replication import run_replication
 
 OUTCOMES: tuple[str, ...] = (
@@ -77,14 +77,18 @@ def outcome_of(frame: pd.DataFrame, outcome: str, n_scenarios: int) -> float:
     return float(values.mean())
 
 
-def _pmap(fn: Callable[..., Any], args: list[tuple], jobs: int, what: str, kept: str,
+def _pmap(fn: Callable[..., Any], args: list[tuple], backend: Backend, what: str, kept: str,
           on_done: Callable[[int, Any], None] | None = None) -> list[Any]:
-    """fn(*a) for each a, in order, on this process and `jobs - 1` workers (sim/crew.py); a dead worker stops
-    the command with exit 3, saying what is `kept` of the `what` finished."""
+    """fn(*a) for each a, in order, on the backend (sim/runs/backends.py); a lost worker or cluster stops the
+    command with exit 3, saying what is `kept` of the `what` finished."""
     try:
-        return crew_map(fn, args, jobs, on_done)
-    except WorkerDied:
-        raise RunInterrupted(f"a worker process died during the {what}; {kept}") from None
+        return backend.map(fn, args, on_done)
+    except WorkLost as lost:
+        raise RunInterrupted(f"{lost} during the {what}; {kept}") from None
+
+
+def _backend(jobs: int, backend: Backend | None) -> Backend:
+    return backend if backend is not None else Backend("processes", jobs)
 
 
 def _spaces(scenarios: Sequence[Scenario], only: Sequence[str] | None) -> list[list[Uncertain]]:
@@ -136,18 +140,19 @@ class PsaResult:
     manifest: dict[str, Any] | None = None
 
 
-def _psa_task(k: int, paths: list[str], overrides: list[dict[str, Any]], reps: int, seed: int, folder: str) -> int:
+def _psa_task(k: int, paths: list[str], overrides: list[dict[str, Any]], reps: int, seed: int) -> pd.DataFrame:
+    """One PSA sample's replications, as rows (written by the caller: a Dask worker need not see our disk)."""
     frame = evaluate(paths, overrides, reps, sample_seed(seed, k))
     frame.insert(0, "sample", k)
-    outputs.atomic_write_csv(Path(folder) / f"sample-{k:05d}.csv", frame)
-    return k
+    return frame
 
 
 def psa(scenarios: Sequence[str | os.PathLike[str]], samples: int, reps: int, seed: int,
         out: str | os.PathLike[str], method: str = "lhs", jobs: int = 1, only: Sequence[str] | None = None,
         command: str | None = None, on_sample: Callable[[int], None] | None = None,
-        overwrite: bool = False) -> PsaResult:
-    """Run a PSA of one scenario, or of B against A on common random numbers; write OUT and return the tables."""
+        overwrite: bool = False, backend: Backend | None = None) -> PsaResult:
+    """Run a PSA of one scenario, or of B against A on common random numbers; write OUT and return the tables.
+    Samples run on `backend` (default: `jobs` processes of this machine)."""
     _check_int(samples, "--samples", 2)
     _check_int(reps, "--reps", 1)
     if method not in ("lhs", "sobol"):
@@ -159,15 +164,15 @@ def psa(scenarios: Sequence[str | os.PathLike[str]], samples: int, reps: int, se
         raise ScenarioError(paths[0], "uncertainty", "no uncertain parameters", "at least one uncertain parameter")
     with RunFolder(out, "psa", overwrite=overwrite, keep_on_error=True) as run_folder:
         work = run_folder.open(resume=True)
-        result = _psa_in(work, paths, loaded, spaces, dims, samples, reps, seed, method, jobs, only, command,
-                         on_sample)
+        result = _psa_in(work, paths, loaded, spaces, dims, samples, reps, seed, method,
+                         _backend(jobs, backend), only, command, on_sample)
         run_folder.publish(result.manifest)
     result.out_dir = Path(out)
     return result
 
 
 def _psa_in(work: Path, paths: list[str], loaded: list[Scenario], spaces: list[list[Uncertain]], dims: int,
-            samples: int, reps: int, seed: int, method: str, jobs: int, only: Sequence[str] | None,
+            samples: int, reps: int, seed: int, method: str, backend: Backend, only: Sequence[str] | None,
             command: str | None, on_sample: Callable[[int], None] | None) -> PsaResult:
     """The PSA's samples and tables in `work` (a locked OUT.partial): samples already there from an interrupted
     PSA of the same design are kept, any other content is cleared."""
@@ -188,9 +193,15 @@ def _psa_in(work: Path, paths: list[str], loaded: list[Scenario], spaces: list[l
     points = design(samples, dims, method, seed)
     done = {int(p.stem.split("-")[1]) for p in folder.glob("sample-*.csv")}
     todo = [k for k in range(samples) if k not in done]
-    args = [(k, paths, _overrides(spaces, points[k]), reps, seed, str(folder)) for k in todo]
-    _pmap(_psa_task, args, jobs, "PSA", f"finished samples are kept in {work}; run the same command again to "
-          "go on from them", (lambda i, k: on_sample(k)) if on_sample else None)
+    args = [(k, paths, _overrides(spaces, points[k]), reps, seed) for k in todo]
+
+    def keep(i: int, frame: pd.DataFrame) -> None:
+        outputs.atomic_write_csv(folder / f"sample-{todo[i]:05d}.csv", frame)
+        if on_sample:
+            on_sample(todo[i])
+
+    _pmap(_psa_task, args, backend, "PSA", f"finished samples are kept in {work}; run the same command again to "
+          "go on from them", keep)
 
     raw = pd.concat([pd.read_csv(folder / f"sample-{k:05d}.csv") for k in range(samples)], ignore_index=True)
     long = _sample_summary(raw, len(paths))
@@ -289,7 +300,8 @@ def _econ_only(u: Uncertain) -> bool:
 def sensitivity(scenarios: Sequence[str | os.PathLike[str]], reps: int, seed: int, out: str | os.PathLike[str],
                 outcome: str = "nmb", only: Sequence[str] | None = None, low: float = 0.025, high: float = 0.975,
                 sobol_n: int = 0, sobol_params: int = 6, jobs: int = 1, top: int = 15,
-                command: str | None = None, overwrite: bool = False) -> SensitivityResult:
+                command: str | None = None, overwrite: bool = False,
+                backend: Backend | None = None) -> SensitivityResult:
     """One-way sensitivity of `outcome` (of B - A with two scenarios) over each scalar uncertain parameter, from its
     `low` to its `high` quantile with the others at their values; tornado figure. With `sobol_n` > 0, Sobol
     indices (SALib) of the `sobol_params` widest parameters of the tornado, on n x (d + 2) model runs. Every
@@ -307,7 +319,8 @@ def sensitivity(scenarios: Sequence[str | os.PathLike[str]], reps: int, seed: in
         raise ScenarioError(paths[0], "--params", list(only or []), "at least one scalar uncertain parameter")
     with RunFolder(out, "sensitivity", overwrite=overwrite) as run_folder:
         result, manifest = _sensitivity_in(run_folder.open(), paths, loaded, spaces, scalar, reps, seed, outcome,
-                                           low, high, sobol_n, sobol_params, jobs, top, command)
+                                           low, high, sobol_n, sobol_params, _backend(jobs, backend), top,
+                                           command)
         run_folder.publish(manifest)
     result.out_dir = Path(out)
     return result
@@ -315,7 +328,7 @@ def sensitivity(scenarios: Sequence[str | os.PathLike[str]], reps: int, seed: in
 
 def _sensitivity_in(work: Path, paths: list[str], loaded: list[Scenario], spaces: list[list[Uncertain]],
                     scalar: list[Uncertain], reps: int, seed: int, outcome: str, low: float, high: float,
-                    sobol_n: int, sobol_params: int, jobs: int, top: int,
+                    sobol_n: int, sobol_params: int, backend: Backend, top: int,
                     command: str | None) -> tuple[SensitivityResult, dict[str, Any]]:
     """The sensitivity analysis's tables and figures, written into `work` (a locked OUT.partial)."""
     n_sc = len(paths)
@@ -351,7 +364,7 @@ def _sensitivity_in(work: Path, paths: list[str], loaded: list[Scenario], spaces
         else:
             sim_args.append((paths, ovs, reps, seed))
             sim_keys.append((u.path, q))
-    for key, frame in zip(sim_keys, _pmap(evaluate, sim_args, jobs, "sensitivity analysis", "nothing was "
+    for key, frame in zip(sim_keys, _pmap(evaluate, sim_args, backend, "sensitivity analysis", "nothing was "
                                           "written; run the command again"), strict=True):
         values[key] = outcome_of(frame, outcome, n_sc)
     rows = []
@@ -383,7 +396,7 @@ def _sensitivity_in(work: Path, paths: list[str], loaded: list[Scenario], spaces
                     for j, ov in enumerate(point(u, float(q))):
                         ovs[j].update(ov)
                 args.append((paths, ovs, reps, seed))
-            frames = _pmap(evaluate, args, jobs, "Sobol analysis", "nothing was written; run the command again")
+            frames = _pmap(evaluate, args, backend, "Sobol analysis", "nothing was written; run the command again")
             return np.array([outcome_of(f, outcome, n_sc) for f in frames])
 
         idx = cea.sobol_indices(model, [u.path for u in chosen], sobol_n, seed=seed)

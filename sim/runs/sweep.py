@@ -21,7 +21,8 @@ from sim.config.schema import to_jsonable
 from sim.errors import ScenarioError
 from sim.io import outputs
 from sim.io.runfolder import RunFolder
-from sim.runs.experiment import Backend, RunResult, run
+from sim.runs.backends import Backend
+from sim.runs.experiment import RunResult, run
 
 
 def parse_set(text: str) -> tuple[str, list[Any]]:
