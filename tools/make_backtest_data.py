@@ -1,4 +1,4 @@
-"""Store whole-run results that `tests/test_backtest.py` compares every later run against.
+"""Store whole-run results that `tests/engines/test_backtest.py` compares every later run against.
 
 Run it only when a change is *meant* to alter results (a clinical rule, a draw), and say so in the commit message:
 the back-test exists so that engine work (speed, refactoring) that should change nothing is caught if it does.

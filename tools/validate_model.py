@@ -401,8 +401,9 @@ Each figure is computed per replication; the table gives the mean and the t-base
 replications. The verdict compares the mean with the criterion. Criteria were written down before the run and
 nothing here was tuned: a miss stays a miss, with its likely reason.
 
-Verification (the model does what it says) is in the test suite: queueing theory in `tests/test_verification.py`,
-properties over random scenarios in `tests/test_properties.py`, bad input in `tests/test_bad_inputs.py`.
+Verification (the model does what it says) is in the test suite: queueing theory in
+`tests/engines/test_verification.py`, properties over random scenarios in `tests/engines/test_properties.py`, bad
+input in `tests/cli/test_bad_inputs.py`.
 
 ## Face validity against the seed text
 

@@ -49,7 +49,7 @@ class _Columns:
     The metrics were first written with pandas, one filtered frame per group; with a dozen groups and a few
     thousand patients that cost more than simulating them. These are the same formulas on arrays and masks,
     with pandas' own arithmetic kept where it matters for the last bit (a mean that skips missing values sums
-    with them set to 0), so the values are identical (tests/test_stats.py holds them to the pandas
+    with them set to 0), so the values are identical (tests/unit/test_stats.py holds them to the pandas
     version)."""
 
     def __init__(self, p: pd.DataFrame) -> None:

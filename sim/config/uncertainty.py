@@ -23,7 +23,7 @@ import numpy as np
 from scipy import stats as sps
 
 from sim.config.distributions import Distribution
-from sim.config.schema import BASE_FILE, Param, base_uncertainty, check_value, flatten
+from sim.config.schema import BASE_FILE, Param, base_tree, base_uncertainty, check_value, flatten
 from sim.errors import ScenarioError
 
 CONTINUOUS_UNITS = ("probability", "share", "per_year", "days", "cost", "utility")
@@ -264,7 +264,8 @@ def resolve_uncertainty(resolved: dict[str, Any], scenario_raw: object, file: st
     tree = _param_tree(resolved)
     params = flatten(tree)
     groups = share_groups(tree)
-    merged: dict[str, Any] = {"by_grade": {}, "parameters": {}}
+    merged: dict[str, Any] = {"by_grade": {}, "parameters": {}, "by_grade_instead": {}}
+    base_values = {path: param.value for path, param in flatten(base_tree()).items()}
     for raw, shown in ((base_uncertainty(), str(BASE_FILE)), (scenario_raw, file)):
         if not isinstance(raw, dict):
             raise ScenarioError(shown, "uncertainty", raw, "a table with by_grade and parameters")
@@ -276,7 +277,16 @@ def resolve_uncertainty(resolved: dict[str, Any], scenario_raw: object, file: st
         if not isinstance(entries, dict):
             raise ScenarioError(shown, "uncertainty.parameters", entries, "a table of \"dotted.path\" = { ... }")
         for path, body in entries.items():
-            merged["parameters"][path] = _check_entry(path, body, params, groups, shown)
+            try:
+                merged["parameters"][path] = _check_entry(path, body, params, groups, shown)
+            except ScenarioError as err:
+                # base.toml's spread was set around its own value; a scenario that moved the value where that
+                # spread cannot hold it (a beta ci95 around 0.2 for a value of 0.001) is a valid scenario: the
+                # parameter takes its grade's default spread instead, and the manifest says so.
+                moved = path in params and params[path].value != base_values.get(path)
+                if shown != str(BASE_FILE) or not moved:
+                    raise
+                merged["by_grade_instead"][path] = err.expected
     missing = sorted({"H", "M", "L"} - set(merged["by_grade"]))
     if missing:
         raise ScenarioError(file, f"uncertainty.by_grade.{missing[0]}", None, "a default spread for every grade")

@@ -4,7 +4,7 @@ Why. Creating a `simpy.Timeout` runs its `__init__` and then `Environment.schedu
 pair was about a tenth of the engine's time. `Delay` is a `Timeout` (same class for SimPy, same priority, same
 event id sequence, so events are processed in exactly the same order) whose constructor pushes it onto the
 environment's event queue itself. It relies on two documented-in-code internals of SimPy 4 (`Environment._queue`,
-`Environment._eid`); tests/test_events.py checks it against `simpy.Timeout` so an upgrade that changes them fails
+`Environment._eid`); tests/unit/test_events.py checks it against `simpy.Timeout` so an upgrade that changes them fails
 loudly instead of silently.
 """
 

@@ -6,7 +6,7 @@ and a fourth (`request | timeout` builds a condition event). In this model most 
 a request granted at once costs no event at all, a release hands the server straight to the next patient in line
 (one event: hers), and leaving the queue when the leak closes costs the timer and the wake-up. Same discipline
 (first come, first served; a server freed goes to the longest-waiting patient), so the same patients are served in
-the same order: the back-tests in tests/test_backtest.py hold it to the results of `simpy.Resource`.
+the same order: the back-tests in tests/engines/test_backtest.py hold it to the results of `simpy.Resource`.
 
 The monitor keeps exact time-integrals of the number waiting and of busy servers (utilization and Little's law),
 and every completed wait. A patient held on a server until a scheduled resource opens still counts as waiting.

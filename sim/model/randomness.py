@@ -110,7 +110,7 @@ def pcg64_states(root_seed: int, keys: list[tuple[int, int, int]]) -> list[dict]
     Why. A replication opens over a hundred streams (purpose x etiology); building each SeedSequence and PCG64
     costs more than drawing its uniforms. This is numpy's SeedSequence hashing (which NEP 19 keeps stable) done
     on all keys at once in uint32 arithmetic, then PCG64's seeding of its 128-bit state; setting one generator to
-    these states gives exactly the streams `stream(root_seed, *key)` gives (tests/test_randomness.py checks).
+    these states gives exactly the streams `stream(root_seed, *key)` gives (tests/unit/test_randomness.py checks).
     """
     root_seed = int(root_seed)
     words = np.asarray(keys, dtype=np.int64).reshape(-1, 3)

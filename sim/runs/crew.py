@@ -4,7 +4,7 @@ Why not a plain process pool. With a pool of `jobs` workers the main process sat
 did the run's serial part alone; with small replications that cost --jobs 2 about a third of its speed. Here
 `jobs - 1` workers and this process share the work, so that every core simulates; tasks are claimed one at a
 time, so that whoever is free takes the next one and all finish together. What a task computes does not depend
-on who runs it, so results are the same for any number of workers (tests/test_experiment.py).
+on who runs it, so results are the same for any number of workers (tests/runs/test_experiment.py).
 
 Results come back through one pipe, read by a thread of this process as they come (a result larger than the
 pipe's buffer would otherwise hold its worker up). Workers ignore Ctrl-C (this process stops the run) and die

@@ -7,6 +7,8 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from sim.cli import main
 from sim.config.parameters import RESOURCES
@@ -16,8 +18,7 @@ from sim.errors import ScenarioError
 from sim.model.population import draw_cohort
 from sim.runs.experiment import run
 from sim.runs.replication import run_replication
-from tests.conftest import EXPERIENCED, LOW_VOLUME, ONE_CENTER, ROOT
-from tests.test_pathway import check_invariants, only
+from tests.helpers import EXPERIENCED, LOW_VOLUME, ONE_CENTER, ROOT, check_invariants, only
 
 # Center "c" of the one-center test scenarios with a server per patient on every resource.
 UNLIMITED_C = "\n".join(f"[centers.c.resources.{r}]\ncapacity = 100000" for r in RESOURCES)
@@ -249,3 +250,66 @@ def test_every_treatment_step_has_its_uniforms_side_by_side():
 
     assert set(cl.TREATMENTS) == set(TREATMENT_UNIFORMS)
     assert all(STEP_OFFSET[STEP_CODE[step]] >= 0 for step in cl.TREATMENTS)
+
+
+SHIPPED = sorted([*ROOT.glob("scenarios/*.toml"), *ROOT.glob("scenarios/examples/*.toml")])
+SHIPPED = [p for p in SHIPPED if p.name != "base.toml"]
+
+
+def without_schedules(path):
+    """The scenario made capacity-unlimited, with no opening schedules and volume feedback off: the fast engine's
+    case, so that both engines can run it."""
+    s = load_scenario(path)
+    overrides = {**unlimited_overrides(s), "volume_outcome.enabled": False}
+    for c in s.centers:
+        for r in RESOURCES:
+            overrides[f"centers.{c.name}.resources.{r}.open_windows"] = []
+            overrides[f"centers.{c.name}.resources.{r}.closed_periods"] = []
+    return load_scenario(path, overrides={**overrides, "run.horizon_days": 730})
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.stem)
+def test_same_patients_on_every_shipped_scenario(path):
+    """Every scenario users get, made unlimited: both engines give each patient the same record."""
+    assert_same_patients(without_schedules(path), 11, 2)
+
+
+PROBABILITY = st.floats(0.0, 1.0, allow_nan=False)
+CENTER_PROBABILITIES = ("recognition_probability_iatrogenic", "recognition_probability_spontaneous",
+                        "brain_mri_sign_probability", "mri_reading_sensitivity",
+                        "diagnose_despite_normal_mri_probability", "rih_recognition_probability",
+                        "leak_surgery_success", "durotomy_repair_success")
+CLINICAL_PROBABILITIES = ("clinical.rih_probability.after_spontaneous_sealing",
+                          "clinical.rih_probability.after_embolization",
+                          "clinical.recurrence_probability.after_spontaneous_patch",
+                          "clinical.recurrence_probability.after_surgery", "clinical.targeted_patch_success.all",
+                          "clinical.embolization_success.all", "clinical.fibrin_patch_success.spontaneous")
+
+
+@st.composite
+def random_scenarios(draw):
+    """Overrides of the low-volume scenario (two centers, referral): probabilities of both centers and of the
+    ladder, the district's referral policy, the give-up limit, the horizon."""
+    overrides: dict = {}
+    for center in ("district", "specialist"):
+        for name in CENTER_PROBABILITIES:
+            if draw(st.booleans()):
+                overrides[f"centers.{center}.{name}"] = draw(PROBABILITY)
+    for path in CLINICAL_PROBABILITIES:
+        if draw(st.booleans()):
+            overrides[path] = draw(PROBABILITY)
+    overrides["referral.district.after_failed_ebp"] = draw(st.integers(0, 3))
+    overrides["referral.district.when_imaging_negative"] = draw(st.booleans())
+    overrides["referral.district.spontaneous_at_diagnosis"] = draw(st.booleans())
+    overrides["population.max_consultations.all"] = draw(st.integers(1, 6))
+    overrides["run.horizon_days"] = draw(st.sampled_from([90.0, 365.0, 800.0]))
+    return overrides, draw(st.integers(0, 2**31 - 1))
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(case=random_scenarios())
+def test_same_patients_on_random_scenarios(case):
+    overrides, seed = case
+    base = load_scenario(LOW_VOLUME)
+    s = load_scenario(LOW_VOLUME, overrides={**unlimited_overrides(base), **overrides})
+    assert_same_patients(s, seed, 0)

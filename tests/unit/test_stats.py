@@ -24,7 +24,7 @@ from sim.analysis.stats import (
 from sim.config.parameters import ETIOLOGIES
 from sim.config.scenario import load_scenario
 from sim.runs.replication import run_replication
-from tests.conftest import EXPERIENCED, LOW_VOLUME, ROOT
+from tests.helpers import EXPERIENCED, LOW_VOLUME, ROOT
 
 
 def reference_patient_metrics(p: pd.DataFrame, horizon_days: float) -> dict[str, float]:

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from sim.config.scenario import load_scenario
 from sim.io.outputs import atomic_write_csv, csv_text
-from tests.conftest import LOW_VOLUME
+from tests.helpers import LOW_VOLUME
 
 
 def _awkward_numbers() -> pd.DataFrame:

@@ -8,7 +8,7 @@ from sim.config.distributions import Distribution
 from sim.config.scenario import load_scenario
 from sim.config.schema import base_tree, flatten
 from sim.errors import ScenarioError
-from tests.conftest import EXPERIENCED, LOW_VOLUME, ONE_CENTER
+from tests.helpers import EXPERIENCED, LOW_VOLUME, ONE_CENTER
 
 
 def test_shipped_scenarios_load():

@@ -6,7 +6,7 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = ROOT / "sim"
 # Lowest first; a module may import its own sub-package and those of a lower rank.
 RANKS = {"sim.errors": 0, "sim.config": 1, "sim.economics": 1, "sim.model": 2, "sim.engines": 3, "sim.io": 4,

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-from pathlib import Path
 
 import pandas as pd
 import pyarrow.parquet as pq
@@ -14,7 +11,7 @@ import pytest
 from sim.cli import main
 from sim.model.records import PATIENT_COLUMNS
 from sim.runs.replication import EVENT_COLUMNS
-from tests.conftest import EXPERIENCED, LOW_VOLUME, ROOT
+from tests.helpers import EXPERIENCED, LOW_VOLUME, ROOT, run_cli
 
 
 def test_run_writes_every_output(tmp_path, capsys):
@@ -65,11 +62,6 @@ def test_compare_writes_comparison_with_paired_differences(tmp_path, capsys):
                 & (table["scenario_index"] == 1)].iloc[0]
     assert row["diff_vs_first"] > 0 and row["diff_ci95_low"] <= row["diff_vs_first"] <= row["diff_ci95_high"]
     assert "difference" in capsys.readouterr().out
-
-
-def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "sim", *args], capture_output=True, text=True, cwd=cwd,
-                          timeout=120, check=False)
 
 
 @pytest.mark.parametrize("content", [

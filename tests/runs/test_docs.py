@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 
-from tests.conftest import ROOT
+from tests.helpers import ROOT
 
 
 def test_parameter_table_is_current():
@@ -22,3 +22,12 @@ def test_readme_documents_every_patient_column():
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     for col in (*PATIENT_COLUMNS, *EVENT_COLUMNS):
         assert f"`{col}`" in readme, col
+
+
+def test_the_readme_column_table_is_the_record_schema():
+    """The README's patient-table section is `records.PATIENT_SCHEMA`, row for row (one definition of a column)."""
+    from sim.model.records import readme_table
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert "| column | meaning (unit) |\n|---|---|\n" + readme_table() + "\n" in readme, \
+        "README.md's patient columns differ from sim/model/records.py: copy `records.readme_table()` into it"

@@ -10,7 +10,7 @@ import pytest
 
 from sim import compare
 from sim.config.scenario import load_scenario
-from tests.conftest import EXPERIENCED, LOW_VOLUME, ROOT
+from tests.helpers import EXPERIENCED, LOW_VOLUME, ROOT
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,7 @@ import pytest
 from sim.errors import ScenarioError
 from sim.runs import backends
 from sim.runs.backends import Backend
-from tests.conftest import LOW_VOLUME, ROOT
+from tests.helpers import LOW_VOLUME, ROOT
 
 DASK = Path(sys.executable).with_name("dask")
 

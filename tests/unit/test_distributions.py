@@ -128,7 +128,7 @@ def test_degenerate_cases():
 
 
 def test_regression_gamma_with_a_tiny_sd_does_not_overflow():
-    """(mean / sd) ** 2 used to raise OverflowError for sd ~ 1e-258 (found by tests/test_properties.py)."""
+    """(mean / sd) ** 2 used to raise OverflowError for sd ~ 1e-258 (found by tests/engines/test_properties.py)."""
     d = dist("gamma", mean=1.0, sd=1.9e-258)
     assert np.allclose(d.ppf(U), 1.0)
     near = dist("gamma", mean=5.0, sd=5e-7)  # just above and below the switch to the normal approximation

@@ -12,7 +12,7 @@ from sim.config.scenario import load_scenario
 from sim.economics import cea
 from sim.economics.costs import EconomicParams, discount_factor, discounted_years, patient_economics
 from sim.errors import ScenarioError
-from tests.conftest import EXPERIENCED, ONE_CENTER
+from tests.helpers import EXPERIENCED, ONE_CENTER
 
 COSTS = {"consultation": 100.0, "brain_mri": 200.0, "referral": 30.0, "spinal_imaging": 800.0, "ebp": 400.0,
          "targeted_patch": 1200.0, "fibrin_patch": 1500.0, "leak_surgery": 10000.0, "durotomy_repair": 1500.0,

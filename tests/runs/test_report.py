@@ -22,8 +22,7 @@ from sim.analysis.headline import HEADLINE
 from sim.cli import main
 from sim.figures import plots
 from sim.report import html as report
-from tests.conftest import EXPERIENCED, LOW_VOLUME, ROOT
-from tests.test_cli import run_cli
+from tests.helpers import EXPERIENCED, LOW_VOLUME, ROOT, run_cli
 
 HORIZON_DAYS = 540  # long enough for "resolved within a year" to be estimable, short enough to be fast
 COMPARISON_FIGURES = {"km_diagnosis", "km_resolution", "forest_differences", "procedures_per_patient",

@@ -21,7 +21,7 @@ from sim.config.schema import to_jsonable
 from sim.runs.backends import Backend
 from sim.runs.compare import compare
 from sim.runs.experiment import run, run_replications
-from tests.conftest import EXPERIENCED, LOW_VOLUME, ROOT, group_outlives
+from tests.helpers import EXPERIENCED, LOW_VOLUME, ROOT, group_outlives
 
 SMALL = {"run.horizon_days": 730}
 
@@ -273,7 +273,7 @@ def test_resume_of_parquet_parts_of_an_older_csfsim_gives_the_same_tables(tmp_pa
 _CREW_SCRIPT = """
 import sys, time
 from sim.runs.crew import Crew
-from tests.test_experiment import _big_result
+from tests.helpers import big_result as _big_result
 
 def here(i):
     time.sleep(2)
@@ -292,11 +292,6 @@ finally:
     crew.shutdown()
 print("ends", ends[True][0] - max(ends[False]) if len(ends) == 2 else None)
 """
-
-
-def _big_result(i: int) -> tuple[bytes, float]:
-    """A task result larger than a pipe's buffer (64 KB)."""
-    return b"x" * 1_000_000, time.time()
 
 
 @pytest.mark.parametrize("mode", ["raise", "ok"])

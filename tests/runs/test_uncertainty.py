@@ -13,7 +13,7 @@ from sim.config.uncertainty import parameter_space, total_dims
 from sim.errors import ScenarioError
 from sim.runs.experiment import run
 from sim.runs.psa import OUTCOMES, psa, sample_seed, sensitivity
-from tests.conftest import EXPERIENCED
+from tests.helpers import EXPERIENCED, LOW_VOLUME
 
 TINY = """
 [scenario]
@@ -205,3 +205,20 @@ def test_psa_and_sensitivity_on_a_dask_cluster_equal_those_on_this_machine(tiny,
     remote = sensitivity([a, b], reps=1, seed=4, out=tmp_path / "s_there", only=["costs"],
                          backend=dask)
     pd.testing.assert_frame_equal(local.oneway, remote.oneway)
+
+
+def test_a_value_moved_out_of_reach_of_base_spread_takes_its_grade_default(tmp_path):
+    """base.toml's beta for RIH after embolization is a ci95 of [0.10, 0.33] around 0.175; a scenario that sets
+    0.001 (found by the engine-equality property test) is valid, and that parameter varies with its grade's
+    default spread instead of failing to load."""
+    path = "clinical.rih_probability.after_embolization"
+    s = load_scenario(LOW_VOLUME, overrides={path: 0.001})
+    assert path in s.resolved["uncertainty"]["by_grade_instead"]
+    assert path not in s.resolved["uncertainty"]["parameters"]
+    space = {u.path: u for u in parameter_space(s)}
+    assert 0.0 <= space[path].values([0.5])[path] <= 1.0
+    own = tmp_path / "own.toml"  # the scenario's own entry must still fit its value
+    own.write_text(f'extends = "{LOW_VOLUME}"\n[clinical.rih_probability]\nafter_embolization = 0.001\n'
+                   f'[uncertainty.parameters]\n"{path}" = {{ family = "beta", ci95 = [0.1, 0.33] }}\n')
+    with pytest.raises(ScenarioError, match="effective sample size"):
+        load_scenario(own)

@@ -17,7 +17,7 @@ from sim.analysis.survival import kaplan_meier, km_from_sorted, km_table
 from sim.config.scenario import load_scenario
 from sim.runs.experiment import run
 from sim.runs.replication import run_replication
-from tests.conftest import LOW_VOLUME, SCENARIOS
+from tests.helpers import LOW_VOLUME, SCENARIOS
 
 
 def _as_finalize_read_it(frames: list[pd.DataFrame]) -> pd.DataFrame:

@@ -9,34 +9,9 @@ import pandas as pd
 import pytest
 
 from sim.config.scenario import load_scenario
-from sim.model.records import F_IN_PATHWAY, FINAL_STATES, PATIENT_COLUMNS
+from sim.model.records import F_IN_PATHWAY
 from sim.runs.replication import run_replication
-from tests.conftest import EXPERIENCED, LOW_VOLUME, ONE_CENTER
-
-TIMES = ["onset_day", "presented_day", "diagnosed_day", "first_treatment_day", "resolved_day"]
-
-
-def check_invariants(p: pd.DataFrame, horizon: float) -> None:
-    assert list(p.columns) == list(PATIENT_COLUMNS)
-    assert p["patient_id"].is_unique  # every patient exactly once
-    assert p["final_state"].isin(FINAL_STATES).all()
-    # times are ordered wherever both are present
-    for a, b in itertools.pairwise(TIMES):
-        both = p[[a, b]].dropna()
-        assert (both[a] <= both[b] + 1e-9).all(), (a, b)
-    # the resolution (if any) comes after every recorded step
-    for col in TIMES[1:-1]:
-        both = p[[col, "resolved_day"]].dropna()
-        assert (both[col] <= both["resolved_day"] + 1e-9).all(), col
-    assert (p[TIMES].max(axis=1) <= horizon).all()
-    assert (p["symptom_days"] >= 0).all() and (p["symptom_days"] <= horizon + 1e-9).all()
-    assert (p["waiting_days"].dropna() >= 0).all()
-    resolved = p["final_state"].isin(["resolved", "resolved_without_care"])
-    assert p.loc[resolved, "resolved_day"].notna().all()
-    assert p.loc[~resolved, "resolved_day"].isna().all()
-    assert p.loc[p["final_state"] == "resolved_without_care", "presented_day"].isna().all()
-    assert p.loc[p["final_state"] == "persistent", "persistent_reason"].notna().all()
-    assert (p.loc[p["etiology"] != "spontaneous", "leak_type"] == "procedural").all()
+from tests.helpers import EXPERIENCED, LOW_VOLUME, ONE_CENTER, check_invariants, only
 
 
 @pytest.mark.parametrize("path", [EXPERIENCED, LOW_VOLUME])
@@ -75,12 +50,6 @@ def test_changing_only_the_center_keeps_the_population():
     # care-seeking is a property of the patient: presentation days agree wherever both presented
     both = exp["presented_day"].notna() & low["presented_day"].notna()
     assert np.allclose(exp.loc[both, "presented_day"], low.loc[both, "presented_day"])
-
-
-def only(etiology: str, extra: str = "") -> str:
-    rates = "\n".join(f"{e} = {100 if e == etiology else 0}" for e in
-                      ("post_lp", "epidural", "spinal_surgery", "spontaneous"))
-    return ONE_CENTER + f"[population.arrivals_per_year]\n{rates}\n" + extra
 
 
 def run_only(write_toml, etiology, extra="", path_name="s.toml", seed=3):

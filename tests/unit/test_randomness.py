@@ -10,7 +10,7 @@ import sim.model.population as population
 from sim.config.scenario import load_scenario
 from sim.model.population import draw_cohort
 from sim.model.randomness import PURPOSE_KEYS, pcg64_states, purpose_key, stream
-from tests.conftest import LOW_VOLUME
+from tests.helpers import LOW_VOLUME
 
 
 @pytest.mark.parametrize("root_seed", [0, 1, 20261124, 2**32 - 1])

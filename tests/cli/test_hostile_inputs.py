@@ -12,7 +12,7 @@ import pytest
 
 from sim.config.scenario import load_scenario
 from sim.errors import ScenarioError, printable, toml_text
-from tests.conftest import EXPERIENCED, ROOT
+from tests.helpers import EXPERIENCED, ROOT
 
 
 def cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:

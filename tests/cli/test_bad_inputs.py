@@ -29,9 +29,9 @@ from sim.config.parameters import Scenario
 from sim.config.scenario import build_scenario, load_scenario
 from sim.config.schema import base_tree, flatten
 from sim.errors import ScenarioError
-from tests.conftest import ROOT
+from tests.helpers import ROOT
 
-BAD = Path(__file__).resolve().parent / "bad_inputs"
+BAD = ROOT / "tests" / "bad_inputs"
 CLI_FILES = sorted(BAD.glob("*.toml"))
 ALL_FILES = CLI_FILES + sorted((BAD / "loader_only").glob("*.toml"))
 HEADER = re.compile(r"^# BAD: (?P<what>.+?); field: (?P<field>\S+)$")

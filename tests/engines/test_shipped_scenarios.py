@@ -6,8 +6,7 @@ import pytest
 
 from sim.config.scenario import load_scenario
 from sim.runs.replication import run_replication
-from tests.conftest import SCENARIOS
-from tests.test_pathway import check_invariants
+from tests.helpers import SCENARIOS, check_invariants
 
 SHIPPED = sorted(p for p in SCENARIOS.rglob("*.toml") if p.name != "base.toml")
 

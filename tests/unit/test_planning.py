@@ -11,7 +11,7 @@ from sim.config.scenario import load_scenario
 from sim.engines.schedule import next_open
 from sim.runs.replication import run_replication
 from sim.runs.sweep import parse_set, sweep
-from tests.conftest import EXPERIENCED, LOW_VOLUME, ROOT
+from tests.helpers import EXPERIENCED, LOW_VOLUME, ROOT
 
 NETWORK = ROOT / "scenarios" / "regional_network.toml"
 

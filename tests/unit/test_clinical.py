@@ -8,7 +8,7 @@ import pytest
 
 from sim.config.scenario import load_scenario
 from sim.model import clinical as cl
-from tests.conftest import LOW_VOLUME
+from tests.helpers import LOW_VOLUME
 
 
 @pytest.fixture(scope="module")
