@@ -20,12 +20,12 @@ Waits are all zero; utilization is the exact busy time (service days up to the h
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
 
 import numpy as np
 
 from sim.config.parameters import ETIOLOGIES, IATROGENIC_LEAK_TYPE, LEAK_TYPES, RESOURCES, Scenario
 from sim.engines.choice import capacity_unlimited
+from sim.engines.fast_resources import DONE, N_RES, CenterTotals, FastClock, ResourceTotals, select, slot, some
 from sim.errors import ScenarioError
 from sim.model import clinical as cl
 from sim.model import rules
@@ -39,8 +39,6 @@ from sim.model.records import (
     BY_STEP,
     COUNTER_OF_STEP,
     F_IN_PATHWAY,
-    F_PERSISTENT,
-    F_RESOLVED,
     R_EXHAUSTED,
     R_UNDIAGNOSED,
     TREATMENT_COUNTERS,
@@ -50,7 +48,6 @@ from sim.model.records import (
 from sim.model.rules import pathway_rules
 
 INF = math.inf
-N_RES = len(RESOURCES)
 R_CLINIC, R_MRI, R_PROCEDURE = (RESOURCES.index(r) for r in ("clinic", "mri", "procedure_room"))
 
 # Ladder steps as small integers (their index in clinical.STEPS). Codes 0 and 1 are the two non-steps.
@@ -67,61 +64,15 @@ STEP_WIDTH = np.array([SLOTS[s] if s in cl.TREATMENTS else 1 for s in STEPS], dt
 _TREATMENT_START = dict(zip(TREATMENT_UNIFORMS, np.cumsum([0, *(SLOTS[t] for t in TREATMENT_UNIFORMS)]).tolist(),
                             strict=False))
 STEP_OFFSET = np.array([_TREATMENT_START.get(s, -1) for s in STEPS], dtype=np.int64)
-# Uses cycle through a purpose's slots: the n-th use reads slot n % width. numpy's integer modulo costs about 15
-# times a bitwise and, which gives the same column when the width is a power of two (n >= 0): all of them today.
-_POWER_OF_TWO = {name: width & (width - 1) == 0 for name, width in SLOTS.items()}
+# A treatment's attempt n reads slot n % width: a bitwise and when every width is a power of two (`slot`).
 STEP_WIDTH_MASK = STEP_WIDTH - 1 if all(w & (w - 1) == 0 for w in STEP_WIDTH.tolist()) else None
 
 
-def _select(mask: np.ndarray, *arrays: np.ndarray) -> tuple[np.ndarray, ...]:
-    """Each array's elements where `mask` is true. Selections here are written `a.compress(mask)`, not
-    `a[mask]`: the same elements, about five times as fast on the unpredictable masks of this engine (measured on
-    40,000 elements, numpy 2.4: 0.04 against 0.21 ms at half true), which made the whole engine ~9% faster."""
-    return tuple(a.compress(mask) for a in arrays)
-
-
-def _slot(uses: np.ndarray, purpose: str) -> np.ndarray:
-    """The slot column of each patient's next use of `purpose`, given her uses so far: `uses % SLOTS[purpose]`."""
-    width = SLOTS[purpose]
-    return uses & (width - 1) if _POWER_OF_TWO[purpose] else uses % width
-
 # Where a patient is in Pathway._patient: the loop she will run next.
-DONE, DIAGNOSE, TREAT, LADDER, AFTER = 0, 1, 2, 3, 4
+DIAGNOSE, TREAT, LADDER, AFTER = 1, 2, 3, 4  # and DONE (0), once she left it
 
 
-
-def _some(mask: np.ndarray) -> bool:
-    """`mask.any()` for a boolean array. The engine asks this of small masks many times a replication, and
-    `ndarray.any` goes through a Python wrapper that costs five times `count_nonzero` (a C call)."""
-    return np.count_nonzero(mask) > 0
-
-
-def _every(mask: np.ndarray) -> bool:
-    """`mask.all()` for a boolean array (see `_some`)."""
-    return np.count_nonzero(mask) == mask.size
-
-
-@dataclass
-class ResourceTotals:
-    """What the resources table needs of one resource, as the SimPy engine's `Station` keeps it."""
-
-    capacity: int
-    n_arrived: int = 0
-    n_served: int = 0
-    n_abandoned: int = 0
-    n_waiting: int = 0
-    area_busy: float = 0.0
-    area_waiting: float = 0.0
-    waits: np.ndarray = field(default_factory=lambda: np.zeros(0))
-
-
-@dataclass
-class CenterTotals:
-    name: str
-    monitors: list[ResourceTotals]
-
-
-class FastPathway:
+class FastPathway(FastClock):
     """One replication on the fast path. Build it, call `run()`, read `records` and `centers` (resource totals).
 
     A batch of replications runs as one: pass their cohorts joined (`population.draw_cohorts`) and their sizes
@@ -254,110 +205,6 @@ class FastPathway:
             self.centers_by_replication.append(centers)
         self.centers = self.centers_by_replication[0]
 
-    # ------------------------------------------------------------------------------------------- time
-    def _freeze(self, idx: np.ndarray, target: np.ndarray) -> np.ndarray:
-        """Advance patients to `target` days; those reaching the horizon stop there (SimPy never resumes them).
-        Returns the patients who go on."""
-        frozen = target >= self.horizon
-        if _some(frozen):
-            self.pc[idx.compress(frozen)] = DONE
-            idx, target = idx.compress(~frozen), target.compress(~frozen)
-        self.t[idx] = target
-        return idx
-
-    def _until_natural_resolution(self, idx: np.ndarray) -> np.ndarray:
-        """Wait for the leak to close, or date it now if it already has (`Pathway._closure`)."""
-        t, t_nat = self.t[idx], self.t_nat[idx]
-        later = t_nat > t
-        closed = ~later
-        self.t_nat[idx.compress(closed)] = t.compress(closed)
-        t_later = t.compress(later)
-        self._freeze(idx.compress(later), t_later + (t_nat.compress(later) - t_later))
-        return idx.compress(self.pc[idx] != DONE)
-
-    def _natural_end(self, idx: np.ndarray, by: int) -> None:
-        """Patients whose leak closed on its own during a wait: resolved at that day (those not frozen)."""
-        if idx.size:
-            idx = self._until_natural_resolution(idx)
-            self._resolve(idx, by, self.t_nat[idx])
-            self.pc[idx] = DONE
-
-    def _wait(self, idx: np.ndarray, delay: np.ndarray, by: int) -> np.ndarray:
-        """Pathway._wait for each patient; returns those still in the pathway after the delay."""
-        end = self.t[idx] + delay
-        closes = end >= self.t_nat[idx]
-        if _some(closes):
-            self._natural_end(idx.compress(closes), by)
-            idx, end = idx.compress(~closes), end.compress(~closes)
-        return self._freeze(idx, end)
-
-    def _use(self, idx: np.ndarray, r: np.ndarray | int, by: int, prompt: np.ndarray | None = None) -> np.ndarray:
-        """Pathway._use without a queue: booking (checked against natural resolution), then service. Returns
-        the patients who were seen and are still in the pathway after the service. Where `prompt` is true the
-        booking is the prompt review delay (first consultation of a procedure-related leak)."""
-        if isinstance(r, int):  # one resource for all: a 1-D gather, cheaper than a 2-D one
-            counts = self.uses[r]
-            j = counts[idx]
-            counts[idx] = j + 1
-        else:
-            j = self.uses[r, idx]
-            self.uses[r, idx] = j + 1
-        c = self.rec.center[idx]
-        group = c * N_RES + r
-        booking, service = self._durations(group, idx, j, c, r)
-        if prompt is not None and _some(prompt):
-            booking = np.where(prompt, self.review_days[idx], booking)
-        start = self.t[idx] + booking
-        closes = start >= self.t_nat[idx]
-        if _some(closes):
-            self._natural_end(idx.compress(closes), by)
-            keep = ~closes
-            idx, group, start, service = _select(keep, idx, group, start, service)
-        reached = start < self.horizon
-        if not _every(reached):
-            self.pc[idx.compress(~reached)] = DONE
-            idx, group, start, service = _select(reached, idx, group, start, service)
-        end = start + service
-        self._use_keys.append(group + self.group_offset[idx])
-        self._use_busy.append(np.minimum(end, self.horizon) - start)
-        return self._freeze(idx, end)
-
-    def _durations(self, group: np.ndarray, idx: np.ndarray, j: np.ndarray, c: np.ndarray, r: np.ndarray | int
-                   ) -> tuple[np.ndarray, np.ndarray]:
-        """Booking and service days of the j-th use of resource r at center c (`group` = c * N_RES + r),
-        transformed from the same uniform slots as CenterState.booking / .service (gathered first: the
-        transforms are elementwise, so transforming only the slots used gives the same numbers). With one
-        resource for all, its own tables (by center) skip the mix of families across resources."""
-        col_b = _slot(j, "booking")
-        col_s = col_b if SLOTS["service"] == SLOTS["booking"] else _slot(j, "service")
-        if isinstance(r, int) and col_s is col_b:
-            # One flat index for both gathers (faster than two 2-D gathers; the same elements).
-            booking, service = self.booking_of[r]
-            flat = idx * SLOTS["booking"] + col_b
-            return (booking(c, self.u_booking[r].reshape(-1).take(flat)),
-                    service(c, self.u_service[r].reshape(-1).take(flat)))
-        if isinstance(r, int):
-            booking, service = self.booking_of[r]
-            return booking(c, self.u_booking[r][idx, col_b]), service(c, self.u_service[r][idx, col_s])
-        r_of = group % N_RES
-        return (self.delays.booking(group, self.u_booking[r_of, idx, col_b]),
-                self.delays.service(group, self.u_service[r_of, idx, col_s]))
-
-    # ------------------------------------------------------------------------------------------- outcomes
-    def _resolve(self, idx: np.ndarray, by: int | np.ndarray, day: np.ndarray) -> None:
-        self.rec.final_state[idx] = F_RESOLVED
-        self.rec.resolved_by[idx] = by
-        self.rec.resolved_day[idx] = day
-        prior = self.rec.symptom_days[idx]
-        self.rec.symptom_days[idx] = np.where(np.isnan(prior), 0.0, prior) + (day - self.since[idx])
-        self.rec.symptomatic_at_end[idx] = False
-
-    def _persist(self, idx: np.ndarray, reason: int) -> None:
-        self.rec.final_state[idx] = F_PERSISTENT
-        self.rec.persistent_reason[idx] = reason
-        self.rec.symptomatic_at_end[idx] = True
-        self.pc[idx] = DONE
-
     # ------------------------------------------------------------------------------------------- the pathway
     def _diagnose(self, idx: np.ndarray) -> None:
         """One consultation of Pathway._diagnose (with its brain MRI), then diagnosis, giving up or return."""
@@ -366,15 +213,15 @@ class FastPathway:
         n = self.rec.n_consultations[idx]
         self.rec.n_consultations[idx] = n + 1
         c = self.rec.center[idx]
-        uc = self.u["consultation"][idx, _slot(n, "consultation")]
+        uc = self.u["consultation"][idx, slot(n, "consultation")]
         v = self.values
         suspected = rules.suspected_at_consultation(uc, self.spontaneous[idx], c, 1.0, v)
         self.scratch[idx] = rules.recognized_at_consultation(uc, self.iatrogenic[idx], c, v)
-        if _some(suspected):
+        if some(suspected):
             m_idx = self._use(idx.compress(suspected), R_MRI, BY_NATURAL)
             m = self.rec.n_brain_mri[m_idx]
             self.rec.n_brain_mri[m_idx] = m + 1
-            j = _slot(m, "mri")
+            j = slot(m, "mri")
             cm = self.rec.center[m_idx]
             u = self.u
             self.scratch[m_idx] = rules.diagnosed_by_brain_mri(u["mri_sign"][m_idx, j], u["mri_read"][m_idx, j],
@@ -390,12 +237,12 @@ class FastPathway:
         self._persist(missed.compress(give_up), R_UNDIAGNOSED)
         missed, n = missed.compress(~give_up), n.compress(~give_up)
         back = self.delays.misdiagnosis_return.ppf(self.u["misdiagnosis_return"][missed,
-                                                                                  _slot(n, "misdiagnosis_return")])
+                                                                                  slot(n, "misdiagnosis_return")])
         self._wait(missed, back, BY_NATURAL)
 
     def _treat(self, idx: np.ndarray) -> None:
         """The conservative window at the start of an episode (Pathway._treat before its loop)."""
-        u = self.u["conservative"][idx, _slot(self.rec.n_recurrences[idx], "conservative")]
+        u = self.u["conservative"][idx, slot(self.rec.n_recurrences[idx], "conservative")]
         idx = self._wait(idx, self.delays.conservative(self.etiology[idx], u), BY_CONSERVATIVE)
         self.pc[idx] = LADDER
 
@@ -406,16 +253,16 @@ class FastPathway:
         step = self.table.step[key]
         self._persist(idx.compress(step == C_PERSIST), R_EXHAUSTED)
         refer = step == C_REFER
-        if _some(refer):
+        if some(refer):
             self._refer(idx.compress(refer))
         act = step > C_REFER
-        if _some(act):
+        if some(act):
             self._act(idx.compress(act), key.compress(act))
 
     def _refer(self, idx: np.ndarray) -> None:
         n_ref = self.rec.n_referrals[idx]
         self.rec.n_referrals[idx] = n_ref + 1
-        u = self.u["referral"][idx, _slot(n_ref, "referral")]
+        u = self.u["referral"][idx, slot(n_ref, "referral")]
         idx = self._wait(idx, self.delays.referral(self.rec.center[idx], u), BY_CONSERVATIVE)
         self.rec.center[idx] = self.refer[self.rec.center[idx]]
         self.state[idx] = self.table.arrive(self.state[idx])
@@ -428,11 +275,11 @@ class FastPathway:
         key = self.state[idx] * self.nc + self.rec.center[idx]
         step = tab.step[key]
         imaging = (step == C_IMAGING) | (step == C_IMAGING_REFINED)
-        if _some(imaging):
+        if some(imaging):
             im, ki = idx.compress(imaging), key.compress(imaging)
             n_img = self.rec.n_spinal_imaging[im]
             self.rec.n_spinal_imaging[im] = n_img + 1
-            found = self.u["imaging"][im, _slot(n_img, "imaging")] < tab.imaging_yield[ki]
+            found = self.u["imaging"][im, slot(n_img, "imaging")] < tab.imaging_yield[ki]
             self.state[im] = np.where(found, tab.next_found[ki], tab.next_state[ki])
             self.rec.leak_localized[im.compress(found)] = True
             treat = ~imaging
@@ -464,10 +311,10 @@ class FastPathway:
         tab = self.table
         u = self.u
         success_day = self.t[idx].copy()
-        i = _slot(self.rec.n_recurrences[idx], "rih")
+        i = slot(self.rec.n_recurrences[idx], "rih")
         key = self.last_key[idx]
         rih = rules.rih_occurs(u["rih_occurs"][idx, i], tab.p_rih[key])
-        if _some(rih):
+        if some(rih):
             ri, ii = idx.compress(rih), i.compress(rih)
             self.rec.rih[ri] = True
             onset = self.delays.rih_onset.ppf(u["rih_onset"][ri, ii])
@@ -489,7 +336,7 @@ class FastPathway:
                 self.counts[patched, 0] += 1
                 self.state[patched] = tab.misread_ebp(self.state[patched])
             going = self.pc[idx] != DONE
-            idx, i, key, success_day = _select(going, idx, i, key, success_day)
+            idx, i, key, success_day = select(going, idx, i, key, success_day)
         recurs = rules.recurs(u["recurrence_occurs"][idx, i], tab.p_recur[key])
         recur_day = success_day.compress(recurs) + self.delays.recurrence.ppf(
             u["recurrence_delay"][idx.compress(recurs), i.compress(recurs)])

@@ -10,19 +10,15 @@ leak that closes on its own ends the pathway at the right day without an extra e
 from __future__ import annotations
 
 import math
-from collections import deque
 from collections.abc import Generator
-from functools import partial
 from typing import Any
 
 import numpy as np
 import simpy
 
-from sim.config.parameters import ETIOLOGIES, IATROGENIC, LEAK_TYPES, RESOURCES, Center, Scenario
+from sim.config.parameters import ETIOLOGIES, IATROGENIC, LEAK_TYPES, RESOURCES, Scenario
 from sim.engines.events import Delay
-from sim.engines.lazy_days import LazyDays
-from sim.engines.schedule import next_open
-from sim.engines.station import Station
+from sim.engines.simpy_resources import CenterState, PathwayDays, PatientState, ResourceUse
 from sim.model import clinical as cl
 from sim.model import rules
 from sim.model.population import Cohort
@@ -53,42 +49,8 @@ STEP_RESOURCE_INDEX = {step: RESOURCE_INDEX[r] for step, r in cl.STEP_RESOURCE.i
 S_SERVICE, S_BOOKING = SLOTS["service"], SLOTS["booking"]
 ADMISSION_WINDOW_DAYS = 30.0  # patients' processes are started a window of presentation days at a time
 
-class CenterState:
-    """A center during one replication: its resources and its duration draws, transformed for this center."""
 
-    def __init__(self, env: simpy.Environment, index: int, center: Center, cohort: Cohort,
-                 refer_index: int, delays: rules.Delays) -> None:
-        self.index = index
-        self.name = center.name
-        self.profile = center.profile
-        self.refer_index = refer_index
-        self.monitors = [Station(env, center.resources[r].capacity) for r in RESOURCES]
-        self.specs = [center.resources[r] for r in RESOURCES]
-        self.scheduled = [spec.scheduled for spec in self.specs]
-        u = cohort.uniforms
-        # Days transformed from the cohort's uniforms a slot column at a time, when first needed (`LazyDays`).
-        self.service = [LazyDays(u[f"service:{r}"], partial(table, index))
-                        for r, table in enumerate(delays.service_by_center)]
-        self.booking = [LazyDays(u[f"booking:{r}"], partial(table, index))
-                        for r, table in enumerate(delays.booking_by_center)]
-        self.referral_delay = LazyDays(u["referral"], partial(delays.referral, index))
-        self.spontaneous_seen: deque[float] = deque()  # days spontaneous leaks were diagnosed here or referred in
-
-class PatientState:
-    """Mutable per-patient state that the sub-processes share."""
-
-    __slots__ = ("center", "hist", "k", "symptomatic_since", "t_nat", "uses")
-
-    def __init__(self, k: int, center: CenterState, hist: cl.History, t_nat: float, onset: float) -> None:
-        self.k = k
-        self.center = center
-        self.hist = hist
-        self.t_nat = t_nat
-        self.symptomatic_since = onset
-        self.uses = [0] * N_RESOURCES
-
-
-class Pathway:
+class Pathway(ResourceUse):
     """One replication's SimPy model. Build it, call `run()`, read `records`, `monitors` and `events`."""
 
     def __init__(self, scenario: Scenario, cohort: Cohort, log_events: bool = False) -> None:
@@ -112,26 +74,8 @@ class Pathway:
         # Every completed resource use: (patient, center, resource, request day, start day, end day).
         self.uses: list[tuple[int, str, str, float, float, float]] | None = [] if log_events else None
         u = cohort.uniforms
-        # Center-independent durations, transformed a slot column at a time when first needed.
-        self.misdiagnosis_return = LazyDays(u["misdiagnosis_return"], delays.misdiagnosis_return.ppf)
-        self.recurrence_delay = LazyDays(u["recurrence_delay"], delays.recurrence.ppf)
-        self.rih_onset = LazyDays(u["rih_onset"], delays.rih_onset.ppf)
-        self.rih_treated = LazyDays(u["rih_duration"], partial(delays.rih_duration, 1))
-        self.rih_untreated = LazyDays(u["rih_duration"], partial(delays.rih_duration, 0))
-        by_etiology = [(cohort.etiology == e, e) for e in range(len(ETIOLOGIES))]
-
-        def conservative_days(column: np.ndarray) -> np.ndarray:
-            days = np.empty_like(column)
-            for mask, etiology in by_etiology:
-                days[mask] = delays.conservative(etiology, column[mask])
-            return days
-
-        self.conservative = LazyDays(u["conservative"], conservative_days)
         self.u = u
-        # First consultation of a procedure-related leak: prompt review instead of the clinic's booking delay,
-        # read from the same uniform as that booking (common random numbers).
-        review = delays.prompt_review
-        self.review_days = review.ppf(u["booking:0"][:, 0]) if review is not None else None
+        self.days = PathwayDays(cohort, delays)
         self.volume_feedback = self.rules.volume_feedback
         self._symptomatic_since: dict[int, float] = {}
         # Per-patient facts the processes read, as Python lists (an item of a list is cheaper than of an array).
@@ -195,94 +139,6 @@ class Pathway:
                 prior = rec.symptom_days[k]
                 rec.symptom_days[k] = (0.0 if math.isnan(prior) else prior) + (horizon - since)
 
-    def log(self, k: int, activity: str, center: str, resource: str = "") -> None:
-        self.events.append((k, self.env._now, activity, center, resource))  # type: ignore[union-attr]
-
-    # ------------------------------------------------------------------------------------------- helpers
-    # Waiting is written as "get the event, yield it if there is one" rather than as sub-generators: a generator
-    # per wait, and a frame more on every resume, were a measurable share of the engine's time.
-    def _wait(self, st: PatientState, delay: float) -> tuple[Delay | None, bool]:
-        """What to yield to wait `delay` days (None: nothing to wait), and whether the leak is still open at its
-        end. If the leak closes on its own first, the wait ends the day it closes (see `_closure`)."""
-        if self.env._now + delay >= st.t_nat:
-            return self._closure(st), False
-        return (Delay(self.env, delay) if delay > 0.0 else None), True
-
-    def _closure(self, st: PatientState) -> Delay | None:
-        """What to yield to reach the day the leak closes on its own. If that day fell during a visit already
-        under way, the closure is dated to the end of the visit (now: nothing to yield), so that recorded times
-        stay ordered."""
-        env = self.env
-        if st.t_nat > env._now:
-            return Delay(env, st.t_nat - env._now)
-        st.t_nat = env._now
-        return None
-
-    def _use(self, st: PatientState, r: int, activity: str, booking: float | None = None,
-             start: float | None = None) -> Generator[Any, Any, bool]:
-        """Book, queue for and use resource `r` at the patient's current center. False if the leak closed
-        on its own before the patient was seen (the booking or queue place is then given up). `booking`
-        replaces the resource's booking delay (prompt review of a procedure-related leak). `start` is a later
-        day the booking begins (presentation): the wait to it and the booking then take one timeout, not two,
-        ending at the same float day."""
-        # Hot path: attributes bound to locals.
-        env = self.env
-        center = st.center
-        k = st.k
-        uses = st.uses
-        j = uses[r]
-        uses[r] = j + 1
-        if booking is None:
-            booking = center.booking[r].item(k, j % S_BOOKING)
-        t_nat = st.t_nat
-        if start is None:
-            if env._now + booking >= t_nat:
-                closure = self._closure(st)
-                if closure is not None:
-                    yield closure
-                return False
-            if booking > 0.0:
-                yield Delay(env, booking)
-        else:
-            booked = start + booking
-            if booked >= t_nat:
-                yield Delay(env, start - env._now)
-                closure = self._closure(st)
-                if closure is not None:
-                    yield closure
-                return False
-            yield Delay(env, booked - env._now)
-        mon = center.monitors[r]
-        t_request = env._now
-        ticket = mon.arrive(t_request, t_nat - t_request)
-        now = t_request
-        if ticket is not None:  # every server is taken: wait in line (until the leak closes, if it would)
-            granted = yield ticket
-            now = env._now
-            if not mon.called(now, granted):
-                return False
-        if center.scheduled[r] and now < t_nat:  # hold the server until the resource opens (still waiting)
-            t_open = next_open(now, center.specs[r])
-            if t_open > now:
-                mon.n_waiting += 1
-                yield Delay(env, min(t_open, t_nat) - now)
-                now = env._now
-                mon.advance(now)
-                mon.n_waiting -= 1
-        if now >= t_nat:  # granted (or opened) at or after the day the leak closed: give the slot back
-            mon.give_back()
-            return False
-        wait = now - t_request
-        mon.start(wait)
-        self.records.waiting_days[k] += wait
-        service = center.service[r].item(k, j % S_SERVICE)
-        if self.events is not None:
-            self.log(k, activity, center.name, RESOURCES[r])
-            self.uses.append((k, center.name, RESOURCES[r], t_request, now, now + service))  # type: ignore[union-attr]
-        yield Delay(env, service)
-        mon.finish(env._now)
-        return True
-
     # ------------------------------------------------------------------------------------------- the pathway
     def _patient(self, k: int, t_present: float, t_nat: float) -> Generator[Any, Any, None]:
         env = self.env
@@ -333,8 +189,8 @@ class Pathway:
         while True:
             first = rec.n_consultations[k] == 0
             prompt = None
-            if iatrogenic and first and self.review_days is not None:
-                prompt = self.review_days.item(k)
+            if iatrogenic and first and self.days.prompt_review is not None:
+                prompt = self.days.prompt_review.item(k)
             seen = yield from self._use(st, R_CLINIC, "consultation", prompt, presented if first else None)
             if not seen:
                 return NATURAL_COURSE
@@ -363,7 +219,7 @@ class Pathway:
                 self.log(k, "misdiagnosed", st.center.name)
             if rules.gives_up(n + 1, self.rules.max_consultations):
                 return UNDIAGNOSED
-            wait, back = self._wait(st, self.misdiagnosis_return.item(k, n % n_slots))
+            wait, back = self._wait(st, self.days.misdiagnosis_return.item(k, n % n_slots))
             if wait is not None:
                 yield wait
             if not back:
@@ -379,7 +235,7 @@ class Pathway:
         u = self.u
         cln = self.clinical
         onset = self._onset[k]
-        wait, ok = self._wait(st, self.conservative.item(k, h.recurrences % SLOTS["conservative"]))
+        wait, ok = self._wait(st, self.days.conservative.item(k, h.recurrences % SLOTS["conservative"]))
         if wait is not None:
             yield wait
         if not ok:
@@ -453,9 +309,9 @@ class Pathway:
         i = h.recurrences % n_rih_slots
         if rules.rih_occurs(u["rih_occurs"].item(k, i), cl.rih_probability(step, h, cln)):
             rec.rih[k] = True
-            onset = self.rih_onset.item(k, i)
+            onset = self.days.rih_onset.item(k, i)
             recognized = rules.rih_recognized(u["rih_recognized"].item(k, i), st.center.index, self.values)
-            duration = (self.rih_treated if recognized else self.rih_untreated).item(k, i)
+            duration = (self.days.rih_treated if recognized else self.days.rih_untreated).item(k, i)
             start = success_day + onset
             rih_days = float(rules.rih_days_within(start, duration, self.horizon))
             prior = rec.rih_days[k]
@@ -476,7 +332,7 @@ class Pathway:
                     cl.record_needless_ebp(h)
         if not rules.recurs(u["recurrence_occurs"].item(k, i), cl.recurrence_probability(step, h, cln)):
             return False
-        recur_day = success_day + self.recurrence_delay.item(k, i)
+        recur_day = success_day + self.days.recurrence.item(k, i)
         if recur_day >= self.horizon:
             return False
         if recur_day > env._now:
