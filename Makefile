@@ -34,6 +34,7 @@ bench: setup
 
 docs: setup
 	$(BIN)/python tools/make_parameter_table.py
+	$(BIN)/python tools/make_metrics_table.py
 
 validate: setup
 	$(BIN)/python tools/validate_model.py

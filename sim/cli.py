@@ -279,9 +279,10 @@ def _run(args: argparse.Namespace, command: str) -> int:
           f"{result.manifest['wall_seconds']:.1f} s")
     _print_rule(result.manifest["replication_rule"])
     _say_if_empty(result.manifest, scenario.name)
+    width = max(len(label) for _, _, label in HEADLINE)
     for metric, group, label in HEADLINE:
         row = result.metric(metric, group)
-        print(f"  {label:<52} {row['mean']:10.3f}  (95% CI {row['ci95_low']:.3f} to {row['ci95_high']:.3f})")
+        print(f"  {label:<{width}} {row['mean']:10.3f}  (95% CI {row['ci95_low']:.3f} to {row['ci95_high']:.3f})")
     print(f"Written to {out}/")
     return 0 if args.no_report else _report_of_published(out, _report_jobs(args))
 
@@ -444,7 +445,8 @@ def format_comparison(table, names: list[str]) -> str:
     of each later scenario from the first."""
     letters = [chr(ord("A") + i) for i in range(len(names))]
     lines = [f"  {letter} = {printable(name)}" for letter, name in zip(letters, names, strict=True)]
-    header = f"{'':<50}" + "".join(f"{letter:>11}" for letter in letters)
+    width = max(len(label) for _, _, label in HEADLINE) + 2
+    header = f"{'':<{width}}" + "".join(f"{letter:>11}" for letter in letters)
     header += "".join(f"{f'{letter} - A (95% CI)':>30}" for letter in letters[1:])
     lines += ["", header]
     for metric, group, label in HEADLINE:
@@ -454,7 +456,7 @@ def format_comparison(table, names: list[str]) -> str:
         cells = "".join(f"{row['mean']:>11.3f}" for _, row in sel.iterrows())
         diffs = "".join(f"{row['diff_vs_first']:+.3f} ({row['diff_ci95_low']:+.3f}, {row['diff_ci95_high']:+.3f})"
                         .rjust(30) for _, row in sel.iloc[1:].iterrows())
-        lines.append(f"{label:<50}{cells}{diffs}")
+        lines.append(f"{label:<{width}}{cells}{diffs}")
     return "\n".join(lines)
 
 

@@ -1,20 +1,24 @@
-"""The headline metrics: what the console, the report's table and its figures show first, with their labels.
+"""The headline metrics: what the console, the report's key table, its findings and its forest plot show first.
 
-Each entry is (metric, group, label): a metric of `sim.analysis.stats` for one patient group."""
+Each entry is (metric, group, title); the title comes from the metric dictionary (`sim.analysis.metrics`), so the
+console, the table and the sentences name the same measure for the same patients."""
 
 from __future__ import annotations
 
-HEADLINE: list[tuple[str, str, str]] = [
-    ("diagnosis_delay_median_days", "spontaneous", "Diagnosis delay, spontaneous, median (days)"),
-    ("diagnosis_delay_mean_days", "all", "Diagnosis delay, all, mean (days)"),
-    ("time_to_resolution_median_days", "spontaneous", "Onset to resolution, spontaneous, median (days)"),
-    ("share_resolved_by_365_days", "spontaneous", "Resolved within a year, spontaneous (share)"),
-    ("share_persistent", "spontaneous", "Persistent symptoms, spontaneous (share)"),
-    ("share_in_pathway_at_horizon", "spontaneous", "Still in pathway at horizon, spontaneous (share)"),
-    ("ebp_per_patient", "all", "Blood patches per patient"),
-    ("surgery_per_patient", "all", "Surgeries per patient"),
-    ("embolization_per_patient", "spontaneous", "Embolizations per patient, spontaneous"),
-    ("share_rih", "spontaneous", "Rebound hypertension, spontaneous (share)"),
-    ("share_referred", "all", "Referred (share)"),
-    ("symptom_days_mean", "all", "Symptom days per patient, mean"),
-]
+from sim.analysis.metrics import metric
+
+_HEADLINE: tuple[tuple[str, str], ...] = (
+    ("diagnosis_cif_365_days", "spontaneous"),
+    ("time_to_resolution_rmst_365_days", "spontaneous"),
+    ("time_to_resolution_km_median_days", "spontaneous"),
+    ("share_resolved_by_365_days", "spontaneous"),
+    ("share_persistent", "spontaneous"),
+    ("share_in_pathway_at_horizon", "spontaneous"),
+    ("ebp_per_patient", "all"),
+    ("surgery_per_patient", "all"),
+    ("embolization_per_patient", "spontaneous"),
+    ("share_rih", "spontaneous"),
+    ("share_referred", "all"),
+    ("symptom_days_mean", "all"),
+)
+HEADLINE: list[tuple[str, str, str]] = [(m, g, metric(m).title(g)) for m, g in _HEADLINE]

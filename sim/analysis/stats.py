@@ -9,6 +9,8 @@ import numpy as np
 import pandas as pd
 from scipy import special
 
+from sim.analysis.metrics import CIF_DAYS, METRICS, RMST_TAU_DAYS
+from sim.analysis.survival import cumulative_incidence, km_median_days, restricted_mean
 from sim.config.parameters import ETIOLOGIES
 
 PROCEDURE_COLUMNS = {
@@ -23,8 +25,8 @@ PROCEDURE_COLUMNS = {
 ECONOMIC_METRICS = {"cost_per_patient": "cost", "qaly_per_patient": "qaly", "qaly_loss_per_patient": "qaly_loss"}
 # Metrics whose confidence interval drives `--reps auto` and headline comparisons.
 PRIMARY_METRICS: tuple[str, ...] = (
-    "diagnosis_delay_mean_days",
-    "time_to_resolution_mean_days",
+    "diagnosis_cif_365_days",
+    "time_to_resolution_rmst_365_days",
     "symptom_days_mean",
     "share_resolved_by_365_days",
     "ebp_per_patient",
@@ -63,6 +65,7 @@ class _Columns:
         self.economics = {m: p[c].to_numpy(dtype=np.float64) for m, c in ECONOMIC_METRICS.items()} \
             if "cost" in p else None
         self.care = ~np.isnan(self.float["presented_day"])
+        self.natural = p["resolved_by"].to_numpy(dtype=object) == "natural_course"
 
 
 def _mean(values: np.ndarray) -> float:
@@ -106,6 +109,19 @@ def _group_metrics(c: _Columns, rows: np.ndarray, horizon_days: float) -> dict[s
     ttr = resolved_day[resolved] - onset[resolved]
     out["time_to_resolution_mean_days"] = _nan_stat(ttr, np.mean)
     out["time_to_resolution_median_days"] = _nan_stat(ttr, np.median)
+    # The same times with the unresolved censored at the horizon (sim/analysis/metrics.py says why).
+    follow_up = horizon_days - onset
+    to_resolution = np.where(resolved, resolved_day - onset, follow_up)
+    out["time_to_resolution_rmst_365_days"] = restricted_mean(to_resolution, resolved, RMST_TAU_DAYS) if n \
+        else math.nan
+    out["time_to_resolution_km_median_days"] = km_median_days(to_resolution, resolved) if n else math.nan
+    # Diagnosis, with a leak closing on its own before any diagnosis as the competing event.
+    diagnosed_day = c.float["diagnosed_day"][care]
+    was_diagnosed = ~np.isnan(diagnosed_day)
+    closed_first = c.natural[care] & ~was_diagnosed
+    cause = np.where(was_diagnosed, 1, np.where(closed_first, 2, 0))
+    to_event = np.where(was_diagnosed, diagnosed_day - onset, np.where(closed_first, resolved_day - onset, follow_up))
+    out["diagnosis_cif_365_days"] = cumulative_incidence(to_event, cause, 1, CIF_DAYS) if n else math.nan
     for days in (90, 365):
         eligible = onset <= horizon_days - days
         ok = resolved[eligible] & (resolved_day[eligible] - onset[eligible] <= days)
@@ -183,7 +199,8 @@ def t_interval(values: np.ndarray, level: float = 0.95) -> tuple[float, float, f
 
 def is_share(metric: str) -> bool:
     """Metrics that are proportions (shares of patients, utilization): their intervals stay within [0, 1]."""
-    return metric.startswith("share_") or metric == "resource_utilization"
+    entry = METRICS.get(metric)
+    return entry.kind == "share" if entry is not None else metric.startswith("share_")
 
 
 def share_interval(values: np.ndarray, level: float = 0.95) -> tuple[float, float, float, float]:

@@ -131,3 +131,53 @@ def km_median(table: pd.DataFrame) -> float:
     """Median time from a single Kaplan-Meier table (nan if survival never falls to 0.5)."""
     below = table[table["survival"] <= 0.5]
     return float(below["days"].iloc[0]) if len(below) else float("nan")
+
+
+def restricted_mean(durations: np.ndarray, observed: np.ndarray, tau_days: float) -> float:
+    """Restricted mean time to the event over the first `tau_days` (RMST): the area under the Kaplan-Meier curve
+    from 0 to tau, i.e. the mean of min(T, tau) with censored times handled by the product-limit estimate. Why:
+    the mean over patients who had the event leaves out the slow ones still waiting at the horizon; with heavy
+    censoring it flatters whichever arm censors more. nan with no patient; tau beyond the last follow-up
+    extends the last value of the curve (say so: the RMST is then partly extrapolated)."""
+    d = np.asarray(durations, dtype=float)
+    e = np.asarray(observed, dtype=bool)
+    if d.size == 0:
+        return float("nan")
+    order = np.argsort(d, kind="stable")
+    km = km_columns_from_sorted(d[order], e[order])
+    days, survival = km["days"], km["survival"]
+    inside = days < tau_days
+    edges = np.append(days[inside], tau_days)
+    return float(np.sum(np.diff(edges) * survival[inside]))
+
+
+def km_median_days(durations: np.ndarray, observed: np.ndarray) -> float:
+    """Kaplan-Meier median time to the event: the first day the estimated survival falls to 0.5 or below (nan if
+    it never does within follow-up)."""
+    d = np.asarray(durations, dtype=float)
+    e = np.asarray(observed, dtype=bool)
+    if d.size == 0:
+        return float("nan")
+    order = np.argsort(d, kind="stable")
+    km = km_columns_from_sorted(d[order], e[order])
+    below = np.flatnonzero(km["survival"] <= 0.5)
+    return float(km["days"][below[0]]) if below.size else float("nan")
+
+
+def cumulative_incidence(durations: np.ndarray, cause: np.ndarray, of: int, at_days: float) -> float:
+    """Aalen-Johansen cumulative incidence of cause `of` by `at_days`, with every other cause > 0 competing and
+    cause 0 censored: the probability of having had this event by then, which 1 - Kaplan-Meier overstates when
+    a competing event (a leak closing on its own before diagnosis) removes patients from risk."""
+    d = np.asarray(durations, dtype=float)
+    c = np.asarray(cause, dtype=np.int64)
+    if d.size == 0:
+        return float("nan")
+    events = (c > 0) & (d <= at_days)
+    if not np.any(events):
+        return 0.0
+    times, which = np.unique(d[events], return_inverse=True)
+    any_event = np.bincount(which, minlength=times.size).astype(float)
+    this_event = np.bincount(which, weights=(c[events] == of).astype(float), minlength=times.size)
+    at_risk = d.size - np.searchsorted(np.sort(d), times, side="left")
+    survival_before = np.concatenate([[1.0], np.cumprod(1.0 - any_event / at_risk)[:-1]])
+    return float(np.sum(survival_before * this_event / at_risk))

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from sim.analysis.headline import HEADLINE
-from sim.analysis.stats import metric_interval, patient_metrics
+from sim.analysis.stats import is_share, metric_interval, patient_metrics
 from sim.config.parameters import ETIOLOGIES, RESOURCES
 from sim.errors import RunInterrupted, ScenarioError
 from sim.figures import plots
@@ -279,17 +279,17 @@ def utilization_table(target: Target) -> pd.DataFrame:
 # metric -> (unit kind, group noun used in sentences, sentence for a clear difference). In the sentence,
 # {low}/{high} are the scenarios with the smaller/larger value, {m} the size of the difference and {lo}/{hi}
 # its 95% CI, all oriented so that they are positive when the CI excludes zero.
-FINDINGS: tuple[tuple[str, str], ...] = (
-    ("diagnosis_delay_median_days", "spontaneous"),
-    ("diagnosis_delay_median_days", "all"),
-    ("time_to_resolution_median_days", "spontaneous"),
-    ("share_resolved_by_365_days", "spontaneous"),
-    ("share_persistent", "all"),
-    ("share_rih", "spontaneous"),
-    ("ebp_per_patient", "all"),
-    ("symptom_days_mean", "all"),
-)
 SENTENCES: dict[str, tuple[str, str, str]] = {
+    "diagnosis_cif_365_days": ("share", "the share diagnosed within a year of onset",
+                               "{vh} of {g} were diagnosed within a year of onset at {high} against {vl} at {low}: "
+                               "{m} percentage points more (95% CI {lo} to {hi})."),
+    "time_to_resolution_rmst_365_days": ("days", "the restricted mean time to resolution over a year",
+                                         "Over the first year after onset, {g} waited on average {m} fewer days "
+                                         "for resolution at {low} than at {high} (restricted mean; 95% CI {lo} "
+                                         "to {hi} days)."),
+    "time_to_resolution_km_median_days": ("days", "the median time from onset to resolution",
+                                          "The median time from onset to resolution of {g} was {m} days shorter "
+                                          "at {low} than at {high} (Kaplan-Meier; 95% CI {lo} to {hi} days)."),
     "diagnosis_delay_median_days": ("days", "the median diagnosis delay",
                                     "{G} were diagnosed a median of {m} days sooner at {low} than at {high} "
                                     "(95% CI {lo} to {hi} days)."),
@@ -358,6 +358,11 @@ def finding(row_first: pd.Series, row: pd.Series) -> str | None:
                            hi=fmt_value(delta, c_hi), vl=fmt_value(kind, v_low), vh=fmt_value(kind, v_high))
 
 
+# The findings are the headline measures that have a sentence: the same metric for the same patients as the
+# key table and the console.
+FINDINGS: tuple[tuple[str, str], ...] = tuple((m, g) for m, g, _ in HEADLINE if m in SENTENCES)
+
+
 def headline_findings(comparison: pd.DataFrame) -> list[tuple[dict[str, str], str]]:
     """(attributes, sentence) per finding: every later scenario against the first, for each FINDINGS row."""
     out = []
@@ -391,7 +396,7 @@ def forest_table(comparison: pd.DataFrame, headline: Sequence[tuple[str, str, st
 
 def metric_unit(metric: str) -> tuple[str, float]:
     """Display unit of a metric's difference and the factor to get there."""
-    if metric.startswith("share_"):
+    if is_share(metric):
         return "percentage points", 100.0
     if metric.endswith("_per_patient"):
         return "procedures per patient", 1.0
@@ -557,7 +562,8 @@ def _mean_ci(mean: float, lo: float, hi: float, kind: str, signed: bool = False)
 
 
 def _kind(metric: str) -> str:
-    return "share" if metric.startswith("share_") else "days" if "days" in metric else "count"
+    """How the report prints a metric: as a share (per the metric dictionary), in days, or as a count."""
+    return "share" if is_share(metric) else "days" if "days" in metric else "count"
 
 
 def headline_table(target: Target, metrics: pd.DataFrame, headline: Sequence[tuple[str, str, str]]) -> str:
@@ -592,7 +598,7 @@ def headline_table(target: Target, metrics: pd.DataFrame, headline: Sequence[tup
 
 def outcomes_by_group_table(metrics: pd.DataFrame) -> str:
     cols = [("n_presented", "Patients reaching care per replication", "whole"),
-            ("diagnosis_delay_median_days", "Diagnosis delay, median (days)", "days"),
+            ("diagnosis_cif_365_days", "Diagnosed within a year (cumulative incidence)", "share"),
             ("share_resolved_by_365_days", "Resolved within a year", "share"),
             ("share_persistent", "Persistent symptoms", "share"),
             ("share_rih", "Rebound hypertension", "share"),

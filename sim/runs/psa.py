@@ -37,8 +37,8 @@ from sim.runs.backends import Backend, WorkLost
 from sim.runs.replication import run_replication
 
 OUTCOMES: tuple[str, ...] = (
-    "cost_per_patient", "qaly_per_patient", "qaly_loss_per_patient", "diagnosis_delay_mean_days",
-    "time_to_resolution_mean_days", "share_persistent", "symptom_days_mean", "ebp_per_patient",
+    "cost_per_patient", "qaly_per_patient", "qaly_loss_per_patient", "diagnosis_cif_365_days",
+    "time_to_resolution_rmst_365_days", "share_persistent", "symptom_days_mean", "ebp_per_patient",
 )
 ECON_SECTIONS = ("economics.", "costs.", "utilities.")
 

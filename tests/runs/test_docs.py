@@ -31,3 +31,10 @@ def test_the_readme_column_table_is_the_record_schema():
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     assert "| column | meaning (unit) |\n|---|---|\n" + readme_table() + "\n" in readme, \
         "README.md's patient columns differ from sim/model/records.py: copy `records.readme_table()` into it"
+
+
+def test_the_metric_table_is_current():
+    from sim.analysis.metrics import markdown
+
+    assert (ROOT / "docs" / "metrics.md").read_text(encoding="utf-8") == markdown(), \
+        "docs/metrics.md is stale: run `make docs`"

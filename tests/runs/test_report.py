@@ -169,10 +169,10 @@ def test_headline_sentences_carry_the_numbers_of_comparison_csv(comparison_dir):
         for value in expected:
             assert any(abs(n - value) <= tol * 1.01 for n in numbers), (sentence, value)
         seen.add(attrs["data-metric"])
-    assert "diagnosis_delay_median_days" in seen
-    spontaneous = [s for a, s in findings if a["data-metric"] == "diagnosis_delay_median_days"
+    assert {"diagnosis_cif_365_days", "time_to_resolution_rmst_365_days"} <= seen
+    spontaneous = [s for a, s in findings if a["data-metric"] == "diagnosis_cif_365_days"
                    and a["data-group"] == "spontaneous"]
-    assert spontaneous and spontaneous[0].startswith("Spontaneous leaks were diagnosed a median of")
+    assert spontaneous and "of spontaneous leaks were diagnosed within a year of onset at" in spontaneous[0]
 
 
 def test_finding_orients_differences_and_admits_no_difference():
@@ -341,3 +341,24 @@ def test_figures_have_the_pixels_of_savefig_with_a_tight_bounding_box(comparison
     reference = report.make_figures(target, metrics, HEADLINE, tmp_path / "reference")
     for (a, _), (b, _) in zip(ours, reference, strict=True):
         assert np.array_equal(mpimg.imread(a), mpimg.imread(b)), a.name
+
+
+def test_each_headline_sentence_carries_the_numbers_of_its_row_in_the_key_table(comparison_dir):
+    """The findings are sentences about headline measures, and the key table shows the same measures: a
+    sentence's difference and CI are those of the table row of the same metric and group (the report once said
+    "diagnosed 0.5 days sooner" beside a table row of +24 days)."""
+    target = report.load_target(comparison_dir)
+    table = report.headline_table(target, report.series_metrics(target), HEADLINE)
+    rows = {}
+    for tr in re.findall(r"<tr>(.*?)</tr>", table, flags=re.S):
+        cells = [html.unescape(re.sub("<[^>]+>", "", c)) for c in re.findall(r"<t[dh][^>]*>(.*?)</t[dh]>", tr,
+                                                                            flags=re.S)]
+        rows[cells[0]] = cells
+    titles = {(m, g): title for m, g, title in HEADLINE}
+    findings = report.headline_findings(target.comparison)
+    assert len(findings) >= 6
+    for attrs, sentence in findings:
+        difference_cell = rows[titles[(attrs["metric"], attrs["group"])]][-1]
+        in_table = {abs(x) for x in _numbers(difference_cell.replace("−", "-"))}
+        assert len(in_table) >= 2 and in_table <= {abs(x) for x in _numbers(sentence.replace("−", "-"))}, \
+            (sentence, difference_cell)

@@ -21,6 +21,7 @@ from sim.analysis.stats import (
     summarize,
     t_interval,
 )
+from sim.analysis.survival import cumulative_incidence, km_median_days, restricted_mean
 from sim.config.parameters import ETIOLOGIES
 from sim.config.scenario import load_scenario
 from sim.runs.replication import run_replication
@@ -43,6 +44,17 @@ def reference_patient_metrics(p: pd.DataFrame, horizon_days: float) -> dict[str,
     ttr = (resolved["resolved_day"] - resolved["onset_day"]).to_numpy()
     out["time_to_resolution_mean_days"] = float(np.mean(ttr)) if ttr.size else math.nan
     out["time_to_resolution_median_days"] = float(np.median(ttr)) if ttr.size else math.nan
+    onset = care["onset_day"].to_numpy()
+    is_resolved = (care["final_state"] == "resolved").to_numpy()
+    waited = np.where(is_resolved, care["resolved_day"].to_numpy() - onset, horizon_days - onset)
+    out["time_to_resolution_rmst_365_days"] = restricted_mean(waited, is_resolved, 365) if n else math.nan
+    out["time_to_resolution_km_median_days"] = km_median_days(waited, is_resolved) if n else math.nan
+    diagnosed = care["diagnosed_day"].notna().to_numpy()
+    closed = (care["resolved_by"] == "natural_course").to_numpy() & ~diagnosed
+    cause = np.where(diagnosed, 1, np.where(closed, 2, 0))
+    first = np.where(diagnosed, care["diagnosed_day"].to_numpy() - onset,
+                     np.where(closed, care["resolved_day"].to_numpy() - onset, horizon_days - onset))
+    out["diagnosis_cif_365_days"] = cumulative_incidence(first, cause, 1, 365) if n else math.nan
     for days in (90, 365):
         eligible = care[care["onset_day"] <= horizon_days - days]
         ok = (eligible["final_state"] == "resolved") & (eligible["resolved_day"] - eligible["onset_day"] <= days)
