@@ -10,16 +10,14 @@ Notebook API:
 
 from typing import Any
 
-from sim.config.scenario import load_scenario
-from sim.errors import ScenarioError
-from sim.runs.compare import CompareResult, compare
-from sim.runs.experiment import RunResult, run
-
 __version__ = "0.1.0"
 __all__ = ["CompareResult", "RunResult", "ScenarioError", "compare", "load_scenario", "psa", "run", "sensitivity",
            "unlimited_overrides"]
-# Loaded on first use: PSA draws its figures with matplotlib, which every other command would pay for at start.
-_LAZY = {"psa": "sim.runs.psa", "sensitivity": "sim.runs.psa", "unlimited_overrides": "sim.engines.choice"}
+# Each name is loaded on first use, so that `import sim` (and `csfsim --help`) does not pay for pandas, SciPy and
+# pyarrow; the first use of `sim.run` imports what it needs.
+_LAZY = {"load_scenario": "sim.config.scenario", "ScenarioError": "sim.errors", "compare": "sim.runs.compare",
+         "CompareResult": "sim.runs.compare", "run": "sim.runs.experiment", "RunResult": "sim.runs.experiment",
+         "psa": "sim.runs.psa", "sensitivity": "sim.runs.psa", "unlimited_overrides": "sim.engines.choice"}
 
 
 def __getattr__(name: str) -> Any:
@@ -28,3 +26,7 @@ def __getattr__(name: str) -> Any:
 
         return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'sim' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *__all__])

@@ -50,7 +50,7 @@ def _seed(text: str) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from sim.runs.experiment import default_jobs
+    from sim.runs.backends import default_jobs
 
     parser = argparse.ArgumentParser(prog="csfsim", description="Spinal CSF-leak care-pathway simulation.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -188,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _cap_jobs(args: argparse.Namespace) -> None:
     """More worker processes than cores only share the cores (and each holds a replication in memory)."""
-    from sim.runs.experiment import default_jobs
+    from sim.runs.backends import default_jobs
 
     cores = default_jobs()
     if getattr(args, "jobs", 1) > cores and not getattr(args, "scheduler", None):
@@ -337,7 +337,7 @@ def _report_of_published(folder: str | Path, jobs: int) -> int:
 def _report_jobs(args: argparse.Namespace) -> int:
     """Processes for drawing the report's figures: this machine's share of --jobs (none with --backend serial;
     with Dask the workers may be elsewhere, so at most this machine's cores)."""
-    from sim.runs.experiment import default_jobs
+    from sim.runs.backends import default_jobs
 
     return 1 if args.backend == "serial" else min(args.jobs, default_jobs())
 

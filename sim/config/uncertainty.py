@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from scipy import stats as sps
 
 from sim.config.distributions import Distribution
 from sim.config.schema import BASE_FILE, Param, base_tree, base_uncertainty, check_value, flatten
@@ -36,7 +35,7 @@ FAMILY_KEYS: dict[str, tuple[str, ...]] = {
     "dirichlet": ("n",),
 }
 SPREAD_KEYS = ("n", "cv")
-Z975 = float(sps.norm.ppf(0.975))
+Z975 = 1.959963984540054  # the standard normal's 97.5% quantile (scipy.stats.norm.ppf(0.975))
 # Parameters of a duration distribution that scale with the duration (sigma and shape do not).
 _SHAPE_PARAMS = ("sigma", "shape")
 
@@ -67,6 +66,8 @@ class Uncertain:
         if self.leaves and self.family == "fixed":
             return {f"{self.path}.{leaf}": s for leaf, s in zip(self.leaves, self.base, strict=True)}
         if self.family == "dirichlet":
+            from scipy import stats as sps  # here: scipy.stats takes a second to import, and only PSA needs it
+
             alphas = [self.spread[0] * s for s in self.base]
             g = [float(sps.gamma.ppf(x, a)) if a > 0 else 0.0 for x, a in zip(u, alphas, strict=True)]
             total = sum(g)
@@ -78,6 +79,8 @@ class Uncertain:
         return {self.path: self._draw(float(self.base), x)}
 
     def _draw(self, centre: float, x: float) -> float:
+        from scipy import stats as sps  # here: see `values`
+
         fam, sp = self.family, self.spread
         if fam == "fixed":
             return centre

@@ -514,8 +514,8 @@ def stress_des(target: Target) -> list[tuple[str, str, str]]:
         ("5.1", "Software", ", ".join(f"{k} {v}" for k, v in m.get("versions", {}).items() if k != "platform")),
         ("5.2", "Random sampling", f"Root seed {m['seed']}; {m.get('replication_seeds', '')}."),
         ("5.3", "Model execution", f"Engine {m.get('engine', '')} (event scheduling via processes); "
-         + "; ".join(f"{s['scenario_name']}: {s.get('jobs')} worker process(es), {s.get('wall_seconds')} s wall, "
-                     f"{s.get('patients')} patients" for s in scenarios) + "."),
+         + "; ".join(f"{s['scenario_name']}: {s.get('backend', 'backend not recorded')}, "
+                     f"{s.get('wall_seconds')} s wall, {s.get('patients')} patients" for s in scenarios) + "."),
         ("5.4", "System specification", str(m.get("versions", {}).get("platform", "not recorded"))),
         ("6.1", "Computer model sharing", f"git commit {m.get('git_commit', 'unknown')}; command: "
          f"{target.manifest.get('command', m.get('command', ''))}"),
@@ -770,9 +770,8 @@ def _parameters_html(target: Target) -> str:
         differing = parameter_rows(target.runs, only_differing=True)
         parts.append(f"<h3>Parameters that differ between the scenarios ({len(differing)})</h3>"
                      "<p class='note'>Center parameters are listed by role: first-contact centers take a "
-                     "catchment share; referral-only centers receive referrals. Values are those of each center's "
-                     "profile: a per-center override in a scenario file is not recorded in the manifest, so the "
-                     "capacities actually used are those of the Resources table.</p>"
+                     "catchment share; referral-only centers receive referrals. Values are each center's own: its "
+                     "profile's, with the scenario's overrides for that center.</p>"
                      + _param_table(target.runs, differing))
     weak = [(p, cells) for p, cells in parameter_rows(target.runs, only_differing=False)
             if any("L" in c[1].split("/") for c in cells)]

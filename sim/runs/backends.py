@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import re
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -23,6 +24,13 @@ from sim.runs.crew import WorkerDied, crew_map
 
 _SCHEDULER = re.compile(r"(tcp|tls|ws|wss|ucx)://[A-Za-z0-9.\-\[\]:]+:\d{1,5}")
 DASK_NO_WORKER_SECONDS = 30.0  # a cluster with no worker this long stops the work (its tasks would wait for ever)
+
+
+def default_jobs() -> int:
+    """The cores this process may run on (its CPU affinity where the system tells it)."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return max(1, os.cpu_count() or 1)
 
 
 class WorkLost(Exception):

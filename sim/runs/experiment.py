@@ -127,6 +127,12 @@ class RunResult:
             self._events = self._read("events.parquet")
         return self._events if self._events is not None else pd.DataFrame()
 
+    def __repr__(self) -> str:
+        """One line (the default printed every table: a notebook cell of tens of thousands of characters)."""
+        where = f", out_dir={str(self.out_dir)!r}" if self.out_dir is not None else ""
+        return (f"RunResult(scenario={self.scenario.name!r}, seed={self.seed}, reps={self.reps}, "
+                f"metrics={len(self.summary)} summary rows{where})")
+
     def __getstate__(self) -> dict[str, Any]:
         """Pickled with its tables read in: a copy must not depend on the temporary folder of this one."""
         if self._temporary is not None:
@@ -268,13 +274,6 @@ def check_memory(scenario: Scenario, backend: Backend, available: float | None =
         raise ScenarioError("(command line)", "--jobs", processes, f"at most {fits} processes here: {estimate}")
     raise ScenarioError(scenario.source_file or "(scenario)", "population.arrivals_per_year", round(patients),
                         f"fewer patients per replication (or a shorter run.horizon_days): {estimate}")
-
-
-def default_jobs() -> int:
-    """The cores this process may run on (its CPU affinity where the system tells it)."""
-    if hasattr(os, "sched_getaffinity"):
-        return max(1, len(os.sched_getaffinity(0)))
-    return max(1, os.cpu_count() or 1)
 
 
 def run_replications(scenario: Scenario, seed: int, reps: Sequence[int], parts: Path, backend: Backend | int,

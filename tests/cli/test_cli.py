@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import pandas as pd
 import pyarrow.parquet as pq
@@ -92,3 +94,13 @@ def test_unwritable_output_is_a_clear_error(tmp_path):
     blocker.write_text("x")
     proc = run_cli("run", str(EXPERIENCED), "--reps", "1", "--out", str(blocker / "sub"), cwd=ROOT)
     assert proc.returncode == 2 and "--out" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_help_does_not_load_the_model_stack():
+    """`csfsim --help` used to take ~2 s and 180 MB: `import sim` loaded pandas, SciPy and pyarrow for every
+    command. Now the package and the CLI load them where used."""
+    code = ("import sys, runpy; sys.argv = ['csfsim', '--help']\n"
+            "try:\n    runpy.run_module('sim', run_name='__main__')\nexcept SystemExit:\n    pass\n"
+            "print(sorted(m for m in ('pandas', 'scipy', 'pyarrow', 'simpy', 'matplotlib') if m in sys.modules))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert proc.stdout.strip().splitlines()[-1] == "[]", proc.stdout + proc.stderr

@@ -475,3 +475,10 @@ def test_a_failed_run_kept_in_memory_leaves_no_temporary_folder(monkeypatch, tmp
     with pytest.raises(RuntimeError, match="boom"):
         run(small(LOW_VOLUME), reps=1, seed=1, log_events=False, progress=False)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_run_result_prints_in_one_short_line():
+    r = run(load_scenario(EXPERIENCED, overrides={"run.horizon_days": 60}), reps=1, seed=1, log_events=False,
+            progress=False)
+    text = repr(r)
+    assert len(text) < 200 and "\n" not in text and "reps=1" in text

@@ -362,3 +362,10 @@ def test_each_headline_sentence_carries_the_numbers_of_its_row_in_the_key_table(
         in_table = {abs(x) for x in _numbers(difference_cell.replace("−", "-"))}
         assert len(in_table) >= 2 and in_table <= {abs(x) for x in _numbers(sentence.replace("−", "-"))}, \
             (sentence, difference_cell)
+
+
+def test_the_report_says_where_the_replications_ran_and_keeps_no_stale_caveat(comparison_dir):
+    text = (comparison_dir / "report.html").read_text(encoding="utf-8")
+    assert "None worker process" not in text and "is not recorded in the manifest" not in text
+    backend = report.load_target(comparison_dir).runs[0].manifest["backend"]
+    assert f": {backend}, " in text

@@ -16,8 +16,8 @@ import pandas as pd
 import pytest
 
 from sim.io.runfolder import RunFolder, check_replaceable
+from sim.runs.backends import default_jobs
 from sim.runs.crew import Crew, WorkerDied
-from sim.runs.experiment import default_jobs
 from tests.helpers import EXPERIENCED, LOW_VOLUME, ONE_CENTER, ROOT, group_outlives
 
 QUICK = ["--reps", "1", "--quiet", "--no-report", "--no-events", "--jobs", "1"]
