@@ -116,7 +116,7 @@ def _legend_below(fig: Figure, handles: Sequence, labels: Sequence[str], ncol: i
     fig.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=max(1, ncol), frameon=False)
 
 
-def _km_xmax(km: pd.DataFrame) -> float:
+def km_xmax(km: pd.DataFrame) -> float:
     """A day range that shows where the curves still move: where every curve is within 1% of its final level."""
     ends = []
     for _, g in km.groupby(["panel", "label"], sort=False):
@@ -135,16 +135,17 @@ def _clip_steps(g: pd.DataFrame, xmax: float) -> pd.DataFrame:
     return pd.concat([inside, inside.iloc[[-1]].assign(days=xmax)], ignore_index=True)
 
 
-def plot_km(km: pd.DataFrame, event: str, path: Path) -> Path:
+def plot_km(km: pd.DataFrame, event: str, xmax: float | None, path: Path) -> Path:
     """Kaplan-Meier curves with 95% bands, one panel per `panel`, one line per `label`.
 
     `km` columns: panel, label, days, survival, ci95_low, ci95_high (rows of km.csv). `event` is "diagnosis" or
-    "resolution" and names the y axis."""
+    "resolution" and names the y axis. `xmax`: the day range (the same for every time-to-event figure of a
+    report, so that they can be read side by side); None takes the range where these curves still move."""
     panels = list(dict.fromkeys(km["panel"]))
     with _style():
         fig, axes = _grid(len(panels), 3, 3.6, 2.9)
         labels = list(dict.fromkeys(km["label"]))
-        xmax = _km_xmax(km)
+        xmax = km_xmax(km) if xmax is None else xmax
         handles = {}
         for ax, panel in zip(axes, panels, strict=True):
             for label, g in km[km["panel"] == panel].groupby("label", sort=False):

@@ -648,10 +648,15 @@ def make_figures(target: Target, metrics: pd.DataFrame, headline: Sequence[tuple
             tasks.append((fn, (data, *args, fig_dir / name), caption))
 
     by = "scenario, overall and by etiology" if target.is_comparison else "center and etiology"
-    add("km_diagnosis", km_curves(target, "diagnosis"), plots.plot_km,
-        f"Time from onset to diagnosis by {by} (patients who reached care; censored at the horizon).", "diagnosis")
-    add("km_resolution", km_curves(target, "resolution"), plots.plot_km,
-        f"Time from onset to resolution by {by}.", "resolution")
+    curves = {event: km_curves(target, event) for event in ("diagnosis", "resolution")}
+    xmax = max((plots.km_xmax(c) for c in curves.values() if len(c)), default=None)
+    add("km_diagnosis", curves["diagnosis"], plots.plot_km,
+        f"Time from onset to diagnosis by {by} (patients who reached care; censored at the horizon). A leak that "
+        "closed on its own before diagnosis is censored too, so 1 minus a curve is the chance of diagnosis had no "
+        "leak closed, not the chance of being diagnosed: that is the cumulative incidence in the key results.",
+        "diagnosis", xmax)
+    add("km_resolution", curves["resolution"], plots.plot_km,
+        f"Time from onset to resolution by {by}, on the same day range.", "resolution", xmax)
     if target.is_comparison:
         assert target.comparison is not None
         add("forest_differences", forest_table(target.comparison, headline), plots.plot_forest,
