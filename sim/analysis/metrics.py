@@ -62,10 +62,12 @@ _METRICS: tuple[Metric, ...] = (
     Metric("time_to_resolution_rmst_365_days", f"Onset to resolution, restricted mean over {RMST_TAU_DAYS} days",
            "days", "time", CARE, "patients who presented",
            f"Kaplan-Meier, censored at the horizon (unresolved or persistent); the area under the curve to "
-           f"{RMST_TAU_DAYS} days: the mean of min(time to resolution, {RMST_TAU_DAYS})"),
+           f"{RMST_TAU_DAYS} days: the mean of min(time to resolution, {RMST_TAU_DAYS}). Resolution is the last "
+           "one: a leak that recurs before the horizon counts as unresolved from its onset (the day of a first "
+           "success that did not last is not recorded)"),
     Metric("time_to_resolution_km_median_days", "Onset to resolution, Kaplan-Meier median", "days", "time", CARE,
-           "patients who presented", "Kaplan-Meier, censored at the horizon; nan when fewer than half resolve "
-           "within follow-up"),
+           "patients who presented", "Kaplan-Meier, censored at the horizon, resolution as for the restricted "
+           "mean; nan when fewer than half resolve within follow-up"),
     Metric("time_to_resolution_mean_days", "Onset to resolution, mean among the resolved", "days", "time", CARE,
            "patients resolved before the horizon",
            "conditional on resolution: leaves out the unresolved (biased under censoring; prefer "

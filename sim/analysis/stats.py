@@ -134,7 +134,7 @@ def _group_metrics(c: _Columns, rows: np.ndarray, horizon_days: float) -> dict[s
         out[f"share_{flag}"] = _mean(c.flag[flag][care]) if n else math.nan
     out["symptom_days_mean"] = _mean(c.float["symptom_days"][care]) if n else math.nan
     out["waiting_days_mean"] = _mean(c.float["waiting_days"][care]) if n else math.nan
-    if c.economics is not None:  # health economics (sim/economics.py): over all patients, from onset to horizon
+    if c.economics is not None:  # health economics (sim/economics/costs.py): over all patients, from onset to horizon
         for metric, values in c.economics.items():
             out[metric] = _mean(values[rows]) if n_all else math.nan
     return out
@@ -303,7 +303,7 @@ def distribution_table(patients: pd.DataFrame, per_rep: pd.DataFrame) -> pd.Data
 
 def replication_distribution_rows(per_rep: pd.DataFrame) -> list[tuple]:
     """The `across == "replications"` rows of `distribution_table`: percentiles of each replication-level
-    metric (separate so that `sim.summaries` can build the table without the patient-level rows)."""
+    metric (separate so that `sim.analysis.summaries` can build the table without the patient-level rows)."""
     rows = []
     for (metric, group), g in per_rep.groupby(["metric", "group"], sort=False):
         v = g["value"].to_numpy(dtype=float)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+# The median's threshold: a product-limit estimate that is exactly one half comes out of cumprod a hair above it.
+HALF = 0.5 + 1e-12
 # Event -> (column holding the event day, final states that count as the event having happened)
 EVENTS = {"diagnosis": "diagnosed_day", "resolution": "resolved_day"}
 
@@ -24,7 +26,7 @@ def kaplan_meier(durations: np.ndarray, observed: np.ndarray) -> pd.DataFrame:
 def km_from_sorted(d: np.ndarray, e: np.ndarray) -> pd.DataFrame:
     """`kaplan_meier` of durations already sorted ascending (`e`: event observed, in the same order).
 
-    Separate so that a run can pool sorted per-replication durations (`sim.summaries`) and run exactly this
+    Separate so that a run can pool sorted per-replication durations (`sim.analysis.summaries`) and run exactly this
     code: the result depends only on the sorted durations, so it is the same as sorting all patients at once."""
     return pd.DataFrame(km_columns_from_sorted(d, e))
 
@@ -129,7 +131,7 @@ def km_table(patients: pd.DataFrame, horizon_days: float, by: tuple[str, ...] = 
 
 def km_median(table: pd.DataFrame) -> float:
     """Median time from a single Kaplan-Meier table (nan if survival never falls to 0.5)."""
-    below = table[table["survival"] <= 0.5]
+    below = table[table["survival"] <= HALF]
     return float(below["days"].iloc[0]) if len(below) else float("nan")
 
 
@@ -137,8 +139,8 @@ def restricted_mean(durations: np.ndarray, observed: np.ndarray, tau_days: float
     """Restricted mean time to the event over the first `tau_days` (RMST): the area under the Kaplan-Meier curve
     from 0 to tau, i.e. the mean of min(T, tau) with censored times handled by the product-limit estimate. Why:
     the mean over patients who had the event leaves out the slow ones still waiting at the horizon; with heavy
-    censoring it flatters whichever arm censors more. nan with no patient; tau beyond the last follow-up
-    extends the last value of the curve (say so: the RMST is then partly extrapolated)."""
+    censoring it flatters whichever arm censors more. nan with no patient, and when the curve is not known up to
+    tau (nobody followed that long, and some still at risk at the end)."""
     d = np.asarray(durations, dtype=float)
     e = np.asarray(observed, dtype=bool)
     if d.size == 0:
@@ -146,6 +148,8 @@ def restricted_mean(durations: np.ndarray, observed: np.ndarray, tau_days: float
     order = np.argsort(d, kind="stable")
     km = km_columns_from_sorted(d[order], e[order])
     days, survival = km["days"], km["survival"]
+    if d.max() < tau_days and survival[-1] > 0:  # the curve is unknown beyond the last follow-up
+        return float("nan")
     inside = days < tau_days
     edges = np.append(days[inside], tau_days)
     return float(np.sum(np.diff(edges) * survival[inside]))
@@ -160,17 +164,20 @@ def km_median_days(durations: np.ndarray, observed: np.ndarray) -> float:
         return float("nan")
     order = np.argsort(d, kind="stable")
     km = km_columns_from_sorted(d[order], e[order])
-    below = np.flatnonzero(km["survival"] <= 0.5)
+    below = np.flatnonzero(km["survival"] <= HALF)
     return float(km["days"][below[0]]) if below.size else float("nan")
 
 
 def cumulative_incidence(durations: np.ndarray, cause: np.ndarray, of: int, at_days: float) -> float:
     """Aalen-Johansen cumulative incidence of cause `of` by `at_days`, with every other cause > 0 competing and
     cause 0 censored: the probability of having had this event by then, which 1 - Kaplan-Meier overstates when
-    a competing event (a leak closing on its own before diagnosis) removes patients from risk."""
+    a competing event (a leak closing on its own before diagnosis) removes patients from risk. nan with no
+    patient, and when it is not known at `at_days` (nobody followed that long, and some still at risk)."""
     d = np.asarray(durations, dtype=float)
     c = np.asarray(cause, dtype=np.int64)
     if d.size == 0:
+        return float("nan")
+    if d.max() < at_days and np.count_nonzero(c[d == d.max()] == 0):  # the last to leave risk were censored
         return float("nan")
     events = (c > 0) & (d <= at_days)
     if not np.any(events):

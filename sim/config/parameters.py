@@ -1,4 +1,5 @@
-"""Typed, frozen parameter objects that the engine reads. Built only by `sim.scenario` from validated TOML.
+"""Typed, frozen parameter objects that the engine reads. Built only by `sim.config.scenario` from validated
+TOML.
 
 Names carry their units (`_days`, `_per_year`, `_probability`). Per-etiology values are dicts keyed by the
 names in ETIOLOGIES; per-leak-type values by LEAK_TYPES.

@@ -282,6 +282,7 @@ def resolve_uncertainty(resolved: dict[str, Any], scenario_raw: object, file: st
         for path, body in entries.items():
             try:
                 merged["parameters"][path] = _check_entry(path, body, params, groups, shown)
+                merged["by_grade_instead"].pop(path, None)  # the scenario's own entry holds its value
             except ScenarioError as err:
                 # base.toml's spread was set around its own value; a scenario that moved the value where that
                 # spread cannot hold it (a beta ci95 around 0.2 for a value of 0.001) is a valid scenario: the

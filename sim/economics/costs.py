@@ -39,7 +39,7 @@ COST_ITEMS: dict[str, tuple[str, str]] = {
     "acetazolamide_course": ("n_acetazolamide_courses", "resolution"),
 }
 # Surgeries are one count in the table: every open operation on a procedure-related leak is a durotomy repair
-# (the ladder of sim/clinical.py), every one on a spontaneous leak is leak surgery (incl. CVF ligation).
+# (the ladder of sim/model/clinical.py), every one on a spontaneous leak is leak surgery (incl. CVF ligation).
 SURGERY_ITEMS = ("leak_surgery", "durotomy_repair")
 UTILITY_STATES = ("symptomatic", "resolved", "rih", "persistent")
 

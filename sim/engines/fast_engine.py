@@ -289,7 +289,7 @@ class FastPathway(FastClock):
         t = self.t[idx]
         first = self.rec.first_treatment_day[idx]
         self.rec.first_treatment_day[idx] = np.where(np.isnan(first), t, first)
-        p = np.where(t - self.onset[idx] > self.late_after_days, tab.p_late[key], tab.p_early[key])
+        p = np.where(cl.is_late(t - self.onset[idx], self.late_after_days), tab.p_late[key], tab.p_early[key])
         counter = STEP_COUNTER[step]
         attempt = self.counts[idx, counter]
         self.counts[idx, counter] = attempt + 1

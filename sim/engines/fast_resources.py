@@ -45,7 +45,7 @@ def some(mask: np.ndarray) -> bool:
 
 
 def every(mask: np.ndarray) -> bool:
-    """`mask.all()` for a boolean array (see `_some`)."""
+    """`mask.all()` for a boolean array (see `some`)."""
     return np.count_nonzero(mask) == mask.size
 
 

@@ -7,6 +7,7 @@ about SimPy, time queues or files, so every rule can be unit-tested on its own a
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from sim.config.parameters import IATROGENIC, CenterProfile, Clinical
 
@@ -200,6 +201,11 @@ def ebp_success_probability(h: History, clinical: Clinical) -> float:
     return table[key]
 
 
+def is_late(days_since_onset: Any, threshold_days: float) -> Any:
+    """Treatment counts as late (lower surgical success) after this many days from onset; numbers or arrays."""
+    return days_since_onset > threshold_days
+
+
 def success_probability(step: str, h: History, profile: CenterProfile, clinical: Clinical,
                         days_since_onset: float) -> float:
     """Probability that a treatment step gives lasting relief for this patient at this center."""
@@ -217,7 +223,7 @@ def success_probability(step: str, h: History, profile: CenterProfile, clinical:
         return profile.durotomy_repair_success
     if step == LEAK_SURGERY:
         p = clinical.cvf_ligation_success if h.leak_type == CVF else profile.leak_surgery_success
-        if days_since_onset > clinical.late_surgery_threshold_days:
+        if is_late(days_since_onset, clinical.late_surgery_threshold_days):
             p *= clinical.late_surgery_success_multiplier
         return p
     raise ValueError(step)

@@ -37,6 +37,30 @@ class WorkLost(Exception):
     """A worker process died, or the Dask cluster was lost, before every task came back."""
 
 
+class _Raised(Exception):
+    """An error of a task or of this process's handling of its result, carried through `dask_client` so that it
+    is raised as itself rather than taken for a lost cluster (a full disk is an OSError too)."""
+
+    def __init__(self, error: BaseException) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+def result_of(future: Any) -> Any:
+    """A finished future's result; a task that failed raises its own error (not "the cluster was lost")."""
+    if future.status == "error":
+        raise _Raised(future.exception())
+    return future.result()
+
+
+def handled(callback: Callable[..., Any], *args: Any) -> Any:
+    """callback(*args), with its errors carried through `dask_client` as themselves."""
+    try:
+        return callback(*args)
+    except Exception as error:
+        raise _Raised(error) from error
+
+
 @dataclass(frozen=True)
 class Backend:
     """`serial` (this process), `processes` (this process and `jobs - 1` workers on this machine) or `dask` (a Dask
@@ -114,6 +138,8 @@ def dask_client(backend: Backend) -> Iterator[Any]:
                                 f"a reachable Dask scheduler ({printable(str(err))})") from None
         try:
             yield client
+        except _Raised as raised:
+            raise raised.error from None
         except (OSError, TimeoutError, asyncio.CancelledError, KilledWorker, CommClosedError,
                 FuturesCancelledError) as err:
             why = str(err) if isinstance(err, TimeoutError) and str(err) else type(err).__name__
@@ -165,7 +191,8 @@ def _dask_map(backend: Backend, fn: Callable[..., Any], args: list[tuple[Any, ..
         index = {f.key: i for i, f in enumerate(futures)}
         for fut in dask_results(client, futures):
             i = index[fut.key]
-            results[i] = fut.result()
+            results[i] = result_of(fut)
+            fut.release()  # its result is here now: the cluster need not keep it
             if on_done is not None:
-                on_done(i, results[i])
+                handled(on_done, i, results[i])
     return results

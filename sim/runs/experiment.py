@@ -9,7 +9,7 @@ What would be serial is kept small, so that two workers run nearly twice as fast
 worker processes and this one share the work (`Crew`), and the workers live for the whole run; the patient (and
 event) tables are appended to the final file as replications finish, in replication order (on a thread of this
 process when there are workers, so that the appends use a core's idle time); each worker also
-writes a compact summary of its replication's outcomes (`sim.summaries`), and km.csv and distributions.csv are
+writes a compact summary of its replication's outcomes (`sim.analysis.summaries`), and km.csv and distributions.csv are
 merged from those on the workers, exactly, instead of reading every patient back into this process (which also
 held ~600 MB per million patients).
 """
@@ -56,7 +56,7 @@ from sim.errors import RunInterrupted, ScenarioError
 from sim.io import outputs
 from sim.io.runfolder import RunFolder
 from sim.runs import replication
-from sim.runs.backends import Backend, WorkLost, dask_client, dask_results, dask_workers
+from sim.runs.backends import Backend, WorkLost, dask_client, dask_results, dask_workers, handled, result_of
 from sim.runs.crew import Crew, WorkerDied
 from sim.runs.replication import ReplicationResult
 
@@ -425,10 +425,12 @@ def _run_dask(scenario: Scenario, seed: int, todo: list[int], parts: Path, backe
             futures = [client.submit(_compute_for_transfer, scenario, seed, batch, log_events, engine, pure=False)
                        for batch in _batches(scenario, todo, workers, log_events, engine)]
             for fut in dask_results(client, futures):
-                for tables in fut.result():
-                    info = write_parts(parts, tables["info"]["replication"], tables)
+                batch = result_of(fut)
+                fut.release()
+                for tables in batch:
+                    info = handled(write_parts, parts, tables["info"]["replication"], tables)
                     if on_done:
-                        on_done(info)
+                        handled(on_done, info)
     except WorkLost as lost:
         # What came back is kept, as after a dead worker process.
         raise RunInterrupted(f"{lost}; {len(_done_reps(parts))} finished replications are kept in "
@@ -455,7 +457,7 @@ def run(scenario: Scenario | str | os.PathLike[str], reps: int | str = 10, seed:
     """Run replications of a scenario. With `out`, writes the run folder; without, keeps it in memory.
 
     `out` must be new or empty, or a finished run that csfsim wrote alone and `overwrite` is set
-    (sim/runfolder.py); a second run into the same `out` while one is going is refused.
+    (sim/io/runfolder.py); a second run into the same `out` while one is going is refused.
 
     `engine`: "auto" (the fast path for replications where nothing can queue and no event log is wanted, else
     SimPy), "simpy", or "fast" (an error where it does not apply). The engines used go in the manifest.

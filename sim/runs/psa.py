@@ -1,7 +1,7 @@
 """Probabilistic sensitivity analysis (PSA), one-way (tornado) and global (Sobol) sensitivity analysis.
 
 A PSA draws K points of the unit hypercube (Latin hypercube or scrambled Sobol), turns each into parameter values
-through the uncertainty distributions (sim/uncertainty.py), and runs R replications of each scenario with them.
+through the uncertainty distributions (sim/config/uncertainty.py), and runs R replications of each scenario with them.
 Within a sample, A and B share the parameter draws and the seed (common random numbers); across samples the seeds
 differ (`sample_seed`), so simulation noise is independent between samples and the two-level variance split holds.
 Samples run on worker processes; each finished sample is written atomically to `OUT.partial/samples/`, and a rerun
@@ -49,16 +49,21 @@ def sample_seed(seed: int, sample: int) -> int:
 
 
 # ----------------------------------------------------------------------------------------------- evaluation
-def evaluate(paths: Sequence[str], overrides: Sequence[dict[str, Any]], reps: int, seed: int) -> pd.DataFrame:
-    """Run R replications of each scenario with its overrides: rows [scenario, replication, metric, value] of the
-    outcomes (group all) plus nmb (per patient, at each scenario's willingness to pay)."""
+def evaluate(scenarios: Sequence[Scenario], reps: int, seed: int) -> pd.DataFrame:
+    """Run R replications of each scenario: rows [scenario, replication, metric, value] of the outcomes (group all)
+    plus nmb (per patient, at each scenario's willingness to pay). The scenarios come resolved (loaded here, with
+    their overrides), so a Dask worker on another machine needs neither the files nor base.toml."""
     rows = []
-    for i, (path, ov) in enumerate(zip(paths, overrides, strict=True)):
-        s = load_scenario(path, ov)
+    for i, s in enumerate(scenarios):
         for rep in range(reps):
             res = run_replication(s, seed, rep)
             rows.append(_metrics(s, i, rep, res.patients, res.resources))
     return pd.concat(rows, ignore_index=True)
+
+
+def resolved(paths: Sequence[str], overrides: Sequence[dict[str, Any]]) -> list[Scenario]:
+    """Each scenario file loaded with its overrides (an evaluation's inputs, resolved in this process)."""
+    return [load_scenario(path, ov) for path, ov in zip(paths, overrides, strict=True)]
 
 
 def _metrics(s: Scenario, i: int, rep: int, patients: pd.DataFrame, resources: pd.DataFrame) -> pd.DataFrame:
@@ -140,9 +145,9 @@ class PsaResult:
     manifest: dict[str, Any] | None = None
 
 
-def _psa_task(k: int, paths: list[str], overrides: list[dict[str, Any]], reps: int, seed: int) -> pd.DataFrame:
+def _psa_task(k: int, scenarios: list[Scenario], reps: int, seed: int) -> pd.DataFrame:
     """One PSA sample's replications, as rows (written by the caller: a Dask worker need not see our disk)."""
-    frame = evaluate(paths, overrides, reps, sample_seed(seed, k))
+    frame = evaluate(scenarios, reps, sample_seed(seed, k))
     frame.insert(0, "sample", k)
     return frame
 
@@ -193,7 +198,7 @@ def _psa_in(work: Path, paths: list[str], loaded: list[Scenario], spaces: list[l
     points = design(samples, dims, method, seed)
     done = {int(p.stem.split("-")[1]) for p in folder.glob("sample-*.csv")}
     todo = [k for k in range(samples) if k not in done]
-    args = [(k, paths, _overrides(spaces, points[k]), reps, seed) for k in todo]
+    args = [(k, resolved(paths, _overrides(spaces, points[k])), reps, seed) for k in todo]
 
     def keep(i: int, frame: pd.DataFrame) -> None:
         outputs.atomic_write_csv(folder / f"sample-{todo[i]:05d}.csv", frame)
@@ -362,7 +367,7 @@ def _sensitivity_in(work: Path, paths: list[str], loaded: list[Scenario], spaces
                     rows.append(_metrics(s, j, rep, add_economics(patients, s), resources))
             values[(u.path, q)] = outcome_of(pd.concat(rows, ignore_index=True), outcome, n_sc)
         else:
-            sim_args.append((paths, ovs, reps, seed))
+            sim_args.append((resolved(paths, ovs), reps, seed))
             sim_keys.append((u.path, q))
     for key, frame in zip(sim_keys, _pmap(evaluate, sim_args, backend, "sensitivity analysis", "nothing was "
                                           "written; run the command again"), strict=True):
@@ -395,7 +400,7 @@ def _sensitivity_in(work: Path, paths: list[str], loaded: list[Scenario], spaces
                 for u, q in zip(chosen, row, strict=True):
                     for j, ov in enumerate(point(u, float(q))):
                         ovs[j].update(ov)
-                args.append((paths, ovs, reps, seed))
+                args.append((resolved(paths, ovs), reps, seed))
             frames = _pmap(evaluate, args, backend, "Sobol analysis", "nothing was written; run the command again")
             return np.array([outcome_of(f, outcome, n_sc) for f in frames])
 

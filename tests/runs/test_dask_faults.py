@@ -94,3 +94,24 @@ def test_a_scheduler_killed_mid_run_stops_the_run_in_one_line_and_resume_finishe
                 proc.kill()
                 proc.wait()
         shutil.rmtree(tmp_path / "dask-scratch-space", ignore_errors=True)
+
+
+def _fails(i: int) -> int:
+    if i == 1:
+        raise OSError("No space left on device")
+    return i
+
+
+def test_a_failing_task_or_callback_on_dask_raises_its_own_error_not_a_lost_cluster():
+    """An OSError of a task (or of writing its result here, e.g. a full disk) used to read as "the Dask cluster
+    was lost": it is raised as itself; the results of the other tasks come back in order."""
+    backend = Backend("dask", 1)
+    assert backend.map(_fails, [(0,), (2,)]) == [0, 2]
+    with pytest.raises(OSError, match="No space left"):
+        backend.map(_fails, [(0,), (1,)])
+
+    def full_disk(i: int, result: int) -> None:
+        raise OSError("No space left on device (writing a part)")
+
+    with pytest.raises(OSError, match="writing a part"):
+        backend.map(_fails, [(0,)], full_disk)

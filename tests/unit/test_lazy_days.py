@@ -1,4 +1,4 @@
-"""sim.lazy_days: a column transformed on first use equals the same slot of the whole matrix transformed at once."""
+"""sim.engines.lazy_days: a column transformed on first use equals that slot of the matrix transformed at once."""
 
 from __future__ import annotations
 

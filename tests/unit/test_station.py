@@ -1,4 +1,4 @@
-"""sim.station: the lean FIFO multi-server station against simpy.Resource and its own rules."""
+"""sim.engines.station: the lean FIFO multi-server station against simpy.Resource and its own rules."""
 
 from __future__ import annotations
 

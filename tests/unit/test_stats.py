@@ -1,4 +1,4 @@
-"""sim.stats: the per-replication metrics on numpy arrays equal, bit for bit, the plain pandas formulas they
+"""sim.analysis.stats: the per-replication metrics on numpy arrays equal, bit for bit, the plain pandas formulas they
 replaced (kept here as the executable specification)."""
 
 from __future__ import annotations

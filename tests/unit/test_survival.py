@@ -86,3 +86,12 @@ def test_cumulative_incidence_of_competing_exponentials_and_what_one_minus_km_ge
     assert cumulative_incidence(seen, cause, 2, 150.0) == pytest.approx((1.0 / 3.0) * (1.0 - math.exp(-2.25)),
                                                                         abs=0.01)
     assert math.isnan(cumulative_incidence(seen[:0], cause[:0], 1, 150.0))
+
+
+def test_the_median_is_found_when_the_survival_is_exactly_one_half():
+    """cumprod of (1 - 1/24) ... (1 - 1/13) is 0.5000000001, not 0.5: the median of 1..24 days is day 12."""
+    for n in (24, 28, 30, 38):
+        days = np.arange(1.0, n + 1)
+        assert km_median_days(days, np.ones(n, dtype=bool)) == n // 2
+        assert km_median(kaplan_meier(days, np.ones(n, dtype=bool))) == n // 2
+    assert math.isnan(restricted_mean(np.array([10.0, 20.0]), np.array([True, False]), 365.0))
