@@ -50,6 +50,14 @@ def check_invariants(p: pd.DataFrame, horizon: float) -> None:
     assert p.loc[p["final_state"] == "resolved_without_care", "presented_day"].isna().all()
     assert p.loc[p["final_state"] == "persistent", "persistent_reason"].notna().all()
     assert (p.loc[p["etiology"] != "spontaneous", "leak_type"] == "procedural").all()
+    # the first resolution comes first, is there whenever there is a resolution, and differs only after a recurrence
+    assert p.loc[resolved, "first_resolved_day"].notna().all()
+    both = p[["first_resolved_day", "resolved_day"]].dropna()
+    assert (both["first_resolved_day"] <= both["resolved_day"]).all()
+    reopened = p["first_resolved_day"].notna() & ~resolved
+    assert p.loc[reopened, "recurred"].all()
+    later = both["first_resolved_day"] < both["resolved_day"]
+    assert p.loc[both.index[later], "recurred"].all()
 
 
 def only(etiology: str, extra: str = "") -> str:

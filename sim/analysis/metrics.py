@@ -52,22 +52,23 @@ _METRICS: tuple[Metric, ...] = (
            "share", CARE, "patients who presented",
            "Aalen-Johansen: a leak closing on its own before diagnosis is a competing event; patients not "
            "diagnosed by the horizon are censored there (also those who gave up, whose day of giving up is not "
-           "recorded)"),
+           "recorded); nan when no patient of the group could be followed for a year"),
     Metric("diagnosis_delay_mean_days", "Diagnosis delay, mean among the diagnosed", "days from onset", "time",
            CARE, "patients diagnosed before the horizon",
            "conditional on diagnosis: leaves out patients never or not yet diagnosed (biased under censoring; "
            "prefer diagnosis_cif_365_days)"),
     Metric("diagnosis_delay_median_days", "Diagnosis delay, median among the diagnosed", "days from onset", "time",
            CARE, "patients diagnosed before the horizon", "conditional on diagnosis, as the mean"),
-    Metric("time_to_resolution_rmst_365_days", f"Onset to resolution, restricted mean over {RMST_TAU_DAYS} days",
-           "days", "time", CARE, "patients who presented",
-           f"Kaplan-Meier, censored at the horizon (unresolved or persistent); the area under the curve to "
-           f"{RMST_TAU_DAYS} days: the mean of min(time to resolution, {RMST_TAU_DAYS}). Resolution is the last "
-           "one: a leak that recurs before the horizon counts as unresolved from its onset (the day of a first "
-           "success that did not last is not recorded)"),
-    Metric("time_to_resolution_km_median_days", "Onset to resolution, Kaplan-Meier median", "days", "time", CARE,
-           "patients who presented", "Kaplan-Meier, censored at the horizon, resolution as for the restricted "
-           "mean; nan when fewer than half resolve within follow-up"),
+    Metric("time_to_resolution_rmst_365_days",
+           f"Onset to first resolution, restricted mean over {RMST_TAU_DAYS} days", "days", "time", CARE,
+           "patients who presented",
+           f"Kaplan-Meier of the days to the first resolution (`first_resolved_day`: a later recurrence does not "
+           f"undo it), censored at the horizon for those never resolved; the area under the curve to "
+           f"{RMST_TAU_DAYS} days, i.e. the mean of min(time to first resolution, {RMST_TAU_DAYS}); nan when no "
+           f"patient of the group could be followed that long"),
+    Metric("time_to_resolution_km_median_days", "Onset to first resolution, Kaplan-Meier median", "days", "time",
+           CARE, "patients who presented", "as the restricted mean; nan when fewer than half resolve within "
+           "follow-up"),
     Metric("time_to_resolution_mean_days", "Onset to resolution, mean among the resolved", "days", "time", CARE,
            "patients resolved before the horizon",
            "conditional on resolution: leaves out the unresolved (biased under censoring; prefer "

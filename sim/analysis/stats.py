@@ -40,7 +40,8 @@ def _nan_stat(values: np.ndarray, fn) -> float:
 
 
 # Patient-table columns the metrics read.
-_FLOAT_COLUMNS = ("onset_day", "presented_day", "diagnosed_day", "resolved_day", "symptom_days", "waiting_days")
+_FLOAT_COLUMNS = ("onset_day", "presented_day", "diagnosed_day", "resolved_day", "first_resolved_day", "symptom_days",
+                  "waiting_days")
 _COUNT_COLUMNS = tuple(dict.fromkeys(PROCEDURE_COLUMNS.values()))
 _FLAG_COLUMNS = ("rih", "recurred", "referred", "leak_localized")
 
@@ -109,19 +110,24 @@ def _group_metrics(c: _Columns, rows: np.ndarray, horizon_days: float) -> dict[s
     ttr = resolved_day[resolved] - onset[resolved]
     out["time_to_resolution_mean_days"] = _nan_stat(ttr, np.mean)
     out["time_to_resolution_median_days"] = _nan_stat(ttr, np.median)
-    # The same times with the unresolved censored at the horizon (sim/analysis/metrics.py says why).
+    # Time to the first resolution, with those never resolved censored at the horizon (sim/analysis/metrics.py).
     follow_up = horizon_days - onset
-    to_resolution = np.where(resolved, resolved_day - onset, follow_up)
-    out["time_to_resolution_rmst_365_days"] = restricted_mean(to_resolution, resolved, RMST_TAU_DAYS) if n \
+    first_day = c.float["first_resolved_day"][care]
+    ever = ~np.isnan(first_day)
+    to_resolution = np.where(ever, first_day - onset, follow_up)
+    # Over a year only where some patient could be followed for a year (else it would be extrapolated).
+    a_year = n > 0 and float(follow_up.max()) >= RMST_TAU_DAYS
+    out["time_to_resolution_rmst_365_days"] = restricted_mean(to_resolution, ever, RMST_TAU_DAYS) if a_year \
         else math.nan
-    out["time_to_resolution_km_median_days"] = km_median_days(to_resolution, resolved) if n else math.nan
+    out["time_to_resolution_km_median_days"] = km_median_days(to_resolution, ever) if n else math.nan
     # Diagnosis, with a leak closing on its own before any diagnosis as the competing event.
     diagnosed_day = c.float["diagnosed_day"][care]
     was_diagnosed = ~np.isnan(diagnosed_day)
     closed_first = c.natural[care] & ~was_diagnosed
     cause = np.where(was_diagnosed, 1, np.where(closed_first, 2, 0))
     to_event = np.where(was_diagnosed, diagnosed_day - onset, np.where(closed_first, resolved_day - onset, follow_up))
-    out["diagnosis_cif_365_days"] = cumulative_incidence(to_event, cause, 1, CIF_DAYS) if n else math.nan
+    out["diagnosis_cif_365_days"] = cumulative_incidence(to_event, cause, 1, CIF_DAYS) \
+        if n and float(follow_up.max()) >= CIF_DAYS else math.nan
     for days in (90, 365):
         eligible = onset <= horizon_days - days
         ok = resolved[eligible] & (resolved_day[eligible] - onset[eligible] <= days)

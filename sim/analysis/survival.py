@@ -139,8 +139,9 @@ def restricted_mean(durations: np.ndarray, observed: np.ndarray, tau_days: float
     """Restricted mean time to the event over the first `tau_days` (RMST): the area under the Kaplan-Meier curve
     from 0 to tau, i.e. the mean of min(T, tau) with censored times handled by the product-limit estimate. Why:
     the mean over patients who had the event leaves out the slow ones still waiting at the horizon; with heavy
-    censoring it flatters whichever arm censors more. nan with no patient, and when the curve is not known up to
-    tau (nobody followed that long, and some still at risk at the end)."""
+    censoring it flatters whichever arm censors more. nan with no patient. Beyond the last time observed the
+    curve keeps its last value: the caller decides whether follow-up reaches tau (`stats` gives nan when no
+    patient could have been followed that long)."""
     d = np.asarray(durations, dtype=float)
     e = np.asarray(observed, dtype=bool)
     if d.size == 0:
@@ -148,8 +149,6 @@ def restricted_mean(durations: np.ndarray, observed: np.ndarray, tau_days: float
     order = np.argsort(d, kind="stable")
     km = km_columns_from_sorted(d[order], e[order])
     days, survival = km["days"], km["survival"]
-    if d.max() < tau_days and survival[-1] > 0:  # the curve is unknown beyond the last follow-up
-        return float("nan")
     inside = days < tau_days
     edges = np.append(days[inside], tau_days)
     return float(np.sum(np.diff(edges) * survival[inside]))
@@ -172,12 +171,10 @@ def cumulative_incidence(durations: np.ndarray, cause: np.ndarray, of: int, at_d
     """Aalen-Johansen cumulative incidence of cause `of` by `at_days`, with every other cause > 0 competing and
     cause 0 censored: the probability of having had this event by then, which 1 - Kaplan-Meier overstates when
     a competing event (a leak closing on its own before diagnosis) removes patients from risk. nan with no
-    patient, and when it is not known at `at_days` (nobody followed that long, and some still at risk)."""
+    patient; as `restricted_mean`, the caller decides whether follow-up reaches `at_days`."""
     d = np.asarray(durations, dtype=float)
     c = np.asarray(cause, dtype=np.int64)
     if d.size == 0:
-        return float("nan")
-    if d.max() < at_days and np.count_nonzero(c[d == d.max()] == 0):  # the last to leave risk were censored
         return float("nan")
     events = (c > 0) & (d <= at_days)
     if not np.any(events):

@@ -174,6 +174,8 @@ class FastClock:
         self.rec.final_state[idx] = F_RESOLVED
         self.rec.resolved_by[idx] = by
         self.rec.resolved_day[idx] = day
+        first = self.rec.first_resolved_day[idx]
+        self.rec.first_resolved_day[idx] = np.where(np.isnan(first), day, first)
         prior = self.rec.symptom_days[idx]
         self.rec.symptom_days[idx] = np.where(np.isnan(prior), 0.0, prior) + (day - self.since[idx])
         self.rec.symptomatic_at_end[idx] = False

@@ -360,6 +360,8 @@ class Pathway(ResourceUse):
         rec.final_state[k] = F_RESOLVED
         rec.resolved_by[k] = by
         rec.resolved_day[k] = day
+        if math.isnan(rec.first_resolved_day[k]):
+            rec.first_resolved_day[k] = day
         since = self._symptomatic_since[k]
         prior = rec.symptom_days[k]
         rec.symptom_days[k] = (0.0 if math.isnan(prior) else prior) + (day - since)

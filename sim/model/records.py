@@ -66,6 +66,8 @@ PATIENT_SCHEMA: tuple[Column, ...] = (
     Column("first_treatment_day", "day", "first invasive treatment completed (day)", engine=True),
     Column("resolved_day", "day", "final resolution (day): set when `final_state` is `resolved` or "
            "`resolved_without_care` (the day the leak settled before any care); null otherwise", engine=True),
+    Column("first_resolved_day", "day", "the first day symptoms ended (day): `resolved_day` of the first success, "
+           "kept when the leak later recurs; null if symptoms never ended", engine=True),
     Column("final_state", "text", "`resolved_without_care`, `resolved`, `persistent`, `in_pathway_at_horizon` "
            "(censored)", engine=True),
     Column("resolved_by", "text", "`natural_course` (before diagnosis), `conservative`, `ebp`, `targeted_patch`, "
@@ -146,6 +148,7 @@ def before_care(cohort: Cohort, horizon_days: float) -> tuple[np.ndarray, dict[s
         "final_state": np.where(settled, F_WITHOUT_CARE, F_IN_PATHWAY).astype(np.int64),
         "resolved_by": np.where(settled, BY_NATURAL, BY_NONE).astype(np.int64),
         "resolved_day": np.where(settled, nat, np.nan),
+        "first_resolved_day": np.where(settled, nat, np.nan),
         "symptom_days": np.where(settled, nat - onset, np.where(reach.unpresented, horizon_days - onset, np.nan)),
         "symptomatic_at_end": ~settled,
         "presented_day": np.where(admitted, cohort.presented_day, np.nan),

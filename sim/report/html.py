@@ -285,10 +285,10 @@ SENTENCES: dict[str, tuple[str, str, str]] = {
                                "{m} percentage points more (95% CI {lo} to {hi})."),
     "time_to_resolution_rmst_365_days": ("days", "the restricted mean time to resolution over a year",
                                          "Over the first year after onset, {g} waited on average {m} fewer days "
-                                         "for resolution at {low} than at {high} (restricted mean; 95% CI {lo} "
+                                         "for a first resolution at {low} than at {high} (restricted mean; 95% CI {lo} "
                                          "to {hi} days)."),
-    "time_to_resolution_km_median_days": ("days", "the median time from onset to resolution",
-                                          "The median time from onset to resolution of {g} was {m} days shorter "
+    "time_to_resolution_km_median_days": ("days", "the median time from onset to first resolution",
+                                          "The median time from onset to first resolution of {g} was {m} days shorter "
                                           "at {low} than at {high} (Kaplan-Meier; 95% CI {lo} to {hi} days)."),
     "diagnosis_delay_median_days": ("days", "the median diagnosis delay",
                                     "{G} were diagnosed a median of {m} days sooner at {low} than at {high} "

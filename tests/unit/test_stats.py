@@ -45,16 +45,17 @@ def reference_patient_metrics(p: pd.DataFrame, horizon_days: float) -> dict[str,
     out["time_to_resolution_mean_days"] = float(np.mean(ttr)) if ttr.size else math.nan
     out["time_to_resolution_median_days"] = float(np.median(ttr)) if ttr.size else math.nan
     onset = care["onset_day"].to_numpy()
-    is_resolved = (care["final_state"] == "resolved").to_numpy()
-    waited = np.where(is_resolved, care["resolved_day"].to_numpy() - onset, horizon_days - onset)
-    out["time_to_resolution_rmst_365_days"] = restricted_mean(waited, is_resolved, 365) if n else math.nan
+    is_resolved = care["first_resolved_day"].notna().to_numpy()
+    waited = np.where(is_resolved, care["first_resolved_day"].to_numpy() - onset, horizon_days - onset)
+    a_year = n > 0 and (horizon_days - onset).max() >= 365
+    out["time_to_resolution_rmst_365_days"] = restricted_mean(waited, is_resolved, 365) if a_year else math.nan
     out["time_to_resolution_km_median_days"] = km_median_days(waited, is_resolved) if n else math.nan
     diagnosed = care["diagnosed_day"].notna().to_numpy()
     closed = (care["resolved_by"] == "natural_course").to_numpy() & ~diagnosed
     cause = np.where(diagnosed, 1, np.where(closed, 2, 0))
     first = np.where(diagnosed, care["diagnosed_day"].to_numpy() - onset,
                      np.where(closed, care["resolved_day"].to_numpy() - onset, horizon_days - onset))
-    out["diagnosis_cif_365_days"] = cumulative_incidence(first, cause, 1, 365) if n else math.nan
+    out["diagnosis_cif_365_days"] = cumulative_incidence(first, cause, 1, 365) if a_year else math.nan
     for days in (90, 365):
         eligible = care[care["onset_day"] <= horizon_days - days]
         ok = (eligible["final_state"] == "resolved") & (eligible["resolved_day"] - eligible["onset_day"] <= days)

@@ -94,4 +94,3 @@ def test_the_median_is_found_when_the_survival_is_exactly_one_half():
         days = np.arange(1.0, n + 1)
         assert km_median_days(days, np.ones(n, dtype=bool)) == n // 2
         assert km_median(kaplan_meier(days, np.ones(n, dtype=bool))) == n // 2
-    assert math.isnan(restricted_mean(np.array([10.0, 20.0]), np.array([True, False]), 365.0))
