@@ -283,6 +283,8 @@ def _run(args: argparse.Namespace, command: str) -> int:
     for metric, group, label in HEADLINE:
         row = result.metric(metric, group)
         print(f"  {label:<{width}} {row['mean']:10.3f}  (95% CI {row['ci95_low']:.3f} to {row['ci95_high']:.3f})")
+    for line in busiest_resources(result.summary):
+        print(line)
     print(f"Written to {out}/")
     return 0 if args.no_report else _report_of_published(out, _report_jobs(args))
 
@@ -299,6 +301,8 @@ def _compare(args: argparse.Namespace, command: str) -> int:
               f"{r.manifest['wall_seconds']:.1f} s ({r.manifest['backend']}, engine {r.manifest['engine']})")
         _print_rule(r.manifest["replication_rule"])
         _say_if_empty(r.manifest, r.scenario.name)
+        for line in busiest_resources(r.summary, top=3):
+            print(line)
     print()
     print(format_comparison(result.comparison, [r.scenario.name for r in result.runs]))
     if result.crn is not None:
@@ -306,6 +310,23 @@ def _compare(args: argparse.Namespace, command: str) -> int:
               "(median variance reduction of the paired differences over the primary metrics)")
     print(f"Written to {args.out}/ (comparison.csv, and one run folder per scenario)")
     return 0 if args.no_report else _report_of_published(args.out, _report_jobs(args))
+
+
+def busiest_resources(summary, top: int = 5) -> list[str]:
+    """Console lines for the `top` busiest resources (mean utilization over replications), with their mean wait:
+    what a planner looks at first. `summary`: a run's summary (across replications), or summary.csv."""
+    across = summary[summary["level"] == "across"] if "level" in summary else summary  # summary.csv, or a run's
+    use = across[(across["metric"] == "resource_utilization") & ~across["group"].str.startswith("all centers/")]
+    if use.empty:
+        return []
+    wait = across[across["metric"] == "resource_mean_wait_days"].set_index("group")
+    lines = ["  Busiest resources (utilization, 95% CI; mean queue wait):"]
+    for row in use.sort_values("mean", ascending=False, kind="stable").head(top).itertuples(index=False):
+        days = wait["mean"].get(row.group, float("nan"))
+        waited = "not used" if days != days else f"wait {days:.1f} days"
+        lines.append(f"    {printable(row.group):<34} {row.mean:6.1%} ({row.ci95_low:.1%} to {row.ci95_high:.1%}); "
+                     f"{waited}")
+    return lines
 
 
 def _report(folder: str | Path, jobs: int = 1) -> int:

@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 
 from sim.analysis.stats import PATIENT_QUANTITIES, PERCENTILES, replication_distribution_rows
-from sim.analysis.survival import EVENTS, km_columns_from_sorted, km_grid, labelled, on_grid
+from sim.analysis.survival import EVENTS, competing_day, curve_on_grid, event_durations, km_grid, labelled
 
 # Patient quantities that are the observed Kaplan-Meier durations themselves (event day minus onset).
 _FROM_KM = {"diagnosis_delay_days": "diagnosis", "time_to_resolution_days": "resolution"}
@@ -63,12 +63,12 @@ def replication_outcomes(patients: pd.DataFrame, horizon_days: float) -> dict[st
     care = (patients["presented_day"].notna() & ~patients["in_warmup"]).to_numpy()
     onset = patients["onset_day"].to_numpy(dtype=float)[care]
     for event, column in EVENTS.items():
-        day = patients[column].to_numpy(dtype=float)[care]
-        observed = ~np.isnan(day)
-        duration = np.where(observed, day - onset, horizon_days - onset)
+        duration, observed, competing = event_durations(onset, patients[column].to_numpy(dtype=float)[care],
+                                                        competing_day(patients, event)[care], horizon_days)
         order = np.argsort(duration, kind="stable")
         out[f"{event}_duration"] = duration[order]
         out[f"{event}_observed"] = observed[order]
+        out[f"{event}_competing"] = competing[order]
         for col in GROUP_COLUMNS:
             out[f"{event}_{col}"] = codes[col][care][order]
     for col in GROUP_COLUMNS:
@@ -188,17 +188,19 @@ def merged_km_table(files: Sequence[Path], horizon_days: float, events: Sequence
         order = np.argsort(duration, kind="stable")  # merges the sorted runs of the replications
         duration = duration[order]
         observed = m.read(f"{event}_observed")[order]
+        competing = m.read(f"{event}_competing")[order]
         codes = {col: m.read(f"{event}_{col}", col)[order] for col in GROUP_COLUMNS}
         del order
         for group_by, group, mask in m.groups(codes, GROUP_COLUMNS):
-            d, e = (duration, observed) if mask is None else (duration[mask], observed[mask])
+            d, e, c = (duration, observed, competing) if mask is None else \
+                (duration[mask], observed[mask], competing[mask])
             if d.size == 0:
                 continue
-            pieces.append(labelled(on_grid(km_columns_from_sorted(d, e), grid), event, group_by, group))
-        del duration, observed, codes
+            pieces.append(labelled(curve_on_grid(d, e, c, grid), event, group_by, group))
+        del duration, observed, competing, codes
     if not pieces:
         return pd.DataFrame(columns=["event", "group_by", "group", "days", "at_risk", "events", "survival",
-                                     "ci95_low", "ci95_high", "n"])
+                                     "ci95_low", "ci95_high", "n", "incidence"])
     return pd.concat(pieces, ignore_index=True)
 
 

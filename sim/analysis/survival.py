@@ -84,17 +84,58 @@ def on_grid(table: pd.DataFrame | dict[str, np.ndarray], grid: np.ndarray) -> pd
     })
 
 
-def time_to_event(patients: pd.DataFrame, event: str, horizon_days: float) -> tuple[np.ndarray, np.ndarray]:
-    """Days from onset to the event for patients who reached care, censored at the horizon when not reached.
-
-    For resolution, patients resolved without care are excluded (they never entered the care pathway)."""
-    column = EVENTS[event]
-    care = patients[patients["presented_day"].notna()]
-    day = care[column].to_numpy(dtype=float)
-    onset = care["onset_day"].to_numpy(dtype=float)
+def event_durations(onset: np.ndarray, day: np.ndarray, competing_day: np.ndarray, horizon_days: float
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(duration, observed, competing) per patient: days from onset to the event (`day`); for a patient without
+    it, to a competing event that took her out of risk (`competing_day`, nan if none), or to the horizon
+    (censored). Both the run's merged tables and the all-patients tables use this arithmetic."""
     observed = ~np.isnan(day)
-    duration = np.where(observed, day - onset, horizon_days - onset)
-    return duration, observed
+    competing = ~observed & ~np.isnan(competing_day)
+    duration = np.where(observed, day - onset, np.where(competing, competing_day - onset, horizon_days - onset))
+    return duration, observed, competing
+
+
+def competing_day(patients: pd.DataFrame, event: str) -> np.ndarray:
+    """The day of the event that competes with `event`: for diagnosis, a leak closing on its own first (never
+    diagnosed, resolved by its natural course); resolution has none."""
+    if event != "diagnosis":
+        return np.full(len(patients), np.nan)
+    closed = (patients["resolved_by"] == "natural_course").to_numpy() & patients["diagnosed_day"].isna().to_numpy()
+    return np.where(closed, patients["resolved_day"].to_numpy(dtype=float), np.nan)
+
+
+def time_to_event(patients: pd.DataFrame, event: str, horizon_days: float
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """`event_durations` of the patients who reached care. For resolution, patients resolved without care are
+    excluded (they never entered the care pathway)."""
+    care = patients[patients["presented_day"].notna()]
+    return event_durations(care["onset_day"].to_numpy(dtype=float), care[EVENTS[event]].to_numpy(dtype=float),
+                           competing_day(care, event), horizon_days)
+
+
+def incidence_on_grid(d: np.ndarray, e: np.ndarray, c: np.ndarray, grid: np.ndarray) -> np.ndarray:
+    """Aalen-Johansen cumulative incidence of the event (`e`) with `c` competing, read at the `grid` days
+    (durations `d` sorted ascending): the share who have had the event by then. Without a competing event it
+    is 1 - Kaplan-Meier."""
+    times, n_any = np.unique(d[e | c], return_counts=True)
+    if times.size == 0:
+        return np.zeros(grid.size)
+    n_event = np.zeros(times.size)
+    event_times, counts = np.unique(d[e], return_counts=True)
+    n_event[np.searchsorted(times, event_times)] = counts
+    at_risk = d.size - np.searchsorted(d, times, side="left")
+    survival_before = np.concatenate([[1.0], np.cumprod(1.0 - n_any / at_risk)[:-1]])
+    incidence = np.cumsum(survival_before * n_event / at_risk)
+    idx = np.searchsorted(times, grid, side="right") - 1
+    return np.where(idx >= 0, incidence[np.maximum(idx, 0)], 0.0)
+
+
+def curve_on_grid(d: np.ndarray, e: np.ndarray, c: np.ndarray, grid: np.ndarray) -> pd.DataFrame:
+    """The rows of km.csv for one group (durations sorted): the Kaplan-Meier curve with a competing event
+    censored where it happened (cause-specific), and the cumulative incidence that counts it as competing."""
+    table = on_grid(km_columns_from_sorted(d, e), grid)
+    table["incidence"] = incidence_on_grid(d, e, c, grid)
+    return table
 
 
 def km_grid(horizon_days: float) -> np.ndarray:
@@ -113,7 +154,7 @@ def labelled(table: pd.DataFrame, event: str, group_by: str, group: str) -> pd.D
 def km_table(patients: pd.DataFrame, horizon_days: float, by: tuple[str, ...] = ("center", "etiology")) -> pd.DataFrame:
     """Kaplan-Meier curves of time to diagnosis and to resolution, pooled over replications, overall and by
     each column in `by`, read on a grid of days (at most ~2000 points): rows event, group_by, group, days,
-    at_risk, events (since the previous grid day), survival, ci95_low, ci95_high, n."""
+    at_risk, events (since the previous grid day), survival, ci95_low, ci95_high, n, incidence (`curve_on_grid`)."""
     pieces = []
     p = patients[~patients["in_warmup"]] if "in_warmup" in patients else patients
     grid = km_grid(horizon_days)
@@ -122,10 +163,12 @@ def km_table(patients: pd.DataFrame, horizon_days: float, by: tuple[str, ...] = 
         for col in by:
             groups += [(col, str(value), g) for value, g in p.groupby(col, sort=True)]
         for group_by, group, g in groups:
-            duration, observed = time_to_event(g, event, horizon_days)
+            duration, observed, competing = time_to_event(g, event, horizon_days)
             if duration.size == 0:
                 continue
-            pieces.append(labelled(on_grid(kaplan_meier(duration, observed), grid), event, group_by, group))
+            order = np.argsort(duration, kind="stable")
+            pieces.append(labelled(curve_on_grid(duration[order], observed[order], competing[order], grid), event,
+                                   group_by, group))
     return pd.concat(pieces, ignore_index=True)
 
 

@@ -139,7 +139,9 @@ def plot_km(km: pd.DataFrame, event: str, xmax: float | None, path: Path) -> Pat
     """Kaplan-Meier curves with 95% bands, one panel per `panel`, one line per `label`.
 
     `km` columns: panel, label, days, survival, ci95_low, ci95_high (rows of km.csv). `event` is "diagnosis" or
-    "resolution" and names the y axis. `xmax`: the day range (the same for every time-to-event figure of a
+    "resolution" and names the y axis; for diagnosis the curves are the cumulative incidence (column incidence,
+    a leak closing on its own first being a competing event; no band: its variance is not computed). `xmax`:
+    the day range (the same for every time-to-event figure of a
     report, so that they can be read side by side); None takes the range where these curves still move."""
     panels = list(dict.fromkeys(km["panel"]))
     with _style():
@@ -147,21 +149,25 @@ def plot_km(km: pd.DataFrame, event: str, xmax: float | None, path: Path) -> Pat
         labels = list(dict.fromkeys(km["label"]))
         xmax = km_xmax(km) if xmax is None else xmax
         handles = {}
+        incidence = event == "diagnosis" and "incidence" in km  # a competing event: the cumulative incidence
         for ax, panel in zip(axes, panels, strict=True):
             for label, g in km[km["panel"] == panel].groupby("label", sort=False):
                 g = _clip_steps(g, xmax)
                 st = series_style(labels.index(label))
-                (line,) = ax.step(g["days"], g["survival"], where="post", color=st["color"],
-                                  linestyle=st["linestyle"], linewidth=1.4)
-                ax.fill_between(g["days"], g["ci95_low"], g["ci95_high"], step="post", color=st["color"],
-                                alpha=0.15, linewidth=0)
+                (line,) = ax.step(g["days"], g["incidence" if incidence else "survival"], where="post",
+                                  color=st["color"], linestyle=st["linestyle"], linewidth=1.4)
+                if not incidence:
+                    ax.fill_between(g["days"], g["ci95_low"], g["ci95_high"], step="post", color=st["color"],
+                                    alpha=0.15, linewidth=0)
                 handles[label] = line
             ax.set_title(panel)
             ax.set_xlim(0, xmax)
             ax.set_ylim(0, 1.02)
             ax.set_xlabel("Days since onset")
-            ax.set_ylabel(f"Share not yet {'diagnosed' if event == 'diagnosis' else 'resolved'}")
-        fig.suptitle(f"Time to {event} (Kaplan–Meier, shaded: 95% confidence band)", y=1.0)
+            ax.set_ylabel("Share diagnosed" if incidence else
+                          f"Share not yet {'diagnosed' if event == 'diagnosis' else 'resolved'}")
+        fig.suptitle("Time to diagnosis (cumulative incidence; natural closure competes)" if incidence else
+                     f"Time to {event} (Kaplan–Meier, shaded: 95% confidence band)", y=1.0)
         fig.tight_layout()
         _legend_below(fig, list(handles.values()), list(handles), min(len(handles), 3))
         return save(fig, path)

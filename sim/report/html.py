@@ -221,8 +221,8 @@ def _resample_step(g: pd.DataFrame, points: int) -> pd.DataFrame:
     days = g["days"].to_numpy(dtype=float)
     grid = np.unique(np.concatenate([np.linspace(0.0, days.max(), points), days[:1]]))
     idx = np.searchsorted(days, grid, side="right") - 1
-    return pd.DataFrame({"days": grid, **{c: g[c].to_numpy(dtype=float)[idx]
-                                          for c in ("survival", "ci95_low", "ci95_high")}})
+    columns = [c for c in ("survival", "ci95_low", "ci95_high", "incidence") if c in g]
+    return pd.DataFrame({"days": grid, **{c: g[c].to_numpy(dtype=float)[idx] for c in columns}})
 
 
 def resource_series(target: Target) -> list[tuple[str, pd.DataFrame, pd.DataFrame, float, int]]:
@@ -651,10 +651,9 @@ def make_figures(target: Target, metrics: pd.DataFrame, headline: Sequence[tuple
     curves = {event: km_curves(target, event) for event in ("diagnosis", "resolution")}
     xmax = max((plots.km_xmax(c) for c in curves.values() if len(c)), default=None)
     add("km_diagnosis", curves["diagnosis"], plots.plot_km,
-        f"Time from onset to diagnosis by {by} (patients who reached care; censored at the horizon). A leak that "
-        "closed on its own before diagnosis is censored too, so 1 minus a curve is the chance of diagnosis had no "
-        "leak closed, not the chance of being diagnosed: that is the cumulative incidence in the key results.",
-        "diagnosis", xmax)
+        f"Share diagnosed by days since onset, by {by} (patients who reached care): the cumulative incidence "
+        "(Aalen-Johansen), in which a leak that closed on its own before any diagnosis is a competing event, not "
+        "a censored one; censored at the horizon.", "diagnosis", xmax)
     add("km_resolution", curves["resolution"], plots.plot_km,
         f"Time from onset to resolution by {by}, on the same day range.", "resolution", xmax)
     if target.is_comparison:

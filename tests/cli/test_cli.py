@@ -104,3 +104,25 @@ def test_help_does_not_load_the_model_stack():
             "print(sorted(m for m in ('pandas', 'scipy', 'pyarrow', 'simpy', 'matplotlib') if m in sys.modules))")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=60)
     assert proc.stdout.strip().splitlines()[-1] == "[]", proc.stdout + proc.stderr
+
+
+def test_the_console_names_the_busiest_resources_with_their_waits():
+    from sim.cli import busiest_resources
+
+    summary = pd.DataFrame({
+        "level": ["across"] * 5 + ["replication"],
+        "metric": ["resource_utilization", "resource_utilization", "resource_utilization",
+                   "resource_mean_wait_days", "resource_mean_wait_days", "resource_utilization"],
+        "group": ["district/clinic", "district/mri", "all centers/clinic", "district/clinic", "district/mri",
+                  "district/theatre"],
+        "mean": [0.377, 0.92, 0.5, 0.3, float("nan"), 0.99],
+        "ci95_low": [0.369, 0.9, 0.4, 0.2, float("nan"), 0.99],
+        "ci95_high": [0.385, 0.94, 0.6, 0.4, float("nan"), 0.99]})
+    lines = busiest_resources(summary)
+    assert lines[0].startswith("  Busiest resources")
+    assert "district/mri" in lines[1] and "92.0%" in lines[1] and "not used" in lines[1]
+    assert "district/clinic" in lines[2] and "wait 0.3 days" in lines[2]
+    assert len(lines) == 3  # neither the pooled "all centers" row nor a per-replication row
+    assert busiest_resources(summary.iloc[0:0]) == []
+    across = summary[summary["level"] == "across"].drop(columns="level")  # RunResult.summary has no level
+    assert busiest_resources(across) == lines

@@ -61,7 +61,12 @@ def _synthetic(rep: int, n: int, rng: np.random.Generator, centers: list[str]) -
     presented = np.where(rng.random(n) < 0.8, onset + rng.integers(0, 5, n), np.nan)
     diagnosed = np.where(rng.random(n) < 0.7, presented + rng.integers(0, 20, n), np.nan)
     resolved = np.where(rng.random(n) < 0.5, diagnosed + rng.integers(0, 30, n), np.nan)
+    # some leaks close on their own before any diagnosis: the competing event of time to diagnosis
+    closed = np.isnan(diagnosed) & ~np.isnan(presented) & (rng.random(n) < 0.4)
+    resolved = np.where(closed, presented + rng.integers(0, 20, n), resolved)
+    by = np.where(closed, "natural_course", np.where(np.isnan(resolved), "", "ebp"))
     return pd.DataFrame({
+        "resolved_by": by,
         "replication": rep, "patient_id": np.arange(n), "center": rng.choice(centers, n),
         "etiology": rng.choice(["post_lp", "spontaneous"], n), "onset_day": onset, "presented_day": presented,
         "diagnosed_day": diagnosed, "resolved_day": resolved, "in_warmup": onset < 3,
@@ -108,11 +113,32 @@ def test_run_folder_tables_are_the_bytes_of_the_all_patients_tables(tmp_path):
     finalization: every patient read back from patients.parquet, tables computed at once and written by pandas."""
     s = load_scenario(SCENARIOS / "regional_network.toml", overrides={"run.horizon_days": 1000})
     r = run(s, reps=3, seed=2, jobs=2, out=tmp_path / "r", log_events=False, progress=False)
-    columns = ["onset_day", "presented_day", "diagnosed_day", "resolved_day", "center", "etiology", "in_warmup",
-               "symptom_days", "waiting_days", "n_consultations", "n_ebp"]
+    columns = ["onset_day", "presented_day", "diagnosed_day", "resolved_day", "resolved_by", "center", "etiology",
+               "in_warmup", "symptom_days", "waiting_days", "n_consultations", "n_ebp"]
     everyone = pq.read_table(tmp_path / "r" / "patients.parquet", columns=columns).to_pandas(
         strings_to_categorical=True)
     km = km_table(everyone, s.horizon_days).to_csv(index=False).encode()
     assert (tmp_path / "r" / "km.csv").read_bytes() == km
     dist = distribution_table(everyone, r.per_replication).to_csv(index=False).encode()
     assert (tmp_path / "r" / "distributions.csv").read_bytes() == dist
+
+
+def test_km_csv_carries_the_incidence_of_diagnosis_with_natural_closure_competing():
+    """For diagnosis, km.csv's incidence is the Aalen-Johansen one (a leak closing on its own first competes):
+    it equals `survival.cumulative_incidence` of the same patients and lies below 1 - the cause-specific
+    Kaplan-Meier; for resolution (no competing event) it is 1 - Kaplan-Meier."""
+    from sim.analysis.survival import cumulative_incidence, time_to_event
+
+    s = load_scenario(LOW_VOLUME, overrides={"run.horizon_days": 900})
+    p = run_replication(s, 5, 0).patients
+    km = km_table(p, s.horizon_days)
+    diag = km[(km["event"] == "diagnosis") & (km["group"] == "all")]
+    day = float(diag["days"].iloc[300])
+    duration, observed, competing = time_to_event(p, "diagnosis", s.horizon_days)
+    cause = np.where(observed, 1, np.where(competing, 2, 0))
+    assert competing.any()
+    assert diag["incidence"].iloc[300] == pytest.approx(cumulative_incidence(duration, cause, 1, day), abs=1e-12)
+    assert (diag["incidence"] <= 1.0 - diag["survival"] + 1e-12).all()
+    assert (diag["incidence"].iloc[-1] < 1.0 - diag["survival"].iloc[-1] - 0.01)
+    res = km[(km["event"] == "resolution") & (km["group"] == "all")]
+    assert np.allclose(res["incidence"], 1.0 - res["survival"], atol=1e-12)
