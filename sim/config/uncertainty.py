@@ -157,6 +157,11 @@ def _ci95(v: object, file: str, field: str, lo_min: float, hi_max: float) -> tup
     return lo, hi
 
 
+class SpreadDoesNotFit(ScenarioError):
+    """An uncertainty entry that is well formed but cannot hold the parameter's current value (a beta ci95 too
+    wide for a probability near 0, a ci95 for a value that became a distribution)."""
+
+
 def _check_entry(path: str, body: object, params: dict[str, Any], groups: dict[str, dict[str, Any]],
                  file: str) -> dict[str, Any]:
     """Validate one [uncertainty.parameters] entry against the resolved parameter tree; return it normalised."""
@@ -209,7 +214,7 @@ def _check_entry(path: str, body: object, params: dict[str, Any], groups: dict[s
             sd = (hi - lo) / (2 * Z975)
             n = m * (1 - m) / sd**2 - 1 if 0 < m < 1 else math.inf
         if not n > 0:
-            raise ScenarioError(file, field, body, "a spread giving an effective sample size > 0")
+            raise SpreadDoesNotFit(file, field, body, "a spread giving an effective sample size > 0")
         out["n"] = n
     elif family in ("gamma", "lognormal"):
         if p.unit not in ("per_year", "days", "cost"):
@@ -223,8 +228,8 @@ def _check_entry(path: str, body: object, params: dict[str, Any], groups: dict[s
                 raise ScenarioError(file, f"{field}.{key}", body[key], f"a finite {key} >= 0")
         else:
             if is_dist:
-                raise ScenarioError(file, f"{field}.ci95", body["ci95"], f"{key} (a duration distribution is scaled "
-                                                                         "by a factor; a ci95 has no centre)")
+                raise SpreadDoesNotFit(file, f"{field}.ci95", body["ci95"], f"{key} (a duration distribution is "
+                                                                            "scaled by a factor; a ci95 has no centre)")
             lo, hi = _ci95(body["ci95"], file, f"{field}.ci95", 0.0, math.inf)
             value = float(p.value)
             spread = ((hi - lo) / (2 * Z975)) / value if family == "gamma" and value > 0 else \
@@ -283,7 +288,7 @@ def resolve_uncertainty(resolved: dict[str, Any], scenario_raw: object, file: st
             try:
                 merged["parameters"][path] = _check_entry(path, body, params, groups, shown)
                 merged["by_grade_instead"].pop(path, None)  # the scenario's own entry holds its value
-            except ScenarioError as err:
+            except SpreadDoesNotFit as err:
                 # base.toml's spread was set around its own value; a scenario that moved the value where that
                 # spread cannot hold it (a beta ci95 around 0.2 for a value of 0.001) is a valid scenario: the
                 # parameter takes its grade's default spread instead, and the manifest says so.
