@@ -17,10 +17,15 @@ def kaplan_meier(durations: np.ndarray, observed: np.ndarray) -> pd.DataFrame:
     Returns one row per distinct event time: days, at_risk, events, survival, ci95_low, ci95_high, starting with
     day 0 at survival 1.
     """
-    durations = np.asarray(durations, dtype=float)
-    observed = np.asarray(observed, dtype=bool)
-    order = np.argsort(durations, kind="stable")
-    return km_from_sorted(durations[order], observed[order])
+    return pd.DataFrame(_km_columns(durations, observed))
+
+
+def _km_columns(durations: np.ndarray, observed: np.ndarray) -> dict[str, np.ndarray]:
+    """`km_columns_from_sorted` of durations in any order."""
+    d = np.asarray(durations, dtype=float)
+    e = np.asarray(observed, dtype=bool)
+    order = np.argsort(d, kind="stable")
+    return km_columns_from_sorted(d[order], e[order])
 
 
 def km_from_sorted(d: np.ndarray, e: np.ndarray) -> pd.DataFrame:
@@ -185,12 +190,9 @@ def restricted_mean(durations: np.ndarray, observed: np.ndarray, tau_days: float
     censoring it flatters whichever arm censors more. nan with no patient. Beyond the last time observed the
     curve keeps its last value: the caller decides whether follow-up reaches tau (`stats` gives nan when no
     patient could have been followed that long)."""
-    d = np.asarray(durations, dtype=float)
-    e = np.asarray(observed, dtype=bool)
-    if d.size == 0:
+    if np.size(durations) == 0:
         return float("nan")
-    order = np.argsort(d, kind="stable")
-    km = km_columns_from_sorted(d[order], e[order])
+    km = _km_columns(durations, observed)
     days, survival = km["days"], km["survival"]
     inside = days < tau_days
     edges = np.append(days[inside], tau_days)
@@ -200,12 +202,9 @@ def restricted_mean(durations: np.ndarray, observed: np.ndarray, tau_days: float
 def km_median_days(durations: np.ndarray, observed: np.ndarray) -> float:
     """Kaplan-Meier median time to the event: the first day the estimated survival falls to 0.5 or below (nan if
     it never does within follow-up)."""
-    d = np.asarray(durations, dtype=float)
-    e = np.asarray(observed, dtype=bool)
-    if d.size == 0:
+    if np.size(durations) == 0:
         return float("nan")
-    order = np.argsort(d, kind="stable")
-    km = km_columns_from_sorted(d[order], e[order])
+    km = _km_columns(durations, observed)
     below = np.flatnonzero(km["survival"] <= HALF)
     return float(km["days"][below[0]]) if below.size else float("nan")
 

@@ -140,13 +140,13 @@ def test_extends_of_a_linked_scenario_is_read_beside_the_link(tmp_path):
 
 
 def test_a_folder_listed_in_csfsim_scenario_path_may_be_extended(tmp_path, monkeypatch):
-    shared = tmp_path / "shared"
+    library = tmp_path / "library"
     study = tmp_path / "study"
-    shared.mkdir()
+    library.mkdir()
     study.mkdir()
-    (shared / "p.toml").write_text(f'extends = "{EXPERIENCED}"\n[run]\nhorizon_days = 444\n')
-    (study / "s.toml").write_text('extends = "../shared/p.toml"\n')
+    (library / "p.toml").write_text(f'extends = "{EXPERIENCED}"\n[run]\nhorizon_days = 444\n')
+    (study / "s.toml").write_text('extends = "../library/p.toml"\n')
     with pytest.raises(ScenarioError, match="CSFSIM_SCENARIO_PATH"):
         load_scenario(study / "s.toml")
-    monkeypatch.setenv("CSFSIM_SCENARIO_PATH", str(shared))
+    monkeypatch.setenv("CSFSIM_SCENARIO_PATH", str(library))
     assert load_scenario(study / "s.toml").horizon_days == 444
