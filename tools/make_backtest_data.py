@@ -34,7 +34,9 @@ CASES: dict[str, tuple[str, dict[str, object]]] = {
         "centers.district.resources.mri.capacity": 1,
         "centers.specialist.resources.myelography.capacity": 1,
     }),
-    "network": ("scenarios/regional_network.toml", {}),
+    # The network as shipped before referral policies had patient groups (District East then referred every
+    # etiology after one failed blood patch): the stored tables stay the reference for engine work.
+    "network": ("scenarios/regional_network.toml", {"referral.district_east.after_failed_ebp_for": ["all"]}),
     "sessions_and_closures": ("scenarios/examples/sessions_and_closures.toml", {}),
     "volume_feedback": ("scenarios/low_volume_center.toml", {"volume_outcome.enabled": True}),
 }

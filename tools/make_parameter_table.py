@@ -28,7 +28,8 @@ def render() -> str:
         "|---|---|---|---|---|",
     ]
     for path, p in params.items():
-        value = p.value.describe() if isinstance(p.value, Distribution) else repr(p.value)
+        value = (p.value.describe() if isinstance(p.value, Distribution)
+                 else ", ".join(p.value) if p.unit == "groups" else repr(p.value))
         grade = f"**{p.grade}** (weak)" if p.weak else p.grade
         source = p.source.replace("|", "/")
         lines.append(f"| `{path}` | {value} | {p.unit} | {grade} | {source} |")

@@ -42,12 +42,17 @@ class ResourceSpec:
 
 @dataclass(frozen=True, slots=True)
 class ReferralPolicy:
-    """When a center refers a patient to its `refers_to` center (only applies if it has one)."""
+    """When a center refers a patient to its `refers_to` center (only applies if it has one). Each policy applies
+    to the patient groups in its `*_for` tuple (`sim.model.clinical.in_groups` says who belongs)."""
 
     when_not_offered: bool = True
-    spontaneous_at_diagnosis: bool = False
+    when_not_offered_for: tuple[str, ...] = ("all",)
+    at_diagnosis: bool = False
+    at_diagnosis_for: tuple[str, ...] = ("spontaneous",)
     after_failed_ebp: int = 0  # 0 = off
+    after_failed_ebp_for: tuple[str, ...] = ("all",)
     when_imaging_negative: bool = False
+    when_imaging_negative_for: tuple[str, ...] = ("all",)
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,8 +21,8 @@ from sim.errors import ScenarioError
 REPO_ROOT = Path(__file__).resolve().parents[2]
 BASE_FILE = Path(os.environ.get("CSFSIM_BASE", REPO_ROOT / "scenarios" / "base.toml"))
 
-UNITS = ("probability", "share", "per_year", "days", "count", "flag", "choice", "fraction", "windows", "cost",
-         "utility")
+UNITS = ("probability", "share", "per_year", "days", "count", "flag", "choice", "groups", "fraction", "windows",
+         "cost", "utility")
 MAX_WINDOWS = 1000
 NON_NEGATIVE = {"per_year": "a non-negative rate per year", "cost": "a non-negative cost"}
 UTILITY_RANGE = (-0.6, 1.0)  # EQ-5D index: worse-than-death values exist, better than full health does not
@@ -167,7 +167,20 @@ def check_value(value: object, proto: Param, file: str, field: str) -> Any:
         if value not in proto.choices:
             raise ScenarioError(file, field, value, f"one of {', '.join(proto.choices)}")
         return value
+    if unit == "groups":
+        return parse_groups(value, proto.choices, file, field)
     raise AssertionError(unit)  # pragma: no cover - units are checked when base.toml is read
+
+
+def parse_groups(value: object, choices: tuple[str, ...], file: str, field: str) -> tuple[str, ...]:
+    """A non-empty list of patient-group names, each one of `choices`; repeats dropped, order kept."""
+    expected = f"a non-empty list of patient groups, each one of {', '.join(choices)}"
+    if not isinstance(value, list) or not value:
+        raise ScenarioError(file, field, value, expected)
+    for name in value:
+        if name not in choices:
+            raise ScenarioError(file, field, name, expected)
+    return tuple(dict.fromkeys(value))
 
 
 def parse_windows(value: object, file: str, field: str) -> tuple[tuple[float, float], ...]:
@@ -225,7 +238,7 @@ def to_jsonable(tree: dict[str, Any]) -> dict[str, Any]:
         if isinstance(node, Param):
             value = node.value
             if isinstance(value, tuple):
-                value = [list(w) for w in value]
+                value = [list(w) if isinstance(w, tuple) else w for w in value]
             if isinstance(value, Distribution):
                 value = {"family": value.family, **dict(value.params)}
             out[key] = {"value": value, "unit": node.unit, "grade": node.grade, "source": node.source}

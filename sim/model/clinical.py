@@ -37,6 +37,7 @@ STEP_RESOURCE: dict[str, str] = {
     EMBOLIZATION: "angiography",
 }
 CVF = "csf_venous_fistula"
+SPONTANEOUS = "spontaneous"
 
 
 @dataclass(slots=True)
@@ -114,7 +115,7 @@ def candidate_steps(h: History, clinical: Clinical) -> list[str]:
             if h.surgery_episode < 1:
                 steps.append(LEAK_SURGERY)
         return steps
-    if h.ebp_episode < clinical.ebp_max_blind["spontaneous"]:
+    if h.ebp_episode < clinical.ebp_max_blind[SPONTANEOUS]:
         steps.append(EBP)
     if not h.imaged:
         steps.append(IMAGING)
@@ -147,29 +148,44 @@ def offers(profile: CenterProfile, step: str) -> bool:
     raise ValueError(step)
 
 
+def in_groups(h: History, groups: tuple[str, ...]) -> bool:
+    """Whether the patient belongs to one of a referral policy's patient groups: "all", her etiology,
+    "iatrogenic" (any procedure-related etiology), or her leak type once imaging has localized it (a team acts on
+    the type it has seen, never on the true type it has not)."""
+    for group in groups:
+        if group == "all" or group == h.etiology or (group == "iatrogenic" and h.etiology != SPONTANEOUS):
+            return True
+        if h.leak_found and group == h.leak_type:
+            return True
+    return False
+
+
 def next_step(h: History, profile: CenterProfile, can_refer: bool, clinical: Clinical) -> str:
     """The next thing to do for this patient at this center: a treatment, imaging, REFER or PERSISTENT.
 
-    The center's referral policy is applied first (refer spontaneous leaks at diagnosis, after K failed blood
-    patches, when its imaging found no leak). Then the first remaining step of the ladder that the center offers
-    is taken; a preferred step it does not offer means referral when the policy says so and the center has
-    somewhere to refer to, otherwise that step is skipped.
+    The center's referral policy is applied first (refer at diagnosis, after K failed blood patches, when its
+    imaging found no leak; each for its own patient groups). Then the first remaining step of the ladder that the
+    center offers is taken; a preferred step it does not offer means referral when the policy says so for this
+    patient's group and the center has somewhere to refer to, otherwise that step is skipped.
     """
     steps = candidate_steps(h, clinical)
     if not steps:
         return PERSISTENT
     policy = profile.referral
     if can_refer:
-        if policy.spontaneous_at_diagnosis and h.etiology == "spontaneous" and h.steps_here == 0:
+        if policy.at_diagnosis and h.steps_here == 0 and in_groups(h, policy.at_diagnosis_for):
             return REFER
-        if 0 < policy.after_failed_ebp <= h.ebp_episode + h.ebp_after_negative:
+        if (0 < policy.after_failed_ebp <= h.ebp_episode + h.ebp_after_negative
+                and in_groups(h, policy.after_failed_ebp_for)):
             return REFER
-        if policy.when_imaging_negative and h.imaged_here and not h.leak_found:
+        if (policy.when_imaging_negative and h.imaged_here and not h.leak_found
+                and in_groups(h, policy.when_imaging_negative_for)):
             return REFER
+    refer_if_not_offered = can_refer and policy.when_not_offered and in_groups(h, policy.when_not_offered_for)
     for step in steps:
         if offers(profile, step):
             return step
-        if can_refer and policy.when_not_offered:
+        if refer_if_not_offered:
             return REFER
     return PERSISTENT
 

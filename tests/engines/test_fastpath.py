@@ -148,7 +148,7 @@ NETWORK = LOW_VOLUME.parent / "regional_network.toml"
 
 @pytest.mark.parametrize("policy", [
     {"referral.district_north.after_failed_ebp": 1},
-    {"referral.district_north.spontaneous_at_diagnosis": True},
+    {"referral.district_north.at_diagnosis": True},
     {"referral.district_west.when_imaging_negative": True, "referral.district_west.when_not_offered": False},
 ])
 def test_same_patients_on_the_network_with_referral_policies_and_growing_demand(policy):
@@ -286,6 +286,10 @@ CLINICAL_PROBABILITIES = ("clinical.rih_probability.after_spontaneous_sealing",
                           "clinical.embolization_success.all", "clinical.fibrin_patch_success.spontaneous")
 
 
+GROUP_LISTS = st.sampled_from([["all"], ["spontaneous"], ["iatrogenic"], ["post_lp", "csf_venous_fistula"],
+                               ["ventral_dural_tear"]])
+
+
 @st.composite
 def random_scenarios(draw):
     """Overrides of the low-volume scenario (two centers, referral): probabilities of both centers and of the
@@ -300,7 +304,9 @@ def random_scenarios(draw):
             overrides[path] = draw(PROBABILITY)
     overrides["referral.district.after_failed_ebp"] = draw(st.integers(0, 3))
     overrides["referral.district.when_imaging_negative"] = draw(st.booleans())
-    overrides["referral.district.spontaneous_at_diagnosis"] = draw(st.booleans())
+    overrides["referral.district.at_diagnosis"] = draw(st.booleans())
+    for policy in ("after_failed_ebp", "when_imaging_negative", "at_diagnosis", "when_not_offered"):
+        overrides[f"referral.district.{policy}_for"] = draw(GROUP_LISTS)
     overrides["population.max_consultations.all"] = draw(st.integers(1, 6))
     overrides["run.horizon_days"] = draw(st.sampled_from([90.0, 365.0, 800.0]))
     return overrides, draw(st.integers(0, 2**31 - 1))

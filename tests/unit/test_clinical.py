@@ -146,8 +146,8 @@ def with_policy(profile, **policy):
     return dataclasses.replace(profile, referral=dataclasses.replace(profile.referral, **policy))
 
 
-def test_policy_refer_spontaneous_at_diagnosis(sc, low):
-    p = with_policy(low, spontaneous_at_diagnosis=True)
+def test_policy_refer_at_diagnosis(sc, low):
+    p = with_policy(low, at_diagnosis=True)
     assert cl.next_step(cl.History("spontaneous", "indeterminate"), p, True, sc.clinical) == cl.REFER
     assert cl.next_step(cl.History("post_lp", "procedural"), p, True, sc.clinical) == cl.EBP
     assert cl.next_step(cl.History("spontaneous", "indeterminate"), p, False, sc.clinical) == cl.EBP
@@ -168,6 +168,36 @@ def test_policy_refer_when_imaging_negative_at_a_refined_center(sc, exp):
     # on arrival elsewhere the 'here' counters restart, the knowledge stays
     h.arrive_at_new_center()
     assert h.imaged and not h.imaged_here and h.steps_here == 0
+
+
+def test_patient_groups_match_etiology_and_a_localized_leak_type_only():
+    cvf = cl.History("spontaneous", "csf_venous_fistula")
+    assert cl.in_groups(cvf, ("all",)) and cl.in_groups(cvf, ("spontaneous",))
+    assert not cl.in_groups(cvf, ("iatrogenic",)) and not cl.in_groups(cvf, ("post_lp", "epidural"))
+    assert not cl.in_groups(cvf, ("csf_venous_fistula",))  # the true type is not known before imaging finds it
+    cvf.leak_found = True
+    assert cl.in_groups(cvf, ("csf_venous_fistula",)) and not cl.in_groups(cvf, ("ventral_dural_tear",))
+    for etiology in ("post_lp", "epidural", "spinal_surgery"):
+        assert cl.in_groups(cl.History(etiology, "procedural"), ("iatrogenic",))
+        assert not cl.in_groups(cl.History(etiology, "procedural"), ("spontaneous",))
+
+
+def test_each_policy_applies_to_its_groups_only(sc, low, exp):
+    spontaneous_only = ("spontaneous",)
+    p = with_policy(low, after_failed_ebp=1, after_failed_ebp_for=spontaneous_only)
+    assert walk(cl.History("spontaneous", "ventral_dural_tear"), p, sc.clinical, can_refer=True) == ["ebp", "refer"]
+    assert walk(cl.History("post_lp", "procedural"), p, sc.clinical,
+                can_refer=True)[:3] == ["ebp", "ebp", "ebp"]  # post-LP keeps its three blind patches here
+    at_dx = with_policy(low, at_diagnosis=True, at_diagnosis_for=("iatrogenic",))
+    assert cl.next_step(cl.History("epidural", "procedural"), at_dx, True, sc.clinical) == cl.REFER
+    assert cl.next_step(cl.History("spontaneous", "indeterminate"), at_dx, True, sc.clinical) == cl.EBP
+    negative = with_policy(exp, when_imaging_negative=True, when_imaging_negative_for=("post_lp",))
+    assert walk(cl.History("spontaneous", "indeterminate"), negative, sc.clinical, can_refer=True,
+                found=False)[:4] == ["ebp", "ebp", "spinal_imaging", "ebp"]  # not referred: blind patches go on
+    # a step the district does not offer: referred only within the group, skipped for the others
+    cvf_only = with_policy(low, when_not_offered_for=("csf_venous_fistula",))
+    assert "refer" not in walk(cl.History("post_lp", "procedural"), cvf_only, sc.clinical, can_refer=True)
+    assert walk(cl.History("post_lp", "procedural"), low, sc.clinical, can_refer=True)[-1] == "refer"
 
 
 def test_policy_never_refer_skips_steps_not_offered(sc, low):
