@@ -449,6 +449,8 @@ def _fmt_param(value: Any, unit: str) -> str:
         return "yes" if value else "no"
     if isinstance(value, float | int):
         return f"{value:g} {unit}" if unit not in ("count", "flag", "choice") else f"{value:g}"
+    if isinstance(value, list) and unit == "groups":
+        return ", ".join(map(str, value))
     return str(value)
 
 

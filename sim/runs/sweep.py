@@ -150,7 +150,8 @@ def sweep_table(paths: list[str], combos: list[tuple], tables: list[pd.DataFrame
         for (metric, group), g in per_rep.groupby(["metric", "group"], sort=False):
             values = g.set_index("replication")["value"]
             mean, sd, lo, hi = metric_interval(metric, values.to_numpy(dtype=float))
-            row: dict[str, Any] = {"combination": i, **dict(zip(paths, combo, strict=True)), "metric": metric,
+            settings = {path: ", ".join(v) if isinstance(v, list) else v for path, v in zip(paths, combo, strict=True)}
+            row: dict[str, Any] = {"combination": i, **settings, "metric": metric,
                                    "group": group, "mean": mean, "sd": sd, "ci95_low": lo, "ci95_high": hi}
             if (metric, group) in base:
                 d = (values - base[(metric, group)]).dropna().to_numpy(dtype=float)

@@ -147,6 +147,18 @@ def test_sweep_grid_writes_table_and_plot(tmp_path):
     assert by_policy[1] > by_policy[0]
 
 
+def test_sweep_over_a_patient_group_list_tabulates_and_plots(tmp_path):
+    settings = [parse_set("referral.district.after_failed_ebp=1"), parse_set("run.horizon_days=365"),
+                parse_set('referral.district.after_failed_ebp_for=["all"],["spontaneous"]')]
+    out = tmp_path / "groups"
+    sweep(LOW_VOLUME, settings, reps=2, seed=1, out=out, progress=False, metric="share_referred", group="post_lp")
+    t = pd.read_csv(out / "sweep.csv")
+    ref = t[(t["metric"] == "share_referred") & (t["group"] == "post_lp")].set_index(
+        "referral.district.after_failed_ebp_for")["mean"]
+    assert ref["spontaneous"] < ref["all"]  # post-LP leaks are referred only when the policy covers them
+    assert (out / "sweep.png").stat().st_size > 1000
+
+
 @pytest.mark.parametrize("text", ["nonsense", "a.b=", "=1,2"])
 def test_bad_set_is_a_clear_error(text):
     from sim.errors import ScenarioError
