@@ -181,11 +181,10 @@ def next_step(h: History, profile: CenterProfile, can_refer: bool, clinical: Cli
         if (policy.when_imaging_negative and h.imaged_here and not h.leak_found
                 and in_groups(h, policy.when_imaging_negative_for)):
             return REFER
-    refer_if_not_offered = can_refer and policy.when_not_offered and in_groups(h, policy.when_not_offered_for)
     for step in steps:
         if offers(profile, step):
             return step
-        if refer_if_not_offered:
+        if can_refer and policy.when_not_offered and in_groups(h, policy.when_not_offered_for):
             return REFER
     return PERSISTENT
 
