@@ -260,7 +260,7 @@ def _validate(path: str) -> int:
     rate = sum(s.population.arrivals_per_year.values())
     print(f"{printable(path)}: valid. '{printable(s.name)}': {len(s.centers)} center(s) "
           f"({', '.join(f'{c.name}={c.profile_name}' for c in s.centers)}), horizon {s.horizon_days:g} days, "
-          f"{rate:g} arrivals per year")
+          f"{s.population.catchment_adults:,} adults, {rate:g} arrivals per year")
     return 0
 
 
@@ -320,10 +320,14 @@ def busiest_resources(summary, top: int = 5) -> list[str]:
     if use.empty:
         return []
     wait = across[across["metric"] == "resource_mean_wait_days"].set_index("group")
-    lines = ["  Busiest resources (utilization, 95% CI; mean queue wait):"]
+    listed = across[across["metric"] == "resource_mean_list_length"].set_index("group")
+    lines = ["  Busiest resources (utilization, 95% CI; mean queue wait; mean waiting list, everyone on it):"]
     for row in use.sort_values("mean", ascending=False, kind="stable").head(top).itertuples(index=False):
         days = wait["mean"].get(row.group, float("nan"))
-        waited = "not used" if days != days else f"wait {days:.1f} days"
+        length = listed["mean"].get(row.group, float("nan"))
+        waited = "not used" if days != days else f"wait {days:.1f} days ({days / 7:.1f} weeks)"
+        if length == length:
+            waited += f"; list {length:.1f}"
         lines.append(f"    {printable(row.group):<34} {row.mean:6.1%} ({row.ci95_low:.1%} to {row.ci95_high:.1%}); "
                      f"{waited}")
     return lines

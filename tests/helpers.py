@@ -60,10 +60,14 @@ def check_invariants(p: pd.DataFrame, horizon: float) -> None:
     assert p.loc[both.index[later], "recurred"].all()
 
 
+# With a catchment of 100,000 adults, a rate per 100,000 adults is a number of arrivals per year.
+ARRIVALS_PER_YEAR = "[population.catchment]\nadults = 100_000\n[population.incidence_per_100k_per_year]\n"
+
+
 def only(etiology: str, extra: str = "") -> str:
     rates = "\n".join(f"{e} = {100 if e == etiology else 0}" for e in
                       ("post_lp", "epidural", "spinal_surgery", "spontaneous"))
-    return ONE_CENTER + f"[population.arrivals_per_year]\n{rates}\n" + extra
+    return ONE_CENTER + ARRIVALS_PER_YEAR + f"{rates}\n" + extra
 
 
 def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:

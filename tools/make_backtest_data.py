@@ -28,8 +28,8 @@ CASES: dict[str, tuple[str, dict[str, object]]] = {
     "low_volume": ("scenarios/low_volume_center.toml", {}),
     # Tight capacity and double demand: long queues, patients whose leak closes while they wait.
     "low_volume_congested": ("scenarios/low_volume_center.toml", {
-        "population.arrivals_per_year.spontaneous": 90.0,
-        "population.arrivals_per_year.epidural": 120.0,
+        "population.incidence_per_100k_per_year.spontaneous": 9.0,
+        "population.incidence_per_100k_per_year.epidural": 12.0,
         "centers.district.resources.procedure_room.capacity": 1,
         "centers.district.resources.mri.capacity": 1,
         "centers.specialist.resources.myelography.capacity": 1,
@@ -38,6 +38,8 @@ CASES: dict[str, tuple[str, dict[str, object]]] = {
     # etiology after one failed blood patch): the stored tables stay the reference for engine work.
     "network": ("scenarios/regional_network.toml", {"referral.district_east.after_failed_ebp_for": ["all"]}),
     "sessions_and_closures": ("scenarios/examples/sessions_and_closures.toml", {}),
+    # Session-booked lists shared with other patients, under demand growth (the background grows too).
+    "session_booked": ("scenarios/examples/congested_myelography.toml", {"population.demand.growth_per_year": 0.05}),
     "volume_feedback": ("scenarios/low_volume_center.toml", {"volume_outcome.enabled": True}),
 }
 

@@ -113,8 +113,13 @@ _METRICS: tuple[Metric, ...] = (
     Metric("resource_mean_wait_days", "Mean queue wait", "days", "time", "uses of the resource that started",
            "resource uses started before the horizon", "waits of patients still queueing at the horizon are left "
            "out"),
-    Metric("resource_utilization", "Utilization", "share of capacity", "share", "the resource's servers",
-           "capacity x horizon", "busy time up to the horizon"),
+    Metric("resource_utilization", "Utilization", "share of capacity", "share",
+           "the resource's servers, or the slots of a session-booked resource",
+           "capacity x horizon, or the slots offered before the horizon",
+           "busy time up to the horizon; a session-booked resource counts the slots any patient group used"),
+    Metric("resource_mean_list_length", "Mean waiting-list length", "patients", "count",
+           "patients waiting for the resource (with the hospital's other patients on a session-booked list)",
+           "horizon (a time average)", "the list from day 0 to the horizon"),
 )
 METRICS: dict[str, Metric] = {m.name: m for m in _METRICS}
 

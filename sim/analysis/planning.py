@@ -21,7 +21,8 @@ def overlap_per_bin(start: np.ndarray, end: np.ndarray, edges: np.ndarray) -> np
 def resource_timeseries(uses: pd.DataFrame, resources: pd.DataFrame, horizon_days: float,
                         bin_days: float = MONTH_DAYS) -> pd.DataFrame:
     """One row per (center, resource, period): requests, starts, mean wait of those started, mean queue length
-    and utilization in the period. `resources` supplies capacities (one replication).
+    and utilization in the period (of CSF patients; none for a session-booked resource, whose slots other patients
+    share). `resources` supplies capacities (one replication).
 
     The uses are split by (center, resource) once and each table column is built as an array: filtering the
     table per resource and building rows one by one took about a fifth of a replication with the event log."""
@@ -37,8 +38,10 @@ def resource_timeseries(uses: pd.DataFrame, resources: pd.DataFrame, horizon_day
     columns: dict[str, list[np.ndarray]] = {name: [] for name in ("requests", "starts", "mean_wait_days",
                                                                   "mean_queue_length", "utilization")}
     centers, names = [], []
-    for center, resource, capacity in zip(resources["center"].tolist(), resources["resource"].tolist(),
-                                          resources["capacity"].tolist(), strict=True):
+    sessions = (resources["sessions_per_week"].tolist() if "sessions_per_week" in resources
+                else [0] * len(resources))
+    for center, resource, capacity, booked in zip(resources["center"].tolist(), resources["resource"].tolist(),
+                                                  resources["capacity"].tolist(), sessions, strict=True):
         at = positions.get((center, resource), none)  # ascending: the uses in table order
         req, start = request_all[at], start_all[at]
         end = np.minimum(end_all[at], horizon_days)
@@ -52,7 +55,10 @@ def resource_timeseries(uses: pd.DataFrame, resources: pd.DataFrame, horizon_day
         columns["requests"].append(n_req)
         columns["starts"].append(n_start)
         columns["mean_queue_length"].append(overlap_per_bin(req, start, edges) / width)
-        columns["utilization"].append(overlap_per_bin(start, end, edges) / (capacity * width))
+        if booked:  # a session list's use is slots, of every patient group: resources.csv has it, not the uses
+            columns["utilization"].append(np.full(n_bins, np.nan))
+        else:
+            columns["utilization"].append(overlap_per_bin(start, end, edges) / (capacity * width))
         centers.append(center)
         names.append(resource)
     n_rows = len(centers)

@@ -166,10 +166,13 @@ def replication_metrics(patients: pd.DataFrame, resources: pd.DataFrame, horizon
     names = resources["resource"].tolist()
     waits = resources["mean_wait_days"].to_numpy(dtype=float)
     utilization = resources["utilization"].to_numpy(dtype=float)
-    for center, resource, wait, use in zip(centers, names, waits.tolist(), utilization.tolist(), strict=True):
+    listed = resources["mean_list_length"].to_numpy(dtype=float)
+    for center, resource, wait, use, length in zip(centers, names, waits.tolist(), utilization.tolist(),
+                                                   listed.tolist(), strict=True):
         group = f"{center}/{resource}"
         rows.append((rep, "resource_mean_wait_days", group, wait))
         rows.append((rep, "resource_utilization", group, use))
+        rows.append((rep, "resource_mean_list_length", group, length))
     # Pooled over centers, so that scenarios with different centers can still be compared per resource.
     served_all = resources["n_served"].to_numpy(dtype=float)
     resource_of = np.asarray(names, dtype=object)

@@ -25,8 +25,11 @@ IMAGING_TECHNIQUES: tuple[str, ...] = ("refined", "conventional")
 
 @dataclass(frozen=True, slots=True)
 class ResourceSpec:
-    """A scarce resource: `capacity` parallel servers, each held `service_days` per patient, after a
-    capacity-independent `booking_days` delay (referral letter to appointment)."""
+    """A scarce resource. With `sessions_per_week` 0: `capacity` parallel servers, each held `service_days` per
+    patient, after a capacity-independent `booking_days` delay (referral letter to appointment). Otherwise
+    session-booked (`sim.engines.session_book`): `slots_per_session` patients a session, shared with other patient
+    groups who ask for `background_requests_per_week` of them; a request waits at least `notice_days`, and the wait
+    for a slot is the waiting list (capacity, booking_days and open_windows then do not apply)."""
 
     capacity: int
     service_days: Distribution
@@ -34,10 +37,18 @@ class ResourceSpec:
     open_windows: tuple[tuple[float, float], ...] = ()  # within each cycle; () = always open
     schedule_cycle_days: float = 7.0
     closed_periods: tuple[tuple[float, float], ...] = ()  # days of the year, every year
+    sessions_per_week: int = 0  # 0 = servers with a booking delay
+    slots_per_session: int = 1
+    background_requests_per_week: float = 0.0  # slots other patient groups ask for
+    notice_days: float = 0.0  # least time from request to session
 
     @property
     def scheduled(self) -> bool:
         return bool(self.open_windows or self.closed_periods)
+
+    @property
+    def session_booked(self) -> bool:
+        return self.sessions_per_week > 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,10 +99,14 @@ class Center:
     catchment_share: dict[str, float]
     refers_to: str | None
     resources: dict[str, ResourceSpec]
+    catchment_adults: int | None = None  # when the scenario gave the catchment in adults rather than as a share
 
 
 @dataclass(frozen=True, slots=True)
 class Population:
+    """Who falls ill and how their leak behaves untreated. `arrivals_per_year` is compiled from the scenario's
+    incidence per 100,000 adults times `catchment_adults`, so the engines see one rate per etiology."""
+
     arrivals_per_year: dict[str, float]
     leak_type_shares: dict[str, float]
     care_seeking_days: dict[str, Distribution]
@@ -103,6 +118,7 @@ class Population:
     growth_per_year: float = 0.0
     seasonality_amplitude: float = 0.0
     seasonality_peak_day: float = 0.0
+    catchment_adults: int = 1_000_000
 
     def rate_multiplier(self, day: np.ndarray) -> np.ndarray:
         """Arrival rate at `day` relative to the base rate (demand growth and seasonality)."""

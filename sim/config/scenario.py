@@ -8,6 +8,7 @@ expected; nothing else escapes `load_scenario`.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import difflib
 import os
 import re
@@ -31,10 +32,15 @@ from sim.config.parameters import (
 from sim.config.schema import (
     CAPACITY_EXPECTED,
     GRADES,
+    MAX_ADULTS,
+    MAX_BACKGROUND_PER_WEEK,
+    MAX_BACKGROUND_REQUESTS,
     MAX_CAPACITY,
     MAX_COUNT,
     MAX_EXTENDS_DEPTH,
     MAX_PATIENTS_CEILING,
+    MAX_SESSIONS_PER_WEEK,
+    MAX_SLOTS_PER_SESSION,
     REPO_ROOT,
     Param,
     base_tree,
@@ -47,7 +53,14 @@ from sim.config.uncertainty import resolve_uncertainty
 from sim.errors import ScenarioError
 
 # ----------------------------------------------------------------------------------------------- merging
-CENTER_KEYS = ("profile", "catchment_share", "refers_to")  # a center's own keys, beside its profile's parameters
+PER_100K = 100_000
+RENAMED = {  # old dotted path -> what replaced it, for files written before the rename
+    "population.arrivals_per_year": "the table's new name, population.incidence_per_100k_per_year: leaks per "
+                                    "100,000 adults per year (arrivals = incidence x population.catchment.adults "
+                                    "/ 100,000)",
+}
+# A center's own keys, beside its profile's parameters.
+CENTER_KEYS = ("profile", "catchment_share", "catchment_adults", "refers_to")
 
 
 def _apply(tree: dict[str, Any], override: object, file: str, prefix: str, also: tuple[str, ...] = ()) -> None:
@@ -245,11 +258,19 @@ def build_scenario(raw: dict[str, Any], file: str) -> Scenario:
     tree = base_tree()
     profiles: dict[str, Any] = tree.pop("profiles")
     _apply_profiles(profiles, profiles_raw, file)
+    _refuse_renamed(raw, file)
     _apply(tree, raw, file, "")
     _check_share_groups(tree, file, "")
     _check_share_groups(profiles, file, "profiles.")
 
-    centers, center_overrides = _build_centers(centers_raw, profiles, file)
+    population_raw = raw.get("population")
+    adults_given = isinstance(population_raw, dict) and isinstance(population_raw.get("catchment"), dict) \
+        and "adults" in population_raw["catchment"]
+    centers, center_overrides, adults = _build_centers(centers_raw, profiles, file,
+                                                       tree["population"]["catchment"]["adults"].value, adults_given)
+    if adults is not None:
+        old = tree["population"]["catchment"]["adults"]
+        tree["population"]["catchment"]["adults"] = Param(adults, old.unit, "-", "Sum of the centers' catchment_adults")
     horizon = tree["run"]["horizon_days"].value
     if horizon <= 0:
         raise ScenarioError(file, "run.horizon_days", horizon, "a horizon longer than 0 days")
@@ -264,8 +285,10 @@ def build_scenario(raw: dict[str, Any], file: str) -> Scenario:
                             f"at most {MAX_PATIENTS_CEILING} (the guard itself cannot be lifted past memory)")
     expected = expected_patients(population, horizon)
     if expected > max_expected:
-        raise ScenarioError(file, "population.arrivals_per_year", round(expected),
-                            f"at most run.max_expected_patients = {max_expected} patients per replication")
+        raise ScenarioError(file, "population.catchment.adults", population.catchment_adults,
+                            f"at most run.max_expected_patients = {max_expected} patients per replication from "
+                            f"incidence x catchment over the horizon (these settings bring {round(expected)})")
+    _check_background(centers, horizon, file)
     resolved = dict(tree)
     resolved["profiles"] = profiles
     resolved["centers"] = {c.name: _center_meta(c, center_overrides[c.name]) for c in centers}
@@ -358,9 +381,20 @@ def check_center_name(name: str, file: str) -> None:
                             + ", ".join(sorted(RESERVED_CENTER_NAMES)) + " (names of pooled rows in the tables)")
 
 
-def _build_centers(raw: object, profiles: dict[str, Any], file: str
-                   ) -> tuple[tuple[Center, ...], dict[str, dict[str, Any]]]:
-    """The centers, and per center the Param tree of what it sets apart from its profile (for the manifest)."""
+def _refuse_renamed(raw: dict[str, Any], file: str) -> None:
+    """A table that was renamed gets an error saying what replaced it, rather than 'unknown key'."""
+    for old, replacement in RENAMED.items():
+        node: Any = raw
+        for part in old.split("."):
+            node = node.get(part) if isinstance(node, dict) else None
+        if node is not None:
+            raise ScenarioError(file, old, node, replacement)
+
+
+def _build_centers(raw: object, profiles: dict[str, Any], file: str, population_adults: int, adults_given: bool
+                   ) -> tuple[tuple[Center, ...], dict[str, dict[str, Any]], int | None]:
+    """The centers, per center the Param tree of what it sets apart from its profile (for the manifest), and the
+    catchment's adults when the centers give theirs in adults (their sum; otherwise None)."""
     if raw is None or raw == {}:
         raise ScenarioError(file, "centers", raw, "at least one [centers.NAME] table with a profile")
     if not isinstance(raw, dict):
@@ -369,17 +403,23 @@ def _build_centers(raw: object, profiles: dict[str, Any], file: str
         raise ScenarioError(file, "centers", f"{len(raw)} centers", "at most 1000 centers")
     centers: list[Center] = []
     own: dict[str, dict[str, Any]] = {}
+    adults: dict[str, int] = {}
     for cname, body in raw.items():
         path = f"centers.{cname}"
         check_center_name(cname, file)
         if not isinstance(body, dict):
-            raise ScenarioError(file, path, body, "a table with profile, catchment_share, refers_to")
+            raise ScenarioError(file, path, body, "a table with profile, catchment_share or catchment_adults, "
+                                                  "refers_to")
         body = dict(body)
         pname = body.pop("profile", None)
         if not isinstance(pname, str) or pname not in profiles:
             raise ScenarioError(file, f"{path}.profile", pname, f"one of {', '.join(sorted(profiles))}")
-        share_raw = body.pop("catchment_share", 0.0)
-        share = _catchment(share_raw, file, f"{path}.catchment_share")
+        if "catchment_share" in body and "catchment_adults" in body:
+            raise ScenarioError(file, f"{path}.catchment_adults", body["catchment_adults"],
+                                "either catchment_share or catchment_adults, not both")
+        if "catchment_adults" in body:
+            adults[cname] = _center_adults(body.pop("catchment_adults"), file, f"{path}.catchment_adults")
+        share = _catchment(body.pop("catchment_share", 0.0), file, f"{path}.catchment_share")
         refers_to = body.pop("refers_to", "")
         if not isinstance(refers_to, str):
             raise ScenarioError(file, f"{path}.refers_to", refers_to, "the name of another center, or \"\"")
@@ -405,12 +445,43 @@ def _build_centers(raw: object, profiles: dict[str, Any], file: str
                                     f"referrals that end somewhere (cycle {' -> '.join([*seen, nxt])})")
             seen.append(nxt)
             nxt = by_name[nxt].refers_to
+    total_adults = None
+    if adults:
+        centers, total_adults = _shares_from_adults(centers, adults, file, population_adults, adults_given)
     for etiology in ETIOLOGIES:
         total = sum(c.catchment_share[etiology] for c in centers)
         if abs(total - 1.0) > 1e-6:
             raise ScenarioError(file, "centers.*.catchment_share", round(total, 6),
                                 f"catchment shares of {etiology} arrivals that sum to 1 across centers")
-    return tuple(centers), own
+    return tuple(centers), own, total_adults
+
+
+def _center_adults(raw: object, file: str, field: str) -> int:
+    if isinstance(raw, float) and raw.is_integer():
+        raw = int(raw)
+    if isinstance(raw, bool) or not isinstance(raw, int) or not 0 <= raw <= MAX_ADULTS:
+        raise ScenarioError(file, field, raw, f"a whole number of adults from 0 to {MAX_ADULTS:,}")
+    return raw
+
+
+def _shares_from_adults(centers: list[Center], adults: dict[str, int], file: str, population_adults: int,
+                        adults_given: bool) -> tuple[list[Center], int]:
+    """Centers that give their catchment in adults: the catchment is their sum and each center's share of every
+    etiology is its adults over that sum. Mixing adults with shares would leave the total ambiguous."""
+    for c in centers:
+        if c.name not in adults and any(v > 0 for v in c.catchment_share.values()):
+            raise ScenarioError(file, f"centers.{c.name}.catchment_share", c.catchment_share[ETIOLOGIES[0]],
+                                "catchment_adults, as the other centers give theirs (or no catchment at all)")
+    total = sum(adults.values())
+    if total < 1:
+        raise ScenarioError(file, "centers.*.catchment_adults", total, "at least one adult across the centers")
+    if adults_given and population_adults != total:
+        raise ScenarioError(file, "population.catchment.adults", population_adults,
+                            f"the sum of the centers' catchment_adults ({total:,}), or leave it out")
+    shares = [dataclasses.replace(c, catchment_share=dict.fromkeys(ETIOLOGIES, adults.get(c.name, 0) / total),
+                                  catchment_adults=adults.get(c.name, 0))
+              for c in centers]
+    return shares, total
 
 
 def _differences(tree: dict[str, Any], reference: dict[str, Any]) -> dict[str, Any]:
@@ -452,6 +523,40 @@ def _v(node: dict[str, Any], *keys: str) -> Any:
     return node.value
 
 
+def _check_background(centers: list[Center], horizon_days: float, file: str) -> None:
+    """The other patients of session-booked lists are drawn up front, like the CSF patients: bound their number
+    (over the horizon and the year before day 0, at the day-0 rate) so that a typo fails here, not in memory."""
+    total = 0.0
+    for c in centers:
+        for r, spec in c.resources.items():
+            if spec.session_booked:
+                total += spec.background_requests_per_week / 7.0 * (horizon_days + 365.0)
+                if total > MAX_BACKGROUND_REQUESTS:
+                    raise ScenarioError(file, f"centers.{c.name}.resources.{r}.background_requests_per_week",
+                                        spec.background_requests_per_week,
+                                        f"fewer requests: the lists' other patients over the horizon would "
+                                        f"exceed {MAX_BACKGROUND_REQUESTS:,} per replication")
+
+
+def _session_fields(file: str, where: str, t: dict[str, Any], windows: tuple) -> dict[str, Any]:
+    """The session-booking fields of one resource, checked where their meaning depends on each other."""
+    fields = {k: _v(t, k) for k in ("sessions_per_week", "slots_per_session", "background_requests_per_week",
+                                    "notice_days")}
+    if fields["sessions_per_week"] > MAX_SESSIONS_PER_WEEK:
+        raise ScenarioError(file, f"{where}.sessions_per_week", fields["sessions_per_week"],
+                            f"a whole number of sessions a week from 0 to {MAX_SESSIONS_PER_WEEK}")
+    if not 1 <= fields["slots_per_session"] <= MAX_SLOTS_PER_SESSION:
+        raise ScenarioError(file, f"{where}.slots_per_session", fields["slots_per_session"],
+                            f"a whole number of slots from 1 to {MAX_SLOTS_PER_SESSION}")
+    if fields["background_requests_per_week"] > MAX_BACKGROUND_PER_WEEK:
+        raise ScenarioError(file, f"{where}.background_requests_per_week", fields["background_requests_per_week"],
+                            f"at most {MAX_BACKGROUND_PER_WEEK:,} requests a week")
+    if fields["sessions_per_week"] and windows:
+        raise ScenarioError(file, f"{where}.open_windows", [list(w) for w in windows],
+                            "[] when sessions_per_week > 0 (the sessions set when the resource runs)")
+    return fields
+
+
 def _compile_center(file: str, name: str, pname: str, share: dict[str, float], refers_to: str | None,
                     t: dict[str, Any]) -> Center:
     resources = {}
@@ -469,8 +574,10 @@ def _compile_center(file: str, name: str, pname: str, share: dict[str, float], r
         if closed and (closed[-1][1] > 366 or sum(b - a for a, b in closed) >= 365):
             raise ScenarioError(file, f"{where}.closed_periods", [list(w) for w in closed],
                                 "days of the year (0 to 366) leaving the resource open some of the year")
+        sessions = _session_fields(file, where, t["resources"][r], windows)
         resources[r] = ResourceSpec(cap, _v(t, "resources", r, "service_days"), _v(t, "resources", r, "booking_days"),
-                                    open_windows=windows, schedule_cycle_days=cycle, closed_periods=closed)
+                                    open_windows=windows, schedule_cycle_days=cycle, closed_periods=closed,
+                                    **sessions)
     fields = {k: p.value for k, p in t.items() if isinstance(p, Param)}
     policy = ReferralPolicy(**{k: p.value for k, p in t["referral"].items()})
     _capped(policy.after_failed_ebp, file, f"centers.{name}.referral.after_failed_ebp")
@@ -481,14 +588,19 @@ def _compile_center(file: str, name: str, pname: str, share: dict[str, float], r
 def _center_meta(c: Center, overrides: dict[str, Any]) -> dict[str, Any]:
     """A center in the resolved scenario: its profile, catchment and referral target, and every parameter it sets
     apart from its profile (`overrides`, a Param tree shaped like the profile), so the manifest is complete."""
-    return {"profile": c.profile_name, "catchment_share": c.catchment_share, "refers_to": c.refers_to or "",
+    meta = {"profile": c.profile_name, "catchment_share": c.catchment_share, "refers_to": c.refers_to or "",
             "overrides": overrides}
+    if c.catchment_adults is not None:
+        meta["catchment_adults"] = c.catchment_adults
+    return meta
 
 
 def _build_population(t: dict[str, Any], file: str) -> Population:
     pop = t["population"]
+    adults = _v(pop, "catchment", "adults")
     return Population(
-        arrivals_per_year={e: _v(pop, "arrivals_per_year", e) for e in ETIOLOGIES},
+        arrivals_per_year={e: _v(pop, "incidence_per_100k_per_year", e) * (adults / PER_100K) for e in ETIOLOGIES},
+        catchment_adults=adults,
         leak_type_shares={lt: _v(pop, "spontaneous_leak_type", lt) for lt in LEAK_TYPES},
         care_seeking_days={e: _v(pop, "care_seeking_days", e) for e in ETIOLOGIES},
         self_limiting_probability={e: _v(pop, "self_limiting_probability", e) for e in ETIOLOGIES},

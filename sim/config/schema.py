@@ -21,15 +21,23 @@ from sim.errors import ScenarioError
 REPO_ROOT = Path(__file__).resolve().parents[2]
 BASE_FILE = Path(os.environ.get("CSFSIM_BASE", REPO_ROOT / "scenarios" / "base.toml"))
 
-UNITS = ("probability", "share", "per_year", "days", "count", "flag", "choice", "groups", "fraction", "windows",
-         "cost", "utility")
+UNITS = ("probability", "share", "per_year", "per_100k_per_year", "per_week", "days", "count", "adults", "flag",
+         "choice", "groups", "fraction", "windows", "cost", "utility")
+RATE_UNITS = ("per_year", "per_100k_per_year")  # events per year; the second per 100,000 adults of the catchment
 MAX_WINDOWS = 1000
-NON_NEGATIVE = {"per_year": "a non-negative rate per year", "cost": "a non-negative cost"}
+NON_NEGATIVE = {"per_year": "a non-negative rate per year",
+                "per_100k_per_year": "a non-negative rate per 100,000 adults per year",
+                "per_week": "a non-negative number a week", "cost": "a non-negative cost"}
 UTILITY_RANGE = (-0.6, 1.0)  # EQ-5D index: worse-than-death values exist, better than full health does not
 GRADES = ("H", "M", "L", "-")
 # Upper bounds that keep a typo from asking for an absurd model.
 MAX_COUNT = 50
+MAX_ADULTS = 10_000_000_000  # more adults than the world holds is a typo
 MAX_CAPACITY = 100_000
+MAX_SESSIONS_PER_WEEK = 70  # ten a day
+MAX_BACKGROUND_PER_WEEK = 10_000  # other patients' requests a week, per list
+MAX_BACKGROUND_REQUESTS = 20_000_000  # other patients drawn per replication: about 1 GB with their lists
+MAX_SLOTS_PER_SESSION = 1000
 MAX_DAYS = 365.25 * 200
 MAX_EXTENDS_DEPTH = 20
 CAPACITY_EXPECTED = f"a whole number of servers from 1 to {MAX_CAPACITY}"
@@ -145,6 +153,12 @@ def check_value(value: object, proto: Param, file: str, field: str) -> Any:
         if value < 0:  # a capacity's own range is told at once, rather than "non-negative" and then "from 1"
             raise ScenarioError(file, field, value, CAPACITY_EXPECTED if field.endswith(".capacity")
                                 else "a non-negative whole number")
+        return value
+    if unit == "adults":
+        if isinstance(value, float) and math.isfinite(value) and value.is_integer():
+            value = int(value)
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_ADULTS:
+            raise ScenarioError(file, field, value, f"a whole number of adults from 1 to {MAX_ADULTS:,}")
         return value
     if unit == "flag":
         if not isinstance(value, bool):

@@ -1,7 +1,7 @@
 """Parameter uncertainty: the [uncertainty] section of base.toml and scenario files, and draws from it.
 
-Every continuous parameter (units probability, share, per_year, days, cost, utility) with grade H, M or L is
-uncertain; counts, flags, choices and grade '-' model settings are not. A parameter listed in
+Every continuous parameter (units probability, share, per_year, per_100k_per_year, days, cost, utility) with grade
+H, M or L is uncertain; counts, adults, flags, choices and grade '-' model settings are not. A parameter listed in
 `[uncertainty.parameters]` gets that distribution; any other gets the default of its grade
 (`[uncertainty.by_grade]`): beta with effective sample size n for probabilities and utilities in (0, 1), gamma with
 coefficient of variation cv for rates, days and costs, Dirichlet with concentration n for share tables.
@@ -22,10 +22,10 @@ from typing import Any
 import numpy as np
 
 from sim.config.distributions import Distribution
-from sim.config.schema import BASE_FILE, Param, base_tree, base_uncertainty, check_value, flatten
+from sim.config.schema import BASE_FILE, RATE_UNITS, Param, base_tree, base_uncertainty, check_value, flatten
 from sim.errors import ScenarioError
 
-CONTINUOUS_UNITS = ("probability", "share", "per_year", "days", "cost", "utility")
+CONTINUOUS_UNITS = ("probability", "share", *RATE_UNITS, "days", "cost", "utility")
 FAMILY_KEYS: dict[str, tuple[str, ...]] = {
     "fixed": (),
     "beta": ("n", "alpha", "beta", "ci95"),
@@ -217,7 +217,7 @@ def _check_entry(path: str, body: object, params: dict[str, Any], groups: dict[s
             raise SpreadDoesNotFit(file, field, body, "a spread giving an effective sample size > 0")
         out["n"] = n
     elif family in ("gamma", "lognormal"):
-        if p.unit not in ("per_year", "days", "cost"):
+        if p.unit not in (*RATE_UNITS, "days", "cost"):
             raise ScenarioError(file, f"{field}.family", family, "gamma or lognormal only for a rate, days or a cost")
         key = "cv" if family == "gamma" else "sigma"
         if (key in body) == ("ci95" in body):
@@ -236,7 +236,7 @@ def _check_entry(path: str, body: object, params: dict[str, Any], groups: dict[s
                 (math.log(hi / lo) / (2 * Z975))
         out[key] = spread
     elif family == "uniform":
-        if is_dist or p.unit not in ("probability", "per_year", "days", "cost", "utility"):
+        if is_dist or p.unit not in ("probability", *RATE_UNITS, "days", "cost", "utility"):
             raise ScenarioError(file, f"{field}.family", family, "uniform only for a number")
         lo = _num(body.get("low"), file, f"{field}.low", "a number")
         hi = _num(body.get("high"), file, f"{field}.high", "a number")

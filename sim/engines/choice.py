@@ -13,9 +13,10 @@ ENGINES: tuple[str, ...] = ("auto", "simpy", "fast")
 def capacity_unlimited(scenario: Scenario, n_patients: int) -> bool:
     """True when patients can neither queue nor affect one another, so the fast path gives SimPy's results:
     every resource of every center has a server for each patient and is always open (no session windows or
-    closures), and volume does not feed experience (which links patients through the center's case count)."""
+    closures) and none is session-booked (a list always waits for its session), and volume does not feed
+    experience (which links patients through the center's case count)."""
     return (not pathway_rules(scenario).volume_feedback
-            and all(spec.capacity >= n_patients and not spec.scheduled
+            and all(spec.capacity >= n_patients and not spec.scheduled and not spec.session_booked
                     for c in scenario.centers for spec in c.resources.values()))
 
 
@@ -35,7 +36,8 @@ def select_engine(scenario: Scenario, n_patients: int, engine: str, log_events: 
         if not unlimited:
             raise ScenarioError(scenario.source_file, "centers.*.resources.*", "limited or scheduled",
                                 f"every capacity >= {n_patients} (the patients of this replication), no opening "
-                                "schedules and volume_outcome off for the fast path; use engine auto or simpy")
+                                "schedules or sessions and volume_outcome off for the fast path; use engine auto or "
+                                "simpy")
         if log_events:
             raise ScenarioError("(run option)", "engine", engine,
                                 "no event log with the fast path (outcome-only: log_events=False, --no-events)")

@@ -62,6 +62,9 @@ class ResourceTotals:
     area_waiting: float = 0.0
     waits: np.ndarray = field(default_factory=lambda: np.zeros(0))
 
+    def utilization(self, horizon_days: float) -> float:
+        return self.area_busy / (self.capacity * horizon_days)
+
 
 @dataclass
 class CenterTotals:

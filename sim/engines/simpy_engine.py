@@ -53,7 +53,10 @@ ADMISSION_WINDOW_DAYS = 30.0  # patients' processes are started a window of pres
 class Pathway(ResourceUse):
     """One replication's SimPy model. Build it, call `run()`, read `records`, `monitors` and `events`."""
 
-    def __init__(self, scenario: Scenario, cohort: Cohort, log_events: bool = False) -> None:
+    def __init__(self, scenario: Scenario, cohort: Cohort, log_events: bool = False, root_seed: int = 0,
+                 replication: int = 0) -> None:
+        """`root_seed` and `replication` key the streams drawn during the run (the other patients of a
+        session-booked resource); the cohort's own draws are already made."""
         self.scenario = scenario
         self.clinical = scenario.clinical
         self.rules = pathway_rules(scenario)
@@ -64,7 +67,8 @@ class Pathway(ResourceUse):
         self.env = simpy.Environment()
         names = [c.name for c in scenario.centers]
         self.centers = [
-            CenterState(self.env, i, c, cohort, names.index(c.refers_to) if c.refers_to else -1, delays)
+            CenterState(self.env, i, c, cohort, names.index(c.refers_to) if c.refers_to else -1, delays,
+                        self.horizon, root_seed, replication, self.rules.background_growth_per_year)
             for i, c in enumerate(scenario.centers)
         ]
         self.records = Records.lists(cohort.n)
@@ -101,6 +105,12 @@ class Pathway(ResourceUse):
         admit = self._admit(admitted)
         self._generators.append(admit)
         self.env.process(admit)
+        for center in self.centers:
+            for book in center.books:
+                if book is not None:
+                    sessions = book.process()
+                    self._generators.append(sessions)
+                    self.env.process(sessions)
         self.env.run(until=horizon)
         self._close(horizon)
         # Patients still in the pathway at the horizon are suspended generators whose frames refer back to this

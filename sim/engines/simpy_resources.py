@@ -20,11 +20,12 @@ from sim.config.parameters import ETIOLOGIES, RESOURCES, Center
 from sim.engines.events import Delay
 from sim.engines.lazy_days import LazyDays
 from sim.engines.schedule import next_open
+from sim.engines.session_book import SessionBook, background_requests
 from sim.engines.station import Station
 from sim.model import clinical as cl
 from sim.model import rules
 from sim.model.population import Cohort
-from sim.model.randomness import SLOTS
+from sim.model.randomness import SLOTS, stream
 from sim.model.records import Records
 
 N_RESOURCES = len(RESOURCES)
@@ -35,13 +36,23 @@ class CenterState:
     """A center during one replication: its resources and its duration draws, transformed for this center."""
 
     def __init__(self, env: simpy.Environment, index: int, center: Center, cohort: Cohort,
-                 refer_index: int, delays: rules.Delays) -> None:
+                 refer_index: int, delays: rules.Delays, horizon_days: float, root_seed: int,
+                 replication: int, growth_per_year: float) -> None:
         self.index = index
         self.name = center.name
         self.profile = center.profile
         self.refer_index = refer_index
-        self.monitors = [Station(env, center.resources[r].capacity) for r in RESOURCES]
         self.specs = [center.resources[r] for r in RESOURCES]
+        # A session-booked resource's list (None: servers after a booking delay); its monitor is the list's.
+        self.books: list[SessionBook | None] = [
+            SessionBook(env, spec, background_requests(
+                spec, horizon_days, stream(root_seed, replication, "background", index * N_RESOURCES + r),
+                growth_per_year),
+                horizon_days) if spec.session_booked else None
+            for r, spec in enumerate(self.specs)]
+        self.stations = [Station(env, spec.capacity) for spec in self.specs]
+        self.monitors: list[Station | SessionBook] = [
+            book if book is not None else station for book, station in zip(self.books, self.stations, strict=True)]
         self.scheduled = [spec.scheduled for spec in self.specs]
         u = cohort.uniforms
         # Days transformed from the cohort's uniforms a slot column at a time, when first needed (`LazyDays`).
@@ -138,9 +149,12 @@ class ResourceUse:
         uses = st.uses
         j = uses[r]
         uses[r] = j + 1
+        t_nat = st.t_nat
+        book = center.books[r]
+        if book is not None:  # a prompt review (a booking given) is an urgent request on the list
+            return (yield from self._use_session(st, r, activity, book, start, j, booking is not None))
         if booking is None:
             booking = center.booking[r].item(k, j % S_BOOKING)
-        t_nat = st.t_nat
         if start is None:
             if env._now + booking >= t_nat:
                 closure = self._closure(st)
@@ -158,7 +172,7 @@ class ResourceUse:
                     yield closure
                 return False
             yield Delay(env, booked - env._now)
-        mon = center.monitors[r]
+        mon = center.stations[r]
         t_request = env._now
         ticket = mon.arrive(t_request, t_nat - t_request)
         now = t_request
@@ -187,4 +201,38 @@ class ResourceUse:
             self.uses.append((k, center.name, RESOURCES[r], t_request, now, now + service))  # type: ignore[union-attr]
         yield Delay(env, service)
         mon.finish(env._now)
+        return True
+
+    def _use_session(self, st: PatientState, r: int, activity: str, book: SessionBook, start: float | None,
+                     j: int, urgent: bool) -> Generator[Any, Any, bool]:
+        """`_use` of a session-booked resource: join its list (from `start`, if later; `urgent`: ahead of the
+        routine list), wait for a session until the leak closes, then the patient's own service time."""
+        env = self.env
+        t_nat = st.t_nat
+        if start is not None and start > env._now:
+            yield Delay(env, start - env._now)
+        if env._now >= t_nat:  # the leak closed before she could join the list
+            closure = self._closure(st)
+            if closure is not None:
+                yield closure
+            return False
+        t_request = env._now
+        granted = yield book.request(t_request, t_nat, urgent)
+        now = env._now
+        if not book.called(now, granted):
+            return False
+        if now >= t_nat:  # called on the day her leak closed
+            book.give_back()
+            return False
+        wait = now - t_request
+        book.start(wait)
+        k = st.k
+        self.records.waiting_days[k] += wait
+        center = st.center
+        service = center.service[r].item(k, j % S_SERVICE)
+        if self.events is not None:
+            self.log(k, activity, center.name, RESOURCES[r])
+            self.uses.append((k, center.name, RESOURCES[r], t_request, now, now + service))  # type: ignore[union-attr]
+        yield Delay(env, service)
+        book.finish(env._now)
         return True

@@ -29,17 +29,16 @@ LEFT = False  # the value of a ticket whose holder left the queue (her leak clos
 INF = float("inf")
 
 
-class Station:
-    """Servers, queue and monitor of one resource at one center during one replication."""
+class Monitor:
+    """What the resources table reads of a resource during one replication, and the patient's side of a queue
+    that both kinds of resource share: counts, every completed wait, and exact time-integrals of the number
+    waiting and in service."""
 
-    __slots__ = ("area_busy", "area_waiting", "capacity", "env", "free", "last_t", "n_abandoned", "n_arrived",
-                 "n_busy", "n_served", "n_waiting", "queue", "waits")
+    __slots__ = ("area_busy", "area_waiting", "env", "last_t", "n_abandoned", "n_arrived", "n_busy", "n_served",
+                 "n_waiting", "waits")
 
-    def __init__(self, env: simpy.Environment, capacity: int) -> None:
+    def __init__(self, env: simpy.Environment) -> None:
         self.env = env
-        self.capacity = capacity
-        self.free = capacity  # servers neither serving nor held for a patient
-        self.queue: deque[simpy.Event] = deque()  # tickets of waiting patients, oldest first
         self.last_t = 0.0
         self.n_waiting = 0
         self.n_busy = 0
@@ -58,6 +57,42 @@ class Station:
             self.area_busy += self.n_busy * dt
             self.last_t = now
 
+    def called(self, now: float, granted: bool) -> bool:
+        """The ticket of a patient in line fired at `now`: she leaves the line, served (True) or gone (False)."""
+        self.advance(now)
+        self.n_waiting -= 1
+        if granted is LEFT:
+            self.n_abandoned += 1
+            return False
+        return True
+
+    def start(self, wait_days: float) -> None:
+        """Service begins for the patient, after `wait_days` in line (the monitor is current)."""
+        self.n_busy += 1
+        self.n_served += 1
+        self.waits.append(wait_days)
+
+
+def leave_after(env: simpy.Environment, ticket: simpy.Event, patience_days: float) -> None:
+    """Fire `ticket` with LEFT after `patience_days` (the day her leak closes) unless it was served first."""
+    def leave(_timer: simpy.Event) -> None:
+        if ticket._value is PENDING:  # not already served
+            ticket.succeed(LEFT)
+
+    Delay(env, patience_days).callbacks.append(leave)
+
+
+class Station(Monitor):
+    """Servers, queue and monitor of one resource at one center during one replication."""
+
+    __slots__ = ("capacity", "free", "queue")
+
+    def __init__(self, env: simpy.Environment, capacity: int) -> None:
+        super().__init__(env)
+        self.capacity = capacity
+        self.free = capacity  # servers neither serving nor held for a patient
+        self.queue: deque[simpy.Event] = deque()  # tickets of waiting patients, oldest first
+
     def arrive(self, now: float, patience_days: float) -> simpy.Event | None:
         """A patient asks for a server at day `now`. None when one is free (no event); else she joins the line
         and gets a ticket to yield, whose value is GRANTED when a server is handed over, or LEFT if
@@ -71,27 +106,8 @@ class Station:
         ticket = simpy.Event(self.env)
         self.queue.append(ticket)
         if patience_days != INF:
-            def leave(_timer: simpy.Event) -> None:
-                if ticket._value is PENDING:  # not already served
-                    ticket.succeed(LEFT)
-
-            Delay(self.env, patience_days).callbacks.append(leave)
+            leave_after(self.env, ticket, patience_days)
         return ticket
-
-    def called(self, now: float, granted: bool) -> bool:
-        """The ticket of a patient in line fired at `now`: she leaves the line, served (True) or gone (False)."""
-        self.advance(now)
-        self.n_waiting -= 1
-        if granted is LEFT:
-            self.n_abandoned += 1
-            return False
-        return True
-
-    def start(self, wait_days: float) -> None:
-        """Service begins on the server the patient holds, after `wait_days` in line (the monitor is current)."""
-        self.n_busy += 1
-        self.n_served += 1
-        self.waits.append(wait_days)
 
     def give_back(self) -> None:
         """The patient holds a server she will not use (her leak closed first): count her as abandoned."""
@@ -103,6 +119,10 @@ class Station:
         self.advance(now)
         self.n_busy -= 1
         self.release()
+
+    def utilization(self, horizon_days: float) -> float:
+        """Busy server-days over the server-days of [0, horizon)."""
+        return self.area_busy / (self.capacity * horizon_days)
 
     def release(self) -> None:
         """Free a server: hand it to the longest-waiting patient still in line, if any."""

@@ -146,6 +146,8 @@ class PathwayRules:
             prompt_review=pop.iatrogenic_review_days,
         )
         self.max_consultations = pop.max_consultations
+        # The hospital's other patients on a session-booked list grow with the catchment's demand.
+        self.background_growth_per_year = pop.growth_per_year
         self.iatrogenic_by_etiology = np.array([e in IATROGENIC for e in ETIOLOGIES])
         # Success probabilities depend on time only through this threshold (`clinical.success_probability`).
         self.late_after_days = cln.late_surgery_threshold_days

@@ -465,6 +465,15 @@ def _cell(entry: dict[str, dict[str, Any]] | None) -> tuple[str, str, str]:
     return values, grades, sources
 
 
+def _entry_points(incidence: dict[str, Any], adults: Any) -> str:
+    """Arrivals as a planner states them: incidence per 100,000 adults and the catchment they apply to."""
+    if not incidence or not isinstance(adults, (int, float)):
+        return "Poisson arrivals (rates not recorded)"
+    per_year = ", ".join(f"{k} {v['value'] * adults / 100_000:.3g}" for k, v in incidence.items())
+    return (f"Poisson arrivals from incidence per 100,000 adults per year times a catchment of {adults:,.0f} "
+            f"adults: {per_year} per year")
+
+
 def parameter_rows(runs: Sequence[RunData], only_differing: bool) -> list[tuple[str, list[tuple[str, str, str]]]]:
     """(parameter, [(value, grade, source) per scenario]) for every parameter, or only those that differ."""
     trees = [effective_parameters(r.manifest.get("scenario", {})) for r in runs]
@@ -491,7 +500,9 @@ def stress_des(target: Target) -> list[tuple[str, str, str]]:
         if res is not None:
             cap = res.groupby(["center", "resource"], sort=False)["capacity"].first()
             capacity.append(f"{r.label}: " + ", ".join(f"{c}/{k} {v:g}" for (c, k), v in cap.items()))
-    arrivals = m.get("scenario", {}).get("population", {}).get("arrivals_per_year", {})
+    population = m.get("scenario", {}).get("population", {})
+    incidence = population.get("incidence_per_100k_per_year", {})
+    adults = population.get("catchment", {}).get("adults", {}).get("value")
     files = sorted({f for s in scenarios for f in s.get("files", [])} | {"manifest.json"})
     return [
         ("1.2", "Model outputs", "Files: " + ", ".join(files) + "; figures and this report."),
@@ -502,9 +513,8 @@ def stress_des(target: Target) -> list[tuple[str, str, str]]:
          + (f"; {len(parameter_rows(target.runs, True))} parameters differ (table above)"
             if target.is_comparison else "")),
         ("2.5.3", "Resources", " | ".join(capacity) or "not recorded"),
-        ("2.5.5", "Entry/exit points", "Poisson arrivals per year: " + ", ".join(
-            f"{k} {v['value']:g}" for k, v in arrivals.items()) + f"; exit at a final state or the horizon "
-         f"({m['horizon_days']:g} days)."),
+        ("2.5.5", "Entry/exit points", _entry_points(incidence, adults) + f"; exit at a final state or the "
+         f"horizon ({m['horizon_days']:g} days)."),
         ("3.1", "Data sources", f"{len(leaves)} parameter values, each with a source; grades: "
          + ", ".join(f"{g} {n}" for g, n in grades.items()) + " (L = weak evidence)."),
         ("4.1", "Initialisation", f"Warm-up {m['warmup_days']:g} days: patients with onset before it are left "

@@ -272,8 +272,10 @@ def check_memory(scenario: Scenario, backend: Backend, available: float | None =
     if per_replication <= budget:
         fits = int(budget // per_replication)
         raise ScenarioError("(command line)", "--jobs", processes, f"at most {fits} processes here: {estimate}")
-    raise ScenarioError(scenario.source_file or "(scenario)", "population.arrivals_per_year", round(patients),
-                        f"fewer patients per replication (or a shorter run.horizon_days): {estimate}")
+    raise ScenarioError(scenario.source_file or "(scenario)", "population.catchment.adults",
+                        scenario.population.catchment_adults,
+                        "fewer patients per replication (a smaller catchment or incidence, or a shorter "
+                        f"run.horizon_days): {estimate}")
 
 
 def run_replications(scenario: Scenario, seed: int, reps: Sequence[int], parts: Path, backend: Backend | int,

@@ -16,6 +16,7 @@ from sim.config.parameters import ETIOLOGIES, LEAK_TYPES, RESOURCES, Scenario
 from sim.economics.costs import economic_params, economics_columns
 from sim.engines.choice import select_engine
 from sim.engines.fast_engine import CenterTotals, FastPathway
+from sim.engines.session_book import SessionBook
 from sim.engines.simpy_engine import CenterState, Pathway
 from sim.errors import ScenarioError
 from sim.io import outputs
@@ -49,7 +50,7 @@ def run_replication(scenario: Scenario, root_seed: int, replication: int, log_ev
     the same patients as the SimPy engine (no capacity below the number of patients) and no event log is asked."""
     started = time.perf_counter()
     cohort = draw_cohort(scenario, root_seed, replication)
-    return _replicate(scenario, replication, cohort, log_events, engine, started)
+    return _replicate(scenario, root_seed, replication, cohort, log_events, engine, started)
 
 
 # Patients per batch of fast-path replications: enough to spread the fixed cost of each numpy step, few enough
@@ -116,7 +117,7 @@ def run_replications(scenario: Scenario, root_seed: int, replications: Sequence[
             for (rep, patients, resources, arrow), w in zip(tables, weights, strict=True)]
 
 
-def _replicate(scenario: Scenario, replication: int, cohort: Cohort, log_events: bool, engine: str,
+def _replicate(scenario: Scenario, root_seed: int, replication: int, cohort: Cohort, log_events: bool, engine: str,
                started: float) -> ReplicationResult:
     """One replication on its drawn cohort, on the engine `select_engine` picks."""
     names = np.array(scenario.center_names, dtype=object)
@@ -128,7 +129,7 @@ def _replicate(scenario: Scenario, replication: int, cohort: Cohort, log_events:
         resources = _resources_frame(scenario, replication, fast.centers)
         return ReplicationResult(replication, patients, resources, None, None, 0, time.perf_counter() - started,
                                  "fast")
-    model = Pathway(scenario, cohort, log_events=log_events)
+    model = Pathway(scenario, cohort, log_events=log_events, root_seed=root_seed, replication=replication)
     model.run()
     n_events = next(model.env._eid)  # SimPy's event counter: events scheduled in this replication
     patients = _patients_frame(scenario, replication, cohort, model.records, names)  # with costs and QALYs
@@ -197,6 +198,13 @@ def _patients_frame(scenario: Scenario, replication: int | np.ndarray, cohort, r
     return pd.DataFrame({name: columns[name] for name in PATIENT_COLUMNS})
 
 
+# The planner's view of a resource (0 sessions: servers, not session-booked). For a session-booked resource,
+# `utilization` is the share of `slots_offered` that any patient used, `background_slots_used` those the hospital's
+# other patients used, and the list length includes the other patients waiting.
+SESSION_COLUMNS = ("sessions_per_week", "slots_per_session", "slots_offered", "background_slots_used",
+                   "mean_list_length", "mean_wait_weeks")
+
+
 def _resources_frame(scenario: Scenario, replication: int, centers: Sequence[CenterState | CenterTotals]
                      ) -> pd.DataFrame:
     """One row per (center, resource), built column-wise (a frame from row dicts costs more than the rest)."""
@@ -204,7 +212,7 @@ def _resources_frame(scenario: Scenario, replication: int, centers: Sequence[Cen
     cols: dict[str, list] = {name: [] for name in (
         "replication", "center", "resource", "capacity", "n_arrived", "n_served", "n_abandoned",
         "n_waiting_at_horizon", "mean_wait_days", "p90_wait_days", "utilization", "mean_queue_length",
-        "arrival_rate_per_day")}
+        "arrival_rate_per_day", *SESSION_COLUMNS)}
     for center in centers:
         for r, mon in zip(RESOURCES, center.monitors, strict=True):
             waits = np.asarray(mon.waits)
@@ -219,9 +227,16 @@ def _resources_frame(scenario: Scenario, replication: int, centers: Sequence[Cen
                                 ("n_served", mon.n_served), ("n_abandoned", mon.n_abandoned),
                                 ("n_waiting_at_horizon", mon.n_waiting), ("mean_wait_days", mean_wait),
                                 ("p90_wait_days", p90_wait),
-                                ("utilization", mon.area_busy / (mon.capacity * horizon)),
+                                ("utilization", mon.utilization(horizon)),
                                 ("mean_queue_length", mon.area_waiting / horizon),
                                 ("arrival_rate_per_day", mon.n_arrived / horizon)):
+                cols[name].append(value)
+            if isinstance(mon, SessionBook):
+                session = (mon.sessions_per_week, mon.slots, mon.slots_offered, mon.slots_used_background,
+                           mon.area_list(horizon) / horizon)
+            else:  # servers: the list is the queue, and no other patients share it
+                session = (0, 0, 0, 0, mon.area_waiting / horizon)
+            for name, value in zip(SESSION_COLUMNS, (*session, mean_wait / 7.0), strict=True):
                 cols[name].append(value)
     return pd.DataFrame(cols)
 

@@ -79,7 +79,7 @@ def choose_warmup(scenario, reps: int, seed: int, out=None, jobs: int = 1,
     result = run(scenario, reps=reps, seed=seed, jobs=jobs, log_events=True, progress=False)
     events = result.events
     if events.empty:
-        raise ScenarioError(scenario.source_file or "(scenario)", "population.arrivals_per_year", 0,
+        raise ScenarioError(scenario.source_file or "(scenario)", "population.incidence_per_100k_per_year", 0,
                             "arrivals to follow: no patient arrived in any replication, so there is no start-up "
                             "to truncate")
     series = [in_pathway_series(g, scenario.horizon_days) for _, g in events.groupby("replication", sort=True)]

@@ -123,6 +123,10 @@ def test_the_console_names_the_busiest_resources_with_their_waits():
     assert "district/mri" in lines[1] and "92.0%" in lines[1] and "not used" in lines[1]
     assert "district/clinic" in lines[2] and "wait 0.3 days" in lines[2]
     assert len(lines) == 3  # neither the pooled "all centers" row nor a per-replication row
+    listed = pd.concat([summary, pd.DataFrame({"level": ["across"], "metric": ["resource_mean_list_length"],
+                                               "group": ["district/clinic"], "mean": [4.25], "ci95_low": [4.0],
+                                               "ci95_high": [4.5]})])
+    assert busiest_resources(listed)[2].endswith("wait 0.3 days (0.0 weeks); list 4.2")
     assert busiest_resources(summary.iloc[0:0]) == []
     across = summary[summary["level"] == "across"].drop(columns="level")  # RunResult.summary has no level
     assert busiest_resources(across) == lines

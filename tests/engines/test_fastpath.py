@@ -82,7 +82,9 @@ refers_to = "c"
 [centers.c]
 profile = "experienced"
 catchment_share = 0.2
-[population.arrivals_per_year]
+[population.catchment]
+adults = 100_000
+[population.incidence_per_100k_per_year]
 spontaneous = 300
 spinal_surgery = 60
 [clinical.max_recurrences]
@@ -257,14 +259,15 @@ SHIPPED = [p for p in SHIPPED if p.name != "base.toml"]
 
 
 def without_schedules(path):
-    """The scenario made capacity-unlimited, with no opening schedules and volume feedback off: the fast engine's
-    case, so that both engines can run it."""
+    """The scenario made capacity-unlimited, with no opening schedules or session-booked lists and volume feedback
+    off: the fast engine's case, so that both engines can run it."""
     s = load_scenario(path)
     overrides = {**unlimited_overrides(s), "volume_outcome.enabled": False}
     for c in s.centers:
         for r in RESOURCES:
             overrides[f"centers.{c.name}.resources.{r}.open_windows"] = []
             overrides[f"centers.{c.name}.resources.{r}.closed_periods"] = []
+            overrides[f"centers.{c.name}.resources.{r}.sessions_per_week"] = 0
     return load_scenario(path, overrides={**overrides, "run.horizon_days": 730})
 
 

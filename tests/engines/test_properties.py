@@ -47,7 +47,8 @@ def scenarios(draw: st.DrawFn, max_rate: float = 60.0) -> dict[str, Any]:
     raw: dict[str, Any] = {
         "run": {"horizon_days": draw(st.integers(60, 400))},
         "population": {
-            "arrivals_per_year": per_etiology,
+            "catchment": {"adults": 100_000},
+            "incidence_per_100k_per_year": per_etiology,
             "self_limiting_probability": {e: draw(PROB) for e in ETIOLOGIES},
             "max_consultations": {"all": draw(st.integers(1, 6))},
             "care_seeking_days": {"spontaneous": {"family": "gamma", "mean": draw(st.floats(0.5, 20.0)),

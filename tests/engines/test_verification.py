@@ -27,7 +27,9 @@ def mmc_scenario(lam_per_day: float, mean_service: float, c: int, horizon: float
     return f"""
 [run]
 horizon_days = {horizon}
-[population.arrivals_per_year]
+[population.catchment]
+adults = 100_000
+[population.incidence_per_100k_per_year]
 post_lp = {lam_per_day * 365.25}
 {ZERO_OTHER_ARRIVALS}
 [population.self_limiting_probability]
@@ -77,7 +79,9 @@ def test_little_law_holds_on_every_resource_of_the_shipped_low_volume_scenario()
 
 
 GEOMETRIC = """
-[population.arrivals_per_year]
+[population.catchment]
+adults = 100_000
+[population.incidence_per_100k_per_year]
 post_lp = 2000
 {zero}
 [population.self_limiting_probability]
@@ -122,7 +126,9 @@ def test_repeated_blood_patches_follow_a_truncated_geometric_law(write_toml):
 
 def test_times_add_up_exactly_without_capacity_limits(write_toml):
     text = f"""
-[population.arrivals_per_year]
+[population.catchment]
+adults = 100_000
+[population.incidence_per_100k_per_year]
 post_lp = 300
 {ZERO_OTHER_ARRIVALS}
 [population.self_limiting_probability]

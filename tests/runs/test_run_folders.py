@@ -18,7 +18,7 @@ import pytest
 from sim.io.runfolder import RunFolder, check_replaceable
 from sim.runs.backends import default_jobs
 from sim.runs.crew import Crew, WorkerDied
-from tests.helpers import EXPERIENCED, LOW_VOLUME, ONE_CENTER, ROOT, group_outlives
+from tests.helpers import ARRIVALS_PER_YEAR, EXPERIENCED, LOW_VOLUME, ONE_CENTER, ROOT, group_outlives
 
 QUICK = ["--reps", "1", "--quiet", "--no-report", "--no-events", "--jobs", "1"]
 
@@ -255,7 +255,7 @@ def test_sigterm_is_an_interruption_in_one_line_and_resume_finishes_the_run(tmp_
 
 def test_warmup_of_a_scenario_with_no_arrivals_is_a_clear_error(tmp_path):
     scenario = tmp_path / "empty.toml"
-    scenario.write_text(f'extends = "{EXPERIENCED}"\n[run]\nhorizon_days = 100\n[population.arrivals_per_year]\n'
+    scenario.write_text(f'extends = "{EXPERIENCED}"\n[run]\nhorizon_days = 100\n{ARRIVALS_PER_YEAR}'
                         "spontaneous = 0\npost_lp = 0\nepidural = 0\nspinal_surgery = 0\n", encoding="utf-8")
     out = tmp_path / "wu"
     line = one_line_error(cli("warmup", str(scenario), "--reps", "1", "--out", str(out)))
@@ -346,7 +346,7 @@ def test_an_atomic_write_that_fails_leaves_no_temporary_file(tmp_path, monkeypat
 
 def test_a_run_with_no_patients_says_so_and_warnings_are_one_plain_line_each(tmp_path):
     scenario = tmp_path / "empty.toml"
-    scenario.write_text(f'extends = "{EXPERIENCED}"\n[run]\nhorizon_days = 100\n[population.arrivals_per_year]\n'
+    scenario.write_text(f'extends = "{EXPERIENCED}"\n[run]\nhorizon_days = 100\n{ARRIVALS_PER_YEAR}'
                         "spontaneous = 0\npost_lp = 0\nepidural = 0\nspinal_surgery = 0\n", encoding="utf-8")
     proc = cli("run", str(scenario), "--out", str(tmp_path / "run"), "--reps", "auto", "--max-reps", "8",
                "--quiet", "--no-report", "--no-events", "--jobs", "1")
@@ -389,7 +389,7 @@ def test_the_memory_guard_estimates_and_names_what_to_change():
     assert info.value.field == "--jobs" and "at most 3 processes" in str(info.value) and "GB" in str(info.value)
     with pytest.raises(ScenarioError) as info:
         check_memory(s, Backend("serial", 1), available=per_replication / 2)
-    assert info.value.field == "population.arrivals_per_year"
+    assert info.value.field == "population.catchment.adults"
     check_memory(s, Backend("dask", 64, "tcp://127.0.0.1:8786"), available=1.0)  # workers elsewhere
 
 

@@ -20,7 +20,9 @@ TINY = """
 name = "tiny {name}"
 [run]
 horizon_days = 120
-[population.arrivals_per_year]
+[population.catchment]
+adults = 100_000
+[population.incidence_per_100k_per_year]
 post_lp = 15
 epidural = 8
 spinal_surgery = 4
@@ -90,8 +92,8 @@ def test_defaults_by_grade_and_listed_distributions():
     assert draw == pytest.approx(sps.beta.ppf(0.5, 0.75 * 504, 0.25 * 504))
     # default by grade: an L probability gets beta n = 10, an L rate gamma cv = 0.5, H cost none listed
     assert space["profiles.low_volume.recognition_probability_spontaneous"].spread == (10.0,)
-    assert space["population.arrivals_per_year.post_lp"].family == "gamma"
-    assert space["population.arrivals_per_year.post_lp"].spread == (0.5,)
+    assert space["population.incidence_per_100k_per_year.post_lp"].family == "gamma"
+    assert space["population.incidence_per_100k_per_year.post_lp"].spread == (0.5,)
     # grade '-' settings, counts and flags do not vary
     for fixed in ("run.horizon_days", "economics.willingness_to_pay_per_qaly", "clinical.ebp_max_blind.post_lp",
                   "profiles.experienced.offers_embolization", "imaging_yield.refined.indeterminate"):

@@ -19,8 +19,9 @@ NETWORK = ROOT / "scenarios" / "regional_network.toml"
 def test_a_network_with_one_active_center_equals_the_single_center_model():
     single = load_scenario(EXPERIENCED)
     network = load_scenario(NETWORK, overrides={
-        "centers.specialist.catchment_share": 1.0, "centers.district_north.catchment_share": 0.0,
-        "centers.district_east.catchment_share": 0.0, "centers.district_west.catchment_share": 0.0})
+        "centers.specialist.catchment_adults": single.population.catchment_adults,
+        "centers.district_north.catchment_adults": 0, "centers.district_east.catchment_adults": 0,
+        "centers.district_west.catchment_adults": 0})
     a = run_replication(single, 4, 0).patients
     b = run_replication(network, 4, 0).patients
     pd.testing.assert_frame_equal(a, b)
@@ -42,7 +43,7 @@ def test_every_referral_arrives_at_the_receiving_center():
 
 
 def test_doubling_capacity_on_a_saturated_resource_cuts_its_wait():
-    overrides = {"population.arrivals_per_year.post_lp": 1500,
+    overrides = {"population.incidence_per_100k_per_year.post_lp": 150,
                  "centers.district.resources.procedure_room.service_days": {"family": "fixed", "value": 0.7}}
     base = load_scenario(LOW_VOLUME, overrides=overrides)
     doubled = load_scenario(LOW_VOLUME,
@@ -167,7 +168,7 @@ def test_bad_set_is_a_clear_error(text):
         parse_set(text)
 
 
-def test_volume_feeds_experience_when_enabled():
+def test_volume_feeds_experience_when_enabled(write_toml):
     from sim.config.parameters import VolumeOutcome
 
     vo = VolumeOutcome(True, half_saturation_cases_per_year=20, floor_multiplier=0.6)
@@ -177,7 +178,10 @@ def test_volume_feeds_experience_when_enabled():
     on = {"volume_outcome.enabled": True}
     base = load_scenario(NETWORK)
     fed = load_scenario(NETWORK, overrides=on)
-    centralized = load_scenario(NETWORK, overrides={**on, "centers.specialist.catchment_share": {
+    # centralizing one etiology needs shares per etiology, so the network is written in shares (0.25 each)
+    in_shares = write_toml(NETWORK.read_text(encoding="utf-8").replace("catchment_adults = 250_000",
+                                                                       "catchment_share = 0.25"))
+    centralized = load_scenario(in_shares, overrides={**on, "centers.specialist.catchment_share": {
         "post_lp": 0.25, "epidural": 0.25, "spinal_surgery": 0.25, "spontaneous": 1.0},
         **{f"centers.{d}.catchment_share": {"post_lp": 0.25, "epidural": 0.25, "spinal_surgery": 0.25,
                                             "spontaneous": 0.0} for d in ("district_north", "district_east",

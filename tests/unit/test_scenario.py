@@ -31,8 +31,8 @@ def test_every_base_parameter_has_unit_grade_and_source():
 def test_weak_parameters_are_flagged():
     weak = [p for p, param in flatten(base_tree()).items() if param.weak]
     assert "profiles.low_volume.recognition_probability_spontaneous" in weak
-    assert "population.arrivals_per_year.post_lp" in weak
-    assert "population.arrivals_per_year.spontaneous" not in weak
+    assert "population.incidence_per_100k_per_year.post_lp" in weak
+    assert "population.incidence_per_100k_per_year.spontaneous" not in weak
 
 
 def test_plain_override_keeps_unit_and_marks_source(write_toml):
@@ -82,10 +82,10 @@ def test_extends_and_overrides_argument(write_toml, tmp_path):
     (ONE_CENTER + "[clinical.ebp_first_success]\npost_lp = 1.5\n", "clinical.ebp_first_success.post_lp",
      "between 0 and 1"),
     (ONE_CENTER + "[clinical.ebp_first_sucess]\npost_lp = 0.5\n", "clinical.ebp_first_sucess", "known key"),
-    (ONE_CENTER + "[population.arrivals_per_year]\nspontaneous = -1\n", "population.arrivals_per_year.spontaneous",
-     "non-negative"),
-    (ONE_CENTER + "[population.arrivals_per_year]\nspontaneous = \"many\"\n",
-     "population.arrivals_per_year.spontaneous", "non-negative"),
+    (ONE_CENTER + "[population.incidence_per_100k_per_year]\nspontaneous = -1\n",
+     "population.incidence_per_100k_per_year.spontaneous", "non-negative"),
+    (ONE_CENTER + "[population.incidence_per_100k_per_year]\nspontaneous = \"many\"\n",
+     "population.incidence_per_100k_per_year.spontaneous", "non-negative"),
     (ONE_CENTER + "[population.spontaneous_leak_type]\nindeterminate = 0.5\n", "population.spontaneous_leak_type",
      "sum to 1"),
     (ONE_CENTER + "[population.care_seeking_days]\npost_lp = { family = \"cauchy\", loc = 1 }\n",
@@ -118,7 +118,7 @@ def test_missing_file():
 
 
 def test_absurd_population_is_refused_before_running(write_toml):
-    path = write_toml(ONE_CENTER + "[population.arrivals_per_year]\npost_lp = 1e12\n")
+    path = write_toml(ONE_CENTER + "[population.incidence_per_100k_per_year]\npost_lp = 1e12\n")
     with pytest.raises(ScenarioError, match="max_expected_patients"):
         load_scenario(path)
 

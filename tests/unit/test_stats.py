@@ -90,6 +90,7 @@ def reference_replication_metrics(patients: pd.DataFrame, resources: pd.DataFram
     for r in resources.itertuples(index=False):
         rows.append((rep, "resource_mean_wait_days", f"{r.center}/{r.resource}", float(r.mean_wait_days)))
         rows.append((rep, "resource_utilization", f"{r.center}/{r.resource}", float(r.utilization)))
+        rows.append((rep, "resource_mean_list_length", f"{r.center}/{r.resource}", float(r.mean_list_length)))
     for resource, g in resources.groupby("resource", sort=False):
         served = g["n_served"].to_numpy(dtype=float)
         waits = np.nan_to_num(g["mean_wait_days"].to_numpy(dtype=float))
