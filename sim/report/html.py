@@ -250,11 +250,16 @@ def waits_table(target: Target) -> pd.DataFrame:
 
 def monthly_utilization(uses: pd.DataFrame, resources: pd.DataFrame, horizon_days: float) -> pd.DataFrame:
     """Utilization per month and resource of one center: busy server-days in the month over capacity x days,
-    summed over replications. Busy time is the overlap of each use [start_day, end_day] with the month."""
+    summed over replications. Busy time is the overlap of each use [start_day, end_day] with the month.
+    Session-booked resources are left out (CSF patients' service time says nothing of their shared slots)."""
     edges = np.append(np.arange(0.0, horizon_days, plots.MONTH_DAYS), horizon_days)
     widths = np.diff(edges)
     rows = []
+    booked = set(resources.loc[resources["sessions_per_week"] > 0, "resource"]) \
+        if "sessions_per_week" in resources else set()
     for resource, u in uses.groupby("resource", sort=False):
+        if resource in booked:  # its slots are shared with other patients: resources.csv has their use
+            continue
         start = u["start_day"].to_numpy(dtype=float)
         length = u["end_day"].to_numpy(dtype=float) - start
         # busy(t) = total time in service before t; the busy time of a month is busy(end) - busy(start)
@@ -629,17 +634,24 @@ def resources_table(target: Target) -> str:
         res = run.table("resources.csv")
         if res is None:
             continue
+        if "sessions_per_week" not in res:  # a run folder from before session-booked resources
+            res = res.assign(sessions_per_week=0, mean_list_length=res["mean_queue_length"])
         agg = res.groupby(["center", "resource"], sort=False).agg(
-            capacity=("capacity", "first"), served=("n_served", "mean"), wait=("mean_wait_days", "mean"),
-            p90=("p90_wait_days", "mean"), util=("utilization", "mean"), queue=("mean_queue_length", "mean"))
+            capacity=("capacity", "first"), sessions=("sessions_per_week", "first"), served=("n_served", "mean"),
+            wait=("mean_wait_days", "mean"), p90=("p90_wait_days", "mean"), util=("utilization", "mean"),
+            queue=("mean_queue_length", "mean"), listed=("mean_list_length", "mean"))
         for (center, resource), r in agg.iterrows():
             if r["served"] == 0:
                 continue
-            rows.append([run.label, center, resource, f"{r['capacity']:g}", f"{r['served']:.0f}",
+            capacity = (f"{r['sessions']:g} a week x {r['capacity']:g} slots" if r["sessions"] > 0
+                        else f"{r['capacity']:g}")
+            rows.append([run.label, center, resource, capacity, f"{r['served']:.0f}",
                          fmt_value("count", r["wait"]), fmt_value("count", r["p90"]), fmt_value("share", r["util"]),
-                         fmt_value("count", r["queue"])])
-    return _table(["Scenario", "Center", "Resource", "Capacity", "Served per replication", "Mean wait (days)",
-                   "90th percentile wait (days)", "Utilization", "Mean queue length (patients)"], rows, numeric_from=3)
+                         fmt_value("count", r["queue"]), fmt_value("count", r["listed"])])
+    return _table(["Scenario", "Center", "Resource", "Capacity (servers, or sessions x slots)",
+                   "Served per replication", "Mean wait (days)", "90th percentile wait (days)",
+                   "Utilization (of every patient group on a session list)", "Mean queue length (patients)",
+                   "Mean waiting list, everyone on it (patients)"], rows, numeric_from=3)
 
 
 def _figure_html(png: Path, caption: str) -> str:

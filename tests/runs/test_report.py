@@ -218,6 +218,21 @@ def test_monthly_utilization_agrees_with_resources_csv(comparison_dir):
             assert overall == pytest.approx(expected, abs=0.01), (center, resource)
 
 
+def test_monthly_utilization_leaves_out_session_booked_lists():
+    uses = pd.DataFrame({"resource": ["mri", "theatre"], "start_day": [0.0, 1.0], "end_day": [10.0, 2.0]})
+    resources = pd.DataFrame({"resource": ["mri", "theatre"], "capacity": [2, 3], "sessions_per_week": [0, 2]})
+    util = report.monthly_utilization(uses, resources, horizon_days=plots.MONTH_DAYS)
+    assert util["resource"].tolist() == ["mri"]
+
+
+def test_report_shows_a_session_list_in_sessions_and_slots(tmp_path):
+    scenario = _short(tmp_path / "lists.toml", ROOT / "scenarios" / "examples" / "congested_myelography.toml")
+    out = tmp_path / "run"
+    assert main(["run", str(scenario), "--reps", "2", "--jobs", "1", "--quiet", "--out", str(out)]) == 0
+    text = html.unescape((out / "report.html").read_text(encoding="utf-8"))
+    assert "1 a week x 2 slots" in text and "Mean waiting list, everyone on it (patients)" in text
+
+
 def test_run_without_report_then_report_command(tmp_path, capsys):
     scenario = _short(tmp_path / "low.toml", LOW_VOLUME)
     out = tmp_path / "run"
