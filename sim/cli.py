@@ -465,16 +465,24 @@ def _sensitivity(args: argparse.Namespace, command: str) -> int:
     return 0
 
 
+WAIT_SHOWN_DAYS = 0.05  # a resource whose mean queue wait is below this in every scenario is left out
+
+
 def format_comparison(table, names: list[str]) -> str:
     """Side-by-side text table of headline metrics (scenarios as columns A, B, ...) with the paired difference
-    of each later scenario from the first."""
+    of each later scenario from the first, then the queue wait of each resource anyone waited for."""
+    from sim.config.parameters import RESOURCES
+
     letters = [chr(ord("A") + i) for i in range(len(names))]
     lines = [f"  {letter} = {printable(name)}" for letter, name in zip(letters, names, strict=True)]
     width = max(len(label) for _, _, label in HEADLINE) + 2
     header = f"{'':<{width}}" + "".join(f"{letter:>11}" for letter in letters)
     header += "".join(f"{f'{letter} - A (95% CI)':>30}" for letter in letters[1:])
     lines += ["", header]
-    for metric, group, label in HEADLINE:
+    # Then the queue wait of every resource someone waited for, pooled over centers: what capacity changes move.
+    waits = [("resource_mean_wait_days", f"all centers/{r}", f"Mean queue wait, {r} (days)") for r in RESOURCES]
+    waited = table[(table["metric"] == "resource_mean_wait_days") & (table["mean"] > WAIT_SHOWN_DAYS)]
+    for metric, group, label in [*HEADLINE, *(w for w in waits if w[1] in set(waited["group"]))]:
         sel = table[(table["metric"] == metric) & (table["group"] == group)].sort_values("scenario_index")
         if sel.empty:
             continue

@@ -37,7 +37,7 @@ from sim.analysis.survival import EVENTS, competing_day, curve_on_grid, event_du
 # Patient quantities that are the observed Kaplan-Meier durations themselves (event day minus onset).
 _FROM_KM = {"diagnosis_delay_days": "diagnosis", "time_to_resolution_days": "resolution"}
 _OTHER_QUANTITIES = tuple(q for q in PATIENT_QUANTITIES if q not in _FROM_KM)
-GROUP_COLUMNS = ("center", "etiology")
+GROUP_COLUMNS = ("center", "etiology", "home_center")
 
 
 def _first_appearance(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -156,7 +156,8 @@ def labelled(table: pd.DataFrame, event: str, group_by: str, group: str) -> pd.D
     return table
 
 
-def km_table(patients: pd.DataFrame, horizon_days: float, by: tuple[str, ...] = ("center", "etiology")) -> pd.DataFrame:
+def km_table(patients: pd.DataFrame, horizon_days: float,
+             by: tuple[str, ...] = ("center", "etiology", "home_center")) -> pd.DataFrame:
     """Kaplan-Meier curves of time to diagnosis and to resolution, pooled over replications, overall and by
     each column in `by`, read on a grid of days (at most ~2000 points): rows event, group_by, group, days,
     at_risk, events (since the previous grid day), survival, ci95_low, ci95_high, n, incidence (`curve_on_grid`)."""

@@ -196,22 +196,26 @@ def flow_shares(target: Target) -> pd.DataFrame:
 
 def km_curves(target: Target, event: str, points: int = 400) -> pd.DataFrame:
     """Kaplan-Meier curves from km.csv for the figure: scenarios side by side overall and per etiology (a
-    comparison), or by center and by etiology (a run); each step function resampled exactly at `points` days."""
+    comparison), or by home center (several of them) or else by center, and by etiology (a run); each step
+    function resampled exactly at `points` days."""
     pieces = []
     for run in target.runs:
         km = run.table("km.csv")
         if km is None:
             continue
         km = km[km["event"] == event]
+        # Several home centers: the curves by where patients live (the network question); else by where care ended.
+        by_home = km.loc[km["group_by"] == "home_center", "group"].nunique() > 1
         for (group_by, group), g in km.groupby(["group_by", "group"], sort=False):
             if target.is_comparison:
-                if group_by == "center":
+                if group_by in ("center", "home_center"):
                     continue
                 panel, label = GROUP_NAMES.get(group, group), run.label
             else:
-                if group_by == "all":
+                if group_by == "all" or group_by == ("center" if by_home else "home_center"):
                     continue
-                panel = "By center (where care ended)" if group_by == "center" else "By etiology"
+                panel = {"center": "By center (where care ended)", "home_center": "By home center (first "
+                         "presented there)"}.get(group_by, "By etiology")
                 label = GROUP_SHORT.get(group, group)
             pieces.append(_resample_step(g, points).assign(panel=panel, label=label))
     return pd.concat(pieces, ignore_index=True) if pieces else pd.DataFrame()

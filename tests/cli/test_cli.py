@@ -130,3 +130,18 @@ def test_the_console_names_the_busiest_resources_with_their_waits():
     assert busiest_resources(summary.iloc[0:0]) == []
     across = summary[summary["level"] == "across"].drop(columns="level")  # RunResult.summary has no level
     assert busiest_resources(across) == lines
+
+
+def test_the_comparison_console_adds_the_waits_of_resources_someone_waited_for():
+    from sim.cli import format_comparison
+
+    rows = []
+    for i, (myelography, mri) in enumerate([(14.7, 0.001), (0.02, 0.002)]):
+        for group, wait in (("all centers/myelography", myelography), ("all centers/mri", mri)):
+            rows.append({"scenario_index": i, "metric": "resource_mean_wait_days", "group": group, "mean": wait,
+                         "diff_vs_first": wait - (14.7 if "myelo" in group else 0.001), "diff_ci95_low": -1.0,
+                         "diff_ci95_high": 1.0})
+    text = format_comparison(pd.DataFrame(rows), ["Lists", "Servers"])
+    wait_lines = [line for line in text.splitlines() if line.startswith("Mean queue wait")]
+    assert len(wait_lines) == 1 and "myelography" in wait_lines[0] and "14.700" in wait_lines[0]
+    assert "-14.680" in wait_lines[0]  # the paired difference, B - A

@@ -233,6 +233,18 @@ def test_report_shows_a_session_list_in_sessions_and_slots(tmp_path):
     assert "1 a week x 2 slots" in text and "Mean waiting list, everyone on it (patients)" in text
 
 
+def test_a_network_run_draws_its_curves_by_home_center(tmp_path):
+    scenario = _short(tmp_path / "net.toml", ROOT / "scenarios" / "regional_network.toml")
+    out = tmp_path / "run"
+    assert main(["run", str(scenario), "--reps", "2", "--jobs", "1", "--quiet", "--no-events", "--out",
+                 str(out)]) == 0
+    km = pd.read_csv(out / "km.csv")
+    homes = set(km.loc[km["group_by"] == "home_center", "group"])
+    assert homes == {"specialist", "district_north", "district_east", "district_west"}
+    svg = (out / "figures" / "km_diagnosis.svg").read_text(encoding="utf-8")
+    assert "By home center" in svg and "where care ended" not in svg
+
+
 def test_run_without_report_then_report_command(tmp_path, capsys):
     scenario = _short(tmp_path / "low.toml", LOW_VOLUME)
     out = tmp_path / "run"

@@ -68,6 +68,7 @@ def _synthetic(rep: int, n: int, rng: np.random.Generator, centers: list[str]) -
     return pd.DataFrame({
         "resolved_by": by,
         "replication": rep, "patient_id": np.arange(n), "center": rng.choice(centers, n),
+        "home_center": rng.choice(centers[:1], n),
         "etiology": rng.choice(["post_lp", "spontaneous"], n), "onset_day": onset, "presented_day": presented,
         "diagnosed_day": diagnosed, "resolved_day": resolved, "in_warmup": onset < 3,
         "symptom_days": rng.integers(0, 100, n).astype(float), "waiting_days": np.where(rng.random(n) < 0.1, np.nan,
@@ -113,8 +114,8 @@ def test_run_folder_tables_are_the_bytes_of_the_all_patients_tables(tmp_path):
     finalization: every patient read back from patients.parquet, tables computed at once and written by pandas."""
     s = load_scenario(SCENARIOS / "regional_network.toml", overrides={"run.horizon_days": 1000})
     r = run(s, reps=3, seed=2, jobs=2, out=tmp_path / "r", log_events=False, progress=False)
-    columns = ["onset_day", "presented_day", "diagnosed_day", "resolved_day", "resolved_by", "center", "etiology",
-               "in_warmup", "symptom_days", "waiting_days", "n_consultations", "n_ebp"]
+    columns = ["onset_day", "presented_day", "diagnosed_day", "resolved_day", "resolved_by", "center",
+               "home_center", "etiology", "in_warmup", "symptom_days", "waiting_days", "n_consultations", "n_ebp"]
     everyone = pq.read_table(tmp_path / "r" / "patients.parquet", columns=columns).to_pandas(
         strings_to_categorical=True)
     km = km_table(everyone, s.horizon_days).to_csv(index=False).encode()
