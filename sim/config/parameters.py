@@ -119,6 +119,11 @@ class Population:
     seasonality_amplitude: float = 0.0
     seasonality_peak_day: float = 0.0
     catchment_adults: int = 1_000_000
+    # The front door (`sim.model.front_door`); the defaults make it a single visit that refers at once.
+    front_door_referral_probability: dict[str, float] = field(default_factory=lambda: dict.fromkeys(ETIOLOGIES, 1.0))
+    front_door_return_days: Distribution | None = None
+    front_door_max_visits: int = 1
+    front_door_self_referral_probability: float = 1.0
 
     def rate_multiplier(self, day: np.ndarray) -> np.ndarray:
         """Arrival rate at `day` relative to the base rate (demand growth and seasonality)."""

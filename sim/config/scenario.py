@@ -38,6 +38,7 @@ from sim.config.schema import (
     MAX_CAPACITY,
     MAX_COUNT,
     MAX_EXTENDS_DEPTH,
+    MAX_FRONT_DOOR_VISITS,
     MAX_PATIENTS_CEILING,
     MAX_SESSIONS_PER_WEEK,
     MAX_SLOTS_PER_SESSION,
@@ -612,7 +613,19 @@ def _build_population(t: dict[str, Any], file: str) -> Population:
         seasonality_peak_day=_v(pop, "demand", "seasonality_peak_day"),
         max_consultations=_capped(_v(pop, "max_consultations", "all"), file, "population.max_consultations.all",
                                   minimum=1),
+        front_door_referral_probability={e: _v(pop, "front_door", "referral_probability_per_visit", e)
+                                         for e in ETIOLOGIES},
+        front_door_return_days=_v(pop, "front_door", "return_days"),
+        front_door_max_visits=_front_door_visits(_v(pop, "front_door", "max_visits"), file),
+        front_door_self_referral_probability=_v(pop, "front_door", "self_referral_probability"),
     )
+
+
+def _front_door_visits(v: int, file: str) -> int:
+    if not 1 <= v <= MAX_FRONT_DOOR_VISITS:
+        raise ScenarioError(file, "population.front_door.max_visits", v, f"a whole number of visits from 1 to "
+                            f"{MAX_FRONT_DOOR_VISITS}")
+    return v
 
 
 def _capped(v: int, file: str, field: str, minimum: int = 0) -> int:

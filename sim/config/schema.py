@@ -35,6 +35,7 @@ MAX_COUNT = 50
 MAX_ADULTS = 10_000_000_000  # more adults than the world holds is a typo
 MAX_CAPACITY = 100_000
 MAX_SESSIONS_PER_WEEK = 70  # ten a day
+MAX_FRONT_DOOR_VISITS = 12  # the uniforms drawn per patient for her front-door visits
 MAX_BACKGROUND_PER_WEEK = 10_000  # other patients' requests a week, per list
 MAX_BACKGROUND_REQUESTS = 20_000_000  # other patients drawn per replication: about 1 GB with their lists
 MAX_SLOTS_PER_SESSION = 1000

@@ -12,7 +12,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from sim.config.parameters import ETIOLOGIES, LEAK_TYPES, RESOURCES, Scenario
+from sim.model.front_door import VISIT_SLOTS, through_front_door
 from sim.model.randomness import SLOTS, pcg64_states, purpose_key, stream
+
+FRONT_DOOR_FIELDS = ("first_contact_day", "front_door_visits", "front_door_gave_up_day")
 
 # Per-use uniform arrays: name -> (stream purpose, slot count).
 PER_USE: dict[str, tuple[str, int]] = {
@@ -55,10 +58,14 @@ class Cohort:
     etiology: np.ndarray
     leak_type: np.ndarray
     onset_day: np.ndarray
-    presented_day: np.ndarray  # onset + care seeking (may lie past the horizon)
+    presented_day: np.ndarray  # first consultation at a center, after the front door (inf: never; may lie past
+    # the horizon)
     natural_resolution_day: np.ndarray  # inf for leaks that never close on their own
     home_center: np.ndarray
     direct_repair: np.ndarray  # spinal-surgery tears sent straight to repair
+    first_contact_day: np.ndarray  # onset + care seeking: the first front-door visit
+    front_door_visits: np.ndarray
+    front_door_gave_up_day: np.ndarray  # inf: did not give up at the front door
     uniforms: dict[str, np.ndarray] = field(repr=False)
     # "booking" and "service": the per-resource uniforms as one (resource, patient, slot) array, of which
     # uniforms["booking:r"] is row r (a contiguous view), so the fast path gathers across resources at once.
@@ -73,7 +80,7 @@ class Cohort:
             n=len(range(*rows.indices(self.n))),
             **{name: getattr(self, name)[rows] for name in ("etiology", "leak_type", "onset_day", "presented_day",
                                                             "natural_resolution_day", "home_center",
-                                                            "direct_repair")},
+                                                            "direct_repair", *FRONT_DOOR_FIELDS)},
             uniforms={name: values[rows] for name, values in self.uniforms.items()},
             by_resource={kind: block[:, rows] for kind, block in self.by_resource.items()},
             treatments=self.treatments[rows] if self.treatments is not None else None,
@@ -143,7 +150,8 @@ def draw_cohorts(scenario: Scenario, root_seed: int, replications: Sequence[int]
     cohort = Cohort(
         n=n,
         **{name: joined(name) for name in ("etiology", "leak_type", "onset_day", "presented_day",
-                                           "natural_resolution_day", "home_center", "direct_repair")},
+                                           "natural_resolution_day", "home_center", "direct_repair",
+                                           *FRONT_DOOR_FIELDS)},
         uniforms=uniforms,
         by_resource=by_resource,
         treatments=treatments,
@@ -164,6 +172,9 @@ class _Arrivals:
     natural_resolution_day: np.ndarray
     home_center: np.ndarray
     direct_repair: np.ndarray
+    first_contact_day: np.ndarray
+    front_door_visits: np.ndarray
+    front_door_gave_up_day: np.ndarray
     kept: list[np.ndarray]
     order: np.ndarray
 
@@ -187,6 +198,8 @@ def _arrivals(scenario: Scenario, root_seed: int, replication: int) -> _Arrivals
         nat = stream(root_seed, replication, "natural_history", e_idx)
         u_self_limiting, u_nat_days = nat.random(n_e), nat.random(n_e)
         u_seek = stream(root_seed, replication, "care_seeking", e_idx).random(n_e)
+        door = stream(root_seed, replication, "front_door", e_idx)
+        u_refer, u_return, u_self = door.random((n_e, VISIT_SLOTS)), door.random((n_e, VISIT_SLOTS)), door.random(n_e)
 
         if etiology == "spontaneous":
             cum = np.cumsum([pop.leak_type_shares[lt] for lt in LEAK_TYPES])
@@ -198,11 +211,16 @@ def _arrivals(scenario: Scenario, root_seed: int, replication: int) -> _Arrivals
                           len(scenario.centers) - 1)
         self_limiting = u_self_limiting < pop.self_limiting_probability[etiology]
         nat_day = np.where(self_limiting, onset + pop.self_limiting_days[etiology].ppf(u_nat_days), np.inf)
+        first_contact = onset + pop.care_seeking_days[etiology].ppf(u_seek)
+        path = through_front_door(first_contact, etiology, pop, u_refer, u_return, u_self)
         part = {
             "etiology": np.full(n_e, e_idx),
             "leak_type": leak,
             "onset_day": onset,
-            "presented_day": onset + pop.care_seeking_days[etiology].ppf(u_seek),
+            "presented_day": path.presented_day,
+            "first_contact_day": first_contact,
+            "front_door_visits": path.visits,
+            "front_door_gave_up_day": path.gave_up_day,
             "natural_resolution_day": nat_day,
             "home_center": home,
             "direct_repair": (u_direct < scenario.clinical.spinal_surgery_direct_repair_probability)
@@ -222,7 +240,8 @@ def _arrivals(scenario: Scenario, root_seed: int, replication: int) -> _Arrivals
 
     return _Arrivals(n=n, etiology=cat("etiology"), leak_type=cat("leak_type"), onset_day=onset_all[order],
                      presented_day=cat("presented_day"), natural_resolution_day=cat("natural_resolution_day"),
-                     home_center=cat("home_center"), direct_repair=cat("direct_repair"), kept=kept, order=order)
+                     home_center=cat("home_center"), direct_repair=cat("direct_repair"),
+                     **{name: cat(name) for name in FRONT_DOOR_FIELDS}, kept=kept, order=order)
 
 
 def _fill_uniforms(root_seed: int, replication: int, arr: _Arrivals, uniforms: dict[str, np.ndarray]) -> None:

@@ -36,6 +36,7 @@ PURPOSE_KEYS: dict[str, int] = {
     "misdiagnosis_return": 16,
     "conservative": 17,
     "thinning": 18,
+    "front_door": 19,
     "service": 100,  # + resource index
     "booking": 200,  # + resource index
     "background": 300,  # other patients' requests for a session-booked resource: + center x resources + resource

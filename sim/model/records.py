@@ -61,7 +61,12 @@ PATIENT_SCHEMA: tuple[Column, ...] = (
     Column("leak_type", "text", "spontaneous: `ventral_dural_tear`, `meningeal_diverticulum`, `csf_venous_fistula`, "
            "`indeterminate`; procedure-related: `procedural`"),
     Column("onset_day", "day", "symptom onset (day)"),
-    Column("presented_day", "day", "first presentation at a center (day); null if never presented", engine=True),
+    Column("first_contact_day", "day", "first front-door visit: primary care, emergency department or general "
+           "neurology (day)"),
+    Column("n_front_door_visits", "count", "front-door visits up to the one that referred her on, or all of them "
+           "(count)"),
+    Column("presented_day", "day", "first consultation at a center, after the front door (day); null if never "
+           "presented", engine=True),
     Column("diagnosed_day", "day", "leak recognized (day)", engine=True),
     Column("first_treatment_day", "day", "first invasive treatment completed (day)", engine=True),
     Column("resolved_day", "day", "final resolution (day): set when `final_state` is `resolved` or "
@@ -138,14 +143,19 @@ class Records:
 
 def before_care(cohort: Cohort, horizon_days: float) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """Who enters the pathway (presents before the horizon with the leak still open), and the columns every
-    patient starts with: closed before presenting (resolved without care), never presented by the horizon
-    (symptomatic throughout), or admitted (in the pathway until an engine says otherwise)."""
+    patient starts with: closed before presenting (resolved without care), gave up at the front door (persistent,
+    undiagnosed), not yet presented by the horizon (symptomatic throughout, censored), or admitted (in the
+    pathway until an engine says otherwise)."""
     reach = care_reach(cohort, horizon_days)
     settled, admitted = reach.without_care, reach.admitted
     onset, nat = cohort.onset_day, cohort.natural_resolution_day
+    # gave up at the front door before the horizon, with the leak still open: persistent, never diagnosed
+    gave_up = reach.unpresented & (cohort.front_door_gave_up_day < horizon_days)
     columns: dict[str, Any] = {
         "center": cohort.home_center.astype(np.int64),
-        "final_state": np.where(settled, F_WITHOUT_CARE, F_IN_PATHWAY).astype(np.int64),
+        "final_state": np.where(settled, F_WITHOUT_CARE, np.where(gave_up, F_PERSISTENT, F_IN_PATHWAY)
+                                ).astype(np.int64),
+        "persistent_reason": np.where(gave_up, R_UNDIAGNOSED, R_NONE).astype(np.int64),
         "resolved_by": np.where(settled, BY_NATURAL, BY_NONE).astype(np.int64),
         "resolved_day": np.where(settled, nat, np.nan),
         "first_resolved_day": np.where(settled, nat, np.nan),

@@ -91,7 +91,7 @@ def test_defaults_by_grade_and_listed_distributions():
     draw = u.values([0.5])["clinical.ebp_first_success.post_lp"]
     assert draw == pytest.approx(sps.beta.ppf(0.5, 0.75 * 504, 0.25 * 504))
     # default by grade: an L probability gets beta n = 10, an L rate gamma cv = 0.5, H cost none listed
-    assert space["profiles.low_volume.recognition_probability_spontaneous"].spread == (10.0,)
+    assert space["profiles.low_volume.mri_reading_sensitivity"].spread == (10.0,)
     assert space["population.incidence_per_100k_per_year.post_lp"].family == "gamma"
     assert space["population.incidence_per_100k_per_year.post_lp"].spread == (0.5,)
     # grade '-' settings, counts and flags do not vary

@@ -30,7 +30,7 @@ def test_every_base_parameter_has_unit_grade_and_source():
 
 def test_weak_parameters_are_flagged():
     weak = [p for p, param in flatten(base_tree()).items() if param.weak]
-    assert "profiles.low_volume.recognition_probability_spontaneous" in weak
+    assert "profiles.low_volume.mri_reading_sensitivity" in weak
     assert "population.incidence_per_100k_per_year.post_lp" in weak
     assert "population.incidence_per_100k_per_year.spontaneous" not in weak
 
