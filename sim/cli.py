@@ -7,6 +7,7 @@ import signal
 import sys
 import threading
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 
 from sim.analysis.headline import HEADLINE
@@ -97,6 +98,22 @@ def build_parser() -> argparse.ArgumentParser:
                        help="skip measuring the variance reduction of common random numbers")
     common(p_cmp)
     overwrite(p_cmp)
+
+    p_exp = sub.add_parser("explain", help="share out the difference B - A among the parameter groups that make it")
+    p_exp.add_argument("scenario_a", metavar="A")
+    p_exp.add_argument("scenario_b", metavar="B")
+    p_exp.add_argument("--method", choices=("shapley", "sequential"), default="shapley",
+                       help="shapley (default): every order of swaps averaged, 2**k counterfactuals for k groups "
+                            "that differ; sequential: the groups swapped once each in a fixed order (k + 1)")
+    p_exp.add_argument("--reps", type=_positive_int, default=10, help="replications of each counterfactual "
+                                                                      "(default 10)")
+    p_exp.add_argument("--seed", type=_seed, default=1, help="root seed (default 1)")
+    p_exp.add_argument("--jobs", type=_positive_int, default=default_jobs(), help="worker processes (default: all)")
+    backends(p_exp, "replications")
+    p_exp.add_argument("--engine", choices=["auto", "simpy", "fast"], default="auto", help="as for run")
+    p_exp.add_argument("--quiet", action="store_true", help="no progress bar")
+    p_exp.add_argument("--out", default="results/explain", help="output folder (default results/explain)")
+    overwrite(p_exp)
 
     p_sw = sub.add_parser("sweep", help="run a grid of parameter values on common random numbers")
     p_sw.add_argument("scenario")
@@ -206,6 +223,8 @@ def _dispatch(args: argparse.Namespace, command: str, kept: str) -> int:
             return _run(args, command)
         if args.command == "compare":
             return _compare(args, command)
+        if args.command == "explain":
+            return _explain(args, command)
         if args.command == "sweep":
             return _sweep(args, command)
         if args.command == "warmup":
@@ -365,6 +384,52 @@ def _report_jobs(args: argparse.Namespace) -> int:
     from sim.runs.backends import default_jobs
 
     return 1 if args.backend == "serial" else min(args.jobs, default_jobs())
+
+
+# What `csfsim explain` prints (explain.csv holds every metric): the symptom-day gap first.
+EXPLAINED: tuple[tuple[str, str], ...] = (
+    ("symptom_days_mean", "all"),
+    ("symptom_days_mean", "spontaneous"),
+    ("time_to_resolution_rmst_365_days", "spontaneous"),
+    ("diagnosis_cif_365_days", "spontaneous"),
+)
+
+
+def _explain(args: argparse.Namespace, command: str) -> int:
+    from sim.runs.explain import explain
+
+    r = explain(args.scenario_a, args.scenario_b, reps=args.reps, seed=args.seed, jobs=args.jobs, out=args.out,
+                method=args.method, progress=False if args.quiet else None, command=command, backend=_backend(args),
+                engine=args.engine, overwrite=args.overwrite)
+    m = r.manifest or {}
+    print(f"A = {printable(m['scenario_a']['name'])}\nB = {printable(m['scenario_b']['name'])}")
+    same = ", ".join(m["groups_equal"]) or "none"
+    print(f"{len(r.groups)} parameter groups differ ({args.method}: {r.counterfactuals} scenarios on common random "
+          f"numbers, {args.reps} replications each); the same in both: {same}")
+    print(format_explanation(r.table, EXPLAINED))
+    print(f"Written to {args.out}/ (explain.csv: every metric)")
+    return 0
+
+
+def format_explanation(table, explained: Sequence[tuple[str, str]]) -> str:
+    """Per explained metric: B - A, then each part with its 95% CI and its share of the gap (95% CI)."""
+    from sim.analysis.metrics import metric as metric_entry
+
+    lines = []
+    for metric, group in explained:
+        sel = table[(table["metric"] == metric) & (table["group"] == group)]
+        if sel.empty:
+            continue
+        total = sel[sel["kind"] == "total"].iloc[0]
+        lines += ["", f"{metric_entry(metric).title(group)}: B - A {total['contribution']:+.3f} "
+                      f"(95% CI {total['ci95_low']:+.3f} to {total['ci95_high']:+.3f})"]
+        for row in sel[sel["kind"] != "total"].itertuples(index=False):
+            c, lo, hi, sh, sh_lo, sh_hi = (round(x, 9) + 0.0 for x in (row.contribution, row.ci95_low, row.ci95_high,
+                                                                      row.share_of_gap, row.share_ci95_low,
+                                                                      row.share_ci95_high))  # no "-0.0"
+            share = "" if sh != sh else f"{sh:7.1%} ({sh_lo:.1%} to {sh_hi:.1%})"
+            lines.append(f"  {row.label[:44]:<44} {c:+9.3f} ({lo:+.3f} to {hi:+.3f})  {share}")
+    return "\n".join(lines)
 
 
 def _sweep(args: argparse.Namespace, command: str) -> int:

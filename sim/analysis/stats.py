@@ -186,7 +186,7 @@ def replication_metrics(patients: pd.DataFrame, resources: pd.DataFrame, horizon
 
 
 @functools.lru_cache(maxsize=1024)
-def _t_quantile(q: float, df: int) -> float:
+def t_quantile(q: float, df: int) -> float:
     """Student's t quantile, cached: a summary asks for the same few (level, replications) hundreds of times.
     `special.stdtrit` is the function `scipy.stats.t.ppf` evaluates (same values), without importing
     `scipy.stats`, which cost every command about 0.4 s."""
@@ -202,7 +202,7 @@ def t_interval(values: np.ndarray, level: float = 0.95) -> tuple[float, float, f
     if v.size == 1:
         return mean, math.nan, math.nan, math.nan
     sd = float(v.std(ddof=1))
-    half = _t_quantile(0.5 + level / 2, v.size - 1) * sd / math.sqrt(v.size)
+    half = t_quantile(0.5 + level / 2, v.size - 1) * sd / math.sqrt(v.size)
     return mean, sd, mean - half, mean + half
 
 
@@ -224,7 +224,7 @@ def share_interval(values: np.ndarray, level: float = 0.95) -> tuple[float, floa
     if mean in (0.0, 1.0) or sd == 0.0:
         return mean, sd, mean, mean
     n = int(np.sum(~np.isnan(values)))
-    half = _t_quantile(0.5 + level / 2, n - 1) * sd / (math.sqrt(n) * mean * (1.0 - mean))
+    half = t_quantile(0.5 + level / 2, n - 1) * sd / (math.sqrt(n) * mean * (1.0 - mean))
     centre = math.log(mean / (1.0 - mean))
     lo, hi = 1.0 / (1.0 + math.exp(-(centre - half))), 1.0 / (1.0 + math.exp(-(centre + half)))
     return mean, sd, min(lo, mean), max(hi, mean)  # the round trip through the logit can miss the mean by a bit

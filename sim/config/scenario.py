@@ -12,7 +12,7 @@ import dataclasses
 import difflib
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -428,24 +428,7 @@ def _build_centers(raw: object, profiles: dict[str, Any], file: str, population_
         _apply(ptree, body, file, f"{path}.", CENTER_KEYS)
         own[cname] = _differences(ptree, profiles[pname])
         centers.append(_compile_center(file, cname, pname, share, refers_to or None, ptree))
-    names = {c.name for c in centers}
-    for c in centers:
-        if c.refers_to is not None and c.refers_to not in names:
-            raise ScenarioError(file, f"centers.{c.name}.refers_to", c.refers_to,
-                                f"one of the scenario's centers ({', '.join(sorted(names))})")
-        if c.refers_to == c.name:
-            raise ScenarioError(file, f"centers.{c.name}.refers_to", c.refers_to, "another center (not itself)")
-    # Referral chains must end: a cycle would pass patients round for ever.
-    by_name = {c.name: c for c in centers}
-    for c in centers:
-        seen = [c.name]
-        nxt = c.refers_to
-        while nxt is not None:
-            if nxt in seen:
-                raise ScenarioError(file, f"centers.{c.name}.refers_to", c.refers_to,
-                                    f"referrals that end somewhere (cycle {' -> '.join([*seen, nxt])})")
-            seen.append(nxt)
-            nxt = by_name[nxt].refers_to
+    check_routes(file, centers)
     total_adults = None
     if adults:
         centers, total_adults = _shares_from_adults(centers, adults, file, population_adults, adults_given)
@@ -556,6 +539,28 @@ def _session_fields(file: str, where: str, t: dict[str, Any], windows: tuple) ->
         raise ScenarioError(file, f"{where}.open_windows", [list(w) for w in windows],
                             "[] when sessions_per_week > 0 (the sessions set when the resource runs)")
     return fields
+
+
+def check_routes(file: str, centers: Sequence[Center]) -> None:
+    """Every `refers_to` names another center of the scenario, and referral chains end (a cycle would pass
+    patients round for ever)."""
+    names = {c.name for c in centers}
+    for c in centers:
+        if c.refers_to is not None and c.refers_to not in names:
+            raise ScenarioError(file, f"centers.{c.name}.refers_to", c.refers_to,
+                                f"one of the scenario's centers ({', '.join(sorted(names))})")
+        if c.refers_to == c.name:
+            raise ScenarioError(file, f"centers.{c.name}.refers_to", c.refers_to, "another center (not itself)")
+    by_name = {c.name: c for c in centers}
+    for c in centers:
+        seen = [c.name]
+        nxt = c.refers_to
+        while nxt is not None:
+            if nxt in seen:
+                raise ScenarioError(file, f"centers.{c.name}.refers_to", c.refers_to,
+                                    f"referrals that end somewhere (cycle {' -> '.join([*seen, nxt])})")
+            seen.append(nxt)
+            nxt = by_name[nxt].refers_to
 
 
 def _compile_center(file: str, name: str, pname: str, share: dict[str, float], refers_to: str | None,

@@ -31,6 +31,7 @@ from sim.errors import ScenarioError
 
 # The manifest key that marks each kind of finished output folder (written by the command that made it).
 KINDS = {"run": "csfsim_run", "compare": "csfsim_compare", "sweep": "csfsim_sweep", "psa": "csfsim_psa",
+         "explain": "csfsim_explain",
          "sensitivity": "csfsim_sensitivity", "warmup": "csfsim_warmup"}
 # What each kind wrote before manifests listed every entry (`files`), so that such a folder can still be replaced.
 EARLIER_OUTPUTS = {

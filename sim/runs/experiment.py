@@ -439,7 +439,7 @@ def _run_dask(scenario: Scenario, seed: int, todo: list[int], parts: Path, backe
                              f"{parts.parent}; rerun with --resume to finish") from None
 
 
-def _progress(total: int, initial: int, label: str, enabled: bool | None):
+def progress_bar(total: int, initial: int, label: str, enabled: bool | None, unit: str = "rep"):
     from tqdm import tqdm
 
     class Bar(tqdm):
@@ -449,7 +449,7 @@ def _progress(total: int, initial: int, label: str, enabled: bool | None):
         monitor_interval = 0
 
     show = sys.stderr.isatty() if enabled is None else enabled
-    return Bar(total=total, initial=initial, desc=label, unit="rep", disable=not show, leave=False)
+    return Bar(total=total, initial=initial, desc=label, unit=unit, disable=not show, leave=False)
 
 
 def run(scenario: Scenario | str | os.PathLike[str], reps: int | str = 10, seed: int = 1, jobs: int = 1,
@@ -529,7 +529,7 @@ def _run_in(work: Path, scenario: Scenario, reps: int | str, seed: int, backend:
         # auto the number kept is known only at the end, so they are concatenated then.
         if not auto:
             concat = _Concatenation(parts, work, target, log_events, background=crew is not None)
-        bar = _progress(target, len(_done_reps(parts) & set(range(target))), scenario.name[:30], progress)
+        bar = progress_bar(target, len(_done_reps(parts) & set(range(target))), scenario.name[:30], progress)
 
         def done(info: dict[str, Any]) -> None:
             infos.append(info)

@@ -129,11 +129,11 @@ def test_patient_metrics_of_an_empty_group_are_missing_not_errors():
 def test_t_quantile_is_scipy_stats_t_ppf():
     from scipy import stats as sps
 
-    from sim.analysis.stats import _t_quantile
+    from sim.analysis.stats import t_quantile
 
     for df in [*range(1, 60), 100, 1000, 10**5]:
         for q in (0.5, 0.9, 0.95, 0.975, 0.995, 0.025):
-            assert _t_quantile(q, df) == float(sps.t.ppf(q, df))
+            assert t_quantile(q, df) == float(sps.t.ppf(q, df))
 
 
 @given(st.lists(st.floats(0.0, 1.0, allow_nan=False), min_size=2, max_size=3))
