@@ -18,7 +18,8 @@ __all__ = ["CompareResult", "ExplainResult", "RunResult", "ScenarioError", "comp
 # pyarrow; the first use of `sim.run` imports what it needs.
 _LAZY = {"load_scenario": "sim.config.scenario", "ScenarioError": "sim.errors", "compare": "sim.runs.compare",
          "CompareResult": "sim.runs.compare", "run": "sim.runs.experiment", "RunResult": "sim.runs.experiment",
-         "explain": "sim.runs.explain", "ExplainResult": "sim.runs.explain", "psa": "sim.runs.psa", "sensitivity": "sim.runs.psa", "unlimited_overrides": "sim.engines.choice"}
+         "explain": "sim.runs.explain", "ExplainResult": "sim.runs.explain",
+         "psa": "sim.runs.psa", "sensitivity": "sim.runs.psa", "unlimited_overrides": "sim.engines.choice"}
 
 
 def __getattr__(name: str) -> Any:

@@ -96,6 +96,9 @@ def build_parser() -> argparse.ArgumentParser:
     p_cmp.add_argument("--out", default="results/compare", help="output folder (default results/compare)")
     p_cmp.add_argument("--no-crn-check", action="store_true",
                        help="skip measuring the variance reduction of common random numbers")
+    p_cmp.add_argument("--explain", action="store_true",
+                       help="share out each difference from the first scenario among parameter groups (as csfsim "
+                            "explain; explain.csv and a section of the report)")
     common(p_cmp)
     overwrite(p_cmp)
 
@@ -113,6 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
     p_exp.add_argument("--engine", choices=["auto", "simpy", "fast"], default="auto", help="as for run")
     p_exp.add_argument("--quiet", action="store_true", help="no progress bar")
     p_exp.add_argument("--out", default="results/explain", help="output folder (default results/explain)")
+    p_exp.add_argument("--no-report", action="store_true", help="skip report.html and figures/")
     overwrite(p_exp)
 
     p_sw = sub.add_parser("sweep", help="run a grid of parameter values on common random numbers")
@@ -314,7 +318,8 @@ def _compare(args: argparse.Namespace, command: str) -> int:
     result = compare(args.scenarios, reps=args.reps, seed=args.seed, jobs=args.jobs, out=args.out,
                      log_events=not args.no_events, progress=False if args.quiet else None, command=command,
                      backend=_backend(args), precision=args.precision, max_reps=args.max_reps,
-                     measure_crn=not args.no_crn_check, engine=args.engine, overwrite=args.overwrite)
+                     measure_crn=not args.no_crn_check, engine=args.engine, overwrite=args.overwrite,
+                     explain=args.explain)
     for r in result.runs:
         print(f"{printable(r.scenario.name)}: {r.reps} replications, {r.manifest['patients']} patients, "
               f"{r.manifest['wall_seconds']:.1f} s ({r.manifest['backend']}, engine {r.manifest['engine']})")
@@ -327,7 +332,14 @@ def _compare(args: argparse.Namespace, command: str) -> int:
     if result.crn is not None:
         print(f"\ncommon random numbers: {result.crn_factor:.1f}x fewer replications for the same precision "
               "(median variance reduction of the paired differences over the primary metrics)")
-    print(f"Written to {args.out}/ (comparison.csv, and one run folder per scenario)")
+    if result.explanation is not None:
+        from sim.runs.explain import EXPLAINED
+
+        for i, r in enumerate(result.runs[1:], start=1):
+            print(f"\nWhy {printable(r.scenario.name)} differs from {printable(result.runs[0].scenario.name)}:")
+            print(format_explanation(result.explanation[result.explanation["scenario_index"] == i], EXPLAINED[:2]))
+    extra = ", explain.csv" if result.explanation is not None else ""
+    print(f"Written to {args.out}/ (comparison.csv{extra}, and one run folder per scenario)")
     return 0 if args.no_report else _report_of_published(args.out, _report_jobs(args))
 
 
@@ -386,17 +398,8 @@ def _report_jobs(args: argparse.Namespace) -> int:
     return 1 if args.backend == "serial" else min(args.jobs, default_jobs())
 
 
-# What `csfsim explain` prints (explain.csv holds every metric): the symptom-day gap first.
-EXPLAINED: tuple[tuple[str, str], ...] = (
-    ("symptom_days_mean", "all"),
-    ("symptom_days_mean", "spontaneous"),
-    ("time_to_resolution_rmst_365_days", "spontaneous"),
-    ("diagnosis_cif_365_days", "spontaneous"),
-)
-
-
 def _explain(args: argparse.Namespace, command: str) -> int:
-    from sim.runs.explain import explain
+    from sim.runs.explain import EXPLAINED, explain
 
     r = explain(args.scenario_a, args.scenario_b, reps=args.reps, seed=args.seed, jobs=args.jobs, out=args.out,
                 method=args.method, progress=False if args.quiet else None, command=command, backend=_backend(args),
@@ -408,7 +411,7 @@ def _explain(args: argparse.Namespace, command: str) -> int:
           f"numbers, {args.reps} replications each); the same in both: {same}")
     print(format_explanation(r.table, EXPLAINED))
     print(f"Written to {args.out}/ (explain.csv: every metric)")
-    return 0
+    return 0 if args.no_report else _report_of_published(args.out, 1)
 
 
 def format_explanation(table, explained: Sequence[tuple[str, str]]) -> str:

@@ -365,3 +365,31 @@ def plot_shares(table: pd.DataFrame, path: Path) -> Path:
         fig.tight_layout()
         _legend_below(fig, list(handles.values()), list(handles), min(len(handles), 3))
         return save(fig, path)
+
+
+def plot_explanation(parts: pd.DataFrame, path: Path) -> Path:
+    """Where a difference B - A comes from: one panel per explained measure, one bar per parameter group (its
+    Shapley contribution, 95% CI whisker), then the structure part and the total B - A (black).
+
+    `parts` columns: panel (title with unit), label, kind ("group", "structure" or "total"), contribution,
+    ci95_low, ci95_high."""
+    panels = list(dict.fromkeys(parts["panel"]))
+    rows = max(parts.groupby("panel").size())
+    with _style():
+        fig, axes = plt.subplots(len(panels), 1, figsize=(8.5, len(panels) * (0.7 + 0.27 * rows)), squeeze=False)
+        for ax, panel in zip(axes[:, 0], panels, strict=True):
+            sel = parts[parts["panel"] == panel]
+            y = np.arange(len(sel))[::-1].astype(float)
+            colours = [COLOURS[0] if k == "total" else COLOURS[5] if k == "structure" else COLOURS[1]
+                       for k in sel["kind"]]
+            err = np.vstack([sel["contribution"] - sel["ci95_low"], sel["ci95_high"] - sel["contribution"]]).clip(0)
+            ax.barh(y, sel["contribution"], color=colours, height=0.6, xerr=np.nan_to_num(err), capsize=3,
+                    error_kw={"linewidth": 1.0})
+            ax.axvline(0, color="black", linewidth=0.8)
+            ax.set_yticks(y)
+            ax.set_yticklabels(list(sel["label"]))
+            ax.grid(axis="y", visible=False)
+            ax.set_title(panel, loc="left")
+            ax.set_xlabel("Contribution to B - A (bars: mean; whiskers: 95% CI)")
+        fig.tight_layout()
+        return save(fig, path)

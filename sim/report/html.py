@@ -83,9 +83,10 @@ class Target:
         return self.comparison is not None
 
 
-def _read_manifest(folder: Path) -> dict[str, Any]:
+def _read_manifest(folder: Path, keys: Sequence[str] = ("csfsim_run", "csfsim_compare")) -> dict[str, Any]:
     path = folder / "manifest.json"
-    expected = "a csfsim run or comparison folder (with the manifest.json that csfsim run/compare writes)"
+    expected = ("a csfsim run, comparison or explain folder (with the manifest.json that csfsim run/compare/explain "
+                "writes)")
     if not folder.is_dir():
         raise ScenarioError(str(folder), "folder", str(folder), expected)
     try:
@@ -93,8 +94,8 @@ def _read_manifest(folder: Path) -> dict[str, Any]:
     except (OSError, ValueError):
         raise ScenarioError(str(folder), "manifest.json", None if not path.exists() else "unreadable",
                             expected) from None
-    if not isinstance(data, dict) or not (data.get("csfsim_run") or data.get("csfsim_compare")):
-        raise ScenarioError(str(folder), "manifest.json", "no csfsim_run/csfsim_compare key", expected)
+    if not isinstance(data, dict) or not any(data.get(key) for key in keys):
+        raise ScenarioError(str(folder), "manifest.json", "no csfsim output key", expected)
     return data
 
 
@@ -716,19 +717,30 @@ def build_report(folder: str | os.PathLike[str], jobs: int = 1) -> Path:
     """Write `report.html` and `figures/` into a run or comparison folder (figures drawn on `jobs` processes);
     returns the report path."""
 
+    from sim.report import explanation
+
+    manifest = _read_manifest(Path(folder), ("csfsim_run", "csfsim_compare", "csfsim_explain"))
+    if manifest.get("csfsim_explain"):
+        return explanation.build_explain_report(Path(folder), manifest)
     target = load_target(folder)
     fig_dir = target.folder / "figures"
     metrics = series_metrics(target)
     figures = make_figures(target, metrics, HEADLINE, fig_dir, jobs)
-    html_text = render(target, metrics, figures, HEADLINE)
+    explained = ""
+    if target.is_comparison and (target.folder / explanation.EXPLAIN_CSV).exists():
+        table = pd.read_csv(target.folder / explanation.EXPLAIN_CSV)
+        explained = explanation.section_html(table, explanation.draw_figures(table, fig_dir),
+                                             [r.label for r in target.runs], target.manifest.get("explain", {}))
+    html_text = render(target, metrics, figures, HEADLINE, explained)
     out = target.folder / "report.html"
     atomic_write_text(out, html_text)
     return out
 
 
 def render(target: Target, metrics: pd.DataFrame, figures: Sequence[tuple[Path, str]],
-           headline: Sequence[tuple[str, str, str]]) -> str:
-    """The report as one HTML string (images embedded, styles inline, no scripts, no links out)."""
+           headline: Sequence[tuple[str, str, str]], explained: str = "") -> str:
+    """The report as one HTML string (images embedded, styles inline, no scripts, no links out); `explained`: the
+    "why they differ" section of a comparison made with --explain."""
     m = target.runs[0].manifest
     title = " vs ".join(r.label for r in target.runs) if target.is_comparison else target.runs[0].label
     parts = [f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>csfsim report: {_e(title)}</title>"
@@ -759,6 +771,7 @@ def render(target: Target, metrics: pd.DataFrame, figures: Sequence[tuple[Path, 
     parts.append("<h2 id='tables'>Key results</h2>" + headline_table(target, metrics, headline))
     parts.append("<h3>Outcomes by patient group</h3>" + outcomes_by_group_table(metrics))
     parts.append("<h3>Resources</h3>" + resources_table(target))
+    parts.append(explained)
     # Figures
     parts.append("<h2 id='figures'>Figures</h2>")
     parts.extend(_figure_html(png, caption) for png, caption in figures)

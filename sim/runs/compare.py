@@ -36,6 +36,7 @@ class CompareResult:
     out_dir: Path | None
     crn: pd.DataFrame | None = None  # variance reduction of common random numbers, per metric
     manifest: dict[str, Any] | None = None  # what the comparison folder's manifest.json holds (None in memory)
+    explanation: pd.DataFrame | None = None  # explain.csv: each difference from the first shared out (--explain)
 
     @property
     def crn_factor(self) -> float:
@@ -104,20 +105,21 @@ def compare(scenarios: Sequence[Scenario | str | os.PathLike[str]], reps: int | 
             jobs: int = 1, out: str | os.PathLike[str] | None = None, log_events: bool = True,
             progress: bool | None = None, command: str | None = None, backend: Backend | None = None,
             precision: float = 0.05, max_reps: int = 200, measure_crn: bool = True,
-            engine: str = "auto", overwrite: bool = False) -> CompareResult:
+            engine: str = "auto", overwrite: bool = False, explain: bool = False) -> CompareResult:
     """Run scenarios on common random numbers and compare them with the first.
 
     With `measure_crn`, every scenario after the first is also run on independent streams (another seed, in
-    memory) to measure how much the pairing reduces the variance of each difference."""
+    memory) to measure how much the pairing reduces the variance of each difference. With `explain`, each
+    difference from the first is shared out among parameter groups (`sim.runs.explain`; explain.csv)."""
     loaded = [s if isinstance(s, Scenario) else load_scenario(s) for s in scenarios]
     if len(loaded) < 2:
         raise ScenarioError("(command line)", "scenarios", len(loaded), "at least two scenarios to compare")
     if out is None:
         return _compare_in(None, loaded, reps, seed, jobs, log_events, progress, command, backend, precision,
-                           max_reps, measure_crn, engine)
+                           max_reps, measure_crn, engine, explain)
     with RunFolder(out, "compare", overwrite=overwrite) as folder:
         result = _compare_in(folder.open(), loaded, reps, seed, jobs, log_events, progress, command, backend,
-                             precision, max_reps, measure_crn, engine)
+                             precision, max_reps, measure_crn, engine, explain)
         assert result.manifest is not None
         folder.publish(result.manifest)
     result.out_dir = Path(out)
@@ -128,7 +130,7 @@ def compare(scenarios: Sequence[Scenario | str | os.PathLike[str]], reps: int | 
 
 def _compare_in(work: Path | None, loaded: list[Scenario], reps: int | str, seed: int, jobs: int,
                 log_events: bool, progress: bool | None, command: str | None, backend: Backend | None,
-                precision: float, max_reps: int, measure_crn: bool, engine: str) -> CompareResult:
+                precision: float, max_reps: int, measure_crn: bool, engine: str, explain: bool) -> CompareResult:
     """The comparison's runs and tables, written into `work` (a locked OUT.partial) or kept in memory."""
     names: list[str] = []
     runs = []
@@ -148,10 +150,21 @@ def _compare_in(work: Path | None, loaded: list[Scenario], reps: int | str, seed
                        for i, r in enumerate(runs[1:], start=1)]
         crn = crn_table(runs, independent)
     result = CompareResult(runs=runs, comparison=table, out_dir=work, crn=crn)
+    explained = []
+    if explain:
+        from sim.runs.explain import explain as explain_gap
+
+        for i, r in enumerate(runs[1:], start=1):
+            why = explain_gap(runs[0].scenario, r.scenario, reps=min(runs[0].reps, r.reps), seed=seed, jobs=jobs,
+                              progress=progress, backend=backend, engine=engine)
+            explained.append((why, why.table.assign(scenario=r.scenario.name, scenario_index=i)))
+        result.explanation = pd.concat([t for _, t in explained], ignore_index=True)
     if work is not None:
         outputs.atomic_write_csv(work / "comparison.csv", table)
         if crn is not None:
             outputs.atomic_write_csv(work / "crn_variance_reduction.csv", crn)
+        if result.explanation is not None:
+            outputs.atomic_write_csv(work / "explain.csv", result.explanation)
         result.manifest = {
             "csfsim_compare": True,
             "scenarios": [{"name": r.scenario.name, "file": r.scenario.source_file, "folder": n}
@@ -159,6 +172,10 @@ def _compare_in(work: Path | None, loaded: list[Scenario], reps: int | str, seed
             "folders": names,
             "seed": seed, "replications": [r.reps for r in runs], "common_random_numbers": True,
             "crn_variance_reduction_median_primary": result.crn_factor,
+            **({"explain": {"method": "shapley", "scenarios": [
+                {key: why.manifest[key] for key in ("scenario_b", "groups", "groups_equal", "centers_paired", "runs",
+                                                    "replications")} for why, _ in explained if why.manifest]}}
+               if explained else {}),
             **outputs.provenance(command),
         }
     return result

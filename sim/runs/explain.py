@@ -41,6 +41,13 @@ STRUCTURE = "structure"  # the part name of what is left when every group has A'
 LAYER = "diagnosis_layer"  # front door + diagnosis at the center: how much of a gap is finding the leak
 LAYER_GROUPS = ("front_door", "diagnosis")
 TOTAL = "total"  # the part name of B - A itself
+# What the console and the report show (explain.csv holds every metric): the symptom-day gap first.
+EXPLAINED: tuple[tuple[str, str], ...] = (
+    ("symptom_days_mean", "all"),
+    ("symptom_days_mean", "spontaneous"),
+    ("time_to_resolution_rmst_365_days", "spontaneous"),
+    ("diagnosis_cif_365_days", "spontaneous"),
+)
 
 
 @dataclass(frozen=True, slots=True)

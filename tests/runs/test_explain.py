@@ -18,6 +18,8 @@ from hypothesis import strategies as st
 from sim.cli import main
 from sim.config.scenario import load_scenario
 from sim.errors import ScenarioError
+from sim.report.html import build_report
+from sim.runs.compare import compare
 from sim.runs.experiment import run
 from sim.runs.explain import (
     GROUPS,
@@ -160,6 +162,10 @@ def test_cli_explain_writes_its_folder_and_prints_the_shares(tmp_path, capsys):
     assert "the same in both: front_door" in text
     t = pd.read_csv(out / "explain.csv")
     assert {"total", "structure", "diagnosis_layer", "diagnosis"} <= set(t["part"])
+    page = (out / "report.html").read_text(encoding="utf-8")
+    assert "Why the scenarios differ" in page and "Diagnosis layer (front door + diagnosis)" in page
+    assert (out / "figures" / "explain.png").exists()
+    assert main(["report", str(out)]) == 0  # `csfsim report` rebuilds an explain folder's report
     # A second run into the same folder is refused without --overwrite, with one line and exit 2.
     assert main(["explain", str(EXPERIENCED), str(LOW_VOLUME), "--reps", "2", "--quiet", "--out", str(out)]) == 2
     assert "--overwrite" in capsys.readouterr().err
@@ -171,3 +177,23 @@ def test_cli_explain_bad_pairing_is_one_line_exit_2(capsys):
     assert code == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "regional_network.toml" in err and "home centers" in err
+
+
+def test_compare_explain_total_is_the_comparisons_paired_difference(tmp_path):
+    a = load_scenario(EXPERIENCED, overrides={"run.horizon_days": 730})
+    b = load_scenario(EXPERIENCED, overrides={"run.horizon_days": 730, "scenario.name": "Slow imaging",
+                                              "profiles.experienced.resources.mri.booking_days":
+                                                  {"family": "lognormal", "median": 30.0, "sigma": 0.5}})
+    out = tmp_path / "cmp"
+    result = compare([a, b], reps=3, seed=4, out=out, measure_crn=False, explain=True, progress=False)
+    assert result.explanation is not None and set(result.explanation["part"]) >= {"capacity", "total"}
+    t = pd.read_csv(out / "explain.csv")
+    comp = pd.read_csv(out / "comparison.csv")
+    for metric, group in [("symptom_days_mean", "spontaneous"), ("diagnosis_cif_365_days", "spontaneous")]:
+        total = t[(t["metric"] == metric) & (t["group"] == group) & (t["part"] == "total")].iloc[0]
+        diff = comp[(comp["metric"] == metric) & (comp["group"] == group) & (comp["scenario_index"] == 1)].iloc[0]
+        assert total["contribution"] == pytest.approx(diff["diff_vs_first"])
+        capacity = t[(t["metric"] == metric) & (t["group"] == group) & (t["part"] == "capacity")].iloc[0]
+        assert capacity["contribution"] == pytest.approx(total["contribution"])  # the only group that differs
+    page = build_report(out).read_text(encoding="utf-8")
+    assert "Slow imaging (B) against" in page and "id='fig-explain'" in page
