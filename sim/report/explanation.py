@@ -85,9 +85,10 @@ def section_html(table: pd.DataFrame, figures: dict[int, Path], labels: Sequence
            "the gap its swap closes when the groups are swapped once each in a fixed order (parts then depend on "
            "that order)")
     out = ["<h2 id='explain'>Why the scenarios differ</h2>",
-           "<p>Each difference B - A is shared out among groups of parameters by counterfactual scenarios: B with "
-           f"some groups set to A's values, all on common random numbers; a group's part is {how}. The parts and "
-           "the <i>structure</i> part (what no group holds: centers, catchment, population, horizon) add up to "
+           "<p>Each difference B - A is shared out among groups of parameters by counterfactual scenarios: one of "
+           "the two (the one with more centers) with some groups set to the other's values, all on common random "
+           f"numbers; a group's part is {how}. The parts and "
+           "the <i>structure</i> part (what no group holds: which centers exist, population, horizon) add up to "
            "B - A in every replication; the diagnosis layer is the subtotal of the front door and diagnosis at "
            "the center. Intervals: t over replications for the parts, delta method for the shares. A negative "
            "part narrows the gap. Groups equal in both scenarios are left out. Every metric is in explain.csv; "

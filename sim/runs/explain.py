@@ -1,16 +1,17 @@
 """Why two scenarios differ: the difference B - A of every outcome, shared out among groups of parameters.
 
-Each group (front door, diagnosis at the center, imaging, ...) names scenario fields. A counterfactual scenario is
-B with some groups set to A's values; its home centers take the settings of A's home centers. All counterfactuals
-run on the same seed, so replication r meets the same patients and the same luck everywhere (common random
-numbers), and the effect of each swap is read replication by replication.
+Each group (front door, route, diagnosis at the center, imaging, ...) names scenario fields. A counterfactual
+scenario is one of the two (the one with more centers, B on a tie) with some groups set to the other's values; its
+home centers take the settings of the other's home centers. All counterfactuals run on the same seed, so
+replication r meets the same patients and the same luck everywhere (common random numbers), and the effect of each
+swap is read replication by replication.
 
 The default share-out is the Shapley value: a group's contribution is the gap it closes when it is swapped,
 averaged over every order in which the differing groups could be swapped (2**k counterfactuals for k groups that
 differ). The contributions of a replication add up exactly to B - A, together with one last part: what remains when
-every group has A's values (the structure of the scenarios: which centers exist, catchments, horizon, population,
-costs). `method="sequential"` swaps the groups once each in the order of GROUPS instead (k + 1 counterfactuals); its
-parts depend on that order.
+every group is swapped (the structure of the scenarios: which centers exist, horizon, population, costs).
+`method="sequential"` swaps the groups once each in the order of GROUPS instead (k + 1 counterfactuals); its parts
+depend on that order.
 """
 
 from __future__ import annotations
@@ -67,6 +68,7 @@ GROUPS: tuple[ParameterGroup, ...] = (
     ParameterGroup("front_door", "Front door (before any center)",
                    population_fields=("front_door_referral_probability", "front_door_return_days",
                                       "front_door_max_visits", "front_door_self_referral_probability")),
+    ParameterGroup("route", "Route (first center by etiology)", center_fields=("catchment_share",)),
     ParameterGroup("diagnosis", "Diagnosis at the center",
                    profile_fields=("recognition_probability_iatrogenic", "recognition_probability_spontaneous",
                                    "brain_mri_sign_probability", "mri_reading_sensitivity",
@@ -91,34 +93,42 @@ def home_centers(s: Scenario) -> list[Center]:
     return [c for c in s.centers if any(share > 0 for share in c.catchment_share.values())]
 
 
-def pair_centers(b: Scenario, a: Scenario) -> dict[str, str]:
-    """Which center of A gives its settings to each center of B: home center to home center when each scenario
-    has one, and every other center to the center of A with its name."""
+def pair_centers(base: Scenario, other: Scenario) -> dict[str, str]:
+    """Which center of `other` gives its settings to each center of `base`: home center to home center when each
+    scenario has one, and every other center to the center of `other` with its name."""
     pairs: dict[str, str] = {}
-    home_b, home_a = home_centers(b), home_centers(a)
-    if len(home_b) == 1 and len(home_a) == 1:
-        pairs[home_b[0].name] = home_a[0].name
-    names_a = set(a.center_names)
-    for c in b.centers:
-        if c.name not in pairs and c.name in names_a:
+    home_base, home_other = home_centers(base), home_centers(other)
+    if len(home_base) == 1 and len(home_other) == 1:
+        pairs[home_base[0].name] = home_other[0].name
+    names_other = set(other.center_names)
+    for c in base.centers:
+        if c.name not in pairs and c.name in names_other:
             pairs[c.name] = c.name
-    unpaired = [c.name for c in home_b if c.name not in pairs]
+    unpaired = [c.name for c in home_base if c.name not in pairs]
     if unpaired:
-        raise ScenarioError(b.source_file or "(scenario B)", "centers", ", ".join(unpaired),
-                            "home centers that match A's: one home center in each scenario, or the same center "
-                            f"names (A has {', '.join(a.center_names)})")
+        raise ScenarioError(base.source_file or "(scenario)", "centers", ", ".join(unpaired),
+                            f"home centers that match those of {other.source_file or other.name}: one home center "
+                            f"in each scenario, or the same center names (it has {', '.join(other.center_names)})")
     return pairs
 
 
 def group_differs(g: ParameterGroup, b: Scenario, a: Scenario, pairs: dict[str, str]) -> bool:
-    """Whether swapping `g` changes B at all (a group with the same values in both scenarios contributes 0)."""
-    return counterfactual(b, a, pairs, [g]) != b
+    """Whether swapping `g` changes B at all (a group with the same values in both scenarios contributes 0). A
+    route swap whose catchment shares would not add up to 1 (two centers of B paired with one of A) is no
+    counterfactual: the route then stays in the structure part."""
+    swapped = counterfactual(b, a, pairs, [g])
+    if "catchment_share" in g.center_fields:
+        for etiology in ETIOLOGIES:
+            if abs(sum(c.catchment_share[etiology] for c in swapped.centers) - 1.0) > 1e-9:
+                return False
+    return swapped != b
 
 
 def counterfactual(b: Scenario, a: Scenario, pairs: dict[str, str], groups: Iterable[ParameterGroup]) -> Scenario:
-    """B with the fields of `groups` set to A's values, each paired center of B taking its A center's values.
+    """`b` with the fields of `groups` set to `a`'s values, each paired center of `b` taking the values of its
+    center in `a` (`explain` builds on whichever scenario has more centers).
 
-    A referral route is translated by center name; a route to a center B lacks, or to the center itself, is
+    A referral route is translated by center name; a route to a center `b` lacks, or to the center itself, is
     dropped (the counterfactual center then refers nowhere)."""
     population, clinical = b.population, b.clinical
     centers = {c.name: c for c in b.centers}
@@ -135,6 +145,8 @@ def counterfactual(b: Scenario, a: Scenario, pairs: dict[str, str], groups: Iter
                     c.profile, **{f: getattr(source.profile, f) for f in g.profile_fields})
             if "resources" in g.center_fields:
                 changes["resources"] = source.resources
+            if "catchment_share" in g.center_fields:
+                changes["catchment_share"] = source.catchment_share
             if "refers_to" in g.center_fields:
                 target = source.refers_to
                 changes["refers_to"] = target if target in centers and target != b_name else None
@@ -215,33 +227,33 @@ def _by_key(per_rep: pd.DataFrame) -> dict[tuple[str, str], pd.Series]:
             for key, g in _explained_rows(per_rep).groupby(["metric", "group"], sort=False)}
 
 
-def explanation_table(a_values: pd.DataFrame, runs: dict[tuple[int, ...], pd.DataFrame],
-                      groups: Sequence[ParameterGroup], method: str) -> pd.DataFrame:
-    """explain.csv from the per-replication tables of A and of each counterfactual (runs[()] is B itself)."""
+def explanation_table(other_values: pd.DataFrame, runs: dict[tuple[int, ...], pd.DataFrame],
+                      groups: Sequence[ParameterGroup], method: str, onto_b: bool = True) -> pd.DataFrame:
+    """explain.csv from the per-replication tables of the counterfactuals (`runs[()]`: the scenario they are built
+    on, B when `onto_b`, else A) and of the other scenario."""
     k = len(groups)
-    a_by = _by_key(a_values)
+    other_by = _by_key(other_values)
     by = {s: _by_key(t) for s, t in runs.items()}
     every = tuple(range(k))
+    sign = 1.0 if onto_b else -1.0  # a swap moves B towards A (its drop is the part), or A towards B
     rows = []
-    for key, a_series in a_by.items():
+    for key, other_series in other_by.items():
         if any(key not in table for table in by.values()):
             continue
-        reps = a_series.index
+        reps = other_series.index
         for table in by.values():
             reps = reps.intersection(table[key].index)
         values = {s: table[key].reindex(reps).to_numpy(dtype=float) for s, table in by.items()}
-        a = a_series.reindex(reps).to_numpy(dtype=float)
-        ok = np.isfinite(a) & np.all([np.isfinite(v) for v in values.values()], axis=0)
+        other = other_series.reindex(reps).to_numpy(dtype=float)
+        ok = np.isfinite(other) & np.all([np.isfinite(v) for v in values.values()], axis=0)
         if ok.sum() < 2:
             continue
         values = {s: v[ok] for s, v in values.items()}
-        a = a[ok]
-        gap = values[()] - a
-        parts = [("group", g.name, g.label, c)
+        other = other[ok]
+        gap = sign * (values[()] - other)  # B - A
+        parts = [("group", g.name, g.label, sign * c)
                  for g, c in zip(groups, contributions(values, k, method), strict=True)]
-        parts.append(("structure", STRUCTURE,
-                      "Structure and other settings",
-                      values[every] - a))
+        parts.append(("structure", STRUCTURE, "Structure and other settings", sign * (values[every] - other)))
         layer = [c for _, name, _, c in parts if name in LAYER_GROUPS]
         parts.append(("subtotal", LAYER, "Diagnosis layer (front door + diagnosis)",
                       np.sum(layer, axis=0) if layer else np.zeros_like(gap)))
@@ -267,8 +279,12 @@ def explain(a: Scenario | str | os.PathLike[str], b: Scenario | str | os.PathLik
         raise ScenarioError("(command line)", "--method", method, f"one of {', '.join(METHODS)}")
     sa = a if isinstance(a, Scenario) else load_scenario(a)
     sb = b if isinstance(b, Scenario) else load_scenario(b)
-    pairs = pair_centers(sb, sa)
-    groups = [g for g in GROUPS if group_differs(g, sb, sa, pairs)]
+    # Counterfactuals are built on the scenario with more centers: it can hold the other's home center (a
+    # district with a referral route can take a lone specialist's settings; a lone center cannot take a route).
+    onto_b = len(sb.centers) >= len(sa.centers)
+    base, other = (sb, sa) if onto_b else (sa, sb)
+    pairs = pair_centers(base, other)
+    groups = [g for g in GROUPS if group_differs(g, base, other, pairs)]
     subsets = _subsets(len(groups), method)
 
     bar = progress_bar(len(subsets) + 1, 0, "explain", progress, unit="scenario")
@@ -280,15 +296,17 @@ def explain(a: Scenario | str | os.PathLike[str], b: Scenario | str | os.PathLik
         return table
 
     with bar:
-        a_values = evaluate(sa)
-        runs = {subset: evaluate(counterfactual(sb, sa, pairs, [groups[i] for i in subset])) for subset in subsets}
-    table = explanation_table(a_values, runs, groups, method)
+        other_values = evaluate(other)
+        runs = {subset: evaluate(counterfactual(base, other, pairs, [groups[i] for i in subset]))
+                for subset in subsets}
+    table = explanation_table(other_values, runs, groups, method, onto_b)
     result = ExplainResult(table=table, groups=groups, counterfactuals=len(subsets) + 1, out_dir=None)
     manifest = {
         "csfsim_explain": True,
         "scenario_a": {"name": sa.name, "file": sa.source_file},
         "scenario_b": {"name": sb.name, "file": sb.source_file},
         "method": method, "seed": seed, "replications": reps, "common_random_numbers": True,
+        "counterfactuals_built_on": "B" if onto_b else "A",
         "centers_paired": pairs,
         "groups": [{"name": g.name, "label": g.label} for g in groups],
         "groups_equal": [g.name for g in GROUPS if g not in groups],

@@ -104,7 +104,9 @@ def test_every_group_swapped_reproduces_a_patient_by_patient():
     a = load_scenario(EXPERIENCED, overrides={"run.horizon_days": 730})
     b = load_scenario(LOW_VOLUME, overrides={"run.horizon_days": 730})
     pairs = pair_centers(b, a)
-    every = counterfactual(b, a, pairs, GROUPS)
+    differing = [g for g in GROUPS if group_differs(g, b, a, pairs)]
+    assert "route" not in {g.name for g in differing}  # two centers of B on one of A: no valid route swap
+    every = counterfactual(b, a, pairs, differing)
     district = every.center("district")
     assert district.profile == a.center("specialist").profile and district.refers_to is None
     pa = run(a, reps=2, seed=5, log_events=False, progress=False).patients
@@ -197,3 +199,29 @@ def test_compare_explain_total_is_the_comparisons_paired_difference(tmp_path):
         assert capacity["contribution"] == pytest.approx(total["contribution"])  # the only group that differs
     page = build_report(out).read_text(encoding="utf-8")
     assert "Slow imaging (B) against" in page and "id='fig-explain'" in page
+
+
+ROUTES = SCENARIOS / "routes"
+
+
+def test_direct_referral_is_explained_by_the_route_and_either_order_adds_up():
+    usual = load_scenario(ROUTES / "usual_care.toml", overrides={"run.horizon_days": 730})
+    direct = load_scenario(ROUTES / "direct_referral.toml", overrides={"run.horizon_days": 730})
+    r = explain(usual, direct, reps=3, seed=3, progress=False)
+    assert [g.name for g in r.groups] == ["route"]
+    route = r.part("symptom_days_mean", "spontaneous", "route")
+    assert route["share_of_gap"] == pytest.approx(1.0) and route["contribution"] < 0
+    # A lone specialist against usual care: the counterfactuals are built on usual care (more centers), and
+    # the parts still add up to B - A with no structure left.
+    lone = load_scenario(EXPERIENCED, overrides={"run.horizon_days": 730})
+    r = explain(usual, lone, reps=3, seed=3, method="sequential", progress=False)
+    assert r.manifest is not None and r.manifest["counterfactuals_built_on"] == "A"
+    t = r.table[(r.table["metric"] == "symptom_days_mean") & (r.table["group"] == "spontaneous")]
+    total = t[t["kind"] == "total"]["contribution"].iloc[0]
+    assert t[t["kind"].isin(["group", "structure"])]["contribution"].sum() == pytest.approx(total)
+    assert t[t["part"] == "structure"]["contribution"].iloc[0] == pytest.approx(0.0, abs=1e-9)
+    lone_mean = run(lone, reps=3, seed=3, log_events=False, progress=False).metric("symptom_days_mean",
+                                                                                    "spontaneous")["mean"]
+    usual_mean = run(usual, reps=3, seed=3, log_events=False, progress=False).metric("symptom_days_mean",
+                                                                                    "spontaneous")["mean"]
+    assert total == pytest.approx(lone_mean - usual_mean)
