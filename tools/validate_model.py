@@ -298,7 +298,9 @@ CHECKS: tuple[Check, ...] = (
     Check("external", "Need for EBP: SIH 70.5% (Pusan inpatients, H)",
           "presented spontaneous patients (onset >= 30 days before horizon) given an EBP", 0,
           lambda r: ebp_given(r, "spontaneous", presented_only=True), "55% to 85% (+- 15 pp)", within(0.55, 0.85),
-          "Inpatient series: sicker than all who present"),
+          "Inpatient series: sicker than all who present, which would raise the published share, not lower it. If "
+          "it misses: a blind patch is the first step for every presented spontaneous leak that does not close "
+          "during the conservative window, at every center (ebp_max_blind.spontaneous = 2, grade L)"),
     Check("external", "Need for EBP: PDPH 45.5% (Pusan inpatients, H)",
           "presented post-LP patients (onset >= 30 days before horizon) given an EBP", 0,
           lambda r: ebp_given(r, "post_lp", presented_only=True), "30% to 60% (+- 15 pp)", within(0.30, 0.60),
@@ -306,7 +308,9 @@ CHECKS: tuple[Check, ...] = (
     Check("external", "SIH: 65% not diagnosed by a physician for > 3 months (Kapan 2025, M)",
           "presented spontaneous patients not diagnosed within 3 months (low-volume center: usual care)", 1,
           lambda r: not_diagnosed_within(r, 90), "50% to 80% (+- 15 pp)", within(0.50, 0.80),
-          "Self-selected online survey of a patient community: biased toward long, difficult courses"),
+          "Self-selected online survey of a patient community: biased toward long, difficult courses. If it "
+          "misses: usual care adds the district's loop (recognition 0.55 a consultation, the next one a median "
+          "30 d later, grade L/M) to a shared front door that takes a median of about 27 days to the first center"),
     Check("external", "(same figure, experienced center)",
           "presented spontaneous patients not diagnosed within 3 months (experienced center)", 0,
           lambda r: not_diagnosed_within(r, 90), "50% to 80% (+- 15 pp)", within(0.50, 0.80),
@@ -314,11 +318,15 @@ CHECKS: tuple[Check, ...] = (
     Check("external", "SIH: median diagnostic delay 5 weeks (Schievink 2003, H)",
           "median onset-to-diagnosis of diagnosed spontaneous patients (low-volume center), days", 1,
           median_diagnosis_delay, "17.5 to 52.5 days (35 +- 50%)", within(17.5, 52.5),
-          "Not independent: this figure anchored the care-seeking and misdiagnosis-return placeholders; the "
-          "low-volume profile's recognition (0.30) and misdiagnosis return (median 30 d) are grade L", unit="days"),
+          "Not independent: this figure anchored the front-door and misdiagnosis-return placeholders. If it "
+          "misses: the front door alone takes a median of about 27 days (2.2 visits) to the first center, and each "
+          "consultation the district misses (45%) adds a median 30 days (grade L)", unit="days"),
     Check("external", "(same figure, experienced center)",
           "median onset-to-diagnosis of diagnosed spontaneous patients (experienced center), days", 0,
-          median_diagnosis_delay, "17.5 to 52.5 days (35 +- 50%)", within(17.5, 52.5), unit="days"),
+          median_diagnosis_delay, "17.5 to 52.5 days (35 +- 50%)", within(17.5, 52.5),
+          "If it misses: the front door takes a median of about 27 days, and the experienced center's "
+          "recognition (0.70 a consultation, a proxy) still misses 30%, each miss adding a median 30 days",
+          unit="days"),
     Check("external", "SIH: persistent headache after sealing in 20% (11/56) (Bern, M)",
           "invasively treated spontaneous patients still symptomatic at the horizon (onset >= 1 yr before)", 0,
           symptomatic_after_invasive, "10% to 30% (+- 10 pp)", within(0.10, 0.30),

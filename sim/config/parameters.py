@@ -124,6 +124,8 @@ class Population:
     front_door_return_days: Distribution | None = None
     front_door_max_visits: int = 1
     front_door_self_referral_probability: float = 1.0
+    # A center that gives up on the diagnosis refers the patient to its `refers_to` center with this probability.
+    second_opinion_probability: float = 0.0
 
     def rate_multiplier(self, day: np.ndarray) -> np.ndarray:
         """Arrival rate at `day` relative to the base rate (demand growth and seasonality)."""

@@ -623,6 +623,7 @@ def _build_population(t: dict[str, Any], file: str) -> Population:
         front_door_return_days=_v(pop, "front_door", "return_days"),
         front_door_max_visits=_front_door_visits(_v(pop, "front_door", "max_visits"), file),
         front_door_self_referral_probability=_v(pop, "front_door", "self_referral_probability"),
+        second_opinion_probability=_v(pop, "second_opinion", "probability"),
     )
 
 

@@ -129,6 +129,7 @@ class FastPathway(FastClock):
         self.counts = np.zeros((n, len(TREATMENT_COUNTERS)), dtype=np.int64)
         self.last_key = np.zeros(n, dtype=np.int64)
         self.scratch = np.zeros(n, dtype=bool)
+        self.consultations_before = np.zeros(n, dtype=np.int64)  # before the current center (second opinions)
         # Result columns (records.Records, as arrays); the treatment counters are columns of one matrix, so that a
         # step's counter can be picked per patient.
         self.rec = rec = Records.arrays(n)
@@ -233,12 +234,30 @@ class FastPathway(FastClock):
         self.pc[diagnosed] = TREAT
         missed = idx.compress(~recognized)
         n = self.rec.n_consultations[missed] - 1
-        give_up = rules.gives_up(n + 1, self.rules.max_consultations)
-        self._persist(missed.compress(give_up), R_UNDIAGNOSED)
+        give_up = rules.gives_up(n + 1 - self.consultations_before[missed], self.rules.max_consultations)
+        if some(give_up):
+            self._center_gives_up(missed.compress(give_up))
         missed, n = missed.compress(~give_up), n.compress(~give_up)
         back = self.delays.misdiagnosis_return.ppf(self.u["misdiagnosis_return"][missed,
                                                                                   slot(n, "misdiagnosis_return")])
         self._wait(missed, back, BY_NATURAL)
+
+    def _center_gives_up(self, idx: np.ndarray) -> None:
+        """Pathway._diagnose when the center gives up: a second opinion at its `refers_to` center (referral delay,
+        then consultations there counted afresh), or persistent and undiagnosed."""
+        target = self.refer[self.rec.center[idx]]
+        n_ref = self.rec.n_referrals[idx]
+        seek = rules.seeks_second_opinion(self.u["second_opinion"][idx, slot(n_ref, "second_opinion")], target >= 0,
+                                          self.rules.second_opinion_probability)
+        self._persist(idx.compress(~seek), R_UNDIAGNOSED)
+        idx, n_ref = idx.compress(seek), n_ref.compress(seek)
+        if not idx.size:
+            return
+        self.rec.n_referrals[idx] = n_ref + 1
+        u = self.u["referral"][idx, slot(n_ref, "referral")]
+        idx = self._wait(idx, self.delays.referral(self.rec.center[idx], u), BY_NATURAL)
+        self.rec.center[idx] = self.refer[self.rec.center[idx]]
+        self.consultations_before[idx] = self.rec.n_consultations[idx]
 
     def _treat(self, idx: np.ndarray) -> None:
         """The conservative window at the start of an episode (Pathway._treat before its loop)."""

@@ -227,8 +227,24 @@ class Pathway(ResourceUse):
                 return "diagnosed"
             if self.events is not None:
                 self.log(k, "misdiagnosed", st.center.name)
-            if rules.gives_up(n + 1, self.rules.max_consultations):
-                return UNDIAGNOSED
+            if rules.gives_up(n + 1 - st.consultations_before, self.rules.max_consultations):
+                refer = st.center.refer_index
+                n_ref = rec.n_referrals[k]
+                if not rules.seeks_second_opinion(u["second_opinion"].item(k, n_ref % SLOTS["second_opinion"]),
+                                                  refer >= 0, self.rules.second_opinion_probability):
+                    return UNDIAGNOSED
+                rec.n_referrals[k] = n_ref + 1
+                if self.events is not None:
+                    self.log(k, "referred", st.center.name)
+                wait, back = self._wait(st, st.center.referral_delay.item(k, n_ref % SLOTS["referral"]))
+                if wait is not None:
+                    yield wait
+                if not back:
+                    return NATURAL_COURSE
+                st.center = self.centers[refer]
+                rec.center[k] = refer
+                st.consultations_before = n + 1
+                continue
             wait, back = self._wait(st, self.days.misdiagnosis_return.item(k, n % n_slots))
             if wait is not None:
                 yield wait

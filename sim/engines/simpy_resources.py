@@ -67,7 +67,7 @@ class CenterState:
 class PatientState:
     """Mutable per-patient state that the sub-processes share."""
 
-    __slots__ = ("center", "hist", "k", "symptomatic_since", "t_nat", "uses")
+    __slots__ = ("center", "consultations_before", "hist", "k", "symptomatic_since", "t_nat", "uses")
 
     def __init__(self, k: int, center: CenterState, hist: cl.History, t_nat: float, onset: float) -> None:
         self.k = k
@@ -76,6 +76,7 @@ class PatientState:
         self.t_nat = t_nat
         self.symptomatic_since = onset
         self.uses = [0] * N_RESOURCES
+        self.consultations_before = 0  # consultations before the current center (a second opinion restarts them)
 
 
 class PathwayDays:

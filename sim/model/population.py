@@ -37,6 +37,7 @@ PER_USE: dict[str, tuple[str, int]] = {
     "recurrence_occurs": ("recurrence", SLOTS["recurrence"]),
     "recurrence_delay": ("recurrence", SLOTS["recurrence"]),
     "referral": ("referral", SLOTS["referral"]),
+    "second_opinion": ("second_opinion", SLOTS["second_opinion"]),
     "misdiagnosis_return": ("misdiagnosis_return", SLOTS["misdiagnosis_return"]),
     "conservative": ("conservative", SLOTS["conservative"]),
     **{f"service:{i}": (f"service:{i}", SLOTS["service"]) for i in range(len(RESOURCES))},

@@ -37,6 +37,7 @@ PURPOSE_KEYS: dict[str, int] = {
     "conservative": 17,
     "thinning": 18,
     "front_door": 19,
+    "second_opinion": 20,
     "service": 100,  # + resource index
     "booking": 200,  # + resource index
     "background": 300,  # other patients' requests for a session-booked resource: + center x resources + resource
@@ -56,6 +57,7 @@ SLOTS: dict[str, int] = {
     "rih": 8,
     "recurrence": 8,
     "referral": 4,
+    "second_opinion": 4,
     "misdiagnosis_return": 24,
     "conservative": 4,
     "service": 16,

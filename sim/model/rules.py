@@ -57,8 +57,14 @@ def diagnosed_by_brain_mri(u_sign: Any, u_read: Any, u_despite: Any, center: Any
 
 
 def gives_up(consultations: Any, max_consultations: int) -> Any:
-    """After this many consultations without a diagnosis the patient stops seeking care (symptoms persist)."""
+    """After this many consultations at one center without a diagnosis, the center gives up on the diagnosis."""
     return consultations >= max_consultations
+
+
+def seeks_second_opinion(u: Any, refers_somewhere: Any, probability: float) -> Any:
+    """When a center gives up on the diagnosis: the patient is referred to its `refers_to` center for a second
+    opinion (where the consultations count afresh), or stops seeking care (symptoms persist, undiagnosed)."""
+    return refers_somewhere & (u < probability)
 
 
 def experience(seen_days: deque[float], now: float, volume: VolumeOutcome) -> float:
@@ -146,6 +152,7 @@ class PathwayRules:
             prompt_review=pop.iatrogenic_review_days,
         )
         self.max_consultations = pop.max_consultations
+        self.second_opinion_probability = pop.second_opinion_probability
         # The hospital's other patients on a session-booked list grow with the catchment's demand.
         self.background_growth_per_year = pop.growth_per_year
         self.iatrogenic_by_etiology = np.array([e in IATROGENIC for e in ETIOLOGIES])

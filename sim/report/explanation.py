@@ -17,7 +17,7 @@ import pandas as pd
 from sim.analysis.metrics import metric
 from sim.figures import plots
 from sim.io.outputs import atomic_write_text
-from sim.report.html import CSS, _e, _figure_html, _kind, _mean_ci, _table
+from sim.report.markup import CSS, display_kind, escape, figure_html, html_table, mean_ci
 from sim.runs.explain import EXPLAINED
 
 EXPLAIN_CSV = "explain.csv"
@@ -25,7 +25,7 @@ EXPLAIN_CSV = "explain.csv"
 
 def _gap_kind(metric_name: str) -> str:
     """A difference of shares is in percentage points."""
-    kind = _kind(metric_name)
+    kind = display_kind(metric_name)
     return "pp" if kind == "share" else kind
 
 
@@ -46,7 +46,7 @@ def figure_parts(table: pd.DataFrame, explained: Sequence[tuple[str, str]] = EXP
 def _share(row: Any) -> str:
     if pd.isna(row.share_of_gap):
         return "n/a (no gap: its 95% CI includes 0)"
-    return _mean_ci(round(row.share_of_gap, 9) + 0.0, row.share_ci95_low, row.share_ci95_high, "share")
+    return mean_ci(round(row.share_of_gap, 9) + 0.0, row.share_ci95_low, row.share_ci95_high, "share")
 
 
 def tables_html(table: pd.DataFrame, explained: Sequence[tuple[str, str]] = EXPLAINED) -> str:
@@ -57,12 +57,12 @@ def tables_html(table: pd.DataFrame, explained: Sequence[tuple[str, str]] = EXPL
         if sel.empty:
             continue
         kind = _gap_kind(name)
-        rows = [[row.label, _mean_ci(round(row.contribution, 9) + 0.0, row.ci95_low, row.ci95_high, kind,
+        rows = [[row.label, mean_ci(round(row.contribution, 9) + 0.0, row.ci95_low, row.ci95_high, kind,
                                      signed=True), _share(row)]
                 for row in sel.itertuples(index=False)]
         unit = "percentage points" if kind == "pp" else metric(name).unit
-        parts.append(f"<h4>{_e(metric(name).label)}, {_e(group)}</h4>"
-                     + _table(["Part", f"Contribution to B - A ({unit}, 95% CI)", "Share of the gap (95% CI)"],
+        parts.append(f"<h4>{escape(metric(name).label)}, {escape(group)}</h4>"
+                     + html_table(["Part", f"Contribution to B - A ({unit}, 95% CI)", "Share of the gap (95% CI)"],
                               rows, numeric_from=1))
     return "".join(parts)
 
@@ -95,9 +95,9 @@ def section_html(table: pd.DataFrame, figures: dict[int, Path], labels: Sequence
            "docs/model.md says how it is computed.</p>"]
     for i, sub in _blocks(table):
         a_label, b_label = labels[0], labels[i]
-        out.append(f"<h3>{_e(b_label)} (B) against {_e(a_label)} (A)</h3>")
+        out.append(f"<h3>{escape(b_label)} (B) against {escape(a_label)} (A)</h3>")
         if i in figures:
-            out.append(_figure_html(figures[i], f"Parts of the difference {b_label} minus {a_label}."))
+            out.append(figure_html(figures[i], f"Parts of the difference {b_label} minus {a_label}."))
         out.append(tables_html(sub))
     return "".join(out)
 
@@ -119,15 +119,15 @@ def build_explain_report(folder: Path, manifest: dict[str, Any]) -> Path:
     figures = draw_figures(table, folder / "figures")
     rows = [["A", a["name"], a.get("file", "")], ["B", b["name"], b.get("file", "")]]
     equal = ", ".join(manifest.get("groups_equal", [])) or "none"
-    body = [f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>csfsim explain: {_e(b['name'])} "
-            f"vs {_e(a['name'])}</title><style>{CSS}</style></head><body>",
-            f"<h1>csfsim explain: {_e(b['name'])} against {_e(a['name'])}</h1>",
-            "<h2 id='what'>What was run</h2>" + _table(["", "Scenario", "File"], rows),
-            f"<p>{len(manifest.get('groups', []))} parameter groups differ; the same in both: {_e(equal)}. "
-            f"{manifest.get('runs')} scenarios ({_e(manifest.get('method'))}), {manifest.get('replications')} "
+    body = [f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>csfsim explain: {escape(b['name'])} "
+            f"vs {escape(a['name'])}</title><style>{CSS}</style></head><body>",
+            f"<h1>csfsim explain: {escape(b['name'])} against {escape(a['name'])}</h1>",
+            "<h2 id='what'>What was run</h2>" + html_table(["", "Scenario", "File"], rows),
+            f"<p>{len(manifest.get('groups', []))} parameter groups differ; the same in both: {escape(equal)}. "
+            f"{manifest.get('runs')} scenarios ({escape(manifest.get('method'))}), {manifest.get('replications')} "
             f"replications each, seed {manifest.get('seed')}.</p>",
             section_html(table, figures, [a["name"], b["name"]], manifest),
-            f"<h2 id='manifest'>Manifest</h2><pre>{_e(json.dumps(manifest, indent=2))}</pre></body></html>"]
+            f"<h2 id='manifest'>Manifest</h2><pre>{escape(json.dumps(manifest, indent=2))}</pre></body></html>"]
     out = folder / "report.html"
     atomic_write_text(out, "\n".join(body))
     return out

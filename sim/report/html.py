@@ -7,10 +7,7 @@ rebuilt at any time with `csfsim report FOLDER`. The HTML loads nothing from the
 
 from __future__ import annotations
 
-import base64
-import html
 import json
-import math
 import os
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -26,6 +23,8 @@ from sim.config.parameters import ETIOLOGIES, RESOURCES
 from sim.errors import RunInterrupted, ScenarioError
 from sim.figures import plots
 from sim.io.outputs import atomic_write_text
+from sim.report import explanation
+from sim.report.markup import CSS, display_kind, escape, figure_html, fmt_value, html_table, mean_ci
 from sim.runs.backends import Backend, WorkLost
 
 GROUP_NAMES = {
@@ -327,20 +326,6 @@ SENTENCES: dict[str, tuple[str, str, str]] = {
 }
 
 
-def fmt_value(kind: str, value: float, signed: bool = False) -> str:
-    """A number as the report prints it: days to 0 or 1 decimal, shares as percentages, counts to 2 decimals."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "n/a"
-    sign = "+" if signed else ""
-    if kind == "days":
-        return f"{value:{sign}.0f}" if abs(value) >= 10 else f"{value:{sign}.1f}"
-    if kind == "whole":
-        return f"{value:.0f}"
-    if kind in ("share", "pp"):
-        return f"{value * 100:{sign}.1f}" + ("%" if kind == "share" else "")
-    return f"{value:{sign}.2f}" if abs(value) >= 1 else f"{value:{sign}.3f}"
-
-
 def finding(row_first: pd.Series, row: pd.Series) -> str | None:
     """One plain-language sentence for a comparison.csv row (scenario vs the first); None if not estimable."""
     kind, what, template = SENTENCES[row["metric"]]
@@ -547,47 +532,6 @@ def stress_des(target: Target) -> list[tuple[str, str, str]]:
 # ---------------------------------------------------------------- HTML
 
 
-CSS = """
-body{font-family:-apple-system,'Segoe UI',Helvetica,Arial,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;
-color:#111;line-height:1.45}
-h1{font-size:1.6em}h2{border-bottom:1px solid #999;padding-bottom:.2em;margin-top:1.8em}
-table{border-collapse:collapse;margin:.6em 0;font-size:.86em}th,td{border:1px solid #bbb;padding:.25em .5em;
-vertical-align:top;text-align:left}th{background:#eee}td.num{text-align:right;font-variant-numeric:tabular-nums}
-figure{margin:1em 0}figure img{max-width:100%;height:auto;border:1px solid #ddd}
-figcaption{font-size:.88em;color:#333}.grade-L{background:#fde2c8;font-weight:bold}
-.badge{display:inline-block;padding:0 .35em;border:1px solid #555;border-radius:3px;font-size:.8em}
-.src{color:#444;font-size:.85em}pre{background:#f6f6f6;padding:.6em;overflow-x:auto;font-size:.78em}
-ul.findings li{margin:.35em 0}.note{color:#444;font-style:italic}
-"""
-
-
-def _e(text: object) -> str:
-    return html.escape(str(text), quote=True)
-
-
-def _table(headers: Sequence[str], rows: Iterable[Sequence[str]], numeric_from: int = 99,
-           raw: bool = False) -> str:
-    head = "".join(f"<th>{_e(h)}</th>" for h in headers)
-    body = []
-    for row in rows:
-        cells = "".join(("<td class='num'>" if i >= numeric_from else "<td>") + (c if raw else _e(c)) + "</td>"
-                        for i, c in enumerate(row))
-        body.append(f"<tr>{cells}</tr>")
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
-
-
-def _mean_ci(mean: float, lo: float, hi: float, kind: str, signed: bool = False) -> str:
-    text = fmt_value(kind, mean, signed)
-    if not (pd.isna(lo) or pd.isna(hi)):
-        text += f" ({fmt_value(kind, lo, signed)} to {fmt_value(kind, hi, signed)})"
-    return text
-
-
-def _kind(metric: str) -> str:
-    """How the report prints a metric: as a share (per the metric dictionary), in days, or as a count."""
-    return "share" if is_share(metric) else "days" if "days" in metric else "count"
-
-
 def headline_table(target: Target, metrics: pd.DataFrame, headline: Sequence[tuple[str, str, str]]) -> str:
     if target.is_comparison:
         comp = target.comparison
@@ -600,22 +544,22 @@ def headline_table(target: Target, metrics: pd.DataFrame, headline: Sequence[tup
             sel = comp[(comp["metric"] == metric) & (comp["group"] == group)].sort_values("scenario_index")
             if sel.empty:
                 continue
-            kind = _kind(metric)
-            cells = [_mean_ci(r["mean"], r["ci95_low"], r["ci95_high"], kind) for _, r in sel.iterrows()]
-            diffs = [_mean_ci(r["diff_vs_first"], r["diff_ci95_low"], r["diff_ci95_high"],
+            kind = display_kind(metric)
+            cells = [mean_ci(r["mean"], r["ci95_low"], r["ci95_high"], kind) for _, r in sel.iterrows()]
+            diffs = [mean_ci(r["diff_vs_first"], r["diff_ci95_low"], r["diff_ci95_high"],
                               "pp" if kind == "share" else kind, signed=True) for _, r in sel.iloc[1:].iterrows()]
             rows.append([label, *cells, *diffs])
         note = "<p class='note'>Shares in %, differences of shares in percentage points.</p>"
-        return _table(headers, rows, numeric_from=1) + note
+        return html_table(headers, rows, numeric_from=1) + note
     series = list(dict.fromkeys(metrics["series"]))
     rows = []
     for metric, group, label in headline:
         sel = metrics[(metrics["metric"] == metric) & (metrics["group"] == group)].set_index("series")
         if sel.empty:
             continue
-        rows.append([label, *[_mean_ci(sel.loc[s, "mean"], sel.loc[s, "ci95_low"], sel.loc[s, "ci95_high"],
-                                       _kind(metric)) for s in series]])
-    return _table(["Measure", *[f"{s}: mean (95% CI)" for s in series]], rows, numeric_from=1)
+        rows.append([label, *[mean_ci(sel.loc[s, "mean"], sel.loc[s, "ci95_low"], sel.loc[s, "ci95_high"],
+                                       display_kind(metric)) for s in series]])
+    return html_table(["Measure", *[f"{s}: mean (95% CI)" for s in series]], rows, numeric_from=1)
 
 
 def outcomes_by_group_table(metrics: pd.DataFrame) -> str:
@@ -630,7 +574,67 @@ def outcomes_by_group_table(metrics: pd.DataFrame) -> str:
         g = g.set_index("metric")
         rows.append([series, GROUP_SHORT[group], *[fmt_value(k, g.loc[m, "mean"]) if m in g.index else "n/a"
                                                     for m, _, k in cols]])
-    return _table(["Series", "Patient group", *[c[1] for c in cols]], rows, numeric_from=2)
+    return html_table(["Series", "Patient group", *[c[1] for c in cols]], rows, numeric_from=2)
+
+
+# What the by-home-center table shows: spontaneous leaks of each home center, then its patients' symptom days.
+HOME_MEASURES: tuple[tuple[str, str, str], ...] = (
+    ("diagnosis_cif_365_days", "spontaneous", "Diagnosed within a year, spontaneous"),
+    ("time_to_resolution_rmst_365_days", "spontaneous", "Onset to resolution, restricted mean over a year, "
+                                                        "spontaneous (days)"),
+    ("share_resolved_by_365_days", "spontaneous", "Resolved within a year, spontaneous"),
+    ("share_persistent", "spontaneous", "Persistent symptoms, spontaneous"),
+    ("share_referred", "spontaneous", "Referred, spontaneous"),
+    ("symptom_days_mean", "all", "Symptom days per patient, all (days)"),
+)
+
+
+def _home_group(home: str, group: str) -> str:
+    return f"home:{home}" if group == "all" else f"home:{home}/{group}"
+
+
+def home_centers_table(target: Target) -> str:
+    """Outcomes by home center (the center where patients first presented: where they live), for runs with
+    several; in a comparison with each scenario's value and the paired difference from the first."""
+    if target.is_comparison:
+        source = target.comparison
+    else:
+        summary = target.runs[0].table("summary.csv")
+        source = None if summary is None else summary[summary["level"] == "across"]
+    if source is None:
+        return ""
+    homes = sorted({g[5:].split("/")[0] for g in source["group"].unique() if str(g).startswith("home:")})
+    if len(homes) < 2:
+        return ""
+    rows = []
+    for home in homes:
+        for metric_name, group, label in HOME_MEASURES:
+            sel = source[(source["metric"] == metric_name) & (source["group"] == _home_group(home, group))]
+            if sel.empty:
+                continue
+            kind = display_kind(metric_name)
+            if not target.is_comparison:
+                r = sel.iloc[0]
+                rows.append([home, label, mean_ci(r["mean"], r["ci95_low"], r["ci95_high"], kind)])
+                continue
+            by_index = sel.set_index("scenario_index")
+            cells = [mean_ci(by_index.loc[i, "mean"], by_index.loc[i, "ci95_low"], by_index.loc[i, "ci95_high"],
+                              kind) if i in by_index.index else "n/a" for i in range(len(target.runs))]
+            diffs = [mean_ci(by_index.loc[i, "diff_vs_first"], by_index.loc[i, "diff_ci95_low"],
+                              by_index.loc[i, "diff_ci95_high"], "pp" if kind == "share" else kind, signed=True)
+                     if i in by_index.index else "n/a" for i in range(1, len(target.runs))]
+            if any(c != "n/a" for c in cells):
+                rows.append([home, label, *cells, *diffs])
+    if not rows:
+        return ""
+    names = [r.label for r in target.runs]
+    headers = ["Home center", "Measure", *[f"{n}: mean (95% CI)" for n in names],
+               *[f"{n} − {names[0]} (95% CI)" for n in names[1:]]]
+    return ("<h3 id='home-centers'>By home center (where patients first presented)</h3>"
+            "<p class='note'>Patients by the center where they first presented, wherever their care ended: does "
+            "where you live change your outcome? Differences are paired replication by replication; n/a where a "
+            "scenario has no such home center. Shares in %, differences of shares in percentage points.</p>"
+            + html_table(headers, rows, numeric_from=2))
 
 
 def resources_table(target: Target) -> str:
@@ -653,17 +657,10 @@ def resources_table(target: Target) -> str:
             rows.append([run.label, center, resource, capacity, f"{r['served']:.0f}",
                          fmt_value("count", r["wait"]), fmt_value("count", r["p90"]), fmt_value("share", r["util"]),
                          fmt_value("count", r["queue"]), fmt_value("count", r["listed"])])
-    return _table(["Scenario", "Center", "Resource", "Capacity (servers, or sessions x slots)",
+    return html_table(["Scenario", "Center", "Resource", "Capacity (servers, or sessions x slots)",
                    "Served per replication", "Mean wait (days)", "90th percentile wait (days)",
                    "Utilization (of every patient group on a session list)", "Mean queue length (patients)",
                    "Mean waiting list, everyone on it (patients)"], rows, numeric_from=3)
-
-
-def _figure_html(png: Path, caption: str) -> str:
-    data = base64.b64encode(png.read_bytes()).decode("ascii")
-    return (f"<figure id='fig-{_e(png.stem)}'><img src='data:image/png;base64,{data}' alt='{_e(caption)}'>"
-            f"<figcaption>{_e(caption)} <span class='src'>(figures/{_e(png.stem)}.png and .svg)</span>"
-            f"</figcaption></figure>")
 
 
 def make_figures(target: Target, metrics: pd.DataFrame, headline: Sequence[tuple[str, str, str]],
@@ -717,8 +714,6 @@ def build_report(folder: str | os.PathLike[str], jobs: int = 1) -> Path:
     """Write `report.html` and `figures/` into a run or comparison folder (figures drawn on `jobs` processes);
     returns the report path."""
 
-    from sim.report import explanation
-
     manifest = _read_manifest(Path(folder), ("csfsim_run", "csfsim_compare", "csfsim_explain"))
     if manifest.get("csfsim_explain"):
         return explanation.build_explain_report(Path(folder), manifest)
@@ -743,13 +738,13 @@ def render(target: Target, metrics: pd.DataFrame, figures: Sequence[tuple[Path, 
     "why they differ" section of a comparison made with --explain."""
     m = target.runs[0].manifest
     title = " vs ".join(r.label for r in target.runs) if target.is_comparison else target.runs[0].label
-    parts = [f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>csfsim report: {_e(title)}</title>"
-             f"<style>{CSS}</style></head><body><h1>csfsim report: {_e(title)}</h1>"]
+    parts = [f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>csfsim report: {escape(title)}</title>"
+             f"<style>{CSS}</style></head><body><h1>csfsim report: {escape(title)}</h1>"]
     # What was run
     rows = [[r.label, r.manifest.get("scenario_description", ""), r.manifest.get("scenario_file", ""),
              f"{r.manifest['horizon_days']:g}", f"{r.manifest['warmup_days']:g}", str(r.manifest["replications"]),
              str(r.manifest["seed"]), str(r.manifest.get("patients", ""))] for r in target.runs]
-    parts.append("<h2 id='what'>What was run</h2>" + _table(
+    parts.append("<h2 id='what'>What was run</h2>" + html_table(
         ["Scenario", "Description", "File", "Horizon (days)", "Warm-up (days)", "Replications", "Seed",
          "Patients (all replications)"], rows))
     if target.is_comparison:
@@ -759,8 +754,8 @@ def render(target: Target, metrics: pd.DataFrame, figures: Sequence[tuple[Path, 
     parts.append("<h2 id='findings'>Headline findings</h2>")
     if target.is_comparison:
         assert target.comparison is not None
-        items = "".join(f"<li data-metric='{_e(a['metric'])}' data-group='{_e(a['group'])}' "
-                        f"data-scenario='{_e(a['scenario'])}'>{_e(s)}</li>"
+        items = "".join(f"<li data-metric='{escape(a['metric'])}' data-group='{escape(a['group'])}' "
+                        f"data-scenario='{escape(a['scenario'])}'>{escape(s)}</li>"
                         for a, s in headline_findings(target.comparison))
         parts.append(f"<ul class='findings'>{items}</ul><p class='note'>Computed from comparison.csv: mean of "
                      f"the paired per-replication differences and its t-based 95% CI over {m['replications']} "
@@ -770,28 +765,29 @@ def render(target: Target, metrics: pd.DataFrame, figures: Sequence[tuple[Path, 
                      "differences between scenarios.</p>")
     parts.append("<h2 id='tables'>Key results</h2>" + headline_table(target, metrics, headline))
     parts.append("<h3>Outcomes by patient group</h3>" + outcomes_by_group_table(metrics))
+    parts.append(home_centers_table(target))
     parts.append("<h3>Resources</h3>" + resources_table(target))
     parts.append(explained)
     # Figures
     parts.append("<h2 id='figures'>Figures</h2>")
-    parts.extend(_figure_html(png, caption) for png, caption in figures)
+    parts.extend(figure_html(png, caption) for png, caption in figures)
     if not any(p.stem == "waits" for p, _ in figures):
         parts.append("<p class='note'>No resource-use table in this run (run without --no-events for waiting-time "
                      "and utilization figures).</p>")
     # Parameters
     parts.append(_parameters_html(target))
-    parts.append("<h2 id='stress'>STRESS-DES items answered by this run</h2>" + _table(
+    parts.append("<h2 id='stress'>STRESS-DES items answered by this run</h2>" + html_table(
         ["Item", "Topic", "Answer from the manifest"], stress_des(target)))
     parts.append("<p class='note'>Items on purpose, model logic, assumptions and code access beyond the commit are "
                  "in docs/model.md and docs/parameters.md.</p>")
     parts.append("<h2 id='manifest'>Run manifest</h2>")
     if target.is_comparison:
-        parts.append(f"<h3>Comparison</h3><pre>{_e(json.dumps(target.manifest, indent=2))}</pre>")
+        parts.append(f"<h3>Comparison</h3><pre>{escape(json.dumps(target.manifest, indent=2))}</pre>")
     for r in target.runs:
         short = {k: v for k, v in r.manifest.items() if k != "scenario"}
-        parts.append(f"<h3>{_e(r.label)}</h3><pre>{_e(json.dumps(short, indent=2))}</pre><details><summary>"
+        parts.append(f"<h3>{escape(r.label)}</h3><pre>{escape(json.dumps(short, indent=2))}</pre><details><summary>"
                      f"Resolved scenario (every parameter with value, unit, grade and source)</summary><pre>"
-                     f"{_e(json.dumps(r.manifest.get('scenario', {}), indent=1))}</pre></details>")
+                     f"{escape(json.dumps(r.manifest.get('scenario', {}), indent=1))}</pre></details>")
     parts.append("</body></html>")
     return "\n".join(parts)
 
@@ -800,11 +796,11 @@ def _param_table(runs: Sequence[RunData], rows: Sequence[tuple[str, list[tuple[s
     body = []
     for path, cells in rows:
         weak = any("L" in c[1].split("/") for c in cells)
-        tds = "".join(f"<td>{_e(v)} <span class='badge{' grade-L' if 'L' in g.split('/') else ''}'>{_e(g)}</span>"
-                      f"<div class='src'>{_e(s)}</div></td>" for v, g, s in cells)
+        tds = "".join(f"<td>{escape(v)} <span class='badge{' grade-L' if 'L' in g.split('/') else ''}'>"
+                      f"{escape(g)}</span><div class='src'>{escape(s)}</div></td>" for v, g, s in cells)
         flag = " <span class='badge grade-L'>weak evidence</span>" if weak else ""
-        body.append(f"<tr><td><code>{_e(path)}</code>{flag}</td>{tds}</tr>")
-    head = "".join(f"<th>{_e(r.label)}: value, grade, source</th>" for r in runs)
+        body.append(f"<tr><td><code>{escape(path)}</code>{flag}</td>{tds}</tr>")
+    head = "".join(f"<th>{escape(r.label)}: value, grade, source</th>" for r in runs)
     return f"<table><thead><tr><th>Parameter</th>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
 
 

@@ -103,6 +103,32 @@ def test_same_patients_through_a_chain_of_referrals(write_toml):
         assert (p["n_referrals"] >= 2).any() and (p["n_recurrences"] >= 2).any() and p["rih_misread"].any()
 
 
+def test_same_patients_when_the_district_gives_up_and_sends_patients_for_a_second_opinion():
+    # The district never recognizes a spontaneous leak and gives up after two consultations; every patient it gives
+    # up on goes to the specialist, whose consultations count afresh.
+    overrides = {"centers.district.recognition_probability_spontaneous": 0.0,
+                 "centers.district.diagnose_despite_normal_mri_probability": 0.0,
+                 "centers.district.brain_mri_sign_probability": 0.0,
+                 "population.max_consultations.all": 2, "population.second_opinion.probability": 1.0}
+    s = unlimited(LOW_VOLUME, **overrides)
+    p = assert_same_patients(s, 5, 0)
+    spont = p[(p["etiology"] == "spontaneous") & (p["n_consultations"] >= 2)]
+    assert len(spont) > 20
+    diagnosed = spont[spont["diagnosed_day"].notna()]
+    assert len(diagnosed) and (diagnosed["center"] == "specialist").all() and (diagnosed["n_referrals"] >= 1).all()
+    # Given up at the district, then at the specialist: at most 2 + 2 consultations before giving up for good.
+    undiagnosed = spont[spont["persistent_reason"] == "undiagnosed"]
+    assert len(undiagnosed) and (undiagnosed["n_consultations"] == 4).all()
+    assert (undiagnosed["center"] == "specialist").all()
+    # Without second opinions every patient the district gives up on stays there, undiagnosed after two.
+    q = assert_same_patients(unlimited(LOW_VOLUME, **{**overrides, "population.second_opinion.probability": 0.0}),
+                             5, 0)
+    gave_up = q[(q["etiology"] == "spontaneous") & (q["persistent_reason"] == "undiagnosed")
+                & (q["n_consultations"] > 0)]  # (those with none gave up at the front door)
+    assert len(gave_up) and (gave_up["center"] == "district").all() and (gave_up["n_consultations"] == 2).all()
+    assert (q["diagnosed_day"].notna() & (q["etiology"] == "spontaneous")).sum() == 0
+
+
 def test_auto_picks_simpy_when_any_capacity_is_limited_or_events_are_wanted():
     s = unlimited(EXPERIENCED)
     n = draw_cohort(s, 1, 0).n
@@ -311,6 +337,7 @@ def random_scenarios(draw):
     for policy in ("after_failed_ebp", "when_imaging_negative", "at_diagnosis", "when_not_offered"):
         overrides[f"referral.district.{policy}_for"] = draw(GROUP_LISTS)
     overrides["population.max_consultations.all"] = draw(st.integers(1, 6))
+    overrides["population.second_opinion.probability"] = draw(PROBABILITY)
     overrides["run.horizon_days"] = draw(st.sampled_from([90.0, 365.0, 800.0]))
     return overrides, draw(st.integers(0, 2**31 - 1))
 

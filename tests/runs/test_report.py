@@ -243,6 +243,27 @@ def test_a_network_run_draws_its_curves_by_home_center(tmp_path):
     assert homes == {"specialist", "district_north", "district_east", "district_west"}
     svg = (out / "figures" / "km_diagnosis.svg").read_text(encoding="utf-8")
     assert "By home center" in svg and "where care ended" not in svg
+    page = html.unescape((out / "report.html").read_text(encoding="utf-8"))
+    assert "By home center (where patients first presented)" in page
+    assert all(f"<td>{home}</td>" in page for home in homes)
+
+
+def test_a_network_comparison_shows_each_home_centers_paired_difference(tmp_path):
+    a = _short(tmp_path / "net.toml", ROOT / "scenarios" / "regional_network.toml")
+    b = tmp_path / "net_b.toml"
+    b.write_text(f'extends = "{a.as_posix()}"\n[scenario]\nname = "North refers at diagnosis"\n'
+                 '[referral.district_north]\nat_diagnosis = true\n', encoding="utf-8")
+    out = tmp_path / "cmp"
+    assert main(["compare", str(a), str(b), "--reps", "3", "--jobs", "1", "--quiet", "--no-events",
+                 "--no-crn-check", "--out", str(out)]) == 0
+    table = report.home_centers_table(report.load_target(out))
+    comp = pd.read_csv(out / "comparison.csv")
+    row = comp[(comp["metric"] == "share_referred") & (comp["group"] == "home:district_north/spontaneous")
+               & (comp["scenario_index"] == 1)].iloc[0]
+    assert row["diff_vs_first"] > 0  # the policy refers more of North's spontaneous leaks
+    shown = report.mean_ci(row["diff_vs_first"], row["diff_ci95_low"], row["diff_ci95_high"], "pp", signed=True)
+    assert "<td>district_north</td><td>Referred, spontaneous</td>" in table and shown in table
+    assert "North refers at diagnosis − " in html.unescape(table)
 
 
 def test_run_without_report_then_report_command(tmp_path, capsys):

@@ -8,6 +8,7 @@ import pytest
 
 from sim.config.parameters import ETIOLOGIES
 from sim.config.scenario import load_scenario
+from sim.errors import ScenarioError
 from sim.model.front_door import VISIT_SLOTS, through_front_door
 from sim.model.population import draw_cohort
 from sim.runs.replication import run_replication
@@ -83,3 +84,23 @@ def test_who_gives_up_at_the_front_door_is_persistent_and_never_seen():
     rows = p[gave_up]
     assert (rows["persistent_reason"] == "undiagnosed").all() and (rows["n_consultations"] == 0).all()
     assert (rows["n_front_door_visits"] == 6).all()
+
+
+def test_a_second_opinion_needs_a_center_to_refer_to_and_a_draw_under_the_probability():
+    from sim.model.rules import gives_up, seeks_second_opinion
+
+    u = np.array([0.1, 0.6, 0.1, 0.6])
+    refers = np.array([True, True, False, False])
+    assert seeks_second_opinion(u, refers, 0.5).tolist() == [True, False, False, False]
+    assert not seeks_second_opinion(u, refers, 0.0).any()
+    assert seeks_second_opinion(u, refers, 1.0).tolist() == [True, True, False, False]
+    assert gives_up(np.array([9, 10, 11]), 10).tolist() == [False, True, True]
+
+
+def test_the_second_opinion_probability_is_read_and_checked():
+    s = load_scenario(LOW_VOLUME, overrides={"population.second_opinion.probability": 0.2})
+    assert s.population.second_opinion_probability == 0.2
+    assert load_scenario(LOW_VOLUME).population.second_opinion_probability == 0.5
+    with pytest.raises(ScenarioError) as info:
+        load_scenario(LOW_VOLUME, overrides={"population.second_opinion.probability": 1.5})
+    assert "population.second_opinion.probability" in str(info.value)
