@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml
 ## The main job: experienced vs low-volume center on the shipped default scenarios.
 demo: setup
 	$(BIN)/csfsim compare scenarios/experienced_center.toml scenarios/low_volume_center.toml \
-		--reps $(REPS) --seed $(SEED) --out results/demo --overwrite
+		--reps $(REPS) --seed $(SEED) --explain --out results/demo --overwrite
 
 ## The whole test suite (what CI runs), with coverage of sim/.
 test: setup

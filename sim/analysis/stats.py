@@ -156,7 +156,9 @@ def replication_metrics(patients: pd.DataFrame, resources: pd.DataFrame, horizon
     rows: list[tuple[int, str, str, float]] = []
     groups = [("all", np.ones(len(p), dtype=bool))] + [(e, etiology == e) for e in ETIOLOGIES]
     homes = sorted(set(home.tolist()))
-    if len(homes) > 1:  # the postcode lottery: does where you live change your outcome?
+    # The postcode lottery (does where you live change your outcome?), wherever the scenario has several centers:
+    # also with one home center, so that it pairs with a scenario that has several.
+    if len(homes) > 1 or resources["center"].nunique() > 1:
         groups += [(f"home:{h}", home == h) for h in homes]
         groups += [(f"home:{h}/spontaneous", (home == h) & (etiology == "spontaneous")) for h in homes]
     for group, mask in groups:

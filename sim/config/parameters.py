@@ -200,6 +200,14 @@ class Scenario:
     volume_outcome: VolumeOutcome = VolumeOutcome()
     # The resolved parameter tree with metadata (value, unit, grade, source), for manifests and reports.
     resolved: dict[str, Any] = field(repr=False, compare=False, default_factory=dict)
+    # Cohort mode: onsets only before this day, everyone followed to the horizon (None: period mode, onsets until
+    # the horizon).
+    arrivals_until_days: float | None = None
+
+    @property
+    def arrivals_end_days(self) -> float:
+        """The day after which no patient falls ill: the horizon in period mode."""
+        return self.horizon_days if self.arrivals_until_days is None else self.arrivals_until_days
 
     def center(self, name: str) -> Center:
         for c in self.centers:

@@ -278,6 +278,11 @@ def build_scenario(raw: dict[str, Any], file: str) -> Scenario:
     warmup = tree["run"]["warmup_days"].value
     if warmup >= horizon:
         raise ScenarioError(file, "run.warmup_days", warmup, f"less than run.horizon_days ({horizon:g})")
+    arrivals_until = tree["run"]["arrivals_until_days"].value
+    if arrivals_until and not warmup < arrivals_until < horizon:
+        raise ScenarioError(file, "run.arrivals_until_days", arrivals_until,
+                            f"0 (period mode), or a day after run.warmup_days ({warmup:g}) and before "
+                            f"run.horizon_days ({horizon:g})")
     population = _build_population(tree, file)
     clinical = _build_clinical(tree, file)
     max_expected = tree["run"]["max_expected_patients"].value
@@ -304,7 +309,8 @@ def build_scenario(raw: dict[str, Any], file: str) -> Scenario:
     resolved["uncertainty"] = resolve_uncertainty(resolved, uncertainty_raw, file)
     return Scenario(name=name, description=description, source_file=file, horizon_days=float(horizon),
                     warmup_days=float(warmup), max_expected_patients=int(max_expected), population=population,
-                    clinical=clinical, centers=centers, volume_outcome=volume, resolved=resolved)
+                    clinical=clinical, centers=centers, volume_outcome=volume, resolved=resolved,
+                    arrivals_until_days=float(arrivals_until) if arrivals_until else None)
 
 
 REFERRAL_ALIASES = {"to": "refers_to", "delay_days": "referral_delay_days"}

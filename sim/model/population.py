@@ -194,6 +194,9 @@ def _arrivals(scenario: Scenario, root_seed: int, replication: int) -> _Arrivals
         n_e = int(arr.poisson(rate_per_day * horizon))
         onset = np.sort(arr.uniform(0.0, horizon, n_e))
         keep = stream(root_seed, replication, "thinning", e_idx).random(n_e) < pop.rate_multiplier(onset) / peak
+        if scenario.arrivals_until_days is not None:
+            # Cohort mode: the period run's patients with onset before the day, each with the same draws.
+            keep &= onset < scenario.arrivals_until_days
         attr = stream(root_seed, replication, "attributes", e_idx)
         u_leak, u_home, u_direct = attr.random(n_e), attr.random(n_e), attr.random(n_e)
         nat = stream(root_seed, replication, "natural_history", e_idx)

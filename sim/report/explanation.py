@@ -88,11 +88,11 @@ def section_html(table: pd.DataFrame, figures: dict[int, Path], labels: Sequence
            "<p>Each difference B - A is shared out among groups of parameters by counterfactual scenarios: one of "
            "the two (the one with more centers) with some groups set to the other's values, all on common random "
            f"numbers; a group's part is {how}. The parts and "
-           "the <i>structure</i> part (what no group holds: which centers exist, population, horizon) add up to "
+           "the <i>structure</i> part (what no group holds: which centers exist, incidence, horizon) add up to "
            "B - A in every replication; the diagnosis layer is the subtotal of the front door and diagnosis at "
-           "the center. Intervals: t over replications for the parts, delta method for the shares. A negative "
-           "part narrows the gap. Groups equal in both scenarios are left out. Every metric is in explain.csv; "
-           "docs/model.md says how it is computed.</p>"]
+           "the center. Intervals: t over replications for the parts, delta method for the shares. A part of the "
+           "opposite sign to B - A narrows the gap (its share is negative). Groups equal in both scenarios are "
+           "left out. Every metric is in explain.csv; docs/model.md says how it is computed.</p>"]
     for i, sub in _blocks(table):
         a_label, b_label = labels[0], labels[i]
         out.append(f"<h3>{escape(b_label)} (B) against {escape(a_label)} (A)</h3>")

@@ -514,7 +514,10 @@ def stress_des(target: Target) -> list[tuple[str, str, str]]:
          + ", ".join(f"{g} {n}" for g, n in grades.items()) + " (L = weak evidence)."),
         ("4.1", "Initialisation", f"Warm-up {m['warmup_days']:g} days: patients with onset before it are left "
          "out of the statistics; the system starts empty."),
-        ("4.2", "Run length", f"{m['horizon_days']:g} days of arrivals and follow-up per replication."),
+        ("4.2", "Run length", f"{m['horizon_days']:g} days of arrivals and follow-up per replication."
+         if not m.get("arrivals_until_days") else
+         f"Cohort mode: onsets over {m['arrivals_until_days']:g} days, everyone followed to day "
+         f"{m['horizon_days']:g} (at least {m['horizon_days'] - m['arrivals_until_days']:g} days each)."),
         ("4.3", "Estimation approach", f"{m['replications']} replications per scenario; mean and t-based 95% CI "
          "across replications" + ("; paired differences on common random numbers." if target.is_comparison
                                   else ".")),

@@ -112,6 +112,8 @@ def compare(scenarios: Sequence[Scenario | str | os.PathLike[str]], reps: int | 
     memory) to measure how much the pairing reduces the variance of each difference. With `explain`, each
     difference from the first is shared out among parameter groups (`sim.runs.explain`; explain.csv)."""
     loaded = [s if isinstance(s, Scenario) else load_scenario(s) for s in scenarios]
+    if explain and isinstance(reps, int) and reps < 2:
+        raise ScenarioError("(command line)", "--reps", reps, "at least 2 replications with --explain")
     if len(loaded) < 2:
         raise ScenarioError("(command line)", "scenarios", len(loaded), "at least two scenarios to compare")
     if out is None:

@@ -66,13 +66,16 @@ class ParameterGroup:
 
 GROUPS: tuple[ParameterGroup, ...] = (
     ParameterGroup("front_door", "Front door (before any center)",
-                   population_fields=("front_door_referral_probability", "front_door_return_days",
+                   population_fields=("care_seeking_days", "iatrogenic_review_days",
+                                      "front_door_referral_probability", "front_door_return_days",
                                       "front_door_max_visits", "front_door_self_referral_probability")),
     ParameterGroup("route", "Route (first center by etiology)", center_fields=("catchment_share",)),
     ParameterGroup("diagnosis", "Diagnosis at the center",
                    profile_fields=("recognition_probability_iatrogenic", "recognition_probability_spontaneous",
                                    "brain_mri_sign_probability", "mri_reading_sensitivity",
-                                   "diagnose_despite_normal_mri_probability")),
+                                   "diagnose_despite_normal_mri_probability"),
+                   population_fields=("misdiagnosis_return_days", "max_consultations",
+                                      "second_opinion_probability")),
     ParameterGroup("imaging", "Spinal imaging",
                    profile_fields=("offers_spinal_imaging", "imaging_technique")),
     ParameterGroup("treatments_offered", "Treatments offered",
@@ -82,7 +85,7 @@ GROUPS: tuple[ParameterGroup, ...] = (
                    profile_fields=("leak_surgery_success", "durotomy_repair_success", "rih_recognition_probability"),
                    clinical=True),
     ParameterGroup("capacity", "Capacity (resources, booking)", center_fields=("resources",)),
-    ParameterGroup("referral", "Referral (route, policy, delay)", profile_fields=("referral_delay_days", "referral"),
+    ParameterGroup("referral", "Referral (target, policy, delay)", profile_fields=("referral_delay_days", "referral"),
                    center_fields=("refers_to",)),
 )
 GROUP_NAMES = tuple(g.name for g in GROUPS)
@@ -216,8 +219,9 @@ class ExplainResult:
 
 
 def _explained_rows(per_rep: pd.DataFrame) -> pd.DataFrame:
-    """Outcomes that mean the same in every counterfactual: groups of patients and pooled resources (a named
-    center's rows do not: the centers of A and B differ)."""
+    """Outcomes that exist in every counterfactual: groups of patients and resources pooled over centers (a named
+    center's rows do not: the centers of A and B differ; a pooled wait over different sets of centers is compared
+    as it is, and what the sets change goes to the structure part)."""
     keep = per_rep["group"].isin(("all", *ETIOLOGIES)) | per_rep["group"].str.startswith("all centers/")
     return per_rep[keep]
 
@@ -277,6 +281,9 @@ def explain(a: Scenario | str | os.PathLike[str], b: Scenario | str | os.PathLik
     """Share out B - A among the parameter groups that differ, on common random numbers (module docstring)."""
     if method not in METHODS:
         raise ScenarioError("(command line)", "--method", method, f"one of {', '.join(METHODS)}")
+    if isinstance(reps, bool) or not isinstance(reps, int) or reps < 2:
+        raise ScenarioError("(command line)", "--reps", reps, "at least 2 replications (each part's interval is "
+                                                              "over replications)")
     sa = a if isinstance(a, Scenario) else load_scenario(a)
     sb = b if isinstance(b, Scenario) else load_scenario(b)
     # Counterfactuals are built on the scenario with more centers: it can hold the other's home center (a

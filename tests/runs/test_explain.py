@@ -225,3 +225,16 @@ def test_direct_referral_is_explained_by_the_route_and_either_order_adds_up():
     usual_mean = run(usual, reps=3, seed=3, log_events=False, progress=False).metric("symptom_days_mean",
                                                                                     "spontaneous")["mean"]
     assert total == pytest.approx(lone_mean - usual_mean)
+
+
+def test_population_settings_of_the_diagnosis_belong_to_its_group_and_one_replication_is_refused():
+    usual = load_scenario(LOW_VOLUME)
+    fewer = load_scenario(LOW_VOLUME, overrides={"population.second_opinion.probability": 0.0,
+                                                 "population.max_consultations.all": 4})
+    pairs = pair_centers(fewer, usual)
+    assert [g.name for g in GROUPS if group_differs(g, fewer, usual, pairs)] == ["diagnosis"]
+    with pytest.raises(ScenarioError) as info:
+        explain(usual, fewer, reps=1, progress=False)
+    assert "--reps" in str(info.value)
+    with pytest.raises(ScenarioError):
+        compare([usual, fewer], reps=1, explain=True, measure_crn=False, progress=False)

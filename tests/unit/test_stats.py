@@ -80,7 +80,7 @@ def reference_replication_metrics(patients: pd.DataFrame, resources: pd.DataFram
     rows = []
     groups = [("all", p)] + [(e, p[p["etiology"] == e]) for e in ETIOLOGIES]
     homes = sorted(p["home_center"].unique())
-    if len(homes) > 1:
+    if len(homes) > 1 or resources["center"].nunique() > 1:
         groups += [(f"home:{c}", p[p["home_center"] == c]) for c in homes]
         groups += [(f"home:{c}/spontaneous", p[(p["home_center"] == c) & (p["etiology"] == "spontaneous")])
                    for c in homes]
