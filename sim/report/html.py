@@ -606,9 +606,12 @@ def home_centers_table(target: Target) -> str:
         source = None if summary is None else summary[summary["level"] == "across"]
     if source is None:
         return ""
-    homes = sorted({g[5:].split("/")[0] for g in source["group"].unique() if str(g).startswith("home:")})
-    if len(homes) < 2:
+    home_rows = source[source["group"].astype(str).str.startswith("home:")]
+    by_scenario = home_rows.groupby("scenario_index")["group"] if target.is_comparison else [(0, home_rows["group"])]
+    # Shown where some scenario has patients living in two or more places (else it repeats the key table).
+    if not any(len({g[5:].split("/")[0] for g in groups}) > 1 for _, groups in by_scenario):
         return ""
+    homes = sorted({g[5:].split("/")[0] for g in home_rows["group"].unique()})
     rows = []
     for home in homes:
         for metric_name, group, label in HOME_MEASURES:
