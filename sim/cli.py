@@ -510,6 +510,12 @@ def _psa(args: argparse.Namespace, command: str) -> int:
               f"ICER {c['icer']:.0f}, incremental NMB {c['inc_nmb']:+.2f} at {c['wtp']:,.0f}/QALY; "
               f"P(B cost-effective) {c['prob_b_cost_effective']:.2f}; EVPI {c['evpi_per_patient']:.2f} per patient")
         print(f"  {c['verdict']}")
+        if r.evppi is not None and len(r.evppi):
+            print(f"  Largest EVPPI (per patient; sort and split, Strong & Oakley 2013; noise floor "
+                  f"{r.evppi['noise_floor_per_patient'].iloc[0]:.2f}):")
+            for row in r.evppi.head(5).itertuples(index=False):
+                print(f"    {printable(row.parameter):<58} {row.evppi_per_patient:10.2f} "
+                      f"({row.share_of_evpi:.0%} of EVPI)")
     print(f"Written to {args.out}/")
     return 0
 

@@ -67,6 +67,19 @@ def ce_plane(inc_qaly: np.ndarray, inc_cost: np.ndarray, wtp: float, currency: s
     _save(fig, path)
 
 
+def evpi_curve(wtps: np.ndarray, evpi: np.ndarray, wtp: float, currency: str, path: Path) -> None:
+    """Expected value of perfect information per patient over willingness to pay."""
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    ax.plot(wtps, evpi, lw=2, color="#0072B2", label="EVPI per patient")
+    ax.axvline(wtp, color="black", ls="--", lw=1, label=f"WTP {wtp:,.0f}")
+    ax.set_ylim(bottom=0.0)
+    ax.set_xlabel(f"Willingness to pay per QALY ({currency})")
+    ax.set_ylabel(f"EVPI per patient ({currency})")
+    ax.set_title("Expected value of perfect information")
+    ax.legend(fontsize=8)
+    _save(fig, path)
+
+
 def ceac(wtps: np.ndarray, probs: np.ndarray, names: list[str], wtp: float, currency: str, path: Path) -> None:
     """Cost-effectiveness acceptability curves: probability that each strategy has the highest NMB."""
     fig, ax = plt.subplots(figsize=(7, 4.5))

@@ -144,7 +144,12 @@ def test_psa_of_a_scenario_against_itself_has_zero_increments(tiny, tmp_path):
     assert r.cea["inc_cost"] == 0 and r.cea["inc_qaly"] == 0 and r.cea["verdict"] == "identical"
     files = {p.name for p in (tmp_path / "same").iterdir()}
     assert {"psa.csv", "psa_samples.csv", "variance.csv", "parameters.csv", "cea.csv", "ceac.csv", "ce_plane.png",
-            "ceac.png", "manifest.json", "uncertainty.csv"} <= files
+            "ceac.png", "manifest.json", "uncertainty.csv", "evppi.csv", "evpi.png"} <= files
+    # The same decision in every sample: nothing to learn about any parameter.
+    evppi = pd.read_csv(tmp_path / "same" / "evppi.csv")
+    params = pd.read_csv(tmp_path / "same" / "parameters.csv")
+    assert set(evppi["parameter"]) == set(params.columns) - {"sample"}
+    assert (evppi["evppi_per_patient"] == 0).all() and (evppi["evpi_per_patient"] == 0).all()
 
 
 def test_psa_is_resumable_and_runs_only_missing_samples(tiny, tmp_path):

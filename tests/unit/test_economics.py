@@ -140,3 +140,35 @@ def test_evpi_is_never_negative_from_rounding():
     assert evpi(costs, qalys, 20000.0) == 0.0
     rng = np.random.default_rng(1)
     assert evpi(rng.normal(100, 10, (40, 2)), rng.normal(1, 0.1, (40, 2)), 20000.0) > 0.0
+
+
+def test_evppi_lies_between_zero_and_the_evpi_and_finds_the_parameter_that_decides():
+    rng = np.random.default_rng(7)
+    k = 2000
+    decisive, noise = rng.uniform(-1, 1, k), rng.uniform(-1, 1, k)
+    # B's net benefit over A is 1000 x the decisive parameter, plus sampling noise the parameters do not explain.
+    qalys = np.column_stack([np.zeros(k), (1000 * decisive + rng.normal(0, 50, k)) / 20000.0])
+    costs = np.zeros((k, 2))
+    total = cea.evpi(costs, qalys, 20000.0)
+    full = cea.evppi_single(costs, qalys, decisive, 20000.0)
+    none = cea.evppi_single(costs, qalys, noise, 20000.0)
+    assert 0.0 <= none <= full <= total
+    # Knowing the decisive parameter is nearly all the information: E[max(0, 1000 U)] = 250 for U on (-1, 1).
+    assert full == pytest.approx(250.0, rel=0.05) and full / total > 0.9
+    # What an irrelevant parameter gets is the estimator's upward bias (block means of noise): what a random order
+    # of the samples gets too, which evppi.csv reports as the noise floor.
+    assert none < 0.2 * total
+    shuffled = cea.evppi_single(costs, qalys, rng.permutation(k), 20000.0)
+    assert shuffled == pytest.approx(none, rel=0.5)
+    # One block is no information; as many blocks as samples is the EVPI itself (noise taken for information).
+    assert cea.evppi_single(costs, qalys, decisive, 20000.0, bins=1) == 0.0
+    assert cea.evppi_single(costs, qalys, noise, 20000.0, bins=k) == pytest.approx(total)
+
+
+def test_evppi_is_never_negative_or_above_the_evpi_on_random_tables():
+    rng = np.random.default_rng(11)
+    for _ in range(50):
+        k = int(rng.integers(2, 60))
+        costs, qalys, theta = rng.normal(100, 30, (k, 2)), rng.normal(1, 0.05, (k, 2)), rng.random(k)
+        value = cea.evppi_single(costs, qalys, theta, 20000.0)
+        assert 0.0 <= value <= cea.evpi(costs, qalys, 20000.0) + 1e-9
