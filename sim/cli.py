@@ -513,11 +513,17 @@ def _psa(args: argparse.Namespace, command: str) -> int:
         if r.evppi is not None and len(r.evppi):
             print(f"  Largest EVPPI (per patient; sort and split, Strong & Oakley 2013; noise floor "
                   f"{r.evppi['noise_floor_per_patient'].iloc[0]:.2f}):")
+            if args.samples < EVPPI_MIN_SAMPLES:
+                print(f"  (with {args.samples} samples the largest of many EVPPIs is mostly noise: use "
+                      f"{EVPPI_MIN_SAMPLES} or more samples before reading them)")
             for row in r.evppi.head(5).itertuples(index=False):
                 print(f"    {printable(row.parameter):<58} {row.evppi_per_patient:10.2f} "
                       f"({row.share_of_evpi:.0%} of EVPI)")
     print(f"Written to {args.out}/")
     return 0
+
+
+EVPPI_MIN_SAMPLES = 500  # below this the console warns that the EVPPI ranking is mostly noise
 
 
 def _sensitivity(args: argparse.Namespace, command: str) -> int:
