@@ -110,6 +110,13 @@ _METRICS: tuple[Metric, ...] = (
            "from onset to the horizon"),
     Metric("qaly_loss_per_patient", "QALYs lost per patient", "QALYs, discounted", "qaly", ALL, "every patient",
            "against full health, from onset to the horizon"),
+    Metric("work_days_lost_per_patient", "Working days lost per patient", "days", "time", ALL, "every patient",
+           "symptom days up to the horizon x working share of a week x employed share x work lost while "
+           "symptomatic (`[productivity]`)"),
+    Metric("productivity_cost_per_patient", "Productivity cost per patient (societal perspective)",
+           "currency, discounted", "money", ALL, "every patient",
+           "those working days at median earnings, discounted from onset; add to the health-service cost for a "
+           "societal total"),
     Metric("resource_mean_wait_days", "Mean queue wait", "days", "time", "uses of the resource that started",
            "resource uses started before the horizon", "waits of patients still queueing at the horizon are left "
            "out"),

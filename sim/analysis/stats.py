@@ -22,7 +22,9 @@ PROCEDURE_COLUMNS = {
     "spinal_imaging_per_patient": "n_spinal_imaging",
     "consultations_per_patient": "n_consultations",
 }
-ECONOMIC_METRICS = {"cost_per_patient": "cost", "qaly_per_patient": "qaly", "qaly_loss_per_patient": "qaly_loss"}
+ECONOMIC_METRICS = {"cost_per_patient": "cost", "qaly_per_patient": "qaly", "qaly_loss_per_patient": "qaly_loss",
+                    "work_days_lost_per_patient": "work_days_lost",
+                    "productivity_cost_per_patient": "productivity_cost"}
 # Metrics whose confidence interval drives `--reps auto` and headline comparisons.
 PRIMARY_METRICS: tuple[str, ...] = (
     "diagnosis_cif_365_days",

@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 DAYS_PER_YEAR = 365.25
-ECONOMICS_COLUMNS: tuple[str, ...] = ("cost", "qaly", "qaly_loss")
+ECONOMICS_COLUMNS: tuple[str, ...] = ("cost", "qaly", "qaly_loss", "work_days_lost", "productivity_cost")
 # cost item in [costs] -> (patient-table count column, when it is discounted from)
 COST_ITEMS: dict[str, tuple[str, str]] = {
     "consultation": ("n_consultations", "presented"),
@@ -55,6 +55,7 @@ class EconomicParams:
     wtp: float
     costs: dict[str, float]
     utilities: dict[str, float]
+    productivity: dict[str, float]
 
 
 def economic_params(scenario: Any) -> EconomicParams:
@@ -67,6 +68,7 @@ def economic_params(scenario: Any) -> EconomicParams:
         wtp=float(e["willingness_to_pay_per_qaly"].value),
         costs={k: float(p.value) for k, p in r["costs"].items()},
         utilities={k: float(p.value) for k, p in r["utilities"].items()},
+        productivity={k: float(p.value) for k, p in r["productivity"].items()},
     )
 
 
@@ -95,9 +97,9 @@ def patient_economics(patients: pd.DataFrame, params: EconomicParams, horizon_da
 
 def economics_columns(p: Mapping[str, Any], spontaneous: np.ndarray, persistent: np.ndarray,
                       params: EconomicParams, horizon_days: float) -> dict[str, np.ndarray]:
-    """`cost`, `qaly` and `qaly_loss` arrays from the patient columns in `p` (a DataFrame or a dict of arrays,
-    so that a replication can add them before it builds its table), `spontaneous` etiology and `persistent`
-    final state as boolean arrays."""
+    """The ECONOMICS_COLUMNS as arrays from the patient columns in `p` (a DataFrame or a dict of arrays, so that
+    a replication can add them before it builds its table), `spontaneous` etiology and `persistent` final state
+    as boolean arrays."""
     onset = np.asarray(p["onset_day"], dtype=float)
     n = onset.size
     follow = np.maximum(horizon_days - onset, 0.0)
@@ -129,10 +131,16 @@ def economics_columns(p: Mapping[str, Any], spontaneous: np.ndarray, persistent:
             + u["rih"] * discounted_years(symptoms, rih_end, rq)
             + u["resolved"] * discounted_years(rih_end, follow, rq))
     loss = discounted_years(0.0, follow, rq) - qaly
-    return {"cost": cost, "qaly": qaly, "qaly_loss": loss}
+    # Paid work lost while symptomatic, a share of each calendar day's working time (the same block from onset).
+    w = params.productivity
+    lost_per_day = w["work_days_per_week"] / 7.0 * w["employed_share"] * w["work_lost_while_symptomatic"]
+    work_days = symptoms * lost_per_day
+    productivity = w["earnings_per_work_day"] * lost_per_day * DAYS_PER_YEAR * discounted_years(0.0, symptoms, rc)
+    return {"cost": cost, "qaly": qaly, "qaly_loss": loss, "work_days_lost": work_days,
+            "productivity_cost": productivity}
 
 
 def add_economics(patients: pd.DataFrame, scenario: Any) -> pd.DataFrame:
-    """The patient table with `cost`, `qaly` and `qaly_loss` columns appended."""
+    """The patient table with the ECONOMICS_COLUMNS appended."""
     econ = patient_economics(patients, economic_params(scenario), scenario.horizon_days)
     return pd.concat([patients, econ], axis=1)

@@ -104,6 +104,10 @@ PATIENT_SCHEMA: tuple[Column, ...] = (
            "cost year)"),
     Column("qaly", "qaly", "quality-adjusted life years from onset to the horizon, discounted (QALYs)"),
     Column("qaly_loss", "qaly", "QALYs lost against full health (utility 1) over the same time, discounted (QALYs)"),
+    Column("work_days_lost", "day", "working days of paid work lost while symptomatic (`[productivity]`; days, "
+           "undiscounted)"),
+    Column("productivity_cost", "cost", "those days at median earnings, discounted (societal perspective, beside "
+           "`cost`)"),
 )
 PATIENT_COLUMNS: tuple[str, ...] = tuple(c.name for c in PATIENT_SCHEMA)
 # What the engines write, beyond the table's columns: whether symptoms last to the horizon (economics reads it).

@@ -42,7 +42,9 @@ def test_discounting_matches_hand_computation():
 
 def test_patient_cost_and_qalys_by_hand():
     r = 0.035
-    params = EconomicParams("GBP", 2012, r, r, 20000.0, COSTS, UTILS)
+    work = {"earnings_per_work_day": 100.0, "work_days_per_week": 5.0, "employed_share": 0.8,
+            "work_lost_while_symptomatic": 0.5}
+    params = EconomicParams("GBP", 2012, r, r, 20000.0, COSTS, UTILS, work)
     horizon = 100.0 + 2 * 365.25
     p = pd.DataFrame([
         _patient(n_consultations=2, n_brain_mri=1, n_ebp=1, rih_days=40.0, n_acetazolamide_courses=1),
@@ -63,6 +65,12 @@ def test_patient_cost_and_qalys_by_hand():
     assert e["qaly"][0] == pytest.approx(qaly0)
     assert e["qaly_loss"][0] == pytest.approx(yrs(0, follow) - qaly0)
     assert e["qaly"][1] == pytest.approx(0.5 * yrs(0, follow))  # persistent all along
+    # Work lost while symptomatic: 5/7 of each day x 0.8 employed x 0.5 lost; valued at 100 a day, discounted.
+    share = 5 / 7 * 0.8 * 0.5
+    assert e["work_days_lost"][0] == pytest.approx(30 * share)
+    assert e["work_days_lost"][1] == pytest.approx(follow * share)
+    assert e["productivity_cost"][0] == pytest.approx(100 * share * 365.25 * yrs(0, 30))
+    assert e["productivity_cost"][1] == pytest.approx(100 * share * 365.25 * yrs(0, follow))
 
 
 def test_run_tables_carry_economics(write_toml):
