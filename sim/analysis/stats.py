@@ -65,7 +65,8 @@ class _Columns:
         final = p["final_state"].to_numpy(dtype=object)
         self.state = {s: final == s for s in ("resolved_without_care", "resolved", "persistent",
                                               "in_pathway_at_horizon")}
-        self.economics = {m: p[c].to_numpy(dtype=np.float64) for m, c in ECONOMIC_METRICS.items()} \
+        # A table written before a column existed (a report of an older run folder) has the metrics it can.
+        self.economics = {m: p[c].to_numpy(dtype=np.float64) for m, c in ECONOMIC_METRICS.items() if c in p} \
             if "cost" in p else None
         self.care = ~np.isnan(self.float["presented_day"])
         self.natural = p["resolved_by"].to_numpy(dtype=object) == "natural_course"

@@ -31,11 +31,11 @@ def fmt_value(kind: str, value: float, signed: bool = False) -> str:
     """A number as the report prints it: days to 0 or 1 decimal, shares as percentages, counts to 2 decimals."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "n/a"
-    sign = "+" if signed else ""
+    sign = ("+" if signed else "") + "z"  # z: a value that rounds to zero prints 0.0, never -0.0
     if kind == "days":
         return f"{value:{sign}.0f}" if abs(value) >= 10 else f"{value:{sign}.1f}"
     if kind == "whole":
-        return f"{value:.0f}"
+        return f"{value:z.0f}"
     if kind in ("share", "pp"):
         return f"{value * 100:{sign}.1f}" + ("%" if kind == "share" else "")
     return f"{value:{sign}.2f}" if abs(value) >= 1 else f"{value:{sign}.3f}"

@@ -266,6 +266,16 @@ def test_a_network_comparison_shows_each_home_centers_paired_difference(tmp_path
     assert "North refers at diagnosis − " in html.unescape(table)
 
 
+def test_a_run_folder_written_before_the_productivity_columns_still_gets_its_report(tmp_path):
+    scenario = _short(tmp_path / "exp.toml", EXPERIENCED)
+    out = tmp_path / "run"
+    assert main(["run", str(scenario), "--reps", "2", "--jobs", "1", "--quiet", "--no-report", "--out",
+                 str(out)]) == 0
+    patients = pd.read_parquet(out / "patients.parquet")
+    patients.drop(columns=["work_days_lost", "productivity_cost"]).to_parquet(out / "patients.parquet")
+    assert main(["report", str(out)]) == 0 and (out / "report.html").exists()
+
+
 def test_run_without_report_then_report_command(tmp_path, capsys):
     scenario = _short(tmp_path / "low.toml", LOW_VOLUME)
     out = tmp_path / "run"
@@ -417,3 +427,10 @@ def test_the_report_says_where_the_replications_ran_and_keeps_no_stale_caveat(co
     assert "None worker process" not in text and "is not recorded in the manifest" not in text
     backend = report.load_target(comparison_dir).runs[0].manifest["backend"]
     assert f": {backend}, " in text
+
+
+def test_a_number_that_rounds_to_zero_never_prints_as_minus_zero():
+    assert report.fmt_value("pp", -0.0004) == "0.0" and report.fmt_value("pp", -0.0004, signed=True) == "+0.0"
+    assert report.fmt_value("share", -0.00001) == "0.0%" and report.fmt_value("days", -0.04) == "0.0"
+    assert report.fmt_value("count", -0.0001, signed=True) == "+0.000"
+    assert report.fmt_value("pp", -0.02) == "-2.0"  # a real negative keeps its sign
