@@ -58,6 +58,11 @@ def evpi(costs: np.ndarray, qalys: np.ndarray, wtp: float) -> float:
     return float((b.max(axis=1) - b[:, chosen]).mean())
 
 
+def evppi_blocks(samples: int, bins: int | None = None) -> int:
+    """Blocks of the sort-and-split EVPPI: `bins`, or about sqrt(samples), within 1..samples."""
+    return max(1, min(samples, bins if bins is not None else round(math.sqrt(samples))))
+
+
 def evppi_single(costs: np.ndarray, qalys: np.ndarray, theta: np.ndarray, wtp: float, bins: int | None = None
                  ) -> float:
     """Expected value of partial perfect information about one parameter, per patient (samples x strategies).
@@ -70,7 +75,7 @@ def evppi_single(costs: np.ndarray, qalys: np.ndarray, theta: np.ndarray, wtp: f
     up (noise looks like information), large ones down."""
     b = nmb(np.atleast_2d(costs), np.atleast_2d(qalys), wtp)
     k = b.shape[0]
-    n_bins = max(1, min(k, bins if bins is not None else round(math.sqrt(k))))
+    n_bins = evppi_blocks(k, bins)
     chosen = int(np.argmax(b.mean(axis=0)))
     blocks = np.array_split(np.argsort(np.asarray(theta, dtype=float), kind="stable"), n_bins)
     regret = sum(len(g) * (float(b[g].mean(axis=0).max()) - float(b[g, chosen].mean())) for g in blocks if len(g))

@@ -250,13 +250,10 @@ class FastPathway(FastClock):
         seek = rules.seeks_second_opinion(self.u["second_opinion"][idx, slot(n_ref, "second_opinion")], target >= 0,
                                           self.rules.second_opinion_probability)
         self._persist(idx.compress(~seek), R_UNDIAGNOSED)
-        idx, n_ref = idx.compress(seek), n_ref.compress(seek)
+        idx = idx.compress(seek)
         if not idx.size:
             return
-        self.rec.n_referrals[idx] = n_ref + 1
-        u = self.u["referral"][idx, slot(n_ref, "referral")]
-        idx = self._wait(idx, self.delays.referral(self.rec.center[idx], u), BY_NATURAL)
-        self.rec.center[idx] = self.refer[self.rec.center[idx]]
+        idx = self._send_on(idx, BY_NATURAL)
         self.consultations_before[idx] = self.rec.n_consultations[idx]
 
     def _treat(self, idx: np.ndarray) -> None:
@@ -278,12 +275,18 @@ class FastPathway(FastClock):
         if some(act):
             self._act(idx.compress(act), key.compress(act))
 
-    def _refer(self, idx: np.ndarray) -> None:
+    def _send_on(self, idx: np.ndarray, by: int) -> np.ndarray:
+        """A referral to each center's `refers_to`: counted, its delay waited (a leak closing meanwhile resolves
+        `by`), then the patient is at the new center. Returns those still in the pathway."""
         n_ref = self.rec.n_referrals[idx]
         self.rec.n_referrals[idx] = n_ref + 1
         u = self.u["referral"][idx, slot(n_ref, "referral")]
-        idx = self._wait(idx, self.delays.referral(self.rec.center[idx], u), BY_CONSERVATIVE)
+        idx = self._wait(idx, self.delays.referral(self.rec.center[idx], u), by)
         self.rec.center[idx] = self.refer[self.rec.center[idx]]
+        return idx
+
+    def _refer(self, idx: np.ndarray) -> None:
+        idx = self._send_on(idx, BY_CONSERVATIVE)
         self.state[idx] = self.table.arrive(self.state[idx])
         idx = self._use(idx, R_CLINIC, BY_CONSERVATIVE)
         self.rec.n_consultations[idx] += 1

@@ -233,16 +233,12 @@ class Pathway(ResourceUse):
                 if not rules.seeks_second_opinion(u["second_opinion"].item(k, n_ref % SLOTS["second_opinion"]),
                                                   refer >= 0, self.rules.second_opinion_probability):
                     return UNDIAGNOSED
-                rec.n_referrals[k] = n_ref + 1
-                if self.events is not None:
-                    self.log(k, "referred", st.center.name)
-                wait, back = self._wait(st, st.center.referral_delay.item(k, n_ref % SLOTS["referral"]))
+                wait, back = self._referral_wait(st)
                 if wait is not None:
                     yield wait
                 if not back:
                     return NATURAL_COURSE
-                st.center = self.centers[refer]
-                rec.center[k] = refer
+                self._arrive(st, refer)
                 st.consultations_before = n + 1
                 continue
             wait, back = self._wait(st, self.days.misdiagnosis_return.item(k, n % n_slots))
@@ -250,6 +246,20 @@ class Pathway(ResourceUse):
                 yield wait
             if not back:
                 return NATURAL_COURSE
+
+    def _referral_wait(self, st: PatientState) -> tuple[Any, bool]:
+        """A referral to the center's `refers_to`, counted and logged: what to yield for its delay, and whether the
+        leak is still open at its end (`_wait`)."""
+        k = st.k
+        n_ref = self.records.n_referrals[k]
+        self.records.n_referrals[k] = n_ref + 1
+        if self.events is not None:
+            self.log(k, "referred", st.center.name)
+        return self._wait(st, st.center.referral_delay.item(k, n_ref % SLOTS["referral"]))
+
+    def _arrive(self, st: PatientState, center_index: int) -> None:
+        st.center = self.centers[center_index]
+        self.records.center[st.k] = center_index
 
     def _treat(self, st: PatientState) -> Generator[Any, Any, str]:
         """One episode of the ladder: conservative care, then steps until one works or none is left.
@@ -273,17 +283,12 @@ class Pathway(ResourceUse):
             if step == cl.PERSISTENT:
                 return step
             if step == cl.REFER:
-                n_ref = rec.n_referrals[k]
-                rec.n_referrals[k] = n_ref + 1
-                if self.events is not None:
-                    self.log(k, "referred", center.name)
-                wait, ok = self._wait(st, center.referral_delay.item(k, n_ref % SLOTS["referral"]))
+                wait, ok = self._referral_wait(st)
                 if wait is not None:
                     yield wait
                 if not ok:
                     return CONSERVATIVE
-                st.center = self.centers[center.refer_index]
-                rec.center[k] = st.center.index
+                self._arrive(st, center.refer_index)
                 h.arrive_at_new_center()
                 if h.etiology == "spontaneous":
                     st.center.spontaneous_seen.append(env._now)

@@ -115,16 +115,16 @@ def pair_centers(base: Scenario, other: Scenario) -> dict[str, str]:
     return pairs
 
 
-def group_differs(g: ParameterGroup, b: Scenario, a: Scenario, pairs: dict[str, str]) -> bool:
-    """Whether swapping `g` changes B at all (a group with the same values in both scenarios contributes 0). A
-    route swap whose catchment shares would not add up to 1 (two centers of B paired with one of A) is no
+def group_differs(g: ParameterGroup, base: Scenario, other: Scenario, pairs: dict[str, str]) -> bool:
+    """Whether swapping `g` changes `base` at all (a group with the same values in both scenarios contributes 0). A
+    route swap whose catchment shares would not add up to 1 (two centers of `base` paired with one of `other`) is no
     counterfactual: the route then stays in the structure part."""
-    swapped = counterfactual(b, a, pairs, [g])
+    swapped = counterfactual(base, other, pairs, [g])
     if "catchment_share" in g.center_fields:
         for etiology in ETIOLOGIES:
             if abs(sum(c.catchment_share[etiology] for c in swapped.centers) - 1.0) > 1e-9:
                 return False
-    return swapped != b
+    return swapped != base
 
 
 def counterfactual(b: Scenario, a: Scenario, pairs: dict[str, str], groups: Iterable[ParameterGroup]) -> Scenario:

@@ -283,7 +283,7 @@ def evppi_table(params: pd.DataFrame, costs: np.ndarray, qalys: np.ndarray, wtp:
         value = cea.evppi_single(costs, qalys, params[column].to_numpy(dtype=float), wtp)
         rows.append({"parameter": column, "evppi_per_patient": value, "evpi_per_patient": total,
                      "share_of_evpi": value / total if total > 0 else 0.0, "noise_floor_per_patient": floor,
-                     "blocks": max(1, min(len(params), round(math.sqrt(len(params))))), "wtp": wtp})
+                     "blocks": cea.evppi_blocks(len(params)), "wtp": wtp})
     out = pd.DataFrame(rows, columns=["parameter", "evppi_per_patient", "evpi_per_patient", "share_of_evpi",
                                       "noise_floor_per_patient", "blocks", "wtp"])
     return out.sort_values("evppi_per_patient", ascending=False, kind="stable").reset_index(drop=True)
