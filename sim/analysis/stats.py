@@ -161,11 +161,15 @@ def replication_metrics(patients: pd.DataFrame, resources: pd.DataFrame, horizon
     homes = sorted(set(home.tolist()))
     # The postcode lottery (does where you live change your outcome?), wherever the scenario has several centers:
     # also with one home center, so that it pairs with a scenario that has several.
-    if len(homes) > 1 or resources["center"].nunique() > 1:
+    if len(homes) > 1:
         groups += [(f"home:{h}", home == h) for h in homes]
         groups += [(f"home:{h}/spontaneous", (home == h) & (etiology == "spontaneous")) for h in homes]
-    for group, mask in groups:
-        for metric, value in _group_metrics(c, mask, horizon_days).items():
+    by_group = {group: _group_metrics(c, mask, horizon_days) for group, mask in groups}
+    if len(homes) == 1 and resources["center"].nunique() > 1:  # one home: its groups are "all" and "spontaneous"
+        by_group[f"home:{homes[0]}"] = by_group["all"]
+        by_group[f"home:{homes[0]}/spontaneous"] = by_group["spontaneous"]
+    for group, values in by_group.items():
+        for metric, value in values.items():
             rows.append((rep, metric, group, value))
     centers = resources["center"].tolist()
     names = resources["resource"].tolist()
