@@ -19,6 +19,9 @@ IATROGENIC: frozenset[str] = frozenset({"post_lp", "epidural", "spinal_surgery"}
 LEAK_TYPES: tuple[str, ...] = ("ventral_dural_tear", "meningeal_diverticulum", "csf_venous_fistula", "indeterminate")
 # Leak type of iatrogenic leaks: the puncture or tear site is known, so no imaging search is needed.
 IATROGENIC_LEAK_TYPE = "procedural"
+# Keys of the blood-patch success tables: an etiology, or a spontaneous leak type with an entry of its own.
+EBP_SUCCESS_KEYS: tuple[str, ...] = (*ETIOLOGIES, "ventral_dural_tear", "meningeal_diverticulum",
+                                     "csf_venous_fistula")
 RESOURCES: tuple[str, ...] = ("clinic", "mri", "myelography", "procedure_room", "theatre", "angiography")
 IMAGING_TECHNIQUES: tuple[str, ...] = ("refined", "conventional")
 
@@ -86,6 +89,8 @@ class CenterProfile:
     durotomy_repair_success: float
     rih_recognition_probability: float
     referral_delay_days: Distribution
+    blind_ebp_before_imaging: int = 2  # non-targeted patches for a spontaneous leak before spinal imaging
+    blind_ebp_after_negative_imaging: int = 2  # and after imaging that found no leak
     referral: ReferralPolicy = ReferralPolicy()
 
 
@@ -115,6 +120,8 @@ class Population:
     misdiagnosis_return_days: Distribution
     max_consultations: int
     iatrogenic_review_days: Distribution | None = None  # first consultation of a procedure-related leak
+    # Procedure-related headaches severe enough for a short conservative window (0 for spontaneous leaks).
+    severe_headache_probability: dict[str, float] = field(default_factory=lambda: dict.fromkeys(ETIOLOGIES, 0.0))
     growth_per_year: float = 0.0
     seasonality_amplitude: float = 0.0
     seasonality_peak_day: float = 0.0
@@ -143,10 +150,9 @@ class Clinical:
 
     conservative_days: dict[str, Distribution]
     spinal_surgery_direct_repair_probability: float
-    ebp_first_success: dict[str, float]  # keys: etiologies + "csf_venous_fistula"
+    ebp_first_success: dict[str, float]  # keys: EBP_SUCCESS_KEYS
     ebp_repeat_success: dict[str, float]
-    ebp_max_blind: dict[str, int]
-    ebp_max_after_negative_imaging: int
+    ebp_max_blind: dict[str, int]  # procedure-related etiologies (spontaneous: the center's profile)
     targeted_patch_success: float
     fibrin_patch_success_spontaneous: float
     fibrin_patch_success_iatrogenic: float
@@ -168,6 +174,11 @@ class Clinical:
     recurrence_days: Distribution
     max_recurrences: int
     imaging_yield: dict[str, dict[str, float]]  # technique -> leak type -> probability
+    # Severe procedure-related headaches: diagnosis to the first patch (by etiology; None: as conservative_days).
+    conservative_days_severe: dict[str, Distribution] | None = None
+    procedural_patch_booking_days: Distribution | None = None  # None: the procedure room's own booking delay
+    early_ebp_threshold_days: float = 0.0
+    early_ebp_failure_odds_ratio: float = 1.0  # 1: no timing effect
 
 
 @dataclass(frozen=True, slots=True)

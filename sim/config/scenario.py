@@ -17,7 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from sim.config.parameters import (
+    EBP_SUCCESS_KEYS,
     ETIOLOGIES,
+    IATROGENIC,
     LEAK_TYPES,
     RESOURCES,
     Center,
@@ -593,6 +595,8 @@ def _compile_center(file: str, name: str, pname: str, share: dict[str, float], r
     fields = {k: p.value for k, p in t.items() if isinstance(p, Param)}
     policy = ReferralPolicy(**{k: p.value for k, p in t["referral"].items()})
     _capped(policy.after_failed_ebp, file, f"centers.{name}.referral.after_failed_ebp")
+    for count in ("blind_ebp_before_imaging", "blind_ebp_after_negative_imaging"):
+        _capped(fields[count], file, f"centers.{name}.{count}")
     return Center(name=name, profile_name=pname, profile=CenterProfile(**fields, referral=policy),
                   catchment_share=share, refers_to=refers_to, resources=resources)
 
@@ -619,6 +623,7 @@ def _build_population(t: dict[str, Any], file: str) -> Population:
         self_limiting_days={e: _v(pop, "self_limiting_days", e) for e in ETIOLOGIES},
         misdiagnosis_return_days=_v(pop, "misdiagnosis_return_days", "all"),
         iatrogenic_review_days=_v(pop, "iatrogenic_review_days", "all"),
+        severe_headache_probability={e: _v(pop, "severe_headache_probability", e) for e in ETIOLOGIES},
         growth_per_year=_v(pop, "demand", "growth_per_year"),
         seasonality_amplitude=_v(pop, "demand", "seasonality_amplitude"),
         seasonality_peak_day=_v(pop, "demand", "seasonality_peak_day"),
@@ -648,16 +653,15 @@ def _capped(v: int, file: str, field: str, minimum: int = 0) -> int:
 
 def _build_clinical(t: dict[str, Any], file: str) -> Clinical:
     c = t["clinical"]
-    ebp_keys = (*ETIOLOGIES, "csf_venous_fistula")
+    ebp_keys = EBP_SUCCESS_KEYS
+    procedure_related = [e for e in ETIOLOGIES if e in IATROGENIC]
     return Clinical(
         conservative_days={e: _v(c, "conservative_days", e) for e in ETIOLOGIES},
         spinal_surgery_direct_repair_probability=_v(c, "spinal_surgery_direct_repair_probability", "all"),
         ebp_first_success={k: _v(c, "ebp_first_success", k) for k in ebp_keys},
         ebp_repeat_success={k: _v(c, "ebp_repeat_success", k) for k in ebp_keys},
         ebp_max_blind={e: _capped(_v(c, "ebp_max_blind", e), file, f"clinical.ebp_max_blind.{e}")
-                       for e in ETIOLOGIES},
-        ebp_max_after_negative_imaging=_capped(_v(c, "ebp_max_after_negative_imaging", "all"), file,
-                                               "clinical.ebp_max_after_negative_imaging.all"),
+                       for e in procedure_related},
         targeted_patch_success=_v(c, "targeted_patch_success", "all"),
         fibrin_patch_success_spontaneous=_v(c, "fibrin_patch_success", "spontaneous"),
         fibrin_patch_success_iatrogenic=_v(c, "fibrin_patch_success", "iatrogenic"),
@@ -680,4 +684,8 @@ def _build_clinical(t: dict[str, Any], file: str) -> Clinical:
         max_recurrences=_capped(_v(c, "max_recurrences", "all"), file, "clinical.max_recurrences.all"),
         imaging_yield={tech: {lt: _v(t, "imaging_yield", tech, lt) for lt in LEAK_TYPES}
                        for tech in ("refined", "conventional")},
+        conservative_days_severe={e: _v(c, "conservative_days_severe", e) for e in ETIOLOGIES},
+        procedural_patch_booking_days=_v(c, "procedural_patch_booking_days", "all"),
+        early_ebp_threshold_days=_v(c, "early_ebp", "threshold_days"),
+        early_ebp_failure_odds_ratio=_v(c, "early_ebp", "failure_odds_ratio"),
     )

@@ -22,12 +22,13 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 BASE_FILE = Path(os.environ.get("CSFSIM_BASE", REPO_ROOT / "scenarios" / "base.toml"))
 
 UNITS = ("probability", "share", "per_year", "per_100k_per_year", "per_week", "days", "count", "adults", "flag",
-         "choice", "groups", "fraction", "windows", "cost", "utility")
+         "choice", "groups", "fraction", "windows", "cost", "utility", "ratio")
 RATE_UNITS = ("per_year", "per_100k_per_year")  # events per year; the second per 100,000 adults of the catchment
 MAX_WINDOWS = 1000
 NON_NEGATIVE = {"per_year": "a non-negative rate per year",
                 "per_100k_per_year": "a non-negative rate per 100,000 adults per year",
-                "per_week": "a non-negative number a week", "cost": "a non-negative cost"}
+                "per_week": "a non-negative number a week", "cost": "a non-negative cost",
+                "ratio": "a non-negative ratio (an odds ratio, 1 = no effect)"}
 UTILITY_RANGE = (-0.6, 1.0)  # EQ-5D index: worse-than-death values exist, better than full health does not
 GRADES = ("H", "M", "L", "-")
 # Upper bounds that keep a typo from asking for an absurd model.

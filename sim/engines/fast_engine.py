@@ -53,8 +53,8 @@ R_CLINIC, R_MRI, R_PROCEDURE = (RESOURCES.index(r) for r in ("clinic", "mri", "p
 # Ladder steps as small integers (their index in clinical.STEPS). Codes 0 and 1 are the two non-steps.
 STEPS = cl.STEPS
 STEP_CODE = {s: i for i, s in enumerate(STEPS)}
-C_PERSIST, C_REFER, C_IMAGING, C_IMAGING_REFINED = (STEP_CODE[s] for s in (cl.PERSISTENT, cl.REFER, cl.IMAGING,
-                                                                           cl.IMAGING_REFINED))
+C_PERSIST, C_REFER, C_IMAGING, C_IMAGING_REFINED, C_EBP = (STEP_CODE[s] for s in (
+    cl.PERSISTENT, cl.REFER, cl.IMAGING, cl.IMAGING_REFINED, cl.EBP))
 # Per treatment step: the column of `counts` (records.TREATMENT_COUNTERS) it adds to, and its uniforms.
 STEP_COUNTER = np.array([TREATMENT_COUNTERS.index(COUNTER_OF_STEP[s]) if s in COUNTER_OF_STEP else 0
                          for s in STEPS], dtype=np.int64)
@@ -114,11 +114,11 @@ class FastPathway(FastClock):
         self.review_days = review.ppf(u["booking:0"][:, 0]) if review is not None else None
         treatments = cohort.treatments
         self.u_treat = treatments if treatments is not None else np.hstack([u[t] for t in TREATMENT_UNIFORMS])
-        self.late_after_days = rules.late_after_days
         # Patient state (Pathway's PatientState and History, as arrays).
         self.etiology = cohort.etiology.astype(np.int64)
         self.iatrogenic = rules.iatrogenic_by_etiology[self.etiology]
         self.spontaneous = ~self.iatrogenic
+        self.severe = cohort.severe.astype(np.int64)
         self.onset = cohort.onset_day
         self.t = np.zeros(n)
         self.t_nat = cohort.natural_resolution_day.astype(np.float64).copy()
@@ -259,7 +259,8 @@ class FastPathway(FastClock):
     def _treat(self, idx: np.ndarray) -> None:
         """The conservative window at the start of an episode (Pathway._treat before its loop)."""
         u = self.u["conservative"][idx, slot(self.rec.n_recurrences[idx], "conservative")]
-        idx = self._wait(idx, self.delays.conservative(self.etiology[idx], u), BY_CONSERVATIVE)
+        group = rules.conservative_group(self.etiology[idx], self.severe[idx])
+        idx = self._wait(idx, self.delays.conservative(group, u), BY_CONSERVATIVE)
         self.pc[idx] = LADDER
 
     def _ladder(self, idx: np.ndarray) -> None:
@@ -293,7 +294,10 @@ class FastPathway(FastClock):
 
     def _act(self, idx: np.ndarray, key: np.ndarray) -> None:
         tab = self.table
-        idx = self._use(idx, tab.resource[key], BY_CONSERVATIVE)
+        team = None
+        if self.delays.procedural_patch is not None:
+            team = rules.booked_by_procedural_team(tab.step[key] == C_EBP, self.iatrogenic[idx])
+        idx = self._use(idx, tab.resource[key], BY_CONSERVATIVE, team=team)
         key = self.state[idx] * self.nc + self.rec.center[idx]
         step = tab.step[key]
         imaging = (step == C_IMAGING) | (step == C_IMAGING_REFINED)
@@ -311,7 +315,7 @@ class FastPathway(FastClock):
         t = self.t[idx]
         first = self.rec.first_treatment_day[idx]
         self.rec.first_treatment_day[idx] = np.where(np.isnan(first), t, first)
-        p = np.where(cl.is_late(t - self.onset[idx], self.late_after_days), tab.p_late[key], tab.p_early[key])
+        p = tab.p_success[key, np.searchsorted(tab.thresholds, t - self.onset[idx])]
         counter = STEP_COUNTER[step]
         attempt = self.counts[idx, counter]
         self.counts[idx, counter] = attempt + 1

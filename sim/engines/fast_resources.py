@@ -19,6 +19,7 @@ from sim.model.records import F_PERSISTENT, F_RESOLVED, Records
 
 INF = math.inf
 N_RES = len(RESOURCES)
+R_PROCEDURE_ROOM = RESOURCES.index("procedure_room")
 DONE = 0  # a patient's program counter once she left the pathway (FastPathway's phases are 1..4)
 # Uses cycle through a purpose's slots: the n-th use reads slot n % width. numpy's integer modulo costs about 15
 # times a bitwise and, which gives the same column when the width is a power of two (n >= 0): all of them today.
@@ -120,10 +121,12 @@ class FastClock:
             idx, end = idx.compress(~closes), end.compress(~closes)
         return self._freeze(idx, end)
 
-    def _use(self, idx: np.ndarray, r: np.ndarray | int, by: int, prompt: np.ndarray | None = None) -> np.ndarray:
+    def _use(self, idx: np.ndarray, r: np.ndarray | int, by: int, prompt: np.ndarray | None = None,
+             team: np.ndarray | None = None) -> np.ndarray:
         """Pathway._use without a queue: booking (checked against natural resolution), then service. Returns
         the patients who were seen and are still in the pathway after the service. Where `prompt` is true the
-        booking is the prompt review delay (first consultation of a procedure-related leak)."""
+        booking is the prompt review delay (first consultation of a procedure-related leak); where `team` is true,
+        the procedural team's booking of a blood patch (from the same booking uniform)."""
         if isinstance(r, int):  # one resource for all: a 1-D gather, cheaper than a 2-D one
             counts = self.uses[r]
             j = counts[idx]
@@ -136,6 +139,11 @@ class FastClock:
         booking, service = self._durations(group, idx, j, c, r)
         if prompt is not None and some(prompt):
             booking = np.where(prompt, self.review_days[idx], booking)
+        if team is not None and some(team):
+            rows = idx.compress(team)
+            booking = booking.copy()
+            booking[team] = self.delays.procedural_patch.ppf(
+                self.u_booking[R_PROCEDURE_ROOM][rows, slot(j.compress(team), "booking")])
         start = self.t[idx] + booking
         closes = start >= self.t_nat[idx]
         if some(closes):

@@ -271,6 +271,8 @@ class Pathway(ResourceUse):
         u = self.u
         cln = self.clinical
         onset = self._onset[k]
+        iatrogenic = h.etiology in IATROGENIC
+        team_booking = self.days.procedural_patch
         wait, ok = self._wait(st, self.days.conservative.item(k, h.recurrences % SLOTS["conservative"]))
         if wait is not None:
             yield wait
@@ -297,7 +299,11 @@ class Pathway(ResourceUse):
                     return CONSERVATIVE
                 rec.n_consultations[k] += 1
                 continue
-            done = yield from self._use(st, STEP_RESOURCE_INDEX[step], step)
+            r = STEP_RESOURCE_INDEX[step]
+            booking = None
+            if team_booking is not None and rules.booked_by_procedural_team(step == cl.EBP, iatrogenic):
+                booking = team_booking.item(k, st.uses[r] % S_BOOKING)
+            done = yield from self._use(st, r, step, booking)
             if not done:
                 return CONSERVATIVE
             if step == cl.IMAGING or step == cl.IMAGING_REFINED:
@@ -314,7 +320,7 @@ class Pathway(ResourceUse):
             if self.volume_feedback and step in rules.EXPERIENCE_SCALES_SUCCESS:
                 p *= rules.experience(center.spontaneous_seen, env._now, self.rules.volume)
             attempt = self._count_treatment(k, step)
-            cl.record_step(h, step, cln)
+            cl.record_step(h, step, profile, cln)
             draws = u[step]
             if draws.item(k, attempt % draws.shape[1]) < p:
                 return step

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import simpy
 
-from sim.config.parameters import ETIOLOGIES, RESOURCES, Center
+from sim.config.parameters import RESOURCES, Center
 from sim.engines.events import Delay
 from sim.engines.lazy_days import LazyDays
 from sim.engines.schedule import next_open
@@ -90,12 +90,13 @@ class PathwayDays:
         self.rih_onset = LazyDays(u["rih_onset"], delays.rih_onset.ppf)
         self.rih_treated = LazyDays(u["rih_duration"], partial(delays.rih_duration, 1))
         self.rih_untreated = LazyDays(u["rih_duration"], partial(delays.rih_duration, 0))
-        by_etiology = [(cohort.etiology == e, e) for e in range(len(ETIOLOGIES))]
+        group = rules.conservative_group(cohort.etiology.astype(np.int64), cohort.severe.astype(np.int64))
+        by_group = [(group == g, g) for g in np.unique(group).tolist()]
 
         def conservative_days(column: np.ndarray) -> np.ndarray:
             days = np.empty_like(column)
-            for mask, etiology in by_etiology:
-                days[mask] = delays.conservative(etiology, column[mask])
+            for mask, g in by_group:
+                days[mask] = delays.conservative(g, column[mask])
             return days
 
         self.conservative = LazyDays(u["conservative"], conservative_days)
@@ -103,6 +104,11 @@ class PathwayDays:
         # read from the same uniform as that booking (common random numbers). None: the clinic's booking.
         review = delays.prompt_review
         self.prompt_review = review.ppf(u["booking:0"][:, 0]) if review is not None else None
+        # A procedure-related leak's blood patch, booked by the procedural team: from the procedure room's booking
+        # uniforms (the same slot that booking would read). None: the room's booking delay.
+        patch = delays.procedural_patch
+        self.procedural_patch = None if patch is None else LazyDays(
+            u[f"booking:{RESOURCES.index('procedure_room')}"], patch.ppf)
 
 
 class ResourceUse:

@@ -80,11 +80,20 @@ class History:
         self.recurrences += 1
 
 
-def candidate_steps(h: History, clinical: Clinical) -> list[str]:
-    """The remaining ladder in order of preference, ignoring what the current center offers."""
+def blind_ebp_limit(h: History, profile: CenterProfile, clinical: Clinical) -> int:
+    """Non-targeted patches in an episode before escalating: for a spontaneous leak the center's practice (before
+    spinal imaging), for a procedure-related one the clinical rule."""
+    if h.etiology == SPONTANEOUS:
+        return profile.blind_ebp_before_imaging
+    return clinical.ebp_max_blind[h.etiology]
+
+
+def candidate_steps(h: History, profile: CenterProfile, clinical: Clinical) -> list[str]:
+    """The remaining ladder in order of preference, ignoring what the current center offers (but with its
+    blind-patch limits)."""
     steps: list[str] = []
     if h.etiology in IATROGENIC:
-        max_ebp = clinical.ebp_max_blind[h.etiology]
+        max_ebp = blind_ebp_limit(h, profile, clinical)
         if h.etiology == "spinal_surgery":
             if h.direct_repair and h.repair_episode < 1:
                 steps.append(DUROTOMY_REPAIR)
@@ -115,15 +124,21 @@ def candidate_steps(h: History, clinical: Clinical) -> list[str]:
             if h.surgery_episode < 1:
                 steps.append(LEAK_SURGERY)
         return steps
-    if h.ebp_episode < clinical.ebp_max_blind[SPONTANEOUS]:
+    # Blind patches come before spinal imaging only while nothing has been imaged: after a recurrence, a patient
+    # whose imaging was negative goes on from where her ladder stood.
+    if _blind_before_imaging(h, profile):
         steps.append(EBP)
     if not h.imaged:
         steps.append(IMAGING)
     elif not h.imaged_refined:
         steps.append(IMAGING_REFINED)
-    if h.ebp_after_negative < clinical.ebp_max_after_negative_imaging:
+    if h.ebp_after_negative < profile.blind_ebp_after_negative_imaging:
         steps.append(EBP)
     return steps
+
+
+def _blind_before_imaging(h: History, profile: CenterProfile) -> bool:
+    return not h.imaged and h.ebp_episode < profile.blind_ebp_before_imaging
 
 
 def offers(profile: CenterProfile, step: str) -> bool:
@@ -168,7 +183,7 @@ def next_step(h: History, profile: CenterProfile, can_refer: bool, clinical: Cli
     center offers is taken; a preferred step it does not offer means referral when the policy says so for this
     patient's group and the center has somewhere to refer to, otherwise that step is skipped.
     """
-    steps = candidate_steps(h, clinical)
+    steps = candidate_steps(h, profile, clinical)
     if not steps:
         return PERSISTENT
     policy = profile.referral
@@ -189,12 +204,12 @@ def next_step(h: History, profile: CenterProfile, can_refer: bool, clinical: Cli
     return PERSISTENT
 
 
-def record_step(h: History, step: str, clinical: Clinical) -> None:
-    """Update the history after a step was carried out (whatever its outcome)."""
+def record_step(h: History, step: str, profile: CenterProfile, clinical: Clinical) -> None:
+    """Update the history after a step was carried out at a center with this profile (whatever its outcome)."""
     h.steps_here += 1
     if step == EBP:
         h.ebp_total += 1
-        if h.ebp_episode < clinical.ebp_max_blind[h.etiology]:
+        if h.etiology != SPONTANEOUS or _blind_before_imaging(h, profile):
             h.ebp_episode += 1
         else:
             h.ebp_after_negative += 1
@@ -211,21 +226,39 @@ def record_step(h: History, step: str, clinical: Clinical) -> None:
 
 
 def ebp_success_probability(h: History, clinical: Clinical) -> float:
-    key = CVF if h.leak_type == CVF else h.etiology
+    """Lasting relief after a non-targeted patch: by the leak's true type where the table has an entry for it (a
+    patch acts on the leak there is, seen or not), else by etiology; first and repeat patches apart."""
     table = clinical.ebp_first_success if h.ebp_total == 0 else clinical.ebp_repeat_success
-    return table[key]
+    return table.get(h.leak_type, table[h.etiology])
 
 
 def is_late(days_since_onset: Any, threshold_days: float) -> Any:
-    """Treatment counts as late (lower surgical success) after this many days from onset; numbers or arrays."""
+    """Treatment counts as late after this many days from onset; numbers or arrays. Every timing rule of the
+    ladder is written with it, so success depends on time only through `time_thresholds`."""
     return days_since_onset > threshold_days
+
+
+def time_thresholds(clinical: Clinical) -> tuple[float, ...]:
+    """The days since onset at which some success probability changes, ascending. Between two of them (and after
+    the last) every probability of `success_probability` is constant: engines and tables evaluate it per band."""
+    return tuple(sorted({clinical.early_ebp_threshold_days, clinical.late_surgery_threshold_days}))
+
+
+def with_failure_odds(p: float, odds_ratio: float) -> float:
+    """Success probability once the odds of failure are multiplied by `odds_ratio`."""
+    if p <= 0.0 or p >= 1.0:
+        return p
+    return p / (p + (1.0 - p) * odds_ratio)
 
 
 def success_probability(step: str, h: History, profile: CenterProfile, clinical: Clinical,
                         days_since_onset: float) -> float:
     """Probability that a treatment step gives lasting relief for this patient at this center."""
     if step == EBP:
-        return ebp_success_probability(h, clinical)
+        p = ebp_success_probability(h, clinical)
+        if h.etiology in IATROGENIC and not is_late(days_since_onset, clinical.early_ebp_threshold_days):
+            p = with_failure_odds(p, clinical.early_ebp_failure_odds_ratio)
+        return p
     if step == TARGETED_PATCH:
         return clinical.targeted_patch_success
     if step == FIBRIN_PATCH:

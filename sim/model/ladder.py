@@ -41,6 +41,10 @@ class LadderTable:
         self.profiles = [c.profile for c in scenario.centers]
         self.can_refer = [i >= 0 for i in refer_index]
         self.nc = len(self.profiles)
+        # Success depends on time since onset only through these days (`clinical.time_thresholds`): band b of a
+        # pair holds the probability for days in (thresholds[b - 1], thresholds[b]], the last band beyond.
+        self.thresholds = np.array(cl.time_thresholds(self.clinical), dtype=np.float64)
+        self._band_days = [*self.thresholds.tolist(), INF]
         self.histories: list[cl.History] = []
         self.ids: dict[tuple, int] = {}
         self.cap = 0
@@ -48,10 +52,11 @@ class LadderTable:
 
     def _grow(self, cap: int) -> None:
         """Make room for `cap` states (pair arrays are state-major, so existing keys keep their meaning)."""
-        def widen(old: np.ndarray | None, size: int, fill: float | int | bool, dtype: type) -> np.ndarray:
-            new = np.full(size, fill, dtype=dtype)
+        def widen(old: np.ndarray | None, size: int, fill: float | int | bool, dtype: type,
+                  width: int | None = None) -> np.ndarray:
+            new = np.full(size if width is None else (size, width), fill, dtype=dtype)
             if old is not None:
-                new[:old.size] = old
+                new[:old.shape[0]] = old
             return new
 
         n_pairs = cap * self.nc
@@ -59,8 +64,7 @@ class LadderTable:
         self.known = widen(get("known"), n_pairs, False, bool)
         self.step = widen(get("step"), n_pairs, 0, np.int64)
         self.resource = widen(get("resource"), n_pairs, 0, np.int64)
-        self.p_early = widen(get("p_early"), n_pairs, np.nan, np.float64)
-        self.p_late = widen(get("p_late"), n_pairs, np.nan, np.float64)
+        self.p_success = widen(get("p_success"), n_pairs, np.nan, np.float64, len(self._band_days))
         self.imaging_yield = widen(get("imaging_yield"), n_pairs, np.nan, np.float64)
         self.next_state = widen(get("next_state"), n_pairs, -1, np.int64)
         self.next_found = widen(get("next_found"), n_pairs, -1, np.int64)
@@ -107,9 +111,8 @@ class LadderTable:
             self.next_state[key] = self._after(sid, lambda x: cl.record_imaging(x, profile, False))
             self.next_found[key] = self._after(sid, lambda x: cl.record_imaging(x, profile, True))
         elif step in cl.TREATMENTS:
-            self.p_early[key] = cl.success_probability(step, h, profile, cln, cln.late_surgery_threshold_days)
-            self.p_late[key] = cl.success_probability(step, h, profile, cln, INF)
-            nxt = self._after(sid, lambda x: cl.record_step(x, step, cln))
+            self.p_success[key] = [cl.success_probability(step, h, profile, cln, days) for days in self._band_days]
+            nxt = self._after(sid, lambda x: cl.record_step(x, step, profile, cln))
             self.next_state[key] = nxt
             self.p_rih[key] = cl.rih_probability(step, self.histories[nxt], cln)
             self.p_recur[key] = cl.recurrence_probability(step, self.histories[nxt], cln)

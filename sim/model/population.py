@@ -64,6 +64,7 @@ class Cohort:
     natural_resolution_day: np.ndarray  # inf for leaks that never close on their own
     home_center: np.ndarray
     direct_repair: np.ndarray  # spinal-surgery tears sent straight to repair
+    severe: np.ndarray  # a procedure-related headache severe enough for a short conservative window
     first_contact_day: np.ndarray  # onset + care seeking: the first front-door visit
     front_door_visits: np.ndarray
     front_door_gave_up_day: np.ndarray  # inf: did not give up at the front door
@@ -81,7 +82,7 @@ class Cohort:
             n=len(range(*rows.indices(self.n))),
             **{name: getattr(self, name)[rows] for name in ("etiology", "leak_type", "onset_day", "presented_day",
                                                             "natural_resolution_day", "home_center",
-                                                            "direct_repair", *FRONT_DOOR_FIELDS)},
+                                                            "direct_repair", "severe", *FRONT_DOOR_FIELDS)},
             uniforms={name: values[rows] for name, values in self.uniforms.items()},
             by_resource={kind: block[:, rows] for kind, block in self.by_resource.items()},
             treatments=self.treatments[rows] if self.treatments is not None else None,
@@ -151,7 +152,7 @@ def draw_cohorts(scenario: Scenario, root_seed: int, replications: Sequence[int]
     cohort = Cohort(
         n=n,
         **{name: joined(name) for name in ("etiology", "leak_type", "onset_day", "presented_day",
-                                           "natural_resolution_day", "home_center", "direct_repair",
+                                           "natural_resolution_day", "home_center", "direct_repair", "severe",
                                            *FRONT_DOOR_FIELDS)},
         uniforms=uniforms,
         by_resource=by_resource,
@@ -173,6 +174,7 @@ class _Arrivals:
     natural_resolution_day: np.ndarray
     home_center: np.ndarray
     direct_repair: np.ndarray
+    severe: np.ndarray
     first_contact_day: np.ndarray
     front_door_visits: np.ndarray
     front_door_gave_up_day: np.ndarray
@@ -202,6 +204,7 @@ def _arrivals(scenario: Scenario, root_seed: int, replication: int) -> _Arrivals
         nat = stream(root_seed, replication, "natural_history", e_idx)
         u_self_limiting, u_nat_days = nat.random(n_e), nat.random(n_e)
         u_seek = stream(root_seed, replication, "care_seeking", e_idx).random(n_e)
+        u_severe = stream(root_seed, replication, "severity", e_idx).random(n_e)
         door = stream(root_seed, replication, "front_door", e_idx)
         u_refer, u_return, u_self = door.random((n_e, VISIT_SLOTS)), door.random((n_e, VISIT_SLOTS)), door.random(n_e)
 
@@ -229,6 +232,7 @@ def _arrivals(scenario: Scenario, root_seed: int, replication: int) -> _Arrivals
             "home_center": home,
             "direct_repair": (u_direct < scenario.clinical.spinal_surgery_direct_repair_probability)
             & (etiology == "spinal_surgery"),
+            "severe": u_severe < pop.severe_headache_probability[etiology],
         }
         if not keep.all():
             part = {name: values[keep] for name, values in part.items()}
@@ -244,7 +248,7 @@ def _arrivals(scenario: Scenario, root_seed: int, replication: int) -> _Arrivals
 
     return _Arrivals(n=n, etiology=cat("etiology"), leak_type=cat("leak_type"), onset_day=onset_all[order],
                      presented_day=cat("presented_day"), natural_resolution_day=cat("natural_resolution_day"),
-                     home_center=cat("home_center"), direct_repair=cat("direct_repair"),
+                     home_center=cat("home_center"), direct_repair=cat("direct_repair"), severe=cat("severe"),
                      **{name: cat(name) for name in FRONT_DOOR_FIELDS}, kept=kept, order=order)
 
 

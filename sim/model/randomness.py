@@ -38,6 +38,7 @@ PURPOSE_KEYS: dict[str, int] = {
     "thinning": 18,
     "front_door": 19,
     "second_opinion": 20,
+    "severity": 21,
     "service": 100,  # + resource index
     "booking": 200,  # + resource index
     "background": 300,  # other patients' requests for a session-booked resource: + center x resources + resource

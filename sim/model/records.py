@@ -60,6 +60,9 @@ PATIENT_SCHEMA: tuple[Column, ...] = (
     Column("etiology", "text", "`post_lp`, `epidural`, `spinal_surgery`, `spontaneous`"),
     Column("leak_type", "text", "spontaneous: `ventral_dural_tear`, `meningeal_diverticulum`, `csf_venous_fistula`, "
            "`indeterminate`; procedure-related: `procedural`"),
+    Column("severe_headache", "flag", "procedure-related headache severe enough that a blood patch is offered after "
+           "a short conservative window (`population.severe_headache_probability`); false for spontaneous leaks "
+           "(bool)"),
     Column("onset_day", "day", "symptom onset (day)"),
     Column("first_contact_day", "day", "first front-door visit: primary care, emergency department or general "
            "neurology (day)"),

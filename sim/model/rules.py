@@ -80,6 +80,18 @@ def experience(seen_days: deque[float], now: float, volume: VolumeOutcome) -> fl
 EXPERIENCE_SCALES_SUCCESS: frozenset[str] = frozenset({cl.LEAK_SURGERY})
 
 
+def conservative_group(etiology: Any, severe: Any) -> Any:
+    """Row of `Delays.conservative` for a patient: her etiology, and whether her headache is severe (a severe
+    procedure-related headache gets a shorter window before the first patch)."""
+    return etiology * 2 + severe
+
+
+def booked_by_procedural_team(is_ebp: Any, iatrogenic: Any) -> Any:
+    """A blood patch for a procedure-related leak is booked by the team that did the procedure
+    (`Delays.procedural_patch`), not through the procedure room's booking delay."""
+    return is_ebp & iatrogenic
+
+
 def rih_recognized(u: Any, center: Any, v: CenterValues) -> Any:
     """Rebound hypertension recognized (acetazolamide) rather than misread as the leak (a needless blood patch)."""
     return u < v.rih_recognized[center]
@@ -110,12 +122,13 @@ class Delays:
     booking_by_center: tuple[DistributionTable, ...]  # one per resource, by center
     service_by_center: tuple[DistributionTable, ...]  # one per resource, by center
     referral: DistributionTable  # by center: the referring center's delay
-    conservative: DistributionTable  # by etiology: the conservative window before the ladder
+    conservative: DistributionTable  # by `conservative_group`: the conservative window before the ladder
     rih_duration: DistributionTable  # by recognized: untreated (0), treated (1)
     misdiagnosis_return: Distribution  # from a missed diagnosis to the next consultation
     recurrence: Distribution  # from a success to the return of symptoms
     rih_onset: Distribution  # from a success to RIH
     prompt_review: Distribution | None  # first consultation of a procedure-related leak (None: the clinic's booking)
+    procedural_patch: Distribution | None  # booking of a procedure-related leak's blood patch (None: the room's)
 
 
 class PathwayRules:
@@ -136,6 +149,7 @@ class PathwayRules:
         self.many: CenterValues[np.ndarray] = CenterValues(**{k: np.array(v, dtype=np.float64)
                                                               for k, v in values.items()})
         cln, pop, centers = scenario.clinical, scenario.population, scenario.centers
+        severe_days = cln.conservative_days_severe or cln.conservative_days
         self.delays = Delays(
             booking=DistributionTable([c.resources[r].booking_days for c in centers for r in RESOURCES]),
             service=DistributionTable([c.resources[r].service_days for c in centers for r in RESOURCES]),
@@ -144,20 +158,20 @@ class PathwayRules:
             service_by_center=tuple(DistributionTable([c.resources[r].service_days for c in centers])
                                     for r in RESOURCES),
             referral=DistributionTable([p.referral_delay_days for p in profiles]),
-            conservative=DistributionTable([cln.conservative_days[e] for e in ETIOLOGIES]),
+            conservative=DistributionTable([(severe_days if severe else cln.conservative_days)[e]
+                                            for e in ETIOLOGIES for severe in (False, True)]),
             rih_duration=DistributionTable([cln.rih_duration_untreated_days, cln.rih_duration_treated_days]),
             misdiagnosis_return=pop.misdiagnosis_return_days,
             recurrence=cln.recurrence_days,
             rih_onset=cln.rih_onset_days,
             prompt_review=pop.iatrogenic_review_days,
+            procedural_patch=cln.procedural_patch_booking_days,
         )
         self.max_consultations = pop.max_consultations
         self.second_opinion_probability = pop.second_opinion_probability
         # The hospital's other patients on a session-booked list grow with the catchment's demand.
         self.background_growth_per_year = pop.growth_per_year
         self.iatrogenic_by_etiology = np.array([e in IATROGENIC for e in ETIOLOGIES])
-        # Success probabilities depend on time only through this threshold (`clinical.success_probability`).
-        self.late_after_days = cln.late_surgery_threshold_days
         # Whether a center's recent volume feeds its performance, which links its patients to one another.
         self.volume = scenario.volume_outcome
         self.volume_feedback = scenario.volume_outcome.enabled

@@ -17,7 +17,7 @@ import pandas as pd
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sim.config.parameters import ETIOLOGIES, RESOURCES
+from sim.config.parameters import EBP_SUCCESS_KEYS, ETIOLOGIES, IATROGENIC, RESOURCES
 from sim.config.scenario import build_scenario
 from sim.model.records import FINAL_STATES
 from sim.runs.replication import ReplicationResult, run_replication
@@ -50,14 +50,17 @@ def scenarios(draw: st.DrawFn, max_rate: float = 60.0) -> dict[str, Any]:
             "catchment": {"adults": 100_000},
             "incidence_per_100k_per_year": per_etiology,
             "self_limiting_probability": {e: draw(PROB) for e in ETIOLOGIES},
+            "severe_headache_probability": {e: draw(PROB) for e in ETIOLOGIES},
             "max_consultations": {"all": draw(st.integers(1, 6))},
             "care_seeking_days": {"spontaneous": {"family": "gamma", "mean": draw(st.floats(0.5, 20.0)),
                                                   "sd": draw(st.floats(0.0, 20.0))}},
         },
         "clinical": {
-            "ebp_first_success": {e: draw(PROB) for e in (*ETIOLOGIES, "csf_venous_fistula")},
-            "ebp_repeat_success": {e: draw(PROB) for e in (*ETIOLOGIES, "csf_venous_fistula")},
-            "ebp_max_blind": {e: draw(st.integers(0, 4)) for e in ETIOLOGIES},
+            "ebp_first_success": {e: draw(PROB) for e in EBP_SUCCESS_KEYS},
+            "ebp_repeat_success": {e: draw(PROB) for e in EBP_SUCCESS_KEYS},
+            "ebp_max_blind": {e: draw(st.integers(0, 4)) for e in ETIOLOGIES if e in IATROGENIC},
+            "early_ebp": {"threshold_days": draw(st.floats(0.0, 5.0)),
+                          "failure_odds_ratio": draw(st.floats(0.2, 10.0))},
             "targeted_patch_success": {"all": draw(PROB)},
             "embolization_success": {"all": draw(PROB)},
             "spinal_surgery_direct_repair_probability": {"all": draw(PROB)},
@@ -72,7 +75,9 @@ def scenarios(draw: st.DrawFn, max_rate: float = 60.0) -> dict[str, Any]:
            "offers_leak_surgery": draw(st.booleans()), "offers_targeted_patch": draw(st.booleans()),
            "recognition_probability_spontaneous": draw(PROB), "rih_recognition_probability": draw(PROB),
            "referral_delay_days": {"family": "triangular", "low": 0.0, "mode": draw(st.floats(0.0, 5.0)),
-                                   "high": 30.0}}
+                                   "high": 30.0},
+           "blind_ebp_before_imaging": draw(st.integers(0, 4)),
+           "blind_ebp_after_negative_imaging": draw(st.integers(0, 4))}
     exp = {"profile": "experienced", "resources": draw(resources()),
            "imaging_technique": draw(st.sampled_from(["refined", "conventional"]))}
     topology = draw(st.sampled_from(["experienced", "low_volume", "referring", "split"]))

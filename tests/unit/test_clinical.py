@@ -37,7 +37,7 @@ def walk(h, profile, clinical, can_refer=False, found=False, limit=30):
         if step in (cl.IMAGING, cl.IMAGING_REFINED):
             cl.record_imaging(h, profile, found)
         else:
-            cl.record_step(h, step, clinical)
+            cl.record_step(h, step, profile, clinical)
     raise AssertionError(f"ladder did not end: {steps}")
 
 
@@ -66,18 +66,39 @@ def test_spinal_surgery_tear_goes_straight_to_repair_when_drawn(sc, exp):
 def test_spontaneous_ventral_tear_found_by_refined_imaging(sc, exp):
     h = cl.History("spontaneous", "ventral_dural_tear")
     assert walk(h, exp, sc.clinical, found=True) == [
-        "ebp", "ebp", "spinal_imaging", "targeted_patch", "fibrin_patch", "surgery", "persistent"]
+        "ebp", "spinal_imaging", "targeted_patch", "fibrin_patch", "surgery", "persistent"]
 
 
 def test_spontaneous_negative_refined_imaging_ends_in_persistent(sc, exp):
     h = cl.History("spontaneous", "indeterminate")
-    assert walk(h, exp, sc.clinical, found=False) == ["ebp", "ebp", "spinal_imaging", "ebp", "ebp", "persistent"]
+    assert walk(h, exp, sc.clinical, found=False) == ["ebp", "spinal_imaging", "ebp", "persistent"]
+
+
+def test_blind_patch_limits_are_the_centers(sc, exp, low):
+    """Practice differs: each profile says how many blind patches come before imaging and after a negative one."""
+    assert (exp.blind_ebp_before_imaging, exp.blind_ebp_after_negative_imaging) == (1, 1)
+    assert (low.blind_ebp_before_imaging, low.blind_ebp_after_negative_imaging) == (2, 2)
+    none_first = dataclasses.replace(exp, blind_ebp_before_imaging=0, blind_ebp_after_negative_imaging=3)
+    assert walk(cl.History("spontaneous", "indeterminate"), none_first, sc.clinical) == [
+        "spinal_imaging", "ebp", "ebp", "ebp", "persistent"]
+    # procedure-related leaks keep the clinical rule's limit at every center
+    assert walk(cl.History("post_lp", "procedural"), none_first, sc.clinical)[:3] == ["ebp", "ebp", "ebp"]
+
+
+def test_a_recurrence_after_negative_imaging_does_not_restart_blind_patches(sc, low):
+    h = cl.History("spontaneous", "indeterminate")
+    assert walk(h, low, sc.clinical)[:3] == ["ebp", "ebp", "spinal_imaging"]
+    h.start_new_episode()
+    # imaged already: the conventional study was negative, so the refined one comes next (no blind patch first)
+    no_refer = with_policy(low, when_not_offered=False)
+    assert walk(h, no_refer, sc.clinical) == ["ebp", "ebp", "persistent"]
+    assert h.ebp_episode == 0 and h.ebp_after_negative == 2
 
 
 def test_cvf_found_goes_to_embolization_then_ligation(sc, exp):
     h = cl.History("spontaneous", "csf_venous_fistula")
     assert walk(h, exp, sc.clinical, found=True) == [
-        "ebp", "ebp", "spinal_imaging", "embolization", "surgery", "persistent"]
+        "ebp", "spinal_imaging", "embolization", "surgery", "persistent"]
 
 
 def test_low_volume_negative_conventional_imaging_refers_for_refined(sc, low):
@@ -101,6 +122,47 @@ def test_ebp_first_and_repeat_success(sc):
     cvf = cl.History("spontaneous", "csf_venous_fistula")
     assert cl.ebp_success_probability(cvf, sc.clinical) == sc.clinical.ebp_first_success["csf_venous_fistula"]
 
+
+def test_blind_patch_success_follows_the_true_leak_type(sc):
+    """A ventral tear is seldom sealed by a blind patch (Piechowiak 2023); a leak type without an entry of its
+    own (indeterminate) takes the etiology's value."""
+    c = sc.clinical
+    tear, unseen = cl.History("spontaneous", "ventral_dural_tear"), cl.History("spontaneous", "indeterminate")
+    assert cl.ebp_success_probability(tear, c) == c.ebp_first_success["ventral_dural_tear"] == 0.30
+    assert cl.ebp_success_probability(unseen, c) == c.ebp_first_success["spontaneous"]
+    tear.ebp_total = unseen.ebp_total = 1
+    assert cl.ebp_success_probability(tear, c) == c.ebp_repeat_success["ventral_dural_tear"]
+    assert cl.ebp_success_probability(unseen, c) == c.ebp_repeat_success["spontaneous"]
+
+
+def test_an_early_patch_of_a_procedure_related_leak_fails_more(sc, exp):
+    """Within the early window the odds of failure are multiplied by the odds ratio (Swiss cohort OR 0.20 for a
+    patch > 48 h after the puncture); a spontaneous leak's patch does not depend on timing."""
+    c = sc.clinical
+    h = cl.History("epidural", "procedural")
+    late = cl.success_probability(cl.EBP, h, exp, c, c.early_ebp_threshold_days + 0.01)
+    early = cl.success_probability(cl.EBP, h, exp, c, c.early_ebp_threshold_days)
+    assert late == c.ebp_first_success["epidural"] == 0.73
+    odds = lambda p: p / (1 - p)  # noqa: E731
+    assert odds(early) == pytest.approx(odds(late) / c.early_ebp_failure_odds_ratio)
+    spo = cl.History("spontaneous", "indeterminate")
+    assert cl.success_probability(cl.EBP, spo, exp, c, 0.5) == cl.success_probability(cl.EBP, spo, exp, c, 50)
+    assert cl.with_failure_odds(1.0, 5.0) == 1.0 and cl.with_failure_odds(0.0, 5.0) == 0.0
+
+
+def test_success_is_constant_within_each_time_band(sc, exp):
+    """The fast path tabulates success per band of `time_thresholds`; the rule must agree at any day."""
+    c = sc.clinical
+    bounds = cl.time_thresholds(c)
+    assert list(bounds) == sorted(set(bounds)) and c.early_ebp_threshold_days in bounds
+    edges = [0.0, *bounds]
+    for etiology, leak in (("epidural", "procedural"), ("spontaneous", "ventral_dural_tear")):
+        h = cl.History(etiology, leak)
+        for step in (cl.EBP, cl.LEAK_SURGERY):
+            for lo, hi in zip(edges, [*bounds, 10 * bounds[-1]], strict=True):
+                inside = [lo + (hi - lo) * f for f in (0.01, 0.5, 1.0)]
+                values = {cl.success_probability(step, h, exp, c, d) for d in inside}
+                assert len(values) == 1, (etiology, step, lo, hi, values)
 
 def test_late_surgery_is_less_successful(sc, exp):
     h = cl.History("spontaneous", "ventral_dural_tear")
@@ -139,7 +201,7 @@ def test_new_episode_resets_attempts_but_keeps_imaging(sc, exp):
 def test_center_without_imaging_or_referral_goes_on_with_blind_patches(sc, low):
     no_imaging = dataclasses.replace(low, offers_spinal_imaging=False)
     h = cl.History("spontaneous", "ventral_dural_tear")
-    assert walk(h, no_imaging, sc.clinical) == ["ebp", "ebp", "ebp", "ebp", "persistent"]
+    assert walk(h, no_imaging, sc.clinical) == ["ebp", "ebp", "ebp", "ebp", "persistent"]  # 2 before, 2 after
 
 
 def with_policy(profile, **policy):
@@ -164,7 +226,7 @@ def test_policy_refer_after_k_failed_blood_patches(sc, low):
 def test_policy_refer_when_imaging_negative_at_a_refined_center(sc, exp):
     p = with_policy(exp, when_imaging_negative=True)
     h = cl.History("spontaneous", "indeterminate")
-    assert walk(h, p, sc.clinical, can_refer=True, found=False) == ["ebp", "ebp", "spinal_imaging", "refer"]
+    assert walk(h, p, sc.clinical, can_refer=True, found=False) == ["ebp", "spinal_imaging", "refer"]
     # on arrival elsewhere the 'here' counters restart, the knowledge stays
     h.arrive_at_new_center()
     assert h.imaged and not h.imaged_here and h.steps_here == 0
@@ -193,7 +255,7 @@ def test_each_policy_applies_to_its_groups_only(sc, low, exp):
     assert cl.next_step(cl.History("spontaneous", "indeterminate"), at_dx, True, sc.clinical) == cl.EBP
     negative = with_policy(exp, when_imaging_negative=True, when_imaging_negative_for=("post_lp",))
     assert walk(cl.History("spontaneous", "indeterminate"), negative, sc.clinical, can_refer=True,
-                found=False)[:4] == ["ebp", "ebp", "spinal_imaging", "ebp"]  # not referred: blind patches go on
+                found=False)[:3] == ["ebp", "spinal_imaging", "ebp"]  # not referred: blind patches go on
     # a step the district does not offer: referred only within the group, skipped for the others
     cvf_only = with_policy(low, when_not_offered_for=("csf_venous_fistula",))
     assert "refer" not in walk(cl.History("post_lp", "procedural"), cvf_only, sc.clinical, can_refer=True)
