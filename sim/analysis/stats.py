@@ -12,6 +12,7 @@ from scipy import special
 from sim.analysis.metrics import CIF_DAYS, METRICS, RMST_TAU_DAYS
 from sim.analysis.survival import cumulative_incidence, km_median_days, restricted_mean
 from sim.config.parameters import ETIOLOGIES
+from sim.model import clinical as cl
 
 PROCEDURE_COLUMNS = {
     "ebp_per_patient": "n_ebp",
@@ -69,7 +70,13 @@ class _Columns:
         self.economics = {m: p[c].to_numpy(dtype=np.float64) for m, c in ECONOMIC_METRICS.items() if c in p} \
             if "cost" in p else None
         self.care = ~np.isnan(self.float["presented_day"])
-        self.natural = p["resolved_by"].to_numpy(dtype=object) == "natural_course"
+        resolved_by = p["resolved_by"].to_numpy(dtype=object)
+        self.natural = resolved_by == "natural_course"
+        # A treatment sealed the leak at least once: resolved by one, or recurred (only a treatment's success
+        # recurs).
+        self.sealed = np.isin(resolved_by, cl.TREATMENTS) | self.flag["recurred"]
+        self.residual = p["residual_symptoms"].to_numpy(dtype=bool) if "residual_symptoms" in p else None
+        self.residual_days = p["residual_days"].to_numpy(dtype=np.float64) if "residual_days" in p else None
 
 
 def _mean(values: np.ndarray) -> float:
@@ -142,6 +149,10 @@ def _group_metrics(c: _Columns, rows: np.ndarray, horizon_days: float) -> dict[s
     for flag in _FLAG_COLUMNS:
         out[f"share_{flag}"] = _mean(c.flag[flag][care]) if n else math.nan
     out["symptom_days_mean"] = _mean(c.float["symptom_days"][care]) if n else math.nan
+    if c.residual is not None and c.residual_days is not None:
+        sealed = care & c.sealed
+        out["share_residual_symptoms"] = _mean(c.residual[sealed]) if sealed.any() else math.nan
+        out["residual_days_mean"] = _mean(np.nan_to_num(c.residual_days[care])) if n else math.nan
     out["waiting_days_mean"] = _mean(c.float["waiting_days"][care]) if n else math.nan
     if c.economics is not None:  # health economics (sim/economics/costs.py): over all patients, from onset to horizon
         for metric, values in c.economics.items():

@@ -179,6 +179,10 @@ class Clinical:
     procedural_patch_booking_days: Distribution | None = None  # None: the procedure room's own booking delay
     early_ebp_threshold_days: float = 0.0
     early_ebp_failure_odds_ratio: float = 1.0  # 1: no timing effect
+    # Residual symptoms after a seal of a spontaneous leak (`rules.residual_probability`); 0: none.
+    residual_probability_at_90_days: float = 0.0
+    residual_odds_ratio_per_doubling: float = 1.0
+    residual_recovery_days: Distribution | None = None
 
 
 @dataclass(frozen=True, slots=True)

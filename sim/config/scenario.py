@@ -688,4 +688,7 @@ def _build_clinical(t: dict[str, Any], file: str) -> Clinical:
         procedural_patch_booking_days=_v(c, "procedural_patch_booking_days", "all"),
         early_ebp_threshold_days=_v(c, "early_ebp", "threshold_days"),
         early_ebp_failure_odds_ratio=_v(c, "early_ebp", "failure_odds_ratio"),
+        residual_probability_at_90_days=_v(c, "residual_symptoms", "probability_at_90_days"),
+        residual_odds_ratio_per_doubling=_v(c, "residual_symptoms", "odds_ratio_per_doubling"),
+        residual_recovery_days=_v(c, "residual_symptoms", "recovery_days"),
     )

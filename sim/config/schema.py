@@ -28,7 +28,7 @@ MAX_WINDOWS = 1000
 NON_NEGATIVE = {"per_year": "a non-negative rate per year",
                 "per_100k_per_year": "a non-negative rate per 100,000 adults per year",
                 "per_week": "a non-negative number a week", "cost": "a non-negative cost",
-                "ratio": "a non-negative ratio (an odds ratio, 1 = no effect)"}
+                "ratio": "a positive ratio (an odds ratio, 1 = no effect)"}
 UTILITY_RANGE = (-0.6, 1.0)  # EQ-5D index: worse-than-death values exist, better than full health does not
 GRADES = ("H", "M", "L", "-")
 # Upper bounds that keep a typo from asking for an absurd model.
@@ -135,7 +135,7 @@ def check_value(value: object, proto: Param, file: str, field: str) -> Any:
         return v
     if unit in NON_NEGATIVE:
         v = number(value, file, field, NON_NEGATIVE[unit])
-        if v < 0:
+        if v < 0 or (unit == "ratio" and not 0 < v < math.inf):
             raise ScenarioError(file, field, value, NON_NEGATIVE[unit])
         return v
     if unit == "days":

@@ -8,8 +8,10 @@ The patient table gives counts and a few days, not the day of every event, so tw
 (docs/model.md, "Costs and QALYs"):
 - Health states are laid out in one block each from onset: low-pressure symptoms for `symptom_days`
   (at `utilities.persistent` when the final state is persistent, else `utilities.symptomatic`), then rebound
-  intracranial hypertension for `rih_days`, then `utilities.resolved` to the horizon. For a patient without
-  recurrence this is exact (symptoms run from onset to resolution); recurrences are moved forward in time.
+  intracranial hypertension for `rih_days`, with residual symptoms after a seal for `residual_days` from the same
+  day (at `utilities.residual` once RIH is over), then `utilities.resolved` to the horizon. For a patient without
+  recurrence this is exact up to when RIH begins (symptoms run from onset to resolution); recurrences are moved
+  forward in time.
 - Each kind of cost is discounted from the first day the table records for it: consultations, brain MRI and
   referrals at presentation; spinal imaging and procedures at the first invasive treatment (else diagnosis);
   acetazolamide at resolution (else first treatment). Later repeats are discounted as if they happened then.
@@ -41,7 +43,7 @@ COST_ITEMS: dict[str, tuple[str, str]] = {
 # Surgeries are one count in the table: every open operation on a procedure-related leak is a durotomy repair
 # (the ladder of sim/model/clinical.py), every one on a spontaneous leak is leak surgery (incl. CVF ligation).
 SURGERY_ITEMS = ("leak_surgery", "durotomy_repair")
-UTILITY_STATES = ("symptomatic", "resolved", "rih", "persistent")
+UTILITY_STATES = ("symptomatic", "resolved", "rih", "residual", "persistent")
 
 
 @dataclass(frozen=True)
@@ -126,10 +128,15 @@ def economics_columns(p: Mapping[str, Any], spontaneous: np.ndarray, persistent:
     u = params.utilities
     symptoms = np.minimum(np.nan_to_num(np.asarray(p["symptom_days"], dtype=float)), follow)
     rih_end = np.minimum(symptoms + np.nan_to_num(np.asarray(p["rih_days"], dtype=float)), follow)
+    # A table written before residual symptoms were modelled has none (and its scenario no residual utility).
+    residual = np.nan_to_num(np.asarray(p["residual_days"], dtype=float)) if "residual_days" in p else np.zeros(n)
+    # Both begin at a seal: residual days run alongside RIH (at the RIH utility while it lasts), then on their own.
+    residual_end = np.minimum(np.maximum(rih_end, symptoms + residual), follow)
     u_symptoms = np.where(np.asarray(persistent, dtype=bool), u["persistent"], u["symptomatic"])
     qaly = (u_symptoms * discounted_years(0.0, symptoms, rq)
             + u["rih"] * discounted_years(symptoms, rih_end, rq)
-            + u["resolved"] * discounted_years(rih_end, follow, rq))
+            + u.get("residual", u["resolved"]) * discounted_years(rih_end, residual_end, rq)
+            + u["resolved"] * discounted_years(residual_end, follow, rq))
     loss = discounted_years(0.0, follow, rq) - qaly
     # Paid work lost while symptomatic, a share of each calendar day's working time (the same block from onset).
     w = params.productivity

@@ -332,6 +332,28 @@ class FastPathway(FastClock):
         within = attempt & STEP_WIDTH_MASK[step] if STEP_WIDTH_MASK is not None else attempt % STEP_WIDTH[step]
         return self.u_treat[idx, STEP_OFFSET[step] + within]
 
+    def _residual(self, idx: np.ndarray, seal_day: np.ndarray) -> None:
+        """Pathway._residual: residual symptoms after the seal of a spontaneous leak, to recovery, a recurrence
+        (drawn here from the same uniforms `_after` reads) or the horizon."""
+        if not idx.size:
+            return
+        u, r, rec = self.u, self.rules, self.rec
+        j = slot(rec.n_recurrences[idx], "residual")
+        p = rules.residual_probability(seal_day - self.onset[idx], True, r.residual_at_90_days, r.residual_odds_ratio)
+        has = u["residual_occurs"][idx, j] < p
+        if not some(has):
+            return
+        idx, j, seal_day = select(has, idx, j, seal_day)
+        i = slot(rec.n_recurrences[idx], "rih")
+        recurs = rules.recurs(u["recurrence_occurs"][idx, i], self.table.p_recur[self.last_key[idx]])
+        recur_day = np.where(recurs, seal_day + self.delays.recurrence.ppf(u["recurrence_delay"][idx, i]), INF)
+        recovery = self.delays.residual_recovery.ppf(u["residual_recovery"][idx, j])
+        days = rules.residual_days_within(seal_day, recovery, np.minimum(recur_day, self.horizon))
+        rec.residual_symptoms[idx] = True
+        prior = rec.residual_days[idx]
+        rec.residual_days[idx] = np.where(np.isnan(prior), days, prior + days)
+        rec.residual_at_horizon[idx] = (seal_day + recovery > self.horizon) & (recur_day >= self.horizon)
+
     def _after(self, idx: np.ndarray) -> None:
         """Pathway._after_success: rebound intracranial hypertension, then a recurrence or the end."""
         tab = self.table
@@ -339,6 +361,8 @@ class FastPathway(FastClock):
         success_day = self.t[idx].copy()
         i = slot(self.rec.n_recurrences[idx], "rih")
         key = self.last_key[idx]
+        if self.delays.residual_recovery is not None:
+            self._residual(idx.compress(self.spontaneous[idx]), success_day.compress(self.spontaneous[idx]))
         rih = rules.rih_occurs(u["rih_occurs"][idx, i], tab.p_rih[key])
         if some(rih):
             ri, ii = idx.compress(rih), i.compress(rih)

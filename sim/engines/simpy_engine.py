@@ -344,6 +344,11 @@ class Pathway(ResourceUse):
         n_rih_slots = SLOTS["rih"]
         success_day = env._now
         i = h.recurrences % n_rih_slots
+        # Whether and when the leak recurs is drawn now: residual symptoms end at a recurrence.
+        recurs = rules.recurs(u["recurrence_occurs"].item(k, i), cl.recurrence_probability(step, h, cln))
+        recur_day = success_day + self.days.recurrence.item(k, i) if recurs else INF
+        if self.days.residual_recovery is not None and h.etiology == cl.SPONTANEOUS:
+            self._residual(k, h.recurrences % SLOTS["residual"], success_day, recur_day)
         if rules.rih_occurs(u["rih_occurs"].item(k, i), cl.rih_probability(step, h, cln)):
             rec.rih[k] = True
             onset = self.days.rih_onset.item(k, i)
@@ -367,9 +372,8 @@ class Pathway(ResourceUse):
                 if done:
                     rec.n_ebp[k] += 1
                     cl.record_needless_ebp(h)
-        if not rules.recurs(u["recurrence_occurs"].item(k, i), cl.recurrence_probability(step, h, cln)):
+        if not recurs:
             return False
-        recur_day = success_day + self.days.recurrence.item(k, i)
         if recur_day >= self.horizon:
             return False
         if recur_day > env._now:
@@ -389,6 +393,22 @@ class Pathway(ResourceUse):
         if seen:
             rec.n_consultations[k] += 1
         return True
+
+    def _residual(self, k: int, j: int, seal_day: float, recur_day: float) -> None:
+        """Residual symptoms after the seal of a spontaneous leak (`rules.residual_probability`), to recovery, a
+        recurrence or the horizon."""
+        rules_ = self.rules
+        p = rules.residual_probability(seal_day - self._onset[k], True, rules_.residual_at_90_days,
+                                       rules_.residual_odds_ratio)
+        if not self.u["residual_occurs"].item(k, j) < p:
+            return
+        rec = self.records
+        recovery = self.days.residual_recovery.item(k, j)
+        days = float(rules.residual_days_within(seal_day, recovery, min(recur_day, self.horizon)))
+        rec.residual_symptoms[k] = True
+        prior = rec.residual_days[k]
+        rec.residual_days[k] = days if math.isnan(prior) else prior + days
+        rec.residual_at_horizon[k] = seal_day + recovery > self.horizon and recur_day >= self.horizon
 
     def _resolve(self, st: PatientState, by: int, day: float) -> None:
         """Symptoms end on `day`, resolved as `by` says (a code of records.RESOLVED_BY)."""

@@ -106,6 +106,8 @@ class PathwayDays:
         self.prompt_review = review.ppf(u["booking:0"][:, 0]) if review is not None else None
         # A procedure-related leak's blood patch, booked by the procedural team: from the procedure room's booking
         # uniforms (the same slot that booking would read). None: the room's booking delay.
+        recovery = delays.residual_recovery
+        self.residual_recovery = None if recovery is None else LazyDays(u["residual_recovery"], recovery.ppf)
         patch = delays.procedural_patch
         self.procedural_patch = None if patch is None else LazyDays(
             u[f"booking:{RESOURCES.index('procedure_room')}"], patch.ppf)

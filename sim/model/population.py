@@ -40,6 +40,8 @@ PER_USE: dict[str, tuple[str, int]] = {
     "second_opinion": ("second_opinion", SLOTS["second_opinion"]),
     "misdiagnosis_return": ("misdiagnosis_return", SLOTS["misdiagnosis_return"]),
     "conservative": ("conservative", SLOTS["conservative"]),
+    "residual_occurs": ("residual", SLOTS["residual"]),
+    "residual_recovery": ("residual", SLOTS["residual"]),
     **{f"service:{i}": (f"service:{i}", SLOTS["service"]) for i in range(len(RESOURCES))},
     **{f"booking:{i}": (f"booking:{i}", SLOTS["booking"]) for i in range(len(RESOURCES))},
 }

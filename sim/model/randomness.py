@@ -39,6 +39,7 @@ PURPOSE_KEYS: dict[str, int] = {
     "front_door": 19,
     "second_opinion": 20,
     "severity": 21,
+    "residual": 22,
     "service": 100,  # + resource index
     "booking": 200,  # + resource index
     "background": 300,  # other patients' requests for a session-booked resource: + center x resources + resource
@@ -61,6 +62,7 @@ SLOTS: dict[str, int] = {
     "second_opinion": 4,
     "misdiagnosis_return": 24,
     "conservative": 4,
+    "residual": 4,
     "service": 16,
     "booking": 16,
 }

@@ -95,6 +95,10 @@ PATIENT_SCHEMA: tuple[Column, ...] = (
     Column("rih_misread", "flag", "RIH was taken for a returning leak (bool)", engine=True),
     Column("rih_days", "day", "days with RIH within the horizon (days)", engine=True),
     Column("n_acetazolamide_courses", "count", "acetazolamide courses for recognized RIH (count)", engine=True),
+    Column("residual_symptoms", "flag", "headache persisted after a treatment sealed a spontaneous leak "
+           "(`clinical.residual_symptoms`; bool)", engine=True),
+    Column("residual_days", "day", "days with residual symptoms after a seal, within the horizon (days)", engine=True),
+    Column("residual_at_horizon", "flag", "residual symptoms still present at the horizon (bool)", engine=True),
     Column("recurred", "flag", "symptoms recurred after a success (bool)"),
     Column("n_recurrences", "count", "recurrences (count)", engine=True),
     Column("referred", "flag", "referred at least once (bool)"),

@@ -13,6 +13,7 @@ tuples of Python floats (`PathwayRules.one`); the fast engine for many patients 
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
@@ -112,6 +113,22 @@ def recurs(u: Any, p_recurrence: Any) -> Any:
     return u < p_recurrence
 
 
+def residual_probability(days_to_seal: Any, spontaneous: Any, at_90_days: float, odds_ratio_per_doubling: float
+                         ) -> Any:
+    """Residual symptoms after a treatment sealed a spontaneous leak `days_to_seal` days after onset: logistic in
+    log2 of the delay (`clinical.residual_symptoms`); 0 after a procedure-related leak."""
+    if at_90_days <= 0.0 or at_90_days >= 1.0:
+        return spontaneous * at_90_days
+    logit = math.log(at_90_days / (1.0 - at_90_days)) + math.log(odds_ratio_per_doubling) * np.log2(
+        np.maximum(days_to_seal, 1e-3) / 90.0)
+    return spontaneous * (1.0 / (1.0 + np.exp(-logit)))
+
+
+def residual_days_within(seal_day: Any, recovery_days: Any, stop_day: Any) -> Any:
+    """Days with residual symptoms from the seal to recovery, cut at `stop_day` (a recurrence or the horizon)."""
+    return np.maximum(0.0, np.minimum(recovery_days, stop_day - seal_day))
+
+
 @dataclass(frozen=True, slots=True)
 class Delays:
     """Which distribution each delay of the pathway is drawn from. Tables are by group: (center, resource) as
@@ -129,6 +146,7 @@ class Delays:
     rih_onset: Distribution  # from a success to RIH
     prompt_review: Distribution | None  # first consultation of a procedure-related leak (None: the clinic's booking)
     procedural_patch: Distribution | None  # booking of a procedure-related leak's blood patch (None: the room's)
+    residual_recovery: Distribution | None  # from a seal to the end of residual symptoms (None: none)
 
 
 class PathwayRules:
@@ -166,9 +184,12 @@ class PathwayRules:
             rih_onset=cln.rih_onset_days,
             prompt_review=pop.iatrogenic_review_days,
             procedural_patch=cln.procedural_patch_booking_days,
+            residual_recovery=cln.residual_recovery_days,
         )
         self.max_consultations = pop.max_consultations
         self.second_opinion_probability = pop.second_opinion_probability
+        self.residual_at_90_days = cln.residual_probability_at_90_days
+        self.residual_odds_ratio = cln.residual_odds_ratio_per_doubling
         # The hospital's other patients on a session-booked list grow with the catchment's demand.
         self.background_growth_per_year = pop.growth_per_year
         self.iatrogenic_by_etiology = np.array([e in IATROGENIC for e in ETIOLOGIES])

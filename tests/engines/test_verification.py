@@ -137,8 +137,12 @@ post_lp = 0.0
 post_lp = {{ family = "fixed", value = 2.0 }}
 [population.iatrogenic_review_days]
 all = {{ family = "fixed", value = 1.0 }}
+[population.severe_headache_probability]
+post_lp = 0.0
 [clinical.conservative_days]
 post_lp = {{ family = "fixed", value = 2.0 }}
+[clinical.procedural_patch_booking_days]
+all = {{ family = "fixed", value = 1.0 }}
 [clinical.ebp_first_success]
 post_lp = 1.0
 [clinical.recurrence_probability]

@@ -56,6 +56,8 @@ def test_figures_on_a_hand_made_table(vm):
         "n_ebp": [2, 3, 0, 0], "n_targeted_patch": [0, 1, 0, 0], "n_fibrin_patch": [0, 1, 0, 0],
         "n_surgery": [1, 1, 0, 0], "n_embolization": [0, 0, 0, 0], "n_spinal_imaging": [1, 2, 0, 0],
         "leak_localized": [True, True, False, False], "rih": [True, False, False, False],
+        "recurred": [False, False, False, False], "residual_symptoms": [False] * 4,
+        "residual_days": [float("nan")] * 4,
     })
     r = vm.Rep(p, pd.Series({0: 95.0, 1: 150.0}), horizon=1000.0)
     assert vm.without_care(r) == 0.25
@@ -63,6 +65,12 @@ def test_figures_on_a_hand_made_table(vm):
     assert vm.not_diagnosed_within(r, 90) == pytest.approx(2 / 3)
     assert vm.surgery_success(r) == 0.5 and vm.repeat_ebp(r, "spontaneous") == 1.0
     assert vm.long_symptoms_before_surgery(r) == 1.0
+    assert vm.symptomatic_year_after_surgery(r) == 0.5
+    assert vm.residual_after_sealing(r) == 0.0  # the one sealed patient has none
+    # residual symptoms past a year after surgery count as symptomatic then; ending before, not
+    p.loc[0, ["residual_symptoms", "residual_days"]] = [True, 400.0]
+    assert vm.residual_after_sealing(r) == 1.0 and vm.symptomatic_year_after_surgery(r) == 1.0
+    p.loc[0, "residual_days"] = 300.0
     assert vm.symptomatic_year_after_surgery(r) == 0.5
     assert vm.exhausted(r) == pytest.approx(1 / 3) and vm.interventions_if_exhausted(r) == 6
     assert vm.localized_per_study(r) == pytest.approx(2 / 3)
