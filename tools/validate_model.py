@@ -250,8 +250,9 @@ CHECKS: tuple[Check, ...] = (
     Check("face", "Surgical repair has good success rates in the hands of experienced neurosurgeons",
           "operated spontaneous patients whose leak surgery sealed (experienced center)", 0, surgery_success,
           ">= 75%", lambda v: v >= 0.75,
-          "If it misses: the late-surgery multiplier 0.85 (grade L) hits most operated patients, who reach theatre "
-          "> 12 weeks after onset; CVF ligation succeeds in 69%; Beck 2023's 90% is benefit, the model counts a seal"),
+          "Close to an input: a seal is leak closure, 96.6% (Beck 2023), with one revision after a failed "
+          "operation; CVF ligation succeeds in 69%. Beck's 90% benefit also reflects residual symptoms, which the "
+          "model counts apart (external row 11)"),
     Check("face", "Rebound intracranial hypertension may occur following treatment",
           "invasively treated spontaneous patients with RIH", 0, rih_share, "5% to 40%", within(0.05, 0.40)),
     Check("face", "Prognosis is favorable when the diagnosis is recognized and appropriate treatment is offered",

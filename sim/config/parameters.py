@@ -158,8 +158,9 @@ class Clinical:
     fibrin_patch_success_iatrogenic: float
     embolization_success: float
     cvf_ligation_success: float
-    late_surgery_threshold_days: float
-    late_surgery_success_multiplier: float
+    late_treatment_threshold_days: float
+    late_treatment_odds_ratio: float  # on the odds of a definitive treatment sealing, when late
+    late_share_in_source: dict[str, float]  # by definitive treatment step: its source cohort's share treated late
     rih_probability_after_iatrogenic_ebp: float
     rih_probability_after_spontaneous_sealing: float
     rih_probability_after_embolization: float
@@ -183,6 +184,7 @@ class Clinical:
     residual_probability_at_90_days: float = 0.0
     residual_odds_ratio_per_doubling: float = 1.0
     residual_recovery_days: Distribution | None = None
+    max_leak_surgeries: int = 1  # per episode: a failed operation is revised up to this many in all
 
 
 @dataclass(frozen=True, slots=True)

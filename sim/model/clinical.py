@@ -6,6 +6,7 @@ about SimPy, time queues or files, so every rule can be unit-tested on its own a
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any
 
@@ -114,14 +115,14 @@ def candidate_steps(h: History, profile: CenterProfile, clinical: Clinical) -> l
         if h.leak_type == CVF:
             if h.embolization_episode < 1:
                 steps.append(EMBOLIZATION)
-            if h.surgery_episode < 1:
+            if h.surgery_episode < clinical.max_leak_surgeries:
                 steps.append(LEAK_SURGERY)
         else:
             if h.targeted_episode < 1:
                 steps.append(TARGETED_PATCH)
             if h.fibrin_episode < 1:
                 steps.append(FIBRIN_PATCH)
-            if h.surgery_episode < 1:
+            if h.surgery_episode < clinical.max_leak_surgeries:
                 steps.append(LEAK_SURGERY)
         return steps
     # Blind patches come before spinal imaging only while nothing has been imaged: after a recurrence, a patient
@@ -241,7 +242,7 @@ def is_late(days_since_onset: Any, threshold_days: float) -> Any:
 def time_thresholds(clinical: Clinical) -> tuple[float, ...]:
     """The days since onset at which some success probability changes, ascending. Between two of them (and after
     the last) every probability of `success_probability` is constant: engines and tables evaluate it per band."""
-    return tuple(sorted({clinical.early_ebp_threshold_days, clinical.late_surgery_threshold_days}))
+    return tuple(sorted({clinical.early_ebp_threshold_days, clinical.late_treatment_threshold_days}))
 
 
 def with_failure_odds(p: float, odds_ratio: float) -> float:
@@ -259,22 +260,41 @@ def success_probability(step: str, h: History, profile: CenterProfile, clinical:
         if h.etiology in IATROGENIC and not is_late(days_since_onset, clinical.early_ebp_threshold_days):
             p = with_failure_odds(p, clinical.early_ebp_failure_odds_ratio)
         return p
-    if step == TARGETED_PATCH:
-        return clinical.targeted_patch_success
-    if step == FIBRIN_PATCH:
-        if h.etiology in IATROGENIC:
-            return clinical.fibrin_patch_success_iatrogenic
-        return clinical.fibrin_patch_success_spontaneous
-    if step == EMBOLIZATION:
-        return clinical.embolization_success
     if step == DUROTOMY_REPAIR:
         return profile.durotomy_repair_success
-    if step == LEAK_SURGERY:
+    if step == FIBRIN_PATCH and h.etiology in IATROGENIC:
+        return clinical.fibrin_patch_success_iatrogenic
+    if step == TARGETED_PATCH:
+        p = clinical.targeted_patch_success
+    elif step == FIBRIN_PATCH:
+        p = clinical.fibrin_patch_success_spontaneous
+    elif step == EMBOLIZATION:
+        p = clinical.embolization_success
+    elif step == LEAK_SURGERY:
         p = clinical.cvf_ligation_success if h.leak_type == CVF else profile.leak_surgery_success
-        if is_late(days_since_onset, clinical.late_surgery_threshold_days):
-            p *= clinical.late_surgery_success_multiplier
-        return p
-    raise ValueError(step)
+    else:
+        raise ValueError(step)
+    # A definitive treatment of a spontaneous leak: its source cohort's average, split into early and late.
+    early, late = early_and_late_success(p, clinical.late_share_in_source[step], clinical.late_treatment_odds_ratio)
+    return late if is_late(days_since_onset, clinical.late_treatment_threshold_days) else early
+
+
+@functools.lru_cache(maxsize=1024)
+def early_and_late_success(p_source: float, late_share: float, odds_ratio: float) -> tuple[float, float]:
+    """Success when treated early and late, with late odds = early odds x `odds_ratio`, such that a cohort of
+    whom `late_share` were treated late has the source's average `p_source` (bisection: the mix rises with the
+    early probability)."""
+    if odds_ratio == 1.0 or p_source <= 0.0 or p_source >= 1.0:
+        return p_source, p_source
+    lo, hi = 0.0, 1.0
+    for _ in range(60):
+        early = (lo + hi) / 2
+        if (1 - late_share) * early + late_share * with_failure_odds(early, 1 / odds_ratio) < p_source:
+            lo = early
+        else:
+            hi = early
+    early = (lo + hi) / 2
+    return early, with_failure_odds(early, 1 / odds_ratio)
 
 
 def imaging_yield(h: History, profile: CenterProfile, clinical: Clinical) -> float:

@@ -68,7 +68,7 @@ def test_spinal_surgery_tear_goes_straight_to_repair_when_drawn(sc, exp):
 def test_spontaneous_ventral_tear_found_by_refined_imaging(sc, exp):
     h = cl.History("spontaneous", "ventral_dural_tear")
     assert walk(h, exp, sc.clinical, found=True) == [
-        "ebp", "spinal_imaging", "targeted_patch", "fibrin_patch", "surgery", "persistent"]
+        "ebp", "spinal_imaging", "targeted_patch", "fibrin_patch", "surgery", "surgery", "persistent"]
 
 
 def test_spontaneous_negative_refined_imaging_ends_in_persistent(sc, exp):
@@ -100,7 +100,7 @@ def test_a_recurrence_after_negative_imaging_does_not_restart_blind_patches(sc, 
 def test_cvf_found_goes_to_embolization_then_ligation(sc, exp):
     h = cl.History("spontaneous", "csf_venous_fistula")
     assert walk(h, exp, sc.clinical, found=True) == [
-        "ebp", "spinal_imaging", "embolization", "surgery", "persistent"]
+        "ebp", "spinal_imaging", "embolization", "surgery", "surgery", "persistent"]
 
 
 def test_low_volume_negative_conventional_imaging_refers_for_refined(sc, low):
@@ -166,12 +166,36 @@ def test_success_is_constant_within_each_time_band(sc, exp):
                 values = {cl.success_probability(step, h, exp, c, d) for d in inside}
                 assert len(values) == 1, (etiology, step, lo, hi, values)
 
-def test_late_surgery_is_less_successful(sc, exp):
-    h = cl.History("spontaneous", "ventral_dural_tear")
-    early = cl.success_probability(cl.LEAK_SURGERY, h, exp, sc.clinical, days_since_onset=30)
-    late = cl.success_probability(cl.LEAK_SURGERY, h, exp, sc.clinical, days_since_onset=200)
-    assert early == exp.leak_surgery_success
-    assert late == pytest.approx(early * sc.clinical.late_surgery_success_multiplier)
+def test_late_definitive_treatment_splits_the_source_average(sc, exp):
+    """Each definitive treatment's input is its source cohort's average; with a late odds ratio the early and late
+    probabilities mix back to it at the source's late share, so the delay effect is not counted twice."""
+    c = dataclasses.replace(sc.clinical, late_treatment_odds_ratio=0.5)
+    thr = c.late_treatment_threshold_days
+    tear, cvf = cl.History("spontaneous", "ventral_dural_tear"), cl.History("spontaneous", "csf_venous_fistula")
+    for step, h, source, key in ((cl.LEAK_SURGERY, tear, exp.leak_surgery_success, "surgery"),
+                                 (cl.LEAK_SURGERY, cvf, c.cvf_ligation_success, "surgery"),
+                                 (cl.TARGETED_PATCH, tear, c.targeted_patch_success, "targeted_patch"),
+                                 (cl.FIBRIN_PATCH, tear, c.fibrin_patch_success_spontaneous, "fibrin_patch"),
+                                 (cl.EMBOLIZATION, cvf, c.embolization_success, "embolization")):
+        early = cl.success_probability(step, h, exp, c, thr)
+        late = cl.success_probability(step, h, exp, c, thr + 1)
+        share = c.late_share_in_source[key]
+        assert early > late and (1 - share) * early + share * late == pytest.approx(source, abs=1e-12)
+        assert (late / (1 - late)) / (early / (1 - early)) == pytest.approx(0.5)
+    # the shipped default puts the delay effect in residual symptoms only: the seal does not depend on timing
+    assert sc.clinical.late_treatment_odds_ratio == 1.0
+    assert cl.success_probability(cl.LEAK_SURGERY, tear, exp, sc.clinical, 10) == \
+        cl.success_probability(cl.LEAK_SURGERY, tear, exp, sc.clinical, 1000) == exp.leak_surgery_success
+    # procedure-related repairs and fibrin patches do not take the spontaneous-leak timing rule
+    post_lp = cl.History("post_lp", "procedural")
+    assert cl.success_probability(cl.FIBRIN_PATCH, post_lp, exp, c, 1000) == c.fibrin_patch_success_iatrogenic
+
+
+def test_a_failed_operation_is_revised_once(sc, exp):
+    h = cl.History("spontaneous", "ventral_dural_tear", leak_found=True)
+    assert sc.clinical.max_leak_surgeries == 2
+    assert walk(h, exp, sc.clinical, found=True) == ["targeted_patch", "fibrin_patch", "surgery", "surgery",
+                                                     "persistent"]
 
 
 def test_cvf_surgery_uses_ligation_success(sc, exp):
