@@ -58,6 +58,14 @@ def check_invariants(p: pd.DataFrame, horizon: float) -> None:
     assert p.loc[reopened, "recurred"].all()
     later = both["first_resolved_day"] < both["resolved_day"]
     assert p.loc[both.index[later], "recurred"].all()
+    # localization and the first treatment aimed at the leak: after diagnosis and the first treatment, in the horizon
+    assert p["localized_day"].notna().eq(p["leak_localized"]).all()
+    for a, b in (("diagnosed_day", "localized_day"), ("first_treatment_day", "definitive_treatment_day")):
+        both = p[[a, b]].dropna()
+        assert (both[a] <= both[b] + 1e-9).all() and len(both) == p[b].notna().sum(), (a, b)
+    assert (p[["localized_day", "definitive_treatment_day"]].fillna(0.0).max(axis=1) <= horizon).all()
+    aimed = p[["n_targeted_patch", "n_fibrin_patch", "n_surgery", "n_embolization"]].sum(axis=1) > 0
+    assert p["definitive_treatment_day"].notna().eq(aimed).all()
 
 
 # With a catchment of 100,000 adults, a rate per 100,000 adults is a number of arrivals per year.

@@ -55,6 +55,7 @@ STEPS = cl.STEPS
 STEP_CODE = {s: i for i, s in enumerate(STEPS)}
 C_PERSIST, C_REFER, C_IMAGING, C_IMAGING_REFINED, C_EBP = (STEP_CODE[s] for s in (
     cl.PERSISTENT, cl.REFER, cl.IMAGING, cl.IMAGING_REFINED, cl.EBP))
+IS_DEFINITIVE = np.array([s in cl.DEFINITIVE for s in STEPS])
 # Per treatment step: the column of `counts` (records.TREATMENT_COUNTERS) it adds to, and its uniforms.
 STEP_COUNTER = np.array([TREATMENT_COUNTERS.index(COUNTER_OF_STEP[s]) if s in COUNTER_OF_STEP else 0
                          for s in STEPS], dtype=np.int64)
@@ -307,7 +308,9 @@ class FastPathway(FastClock):
             self.rec.n_spinal_imaging[im] = n_img + 1
             found = self.u["imaging"][im, slot(n_img, "imaging")] < tab.imaging_yield[ki]
             self.state[im] = np.where(found, tab.next_found[ki], tab.next_state[ki])
-            self.rec.leak_localized[im.compress(found)] = True
+            newly = im.compress(found & ~self.rec.leak_localized[im])
+            self.rec.leak_localized[newly] = True
+            self.rec.localized_day[newly] = self.t[newly]
             treat = ~imaging
             idx, key, step = idx.compress(treat), key.compress(treat), step.compress(treat)
         if not idx.size:
@@ -315,6 +318,11 @@ class FastPathway(FastClock):
         t = self.t[idx]
         first = self.rec.first_treatment_day[idx]
         self.rec.first_treatment_day[idx] = np.where(np.isnan(first), t, first)
+        aimed = IS_DEFINITIVE[step]
+        if some(aimed):
+            di = idx.compress(aimed)
+            prior = self.rec.definitive_treatment_day[di]
+            self.rec.definitive_treatment_day[di] = np.where(np.isnan(prior), t.compress(aimed), prior)
         p = tab.p_success[key, np.searchsorted(tab.thresholds, t - self.onset[idx])]
         counter = STEP_COUNTER[step]
         attempt = self.counts[idx, counter]

@@ -40,6 +40,7 @@ from sim.model.records import (
 from sim.model.rules import pathway_rules
 
 INF = math.inf
+DEFINITIVE = frozenset(cl.DEFINITIVE)
 # What `_diagnose` and `_treat` return besides a diagnosis or a ladder step.
 NATURAL_COURSE, CONSERVATIVE, UNDIAGNOSED = "natural_course", "conservative", "undiagnosed"
 N_RESOURCES = len(RESOURCES)
@@ -311,11 +312,14 @@ class Pathway(ResourceUse):
                 rec.n_spinal_imaging[k] = n_img + 1
                 found = u["imaging"].item(k, n_img % SLOTS["imaging"]) < cl.imaging_yield(h, profile, cln)
                 cl.record_imaging(h, profile, found)
-                if found:
+                if found and not rec.leak_localized[k]:
                     rec.leak_localized[k] = True
+                    rec.localized_day[k] = env._now
                 continue
             if math.isnan(rec.first_treatment_day[k]):
                 rec.first_treatment_day[k] = env._now
+            if step in DEFINITIVE and math.isnan(rec.definitive_treatment_day[k]):
+                rec.definitive_treatment_day[k] = env._now
             p = cl.success_probability(step, h, profile, cln, env._now - onset)
             if self.volume_feedback and step in rules.EXPERIENCE_SCALES_SUCCESS:
                 p *= rules.experience(center.spontaneous_seen, env._now, self.rules.volume)

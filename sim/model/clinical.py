@@ -25,6 +25,8 @@ REFER = "refer"
 PERSISTENT = "persistent"
 
 TREATMENTS: tuple[str, ...] = (EBP, TARGETED_PATCH, FIBRIN_PATCH, LEAK_SURGERY, DUROTOMY_REPAIR, EMBOLIZATION)
+# Treatments aimed at the leak itself (its site seen on imaging, or known from the procedure), unlike a blind patch.
+DEFINITIVE: tuple[str, ...] = tuple(t for t in TREATMENTS if t != EBP)
 # What `next_step` can return, numbered (engines and tables store a step as its index here).
 STEPS: tuple[str, ...] = (PERSISTENT, REFER, IMAGING, IMAGING_REFINED, *TREATMENTS)
 STEP_RESOURCE: dict[str, str] = {
