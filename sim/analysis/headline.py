@@ -18,6 +18,8 @@ _HEADLINE: tuple[tuple[str, str], ...] = (
     ("surgery_per_patient", "all"),
     ("embolization_per_patient", "spontaneous"),
     ("share_rih", "spontaneous"),
+    ("share_residual_symptoms", "spontaneous"),
+    ("share_complication", "all"),
     ("share_referred", "all"),
     ("symptom_days_mean", "all"),
 )

@@ -105,6 +105,9 @@ _METRICS: tuple[Metric, ...] = (
            "residual symptoms that begin at a seal before the horizon (`clinical.residual_symptoms`)"),
     Metric("residual_days_mean", "Days with residual symptoms per patient", "days", "time", CARE,
            "patients who presented", "days up to the horizon; not counted in symptom_days"),
+    Metric("share_complication", "A complication of treatment", "share", "share", CARE, "patients who presented",
+           "intracranial bleeding after a patch, permanent deficit after surgery or pain after embolization, "
+           "after procedures before the horizon (`[complications]`)"),
     Metric("symptom_days_mean", "Symptom days per patient", "days", "time", CARE, "patients who presented",
            "days with symptoms up to the horizon (a patient with less follow-up counts fewer days)"),
     Metric("waiting_days_mean", "Days queueing per patient", "days", "time", CARE, "patients who presented",

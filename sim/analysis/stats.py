@@ -13,6 +13,7 @@ from sim.analysis.metrics import CIF_DAYS, METRICS, RMST_TAU_DAYS
 from sim.analysis.survival import cumulative_incidence, km_median_days, restricted_mean
 from sim.config.parameters import ETIOLOGIES
 from sim.model import clinical as cl
+from sim.model.complications import COLUMNS as COMPLICATION_COLUMNS
 
 PROCEDURE_COLUMNS = {
     "ebp_per_patient": "n_ebp",
@@ -77,6 +78,8 @@ class _Columns:
         self.sealed = np.isin(resolved_by, cl.TREATMENTS) | self.flag["recurred"]
         self.residual = p["residual_symptoms"].to_numpy(dtype=bool) if "residual_symptoms" in p else None
         self.residual_days = p["residual_days"].to_numpy(dtype=np.float64) if "residual_days" in p else None
+        flags = [p[c].to_numpy(dtype=bool) for c in COMPLICATION_COLUMNS if c in p]
+        self.complication = np.logical_or.reduce(flags) if len(flags) == len(COMPLICATION_COLUMNS) else None
 
 
 def _mean(values: np.ndarray) -> float:
@@ -153,6 +156,8 @@ def _group_metrics(c: _Columns, rows: np.ndarray, horizon_days: float) -> dict[s
         sealed = care & c.sealed
         out["share_residual_symptoms"] = _mean(c.residual[sealed]) if sealed.any() else math.nan
         out["residual_days_mean"] = _mean(np.nan_to_num(c.residual_days[care])) if n else math.nan
+    if c.complication is not None:
+        out["share_complication"] = _mean(c.complication[care]) if n else math.nan
     out["waiting_days_mean"] = _mean(c.float["waiting_days"][care]) if n else math.nan
     if c.economics is not None:  # health economics (sim/economics/costs.py): over all patients, from onset to horizon
         for metric, values in c.economics.items():

@@ -27,6 +27,28 @@ IMAGING_TECHNIQUES: tuple[str, ...] = ("refined", "conventional")
 
 
 @dataclass(frozen=True, slots=True)
+class ComplicationKind:
+    """A complication: which procedure counts expose a patient to it, the day it is dated from, and whether it
+    applies only after a spontaneous leak."""
+
+    name: str
+    procedures: tuple[str, ...]
+    start_column: str
+    spontaneous_only: bool = False
+
+    @property
+    def column(self) -> str:
+        return f"complication_{self.name}"
+
+
+# The complications of `[complications.*]`, in the order of their uniforms (`sim.model.complications`).
+COMPLICATION_KINDS: tuple[ComplicationKind, ...] = (
+    ComplicationKind("intracranial_bleed", ("n_ebp", "n_targeted_patch", "n_fibrin_patch"), "first_treatment_day"),
+    ComplicationKind("neurological_deficit", ("n_surgery",), "definitive_treatment_day", spontaneous_only=True),
+    ComplicationKind("embolization_pain", ("n_embolization",), "definitive_treatment_day"),
+)
+
+@dataclass(frozen=True, slots=True)
 class ResourceSpec:
     """A scarce resource. With `sessions_per_week` 0: `capacity` parallel servers, each held `service_days` per
     patient, after a capacity-independent `booking_days` delay (referral letter to appointment). Otherwise

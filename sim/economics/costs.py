@@ -20,11 +20,13 @@ The patient table gives counts and a few days, not the day of every event, so tw
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
+
+from sim.config.parameters import COMPLICATION_KINDS
 
 DAYS_PER_YEAR = 365.25
 ECONOMICS_COLUMNS: tuple[str, ...] = ("cost", "qaly", "qaly_loss", "work_days_lost", "productivity_cost")
@@ -58,6 +60,8 @@ class EconomicParams:
     costs: dict[str, float]
     utilities: dict[str, float]
     productivity: dict[str, float]
+    # By complication (sim.model.complications): cost, utility_decrement, duration_days.
+    complications: dict[str, dict[str, float]] = field(default_factory=dict)
 
 
 def economic_params(scenario: Any) -> EconomicParams:
@@ -71,6 +75,8 @@ def economic_params(scenario: Any) -> EconomicParams:
         costs={k: float(p.value) for k, p in r["costs"].items()},
         utilities={k: float(p.value) for k, p in r["utilities"].items()},
         productivity={k: float(p.value) for k, p in r["productivity"].items()},
+        complications={kind: {k: float(p.value) for k, p in fields.items() if k != "probability"}
+                       for kind, fields in r.get("complications", {}).items()},
     )
 
 
@@ -137,6 +143,16 @@ def economics_columns(p: Mapping[str, Any], spontaneous: np.ndarray, persistent:
             + u["rih"] * discounted_years(symptoms, rih_end, rq)
             + u.get("residual", u["resolved"]) * discounted_years(rih_end, residual_end, rq)
             + u["resolved"] * discounted_years(residual_end, follow, rq))
+    # Complications: a cost once, and a utility decrement for a while, from the first procedure of their kind.
+    for kind in COMPLICATION_KINDS:
+        if kind.column not in p or kind.name not in params.complications:
+            continue  # a table or a scenario from before complications were modelled
+        had = np.asarray(p[kind.column], dtype=bool)
+        c = params.complications[kind.name]
+        start = since_onset(kind.start_column, "first_treatment_day", "presented_day")
+        cost += had * c["cost"] * discount_factor(start, rc)
+        qaly -= had * c["utility_decrement"] * discounted_years(start, np.minimum(start + c["duration_days"], follow),
+                                                                 rq)
     loss = discounted_years(0.0, follow, rq) - qaly
     # Paid work lost while symptomatic, a share of each calendar day's working time (the same block from onset).
     w = params.productivity

@@ -42,6 +42,7 @@ PER_USE: dict[str, tuple[str, int]] = {
     "conservative": ("conservative", SLOTS["conservative"]),
     "residual_occurs": ("residual", SLOTS["residual"]),
     "residual_recovery": ("residual", SLOTS["residual"]),
+    "complications": ("complications", 3),  # one per kind of `sim.model.complications.KINDS`
     **{f"service:{i}": (f"service:{i}", SLOTS["service"]) for i in range(len(RESOURCES))},
     **{f"booking:{i}": (f"booking:{i}", SLOTS["booking"]) for i in range(len(RESOURCES))},
 }

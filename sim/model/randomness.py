@@ -40,6 +40,7 @@ PURPOSE_KEYS: dict[str, int] = {
     "second_opinion": 20,
     "severity": 21,
     "residual": 22,
+    "complications": 23,
     "service": 100,  # + resource index
     "booking": 200,  # + resource index
     "background": 300,  # other patients' requests for a session-booked resource: + center x resources + resource

@@ -102,6 +102,10 @@ PATIENT_SCHEMA: tuple[Column, ...] = (
            "(`clinical.residual_symptoms`; bool)", engine=True),
     Column("residual_days", "day", "days with residual symptoms after a seal, within the horizon (days)", engine=True),
     Column("residual_at_horizon", "flag", "residual symptoms still present at the horizon (bool)", engine=True),
+    Column("complication_intracranial_bleed", "flag", "intracranial bleeding after an epidural patch "
+           "(`[complications]`; bool)"),
+    Column("complication_neurological_deficit", "flag", "permanent neurological deficit after leak surgery (bool)"),
+    Column("complication_embolization_pain", "flag", "local pain after embolization (bool)"),
     Column("recurred", "flag", "symptoms recurred after a success (bool)"),
     Column("n_recurrences", "count", "recurrences (count)", engine=True),
     Column("referred", "flag", "referred at least once (bool)"),

@@ -20,6 +20,7 @@ from sim.engines.session_book import SessionBook
 from sim.engines.simpy_engine import CenterState, Pathway
 from sim.errors import ScenarioError
 from sim.io import outputs
+from sim.model.complications import complication_flags, probabilities
 from sim.model.population import Cohort, draw_cohort, draw_cohorts
 from sim.model.records import ENGINE_COLUMNS, PATIENT_COLUMNS, TEXT_CODES, Records
 
@@ -195,6 +196,8 @@ def _patients_frame(scenario: Scenario, replication: int | np.ndarray, cohort, r
         "referred": engine["n_referrals"] > 0,
         "in_warmup": cohort.onset_day < scenario.warmup_days,
     }
+    columns.update(complication_flags(columns, cohort.etiology == ETIOLOGIES.index("spontaneous"),
+                                      cohort.uniforms["complications"], probabilities(scenario.resolved)))
     columns.update(economics_columns(columns, cohort.etiology == ETIOLOGIES.index("spontaneous"),
                                      np.asarray(columns["final_state"] == "persistent", dtype=bool),
                                      economic_params(scenario), scenario.horizon_days))

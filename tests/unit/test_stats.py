@@ -71,6 +71,9 @@ def reference_patient_metrics(p: pd.DataFrame, horizon_days: float) -> dict[str,
                                             "embolization"]) | care["recurred"]]
     out["share_residual_symptoms"] = float(sealed["residual_symptoms"].mean()) if len(sealed) else math.nan
     out["residual_days_mean"] = float(care["residual_days"].fillna(0.0).mean()) if n else math.nan
+    complication = care[["complication_intracranial_bleed", "complication_neurological_deficit",
+                         "complication_embolization_pain"]].any(axis=1)
+    out["share_complication"] = float(complication.mean()) if n else math.nan
     out["waiting_days_mean"] = float(care["waiting_days"].mean()) if n else math.nan
     if "cost" in p:
         for metric, column in ECONOMIC_METRICS.items():
