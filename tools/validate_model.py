@@ -295,8 +295,9 @@ CHECKS: tuple[Check, ...] = (
           "Neurol 2021, H)", "spontaneous patients given an EBP who had two or more", 0,
           lambda r: repeat_ebp(r, "spontaneous"), "25% to 48% (published +- 10 pp)", within(0.25, 0.48),
           "The model counts non-targeted patches only (targeted patches at the leak apart); the experienced "
-          "center gives one before imaging and one after a negative study (profile limits, grade L). If it "
-          "misses low: the published series may count targeted patches as repeats"),
+          "center gives one before imaging to SLEC+ leaks only and one after a negative study (profile limits, "
+          "grade L). If it misses low: the published series may count targeted patches as repeats, and come from "
+          "services that patch before they image (as the low-volume profile, with two and two)"),
     Check("external", "Iatrogenic: repeat EBP in 9.2% (Korean J Pain 2022, H); PDPH > 1 EBP 13.6% (Pusan, H)",
           "post-LP and epidural patients given an EBP who had two or more", 0,
           lambda r: repeat_ebp(r, ("post_lp", "epidural")), "0% to 24% (published +- 10 pp)", within(0.0, 0.24),
@@ -307,9 +308,9 @@ CHECKS: tuple[Check, ...] = (
           "presented spontaneous patients (onset >= 30 days before horizon) given an EBP", 0,
           lambda r: ebp_given(r, "spontaneous", presented_only=True), "55% to 85% (+- 15 pp)", within(0.55, 0.85),
           "Inpatient series: sicker than all who present, which would raise the published share, not lower it. If "
-          "it misses: a blind patch is still the first step at the experienced center for every presented "
-          "spontaneous leak that does not close during the conservative window (blind_ebp_before_imaging = 1, "
-          "grade L); the early spine MRI that routes patients to imaging first is not modelled yet"),
+          "it misses: at the experienced center a SLEC+ leak gets one blind patch before imaging and every "
+          "leak that imaging does not find one after it (profile limits, grade L); SLEC- leaks go to imaging "
+          "first (early spine MRI, Farb 2019)"),
     Check("external", "Need for EBP: PDPH 45.5% (Pusan inpatients, H)",
           "presented post-LP patients (onset >= 30 days before horizon) given an EBP", 0,
           lambda r: ebp_given(r, "post_lp", presented_only=True), "30% to 60% (+- 15 pp)", within(0.30, 0.60),

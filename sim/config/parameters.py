@@ -113,6 +113,7 @@ class CenterProfile:
     referral_delay_days: Distribution
     blind_ebp_before_imaging: int = 2  # non-targeted patches for a spontaneous leak before spinal imaging
     blind_ebp_after_negative_imaging: int = 2  # and after imaging that found no leak
+    early_spine_mri: bool = False  # SLEC status known early: a SLEC- leak goes to imaging before any blind patch
     referral: ReferralPolicy = ReferralPolicy()
 
 
@@ -142,6 +143,8 @@ class Population:
     misdiagnosis_return_days: Distribution
     max_consultations: int
     iatrogenic_review_days: Distribution | None = None  # first consultation of a procedure-related leak
+    # Extradural CSF (SLEC) on spine MRI, by spontaneous leak type.
+    slec_probability: dict[str, float] = field(default_factory=lambda: dict.fromkeys(LEAK_TYPES, 0.0))
     # Procedure-related headaches severe enough for a short conservative window (0 for spontaneous leaks).
     severe_headache_probability: dict[str, float] = field(default_factory=lambda: dict.fromkeys(ETIOLOGIES, 0.0))
     growth_per_year: float = 0.0

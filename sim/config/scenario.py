@@ -624,6 +624,7 @@ def _build_population(t: dict[str, Any], file: str) -> Population:
         misdiagnosis_return_days=_v(pop, "misdiagnosis_return_days", "all"),
         iatrogenic_review_days=_v(pop, "iatrogenic_review_days", "all"),
         severe_headache_probability={e: _v(pop, "severe_headache_probability", e) for e in ETIOLOGIES},
+        slec_probability={lt: _v(pop, "slec_probability", lt) for lt in LEAK_TYPES},
         growth_per_year=_v(pop, "demand", "growth_per_year"),
         seasonality_amplitude=_v(pop, "demand", "seasonality_amplitude"),
         seasonality_peak_day=_v(pop, "demand", "seasonality_peak_day"),

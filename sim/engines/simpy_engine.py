@@ -87,6 +87,7 @@ class Pathway(ResourceUse):
         self._etiology: list[int] = cohort.etiology.tolist()
         self._leak_type: list[int] = cohort.leak_type.tolist()
         self._direct_repair: list[bool] = cohort.direct_repair.tolist()
+        self._slec: list[bool] = cohort.slec.tolist()
         self._onset: list[float] = cohort.onset_day.tolist()
         self._generators: list[Generator[Any, Any, None]] = []  # every process's generator, closed after the run
 
@@ -157,7 +158,8 @@ class Pathway(ResourceUse):
         etiology = ETIOLOGIES[self._etiology[k]]
         lt = self._leak_type[k]
         leak_type = LEAK_TYPES[lt] if lt >= 0 else "procedural"
-        hist = cl.History(etiology=etiology, leak_type=leak_type, direct_repair=self._direct_repair[k])
+        hist = cl.History(etiology=etiology, leak_type=leak_type, direct_repair=self._direct_repair[k],
+                          slec=self._slec[k])
         onset = self._onset[k]
         st = PatientState(k, self.centers[rec.center[k]], hist, t_nat, onset)
         self._symptomatic_since[k] = onset

@@ -51,6 +51,7 @@ class History:
     etiology: str
     leak_type: str
     direct_repair: bool = False  # spinal-surgery tear sent straight to open repair
+    slec: bool = False  # extradural CSF on spine MRI (spontaneous leaks)
     ebp_total: int = 0
     ebp_episode: int = 0
     ebp_after_negative: int = 0
@@ -141,7 +142,11 @@ def candidate_steps(h: History, profile: CenterProfile, clinical: Clinical) -> l
 
 
 def _blind_before_imaging(h: History, profile: CenterProfile) -> bool:
-    return not h.imaged and h.ebp_episode < profile.blind_ebp_before_imaging
+    """A blind patch before spinal imaging: while nothing was imaged, up to the center's limit, and not for a leak
+    that an early spine MRI showed to be SLEC- (blind patches seldom work there: to imaging for a fistula)."""
+    if h.imaged or h.ebp_episode >= profile.blind_ebp_before_imaging:
+        return False
+    return h.slec or not profile.early_spine_mri
 
 
 def offers(profile: CenterProfile, step: str) -> bool:

@@ -68,6 +68,7 @@ class Cohort:
     home_center: np.ndarray
     direct_repair: np.ndarray  # spinal-surgery tears sent straight to repair
     severe: np.ndarray  # a procedure-related headache severe enough for a short conservative window
+    slec: np.ndarray  # a spontaneous leak with extradural CSF on spine MRI
     first_contact_day: np.ndarray  # onset + care seeking: the first front-door visit
     front_door_visits: np.ndarray
     front_door_gave_up_day: np.ndarray  # inf: did not give up at the front door
@@ -85,7 +86,8 @@ class Cohort:
             n=len(range(*rows.indices(self.n))),
             **{name: getattr(self, name)[rows] for name in ("etiology", "leak_type", "onset_day", "presented_day",
                                                             "natural_resolution_day", "home_center",
-                                                            "direct_repair", "severe", *FRONT_DOOR_FIELDS)},
+                                                            "direct_repair", "severe", "slec",
+                                                            *FRONT_DOOR_FIELDS)},
             uniforms={name: values[rows] for name, values in self.uniforms.items()},
             by_resource={kind: block[:, rows] for kind, block in self.by_resource.items()},
             treatments=self.treatments[rows] if self.treatments is not None else None,
@@ -156,7 +158,7 @@ def draw_cohorts(scenario: Scenario, root_seed: int, replications: Sequence[int]
         n=n,
         **{name: joined(name) for name in ("etiology", "leak_type", "onset_day", "presented_day",
                                            "natural_resolution_day", "home_center", "direct_repair", "severe",
-                                           *FRONT_DOOR_FIELDS)},
+                                           "slec", *FRONT_DOOR_FIELDS)},
         uniforms=uniforms,
         by_resource=by_resource,
         treatments=treatments,
@@ -178,6 +180,7 @@ class _Arrivals:
     home_center: np.ndarray
     direct_repair: np.ndarray
     severe: np.ndarray
+    slec: np.ndarray
     first_contact_day: np.ndarray
     front_door_visits: np.ndarray
     front_door_gave_up_day: np.ndarray
@@ -204,6 +207,7 @@ def _arrivals(scenario: Scenario, root_seed: int, replication: int) -> _Arrivals
             keep &= onset < scenario.arrivals_until_days
         attr = stream(root_seed, replication, "attributes", e_idx)
         u_leak, u_home, u_direct = attr.random(n_e), attr.random(n_e), attr.random(n_e)
+        u_slec = attr.random(n_e)  # drawn after the others, so that they are what they were before it existed
         nat = stream(root_seed, replication, "natural_history", e_idx)
         u_self_limiting, u_nat_days = nat.random(n_e), nat.random(n_e)
         u_seek = stream(root_seed, replication, "care_seeking", e_idx).random(n_e)
@@ -236,6 +240,7 @@ def _arrivals(scenario: Scenario, root_seed: int, replication: int) -> _Arrivals
             "direct_repair": (u_direct < scenario.clinical.spinal_surgery_direct_repair_probability)
             & (etiology == "spinal_surgery"),
             "severe": u_severe < pop.severe_headache_probability[etiology],
+            "slec": (leak >= 0) & (u_slec < np.array([pop.slec_probability[lt] for lt in LEAK_TYPES])[leak]),
         }
         if not keep.all():
             part = {name: values[keep] for name, values in part.items()}
@@ -252,6 +257,7 @@ def _arrivals(scenario: Scenario, root_seed: int, replication: int) -> _Arrivals
     return _Arrivals(n=n, etiology=cat("etiology"), leak_type=cat("leak_type"), onset_day=onset_all[order],
                      presented_day=cat("presented_day"), natural_resolution_day=cat("natural_resolution_day"),
                      home_center=cat("home_center"), direct_repair=cat("direct_repair"), severe=cat("severe"),
+                     slec=cat("slec"),
                      **{name: cat(name) for name in FRONT_DOOR_FIELDS}, kept=kept, order=order)
 
 

@@ -63,6 +63,8 @@ PATIENT_SCHEMA: tuple[Column, ...] = (
     Column("severe_headache", "flag", "procedure-related headache severe enough that a blood patch is offered after "
            "a short conservative window (`population.severe_headache_probability`); false for spontaneous leaks "
            "(bool)"),
+    Column("slec", "flag", "spontaneous leak with a spinal longitudinal extradural CSF collection on spine MRI "
+           "(`population.slec_probability`; bool)"),
     Column("onset_day", "day", "symptom onset (day)"),
     Column("first_contact_day", "day", "first front-door visit: primary care, emergency department or general "
            "neurology (day)"),

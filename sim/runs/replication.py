@@ -186,6 +186,7 @@ def _patients_frame(scenario: Scenario, replication: int | np.ndarray, cohort, r
         "etiology": text_column(ETIOLOGIES, cohort.etiology),
         "leak_type": text_column([*LEAK_TYPES, "procedural"], cohort.leak_type % (len(LEAK_TYPES) + 1)),  # -1 last
         "severe_headache": cohort.severe,
+        "slec": cohort.slec,
         "onset_day": cohort.onset_day,
         "first_contact_day": cohort.first_contact_day,
         "n_front_door_visits": cohort.front_door_visits,

@@ -137,7 +137,7 @@ def test_a_scenario_differing_in_one_group_is_explained_by_that_group_alone():
 def test_parts_add_up_to_the_gap_in_a_sequential_explanation_of_the_shipped_pair():
     a = load_scenario(EXPERIENCED, overrides={"run.horizon_days": 730})
     b = load_scenario(LOW_VOLUME, overrides={"run.horizon_days": 730})
-    r = explain(a, b, reps=3, seed=1, method="sequential", progress=False)
+    r = explain(a, b, reps=5, seed=1, method="sequential", progress=False)
     t = r.table
     for (metric, _group), sel in t.groupby(["metric", "group"]):
         added = sel[sel["kind"].isin(["group", "structure"])]["contribution"].sum()

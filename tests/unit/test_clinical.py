@@ -66,13 +66,13 @@ def test_spinal_surgery_tear_goes_straight_to_repair_when_drawn(sc, exp):
 
 
 def test_spontaneous_ventral_tear_found_by_refined_imaging(sc, exp):
-    h = cl.History("spontaneous", "ventral_dural_tear")
+    h = cl.History("spontaneous", "ventral_dural_tear", slec=True)
     assert walk(h, exp, sc.clinical, found=True) == [
         "ebp", "spinal_imaging", "targeted_patch", "fibrin_patch", "surgery", "surgery", "persistent"]
 
 
 def test_spontaneous_negative_refined_imaging_ends_in_persistent(sc, exp):
-    h = cl.History("spontaneous", "indeterminate")
+    h = cl.History("spontaneous", "indeterminate", slec=True)
     assert walk(h, exp, sc.clinical, found=False) == ["ebp", "spinal_imaging", "ebp", "persistent"]
 
 
@@ -98,9 +98,9 @@ def test_a_recurrence_after_negative_imaging_does_not_restart_blind_patches(sc, 
 
 
 def test_cvf_found_goes_to_embolization_then_ligation(sc, exp):
-    h = cl.History("spontaneous", "csf_venous_fistula")
+    h = cl.History("spontaneous", "csf_venous_fistula")  # SLEC-: imaging first at a center with a spine MRI
     assert walk(h, exp, sc.clinical, found=True) == [
-        "ebp", "spinal_imaging", "embolization", "surgery", "surgery", "persistent"]
+        "spinal_imaging", "embolization", "surgery", "surgery", "persistent"]
 
 
 def test_low_volume_negative_conventional_imaging_refers_for_refined(sc, low):
@@ -251,7 +251,7 @@ def test_policy_refer_after_k_failed_blood_patches(sc, low):
 
 def test_policy_refer_when_imaging_negative_at_a_refined_center(sc, exp):
     p = with_policy(exp, when_imaging_negative=True)
-    h = cl.History("spontaneous", "indeterminate")
+    h = cl.History("spontaneous", "indeterminate", slec=True)
     assert walk(h, p, sc.clinical, can_refer=True, found=False) == ["ebp", "spinal_imaging", "refer"]
     # on arrival elsewhere the 'here' counters restart, the knowledge stays
     h.arrive_at_new_center()
@@ -280,7 +280,7 @@ def test_each_policy_applies_to_its_groups_only(sc, low, exp):
     assert cl.next_step(cl.History("epidural", "procedural"), at_dx, True, sc.clinical) == cl.REFER
     assert cl.next_step(cl.History("spontaneous", "indeterminate"), at_dx, True, sc.clinical) == cl.EBP
     negative = with_policy(exp, when_imaging_negative=True, when_imaging_negative_for=("post_lp",))
-    assert walk(cl.History("spontaneous", "indeterminate"), negative, sc.clinical, can_refer=True,
+    assert walk(cl.History("spontaneous", "indeterminate", slec=True), negative, sc.clinical, can_refer=True,
                 found=False)[:3] == ["ebp", "spinal_imaging", "ebp"]  # not referred: blind patches go on
     # a step the district does not offer: referred only within the group, skipped for the others
     cvf_only = with_policy(low, when_not_offered_for=("csf_venous_fistula",))
@@ -328,3 +328,18 @@ def test_residual_symptoms_grow_with_the_delay_to_the_seal(sc):
     assert rules.residual_probability(10.0, True, 1.0, 2.0) == 1.0
     assert rules.residual_days_within(100.0, 50.0, 120.0) == 20.0  # cut at a recurrence or the horizon
     assert rules.residual_days_within(100.0, 50.0, 400.0) == 50.0
+
+
+def test_an_early_spine_mri_sends_slec_negative_leaks_to_imaging_first(sc, exp, low):
+    """Farb 2019: SLEC- leaks (fistulas, leaks imaging does not localize) were not effectively treated by a blind
+    patch, so a center with an early spine MRI images them first; SLEC+ leaks get its blind patch. A center
+    without one patches every leak first."""
+    assert exp.early_spine_mri and not low.early_spine_mri
+    fistula = cl.History("spontaneous", "csf_venous_fistula", slec=False)
+    assert walk(fistula, exp, sc.clinical, found=True)[:2] == ["spinal_imaging", "embolization"]
+    tear = cl.History("spontaneous", "ventral_dural_tear", slec=True)
+    assert walk(tear, exp, sc.clinical, found=True)[:2] == ["ebp", "spinal_imaging"]
+    unseen = cl.History("spontaneous", "indeterminate", slec=False)
+    assert walk(unseen, exp, sc.clinical) == ["spinal_imaging", "ebp", "persistent"]  # one after a negative study
+    assert walk(cl.History("spontaneous", "csf_venous_fistula"), low, sc.clinical, can_refer=True)[:3] == [
+        "ebp", "ebp", "spinal_imaging"]
