@@ -114,6 +114,7 @@ class CenterProfile:
     blind_ebp_before_imaging: int = 2  # non-targeted patches for a spontaneous leak before spinal imaging
     blind_ebp_after_negative_imaging: int = 2  # and after imaging that found no leak
     early_spine_mri: bool = False  # SLEC status known early: a SLEC- leak goes to imaging before any blind patch
+    repeat_refined_imaging: int = 0  # refined studies repeated after a negative one
     referral: ReferralPolicy = ReferralPolicy()
 
 
@@ -200,6 +201,8 @@ class Clinical:
     recurrence_days: Distribution
     max_recurrences: int
     imaging_yield: dict[str, dict[str, float]]  # technique -> leak type -> probability
+    # A refined study repeated after a negative one (another side, phase or technique): leak type -> probability.
+    repeat_imaging_yield: dict[str, float] = field(default_factory=lambda: dict.fromkeys(LEAK_TYPES, 0.0))
     # Severe procedure-related headaches: diagnosis to the first patch (by etiology; None: as conservative_days).
     conservative_days_severe: dict[str, Distribution] | None = None
     procedural_patch_booking_days: Distribution | None = None  # None: the procedure room's own booking delay

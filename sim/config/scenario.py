@@ -595,7 +595,7 @@ def _compile_center(file: str, name: str, pname: str, share: dict[str, float], r
     fields = {k: p.value for k, p in t.items() if isinstance(p, Param)}
     policy = ReferralPolicy(**{k: p.value for k, p in t["referral"].items()})
     _capped(policy.after_failed_ebp, file, f"centers.{name}.referral.after_failed_ebp")
-    for count in ("blind_ebp_before_imaging", "blind_ebp_after_negative_imaging"):
+    for count in ("blind_ebp_before_imaging", "blind_ebp_after_negative_imaging", "repeat_refined_imaging"):
         _capped(fields[count], file, f"centers.{name}.{count}")
     return Center(name=name, profile_name=pname, profile=CenterProfile(**fields, referral=policy),
                   catchment_share=share, refers_to=refers_to, resources=resources)
@@ -690,6 +690,7 @@ def _build_clinical(t: dict[str, Any], file: str) -> Clinical:
         imaging_yield={tech: {lt: _v(t, "imaging_yield", tech, lt) for lt in LEAK_TYPES}
                        for tech in ("refined", "conventional")},
         conservative_days_severe={e: _v(c, "conservative_days_severe", e) for e in ETIOLOGIES},
+        repeat_imaging_yield={lt: _v(t, "imaging_yield", "repeat_after_negative", lt) for lt in LEAK_TYPES},
         procedural_patch_booking_days=_v(c, "procedural_patch_booking_days", "all"),
         early_ebp_threshold_days=_v(c, "early_ebp", "threshold_days"),
         early_ebp_failure_odds_ratio=_v(c, "early_ebp", "failure_odds_ratio"),

@@ -53,8 +53,8 @@ R_CLINIC, R_MRI, R_PROCEDURE = (RESOURCES.index(r) for r in ("clinic", "mri", "p
 # Ladder steps as small integers (their index in clinical.STEPS). Codes 0 and 1 are the two non-steps.
 STEPS = cl.STEPS
 STEP_CODE = {s: i for i, s in enumerate(STEPS)}
-C_PERSIST, C_REFER, C_IMAGING, C_IMAGING_REFINED, C_EBP = (STEP_CODE[s] for s in (
-    cl.PERSISTENT, cl.REFER, cl.IMAGING, cl.IMAGING_REFINED, cl.EBP))
+C_PERSIST, C_REFER, C_EBP = (STEP_CODE[s] for s in (cl.PERSISTENT, cl.REFER, cl.EBP))
+IS_IMAGING = np.array([s in cl.IMAGING_STEPS for s in STEPS])
 IS_DEFINITIVE = np.array([s in cl.DEFINITIVE for s in STEPS])
 # Per treatment step: the column of `counts` (records.TREATMENT_COUNTERS) it adds to, and its uniforms.
 STEP_COUNTER = np.array([TREATMENT_COUNTERS.index(COUNTER_OF_STEP[s]) if s in COUNTER_OF_STEP else 0
@@ -303,7 +303,7 @@ class FastPathway(FastClock):
         idx = self._use(idx, tab.resource[key], BY_CONSERVATIVE, team=team)
         key = self.state[idx] * self.nc + self.rec.center[idx]
         step = tab.step[key]
-        imaging = (step == C_IMAGING) | (step == C_IMAGING_REFINED)
+        imaging = IS_IMAGING[step]
         if some(imaging):
             im, ki = idx.compress(imaging), key.compress(imaging)
             n_img = self.rec.n_spinal_imaging[im]

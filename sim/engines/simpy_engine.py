@@ -41,6 +41,7 @@ from sim.model.rules import pathway_rules
 
 INF = math.inf
 DEFINITIVE = frozenset(cl.DEFINITIVE)
+IMAGING_STEPS = frozenset(cl.IMAGING_STEPS)
 # What `_diagnose` and `_treat` return besides a diagnosis or a ladder step.
 NATURAL_COURSE, CONSERVATIVE, UNDIAGNOSED = "natural_course", "conservative", "undiagnosed"
 N_RESOURCES = len(RESOURCES)
@@ -309,11 +310,11 @@ class Pathway(ResourceUse):
             done = yield from self._use(st, r, step, booking)
             if not done:
                 return CONSERVATIVE
-            if step == cl.IMAGING or step == cl.IMAGING_REFINED:
+            if step in IMAGING_STEPS:
                 n_img = rec.n_spinal_imaging[k]
                 rec.n_spinal_imaging[k] = n_img + 1
-                found = u["imaging"].item(k, n_img % SLOTS["imaging"]) < cl.imaging_yield(h, profile, cln)
-                cl.record_imaging(h, profile, found)
+                found = u["imaging"].item(k, n_img % SLOTS["imaging"]) < cl.imaging_yield(step, h, profile, cln)
+                cl.record_imaging(h, profile, found, step)
                 if found and not rec.leak_localized[k]:
                     rec.leak_localized[k] = True
                     rec.localized_day[k] = env._now

@@ -16,6 +16,8 @@ from sim.config.parameters import IATROGENIC, CenterProfile, Clinical
 EBP = "ebp"
 IMAGING = "spinal_imaging"  # spinal imaging with the center's own technique
 IMAGING_REFINED = "refined_spinal_imaging"  # needs a center with refined technique
+IMAGING_REPEAT = "repeat_spinal_imaging"  # another refined study after a negative one (other side, other phase, CTM)
+IMAGING_STEPS: tuple[str, ...] = (IMAGING, IMAGING_REFINED, IMAGING_REPEAT)
 TARGETED_PATCH = "targeted_patch"
 FIBRIN_PATCH = "fibrin_patch"
 LEAK_SURGERY = "surgery"  # open repair of a spontaneous leak, or surgical ligation of a CVF
@@ -28,13 +30,14 @@ TREATMENTS: tuple[str, ...] = (EBP, TARGETED_PATCH, FIBRIN_PATCH, LEAK_SURGERY, 
 # Treatments aimed at the leak itself (its site seen on imaging, or known from the procedure), unlike a blind patch.
 DEFINITIVE: tuple[str, ...] = tuple(t for t in TREATMENTS if t != EBP)
 # What `next_step` can return, numbered (engines and tables store a step as its index here).
-STEPS: tuple[str, ...] = (PERSISTENT, REFER, IMAGING, IMAGING_REFINED, *TREATMENTS)
+STEPS: tuple[str, ...] = (PERSISTENT, REFER, *IMAGING_STEPS, *TREATMENTS)
 STEP_RESOURCE: dict[str, str] = {
     EBP: "procedure_room",
     TARGETED_PATCH: "procedure_room",
     FIBRIN_PATCH: "procedure_room",
     IMAGING: "myelography",
     IMAGING_REFINED: "myelography",
+    IMAGING_REPEAT: "myelography",
     LEAK_SURGERY: "theatre",
     DUROTOMY_REPAIR: "theatre",
     EMBOLIZATION: "angiography",
@@ -63,6 +66,7 @@ class History:
     imaged: bool = False
     imaged_refined: bool = False
     leak_found: bool = False
+    imaging_repeats: int = 0  # refined studies repeated after a negative one
     imaged_here: bool = False  # spinal imaging done at the current center
     steps_here: int = 0  # ladder steps carried out at the current center
     recurrences: int = 0
@@ -136,6 +140,8 @@ def candidate_steps(h: History, profile: CenterProfile, clinical: Clinical) -> l
         steps.append(IMAGING)
     elif not h.imaged_refined:
         steps.append(IMAGING_REFINED)
+    elif h.imaging_repeats < profile.repeat_refined_imaging:
+        steps.append(IMAGING_REPEAT)
     if h.ebp_after_negative < profile.blind_ebp_after_negative_imaging:
         steps.append(EBP)
     return steps
@@ -156,7 +162,7 @@ def offers(profile: CenterProfile, step: str) -> bool:
             return True
         case "spinal_imaging":
             return profile.offers_spinal_imaging
-        case "refined_spinal_imaging":
+        case "refined_spinal_imaging" | "repeat_spinal_imaging":
             return profile.offers_spinal_imaging and profile.imaging_technique == "refined"
         case "targeted_patch":
             return profile.offers_targeted_patch
@@ -304,8 +310,11 @@ def early_and_late_success(p_source: float, late_share: float, odds_ratio: float
     return early, with_failure_odds(early, 1 / odds_ratio)
 
 
-def imaging_yield(h: History, profile: CenterProfile, clinical: Clinical) -> float:
-    """Probability that spinal imaging at this center localizes this patient's leak."""
+def imaging_yield(step: str, h: History, profile: CenterProfile, clinical: Clinical) -> float:
+    """Probability that this spinal imaging step at this center localizes this patient's leak: the center's
+    technique, or for a repeat after a negative refined study the yield of another refined technique then."""
+    if step == IMAGING_REPEAT:
+        return clinical.repeat_imaging_yield[h.leak_type]
     return clinical.imaging_yield[profile.imaging_technique][h.leak_type]
 
 
@@ -337,11 +346,13 @@ def record_needless_ebp(h: History) -> None:
     h.ebp_total += 1
 
 
-def record_imaging(h: History, profile: CenterProfile, found: bool) -> None:
+def record_imaging(h: History, profile: CenterProfile, found: bool, step: str = IMAGING) -> None:
     """Spinal imaging was done at this center: remember the technique and whether it found the leak."""
     h.imaged = True
     h.imaged_here = True
     h.steps_here += 1
+    if step == IMAGING_REPEAT:
+        h.imaging_repeats += 1
     if profile.imaging_technique == "refined":
         h.imaged_refined = True
     if found:

@@ -106,10 +106,10 @@ class LadderTable:
         self.step[key] = STEP_CODE[step]
         if step in cl.STEP_RESOURCE:
             self.resource[key] = RESOURCES.index(cl.STEP_RESOURCE[step])
-        if step in (cl.IMAGING, cl.IMAGING_REFINED):
-            self.imaging_yield[key] = cl.imaging_yield(h, profile, cln)
-            self.next_state[key] = self._after(sid, lambda x: cl.record_imaging(x, profile, False))
-            self.next_found[key] = self._after(sid, lambda x: cl.record_imaging(x, profile, True))
+        if step in cl.IMAGING_STEPS:
+            self.imaging_yield[key] = cl.imaging_yield(step, h, profile, cln)
+            self.next_state[key] = self._after(sid, lambda x: cl.record_imaging(x, profile, False, step))
+            self.next_found[key] = self._after(sid, lambda x: cl.record_imaging(x, profile, True, step))
         elif step in cl.TREATMENTS:
             self.p_success[key] = [cl.success_probability(step, h, profile, cln, days) for days in self._band_days]
             nxt = self._after(sid, lambda x: cl.record_step(x, step, profile, cln))

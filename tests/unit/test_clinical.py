@@ -36,8 +36,8 @@ def walk(h, profile, clinical, can_refer=False, found=False, limit=30):
         steps.append(step)
         if step in (cl.PERSISTENT, cl.REFER):
             return steps
-        if step in (cl.IMAGING, cl.IMAGING_REFINED):
-            cl.record_imaging(h, profile, found)
+        if step in cl.IMAGING_STEPS:
+            cl.record_imaging(h, profile, found, step)
         else:
             cl.record_step(h, step, profile, clinical)
     raise AssertionError(f"ladder did not end: {steps}")
@@ -73,14 +73,17 @@ def test_spontaneous_ventral_tear_found_by_refined_imaging(sc, exp):
 
 def test_spontaneous_negative_refined_imaging_ends_in_persistent(sc, exp):
     h = cl.History("spontaneous", "indeterminate", slec=True)
-    assert walk(h, exp, sc.clinical, found=False) == ["ebp", "spinal_imaging", "ebp", "persistent"]
+    assert walk(h, exp, sc.clinical, found=False) == ["ebp", "spinal_imaging", "repeat_spinal_imaging", "ebp",
+                                                      "persistent"]
+    assert h.imaging_repeats == 1  # one repeat (profile.repeat_refined_imaging), then a blind patch
 
 
 def test_blind_patch_limits_are_the_centers(sc, exp, low):
     """Practice differs: each profile says how many blind patches come before imaging and after a negative one."""
     assert (exp.blind_ebp_before_imaging, exp.blind_ebp_after_negative_imaging) == (1, 1)
     assert (low.blind_ebp_before_imaging, low.blind_ebp_after_negative_imaging) == (2, 2)
-    none_first = dataclasses.replace(exp, blind_ebp_before_imaging=0, blind_ebp_after_negative_imaging=3)
+    none_first = dataclasses.replace(exp, blind_ebp_before_imaging=0, blind_ebp_after_negative_imaging=3,
+                                     repeat_refined_imaging=0)
     assert walk(cl.History("spontaneous", "indeterminate"), none_first, sc.clinical) == [
         "spinal_imaging", "ebp", "ebp", "ebp", "persistent"]
     # procedure-related leaks keep the clinical rule's limit at every center
@@ -280,8 +283,9 @@ def test_each_policy_applies_to_its_groups_only(sc, low, exp):
     assert cl.next_step(cl.History("epidural", "procedural"), at_dx, True, sc.clinical) == cl.REFER
     assert cl.next_step(cl.History("spontaneous", "indeterminate"), at_dx, True, sc.clinical) == cl.EBP
     negative = with_policy(exp, when_imaging_negative=True, when_imaging_negative_for=("post_lp",))
+    # not referred: the ladder goes on here (a repeat study, then blind patches)
     assert walk(cl.History("spontaneous", "indeterminate", slec=True), negative, sc.clinical, can_refer=True,
-                found=False)[:3] == ["ebp", "spinal_imaging", "ebp"]  # not referred: blind patches go on
+                found=False)[:4] == ["ebp", "spinal_imaging", "repeat_spinal_imaging", "ebp"]
     # a step the district does not offer: referred only within the group, skipped for the others
     cvf_only = with_policy(low, when_not_offered_for=("csf_venous_fistula",))
     assert "refer" not in walk(cl.History("post_lp", "procedural"), cvf_only, sc.clinical, can_refer=True)
@@ -340,6 +344,24 @@ def test_an_early_spine_mri_sends_slec_negative_leaks_to_imaging_first(sc, exp, 
     tear = cl.History("spontaneous", "ventral_dural_tear", slec=True)
     assert walk(tear, exp, sc.clinical, found=True)[:2] == ["ebp", "spinal_imaging"]
     unseen = cl.History("spontaneous", "indeterminate", slec=False)
-    assert walk(unseen, exp, sc.clinical) == ["spinal_imaging", "ebp", "persistent"]  # one after a negative study
+    assert walk(unseen, exp, sc.clinical) == ["spinal_imaging", "repeat_spinal_imaging", "ebp", "persistent"]
+
+
+def test_a_negative_refined_study_is_repeated_with_its_own_yield(sc, exp, low):
+    """Another refined technique after a negative one (other side, phase, CT myelography) finds some of what the
+    first missed: its own yield by leak type; a center without refined imaging does not repeat."""
+    c = sc.clinical
+    h = cl.History("spontaneous", "csf_venous_fistula")
+    assert cl.imaging_yield(cl.IMAGING, h, exp, c) == c.imaging_yield["refined"]["csf_venous_fistula"]
+    assert cl.imaging_yield(cl.IMAGING_REPEAT, h, exp, c) == c.repeat_imaging_yield["csf_venous_fistula"] == 0.5
+    assert walk(cl.History("spontaneous", "csf_venous_fistula"), exp, sc.clinical, found=False)[:2] == [
+        "spinal_imaging", "repeat_spinal_imaging"]
+    assert not cl.offers(low, cl.IMAGING_REPEAT) and low.repeat_refined_imaging == 0
+    # found on the repeat: the ladder goes on to the fistula's treatment
+    h = cl.History("spontaneous", "csf_venous_fistula")
+    cl.record_imaging(h, exp, False, cl.IMAGING)
+    assert cl.next_step(h, exp, False, c) == cl.IMAGING_REPEAT
+    cl.record_imaging(h, exp, True, cl.IMAGING_REPEAT)
+    assert cl.next_step(h, exp, False, c) == cl.EMBOLIZATION
     assert walk(cl.History("spontaneous", "csf_venous_fistula"), low, sc.clinical, can_refer=True)[:3] == [
         "ebp", "ebp", "spinal_imaging"]
