@@ -243,7 +243,10 @@ CHECKS: tuple[Check, ...] = (
           "2% to 50%", within(0.02, 0.50)),
     Check("face", "A substantial percentage respond favorably to one or more epidural blood patches",
           "spontaneous patients given an EBP whose leak an EBP sealed", 0,
-          lambda r: resolved_by_among_treated(r, "spontaneous", "ebp"), ">= 30%", lambda v: v >= 0.30),
+          lambda r: resolved_by_among_treated(r, "spontaneous", "ebp"), ">= 30%", lambda v: v >= 0.30,
+          "The model counts a lasting seal by a blind patch (0.30 for a ventral tear, 0.15 without extradural "
+          "CSF: Piechowiak 2023, Farb 2019); a favourable response in the short term (88% in Piechowiak 2023) "
+          "is not modelled apart, so a miss here is by definition of the figure, not of the statement"),
     Check("face", "Spinal imaging findings help to guide further treatment (fibrin at the leak, or surgery)",
           "spontaneous patients with a localized leak who had a directed treatment", 0,
           directed_after_localization, ">= 50%", lambda v: v >= 0.50),
@@ -309,7 +312,7 @@ CHECKS: tuple[Check, ...] = (
           lambda r: ebp_given(r, "spontaneous", presented_only=True), "55% to 85% (+- 15 pp)", within(0.55, 0.85),
           "Inpatient series: sicker than all who present, which would raise the published share, not lower it. If "
           "it misses: at the experienced center a SLEC+ leak gets one blind patch before imaging and every "
-          "leak that imaging does not find one after it (profile limits, grade L); SLEC- leaks go to imaging "
+          "leak that imaging does not find two after it (profile limits, grade L); SLEC- leaks go to imaging "
           "first (early spine MRI, Farb 2019)"),
     Check("external", "Need for EBP: PDPH 45.5% (Pusan inpatients, H)",
           "presented post-LP patients (onset >= 30 days before horizon) given an EBP", 0,

@@ -21,7 +21,7 @@ LEAK_TYPES: tuple[str, ...] = ("ventral_dural_tear", "meningeal_diverticulum", "
 IATROGENIC_LEAK_TYPE = "procedural"
 # Keys of the blood-patch success tables: an etiology, or a spontaneous leak type with an entry of its own.
 EBP_SUCCESS_KEYS: tuple[str, ...] = (*ETIOLOGIES, "ventral_dural_tear", "meningeal_diverticulum",
-                                     "csf_venous_fistula")
+                                     "csf_venous_fistula", "slec_negative")
 RESOURCES: tuple[str, ...] = ("clinic", "mri", "myelography", "procedure_room", "theatre", "angiography")
 IMAGING_TECHNIQUES: tuple[str, ...] = ("refined", "conventional")
 

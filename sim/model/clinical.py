@@ -240,9 +240,12 @@ def record_step(h: History, step: str, profile: CenterProfile, clinical: Clinica
 
 
 def ebp_success_probability(h: History, clinical: Clinical) -> float:
-    """Lasting relief after a non-targeted patch: by the leak's true type where the table has an entry for it (a
-    patch acts on the leak there is, seen or not), else by etiology; first and repeat patches apart."""
+    """Lasting relief after a non-targeted patch, by the leak there is (seen or not): a fistula, a spontaneous leak
+    without extradural CSF (SLEC-, Farb 2019), a ventral tear or a diverticulum have entries of their own, other
+    leaks take their etiology's; first and repeat patches apart."""
     table = clinical.ebp_first_success if h.ebp_total == 0 else clinical.ebp_repeat_success
+    if h.etiology == SPONTANEOUS and not h.slec and h.leak_type != CVF:
+        return table["slec_negative"]
     return table.get(h.leak_type, table[h.etiology])
 
 

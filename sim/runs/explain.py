@@ -80,7 +80,7 @@ GROUPS: tuple[ParameterGroup, ...] = (
                    profile_fields=("offers_spinal_imaging", "imaging_technique", "early_spine_mri",
                                    "repeat_refined_imaging"),
                    population_fields=("slec_probability",)),
-    ParameterGroup("treatments_offered", "Treatments offered, and blind patches before imaging",
+    ParameterGroup("treatments_offered", "Treatments offered and blind-patch limits",
                    profile_fields=("offers_targeted_patch", "offers_fibrin_patch", "offers_leak_surgery",
                                    "offers_durotomy_repair", "offers_embolization", "blind_ebp_before_imaging",
                                    "blind_ebp_after_negative_imaging")),

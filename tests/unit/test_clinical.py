@@ -74,13 +74,13 @@ def test_spontaneous_ventral_tear_found_by_refined_imaging(sc, exp):
 def test_spontaneous_negative_refined_imaging_ends_in_persistent(sc, exp):
     h = cl.History("spontaneous", "indeterminate", slec=True)
     assert walk(h, exp, sc.clinical, found=False) == ["ebp", "spinal_imaging", "repeat_spinal_imaging", "ebp",
-                                                      "persistent"]
-    assert h.imaging_repeats == 1  # one repeat (profile.repeat_refined_imaging), then a blind patch
+                                                      "ebp", "persistent"]
+    assert h.imaging_repeats == 1  # one repeat (profile.repeat_refined_imaging), then two blind patches
 
 
 def test_blind_patch_limits_are_the_centers(sc, exp, low):
     """Practice differs: each profile says how many blind patches come before imaging and after a negative one."""
-    assert (exp.blind_ebp_before_imaging, exp.blind_ebp_after_negative_imaging) == (1, 1)
+    assert (exp.blind_ebp_before_imaging, exp.blind_ebp_after_negative_imaging) == (1, 2)
     assert (low.blind_ebp_before_imaging, low.blind_ebp_after_negative_imaging) == (2, 2)
     none_first = dataclasses.replace(exp, blind_ebp_before_imaging=0, blind_ebp_after_negative_imaging=3,
                                      repeat_refined_imaging=0)
@@ -132,12 +132,18 @@ def test_blind_patch_success_follows_the_true_leak_type(sc):
     """A ventral tear is seldom sealed by a blind patch (Piechowiak 2023); a leak type without an entry of its
     own (indeterminate) takes the etiology's value."""
     c = sc.clinical
-    tear, unseen = cl.History("spontaneous", "ventral_dural_tear"), cl.History("spontaneous", "indeterminate")
+    tear = cl.History("spontaneous", "ventral_dural_tear", slec=True)
+    unseen = cl.History("spontaneous", "indeterminate", slec=True)
     assert cl.ebp_success_probability(tear, c) == c.ebp_first_success["ventral_dural_tear"] == 0.30
     assert cl.ebp_success_probability(unseen, c) == c.ebp_first_success["spontaneous"]
     tear.ebp_total = unseen.ebp_total = 1
     assert cl.ebp_success_probability(tear, c) == c.ebp_repeat_success["ventral_dural_tear"]
     assert cl.ebp_success_probability(unseen, c) == c.ebp_repeat_success["spontaneous"]
+    # without extradural CSF a blind patch seldom works (Farb 2019), whatever the type; a fistula has its own
+    dry = cl.History("spontaneous", "indeterminate", slec=False)
+    assert cl.ebp_success_probability(dry, c) == c.ebp_first_success["slec_negative"] == 0.15
+    assert cl.ebp_success_probability(cl.History("spontaneous", "csf_venous_fistula"), c) == \
+        c.ebp_first_success["csf_venous_fistula"]
 
 
 def test_an_early_patch_of_a_procedure_related_leak_fails_more(sc, exp):
@@ -344,7 +350,7 @@ def test_an_early_spine_mri_sends_slec_negative_leaks_to_imaging_first(sc, exp, 
     tear = cl.History("spontaneous", "ventral_dural_tear", slec=True)
     assert walk(tear, exp, sc.clinical, found=True)[:2] == ["ebp", "spinal_imaging"]
     unseen = cl.History("spontaneous", "indeterminate", slec=False)
-    assert walk(unseen, exp, sc.clinical) == ["spinal_imaging", "repeat_spinal_imaging", "ebp", "persistent"]
+    assert walk(unseen, exp, sc.clinical) == ["spinal_imaging", "repeat_spinal_imaging", "ebp", "ebp", "persistent"]
 
 
 def test_a_negative_refined_study_is_repeated_with_its_own_yield(sc, exp, low):
