@@ -320,6 +320,9 @@ SENTENCES: dict[str, tuple[str, str, str]] = {
     "share_rih": ("share", "the share with rebound intracranial hypertension",
                   "{vh} of {g} developed rebound intracranial hypertension at {high} against {vl} at {low}: "
                   "{m} percentage points more (95% CI {lo} to {hi})."),
+    "share_residual_symptoms": ("share", "the share with residual symptoms after a seal",
+                                "{vh} of sealed {g} kept residual symptoms after the seal at {high} against {vl} "
+                                "at {low}: {m} percentage points more (95% CI {lo} to {hi})."),
     "ebp_per_patient": ("count", "blood patches per patient",
                         "{G} received {m} more blood patches per patient at {high} than at {low} "
                         "({vh} against {vl}; 95% CI {lo} to {hi})."),
