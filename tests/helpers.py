@@ -66,6 +66,12 @@ def check_invariants(p: pd.DataFrame, horizon: float) -> None:
     assert (p[["localized_day", "definitive_treatment_day"]].fillna(0.0).max(axis=1) <= horizon).all()
     aimed = p[["n_targeted_patch", "n_fibrin_patch", "n_surgery", "n_embolization"]].sum(axis=1) > 0
     assert p["definitive_treatment_day"].notna().eq(aimed).all()
+    # the first day of each kind of procedure: there exactly when the count is, never before the first treatment
+    for day, count in (("first_surgery_day", "n_surgery"), ("first_embolization_day", "n_embolization")):
+        assert p[day].notna().eq(p[count] > 0).all(), day
+    for day in ("first_patch_day", "first_surgery_day", "first_embolization_day"):
+        both = p[["first_treatment_day", day]].dropna()
+        assert (both["first_treatment_day"] <= both[day] + 1e-9).all() and len(both) == p[day].notna().sum(), day
 
 
 # With a catchment of 100,000 adults, a rate per 100,000 adults is a number of arrivals per year.

@@ -14,17 +14,13 @@ from __future__ import annotations
 import numpy as np
 from scipy import optimize, stats
 
+from sim.model.rules import residual_probability as probability
+
 SHARE = 11 / 56
 WITH = (138.0, 362.0, 714.0)  # quartiles of onset-to-treatment days, persistent headache after sealing
 WITHOUT = (68.0, 111.0, 365.0)  # the others
 NODES = np.linspace(-8.0, 8.0, 4001)  # standard-normal grid for the integrals
 DENSITY = stats.norm.pdf(NODES)
-
-
-def probability(days: np.ndarray, p90: float, odds_ratio: float) -> np.ndarray:
-    """The model's rule (`sim.model.rules.residual_probability`), restated here for numpy grids."""
-    logit = np.log(p90 / (1 - p90)) + np.log(odds_ratio) * np.log2(days / 90.0)
-    return 1.0 / (1.0 + np.exp(-logit))
 
 
 def quartiles(weights: np.ndarray, days: np.ndarray) -> np.ndarray:

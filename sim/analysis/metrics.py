@@ -101,7 +101,7 @@ _METRICS: tuple[Metric, ...] = (
     Metric("share_leak_localized", "Leak localized by spinal imaging", "share", "share", CARE,
            "patients who presented", "imaging before the horizon"),
     Metric("share_residual_symptoms", "Residual symptoms after a seal", "share", "share", CARE,
-           "patients whose leak a treatment sealed before the horizon",
+           "spontaneous patients whose leak a treatment sealed before the horizon",
            "residual symptoms that begin at a seal before the horizon (`clinical.residual_symptoms`)"),
     Metric("residual_days_mean", "Days with residual symptoms per patient", "days", "time", CARE,
            "patients who presented", "days up to the horizon; not counted in symptom_days"),

@@ -73,9 +73,10 @@ class _Columns:
         self.care = ~np.isnan(self.float["presented_day"])
         resolved_by = p["resolved_by"].to_numpy(dtype=object)
         self.natural = resolved_by == "natural_course"
-        # A treatment sealed the leak at least once: resolved by one, or recurred (only a treatment's success
-        # recurs).
-        self.sealed = np.isin(resolved_by, cl.TREATMENTS) | self.flag["recurred"]
+        # A treatment sealed a spontaneous leak at least once: resolved by one, or recurred (only a treatment's
+        # success recurs). Residual symptoms are modelled after spontaneous leaks only.
+        self.sealed = (np.isin(resolved_by, cl.TREATMENTS) | self.flag["recurred"]) & (
+            p["etiology"].to_numpy(dtype=object) == "spontaneous")
         self.residual = p["residual_symptoms"].to_numpy(dtype=bool) if "residual_symptoms" in p else None
         self.residual_days = p["residual_days"].to_numpy(dtype=np.float64) if "residual_days" in p else None
         flags = [p[c].to_numpy(dtype=bool) for c in COMPLICATION_COLUMNS if c in p]

@@ -43,9 +43,9 @@ class ComplicationKind:
 
 # The complications of `[complications.*]`, in the order of their uniforms (`sim.model.complications`).
 COMPLICATION_KINDS: tuple[ComplicationKind, ...] = (
-    ComplicationKind("intracranial_bleed", ("n_ebp", "n_targeted_patch", "n_fibrin_patch"), "first_treatment_day"),
-    ComplicationKind("neurological_deficit", ("n_surgery",), "definitive_treatment_day", spontaneous_only=True),
-    ComplicationKind("embolization_pain", ("n_embolization",), "definitive_treatment_day"),
+    ComplicationKind("intracranial_bleed", ("n_ebp", "n_targeted_patch", "n_fibrin_patch"), "first_patch_day"),
+    ComplicationKind("neurological_deficit", ("n_surgery",), "first_surgery_day", spontaneous_only=True),
+    ComplicationKind("embolization_pain", ("n_embolization",), "first_embolization_day"),
 )
 
 @dataclass(frozen=True, slots=True)

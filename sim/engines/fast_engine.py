@@ -56,6 +56,8 @@ STEP_CODE = {s: i for i, s in enumerate(STEPS)}
 C_PERSIST, C_REFER, C_EBP = (STEP_CODE[s] for s in (cl.PERSISTENT, cl.REFER, cl.EBP))
 IS_IMAGING = np.array([s in cl.IMAGING_STEPS for s in STEPS])
 IS_DEFINITIVE = np.array([s in cl.DEFINITIVE for s in STEPS])
+FIRST_DAY_CODES = {column: np.array([STEP_CODE[s] for s, c in cl.FIRST_DAY_COLUMN.items() if c == column])
+                   for column in dict.fromkeys(cl.FIRST_DAY_COLUMN.values())}
 # Per treatment step: the column of `counts` (records.TREATMENT_COUNTERS) it adds to, and its uniforms.
 STEP_COUNTER = np.array([TREATMENT_COUNTERS.index(COUNTER_OF_STEP[s]) if s in COUNTER_OF_STEP else 0
                          for s in STEPS], dtype=np.int64)
@@ -320,6 +322,13 @@ class FastPathway(FastClock):
         t = self.t[idx]
         first = self.rec.first_treatment_day[idx]
         self.rec.first_treatment_day[idx] = np.where(np.isnan(first), t, first)
+        for column, codes in FIRST_DAY_CODES.items():
+            of_kind = np.isin(step, codes)
+            if some(of_kind):
+                ki = idx.compress(of_kind)
+                days = getattr(self.rec, column)
+                prior = days[ki]
+                days[ki] = np.where(np.isnan(prior), t.compress(of_kind), prior)
         aimed = IS_DEFINITIVE[step]
         if some(aimed):
             di = idx.compress(aimed)
@@ -342,21 +351,18 @@ class FastPathway(FastClock):
         within = attempt & STEP_WIDTH_MASK[step] if STEP_WIDTH_MASK is not None else attempt % STEP_WIDTH[step]
         return self.u_treat[idx, STEP_OFFSET[step] + within]
 
-    def _residual(self, idx: np.ndarray, seal_day: np.ndarray) -> None:
+    def _residual(self, idx: np.ndarray, seal_day: np.ndarray, recur_day: np.ndarray) -> None:
         """Pathway._residual: residual symptoms after the seal of a spontaneous leak, to recovery, a recurrence
-        (drawn here from the same uniforms `_after` reads) or the horizon."""
+        (`recur_day`, inf if none) or the horizon."""
         if not idx.size:
             return
         u, r, rec = self.u, self.rules, self.rec
         j = slot(rec.n_recurrences[idx], "residual")
-        p = rules.residual_probability(seal_day - self.onset[idx], True, r.residual_at_90_days, r.residual_odds_ratio)
+        p = rules.residual_probability(seal_day - self.onset[idx], r.residual_at_90_days, r.residual_odds_ratio)
         has = u["residual_occurs"][idx, j] < p
         if not some(has):
             return
-        idx, j, seal_day = select(has, idx, j, seal_day)
-        i = slot(rec.n_recurrences[idx], "rih")
-        recurs = rules.recurs(u["recurrence_occurs"][idx, i], self.table.p_recur[self.last_key[idx]])
-        recur_day = np.where(recurs, seal_day + self.delays.recurrence.ppf(u["recurrence_delay"][idx, i]), INF)
+        idx, j, seal_day, recur_day = select(has, idx, j, seal_day, recur_day)
         recovery = self.delays.residual_recovery.ppf(u["residual_recovery"][idx, j])
         days = rules.residual_days_within(seal_day, recovery, np.minimum(recur_day, self.horizon))
         rec.residual_symptoms[idx] = True
@@ -371,8 +377,14 @@ class FastPathway(FastClock):
         success_day = self.t[idx].copy()
         i = slot(self.rec.n_recurrences[idx], "rih")
         key = self.last_key[idx]
+        # Whether and when the leak recurs is drawn now (Pathway._after_success): residual symptoms end at it.
+        recurs = rules.recurs(u["recurrence_occurs"][idx, i], tab.p_recur[key])
+        recur_day = np.full(idx.size, INF)
+        recur_day[recurs] = success_day.compress(recurs) + self.delays.recurrence.ppf(
+            u["recurrence_delay"][idx.compress(recurs), i.compress(recurs)])
         if self.delays.residual_recovery is not None:
-            self._residual(idx.compress(self.spontaneous[idx]), success_day.compress(self.spontaneous[idx]))
+            spont = self.spontaneous[idx]
+            self._residual(*select(spont, idx, success_day, recur_day))
         rih = rules.rih_occurs(u["rih_occurs"][idx, i], tab.p_rih[key])
         if some(rih):
             ri, ii = idx.compress(rih), i.compress(rih)
@@ -396,10 +408,8 @@ class FastPathway(FastClock):
                 self.counts[patched, 0] += 1
                 self.state[patched] = tab.misread_ebp(self.state[patched])
             going = self.pc[idx] != DONE
-            idx, i, key, success_day = select(going, idx, i, key, success_day)
-        recurs = rules.recurs(u["recurrence_occurs"][idx, i], tab.p_recur[key])
-        recur_day = success_day.compress(recurs) + self.delays.recurrence.ppf(
-            u["recurrence_delay"][idx.compress(recurs), i.compress(recurs)])
+            idx, recurs, recur_day = select(going, idx, recurs, recur_day)
+        recur_day = recur_day.compress(recurs)
         self.pc[idx.compress(~recurs)] = DONE
         idx = idx.compress(recurs)
         within = recur_day < self.horizon

@@ -76,6 +76,7 @@ class Pathway(ResourceUse):
         self.records = Records.lists(cohort.n)
         # The counter column each treatment step adds to (the lists themselves: `run` keeps them).
         self._counter = {step: getattr(self.records, name) for step, name in COUNTER_OF_STEP.items()}
+        self._first_day = {step: getattr(self.records, name) for step, name in cl.FIRST_DAY_COLUMN.items()}
         self.events: list[tuple[int, float, str, str, str]] | None = [] if log_events else None
         # Every completed resource use: (patient, center, resource, request day, start day, end day).
         self.uses: list[tuple[int, str, str, float, float, float]] | None = [] if log_events else None
@@ -323,6 +324,9 @@ class Pathway(ResourceUse):
                 rec.first_treatment_day[k] = env._now
             if step in DEFINITIVE and math.isnan(rec.definitive_treatment_day[k]):
                 rec.definitive_treatment_day[k] = env._now
+            first_of_kind = self._first_day[step]
+            if math.isnan(first_of_kind[k]):
+                first_of_kind[k] = env._now
             p = cl.success_probability(step, h, profile, cln, env._now - onset)
             if self.volume_feedback and step in rules.EXPERIENCE_SCALES_SUCCESS:
                 p *= rules.experience(center.spontaneous_seen, env._now, self.rules.volume)
@@ -405,7 +409,7 @@ class Pathway(ResourceUse):
         """Residual symptoms after the seal of a spontaneous leak (`rules.residual_probability`), to recovery, a
         recurrence or the horizon."""
         rules_ = self.rules
-        p = rules.residual_probability(seal_day - self._onset[k], True, rules_.residual_at_90_days,
+        p = rules.residual_probability(seal_day - self._onset[k], rules_.residual_at_90_days,
                                        rules_.residual_odds_ratio)
         if not self.u["residual_occurs"].item(k, j) < p:
             return

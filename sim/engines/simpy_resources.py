@@ -160,7 +160,7 @@ class ResourceUse:
         uses[r] = j + 1
         t_nat = st.t_nat
         book = center.books[r]
-        if book is not None:  # a prompt review (a booking given) is an urgent request on the list
+        if book is not None:  # a booking given (prompt review, the procedural team's patch): urgent on the list
             return (yield from self._use_session(st, r, activity, book, start, j, booking is not None))
         if booking is None:
             booking = center.booking[r].item(k, j % S_BOOKING)

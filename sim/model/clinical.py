@@ -27,6 +27,10 @@ REFER = "refer"
 PERSISTENT = "persistent"
 
 TREATMENTS: tuple[str, ...] = (EBP, TARGETED_PATCH, FIBRIN_PATCH, LEAK_SURGERY, DUROTOMY_REPAIR, EMBOLIZATION)
+# The patient column holding the day each kind of treatment was first completed (complications are dated from it).
+FIRST_DAY_COLUMN: dict[str, str] = {EBP: "first_patch_day", TARGETED_PATCH: "first_patch_day",
+                                    FIBRIN_PATCH: "first_patch_day", LEAK_SURGERY: "first_surgery_day",
+                                    DUROTOMY_REPAIR: "first_surgery_day", EMBOLIZATION: "first_embolization_day"}
 # Treatments aimed at the leak itself (its site seen on imaging, or known from the procedure), unlike a blind patch.
 DEFINITIVE: tuple[str, ...] = tuple(t for t in TREATMENTS if t != EBP)
 # What `next_step` can return, numbered (engines and tables store a step as its index here).
@@ -88,20 +92,12 @@ class History:
         self.recurrences += 1
 
 
-def blind_ebp_limit(h: History, profile: CenterProfile, clinical: Clinical) -> int:
-    """Non-targeted patches in an episode before escalating: for a spontaneous leak the center's practice (before
-    spinal imaging), for a procedure-related one the clinical rule."""
-    if h.etiology == SPONTANEOUS:
-        return profile.blind_ebp_before_imaging
-    return clinical.ebp_max_blind[h.etiology]
-
-
 def candidate_steps(h: History, profile: CenterProfile, clinical: Clinical) -> list[str]:
     """The remaining ladder in order of preference, ignoring what the current center offers (but with its
     blind-patch limits)."""
     steps: list[str] = []
     if h.etiology in IATROGENIC:
-        max_ebp = blind_ebp_limit(h, profile, clinical)
+        max_ebp = clinical.ebp_max_blind[h.etiology]  # spontaneous leaks: the center's (`_blind_before_imaging`)
         if h.etiology == "spinal_surgery":
             if h.direct_repair and h.repair_episode < 1:
                 steps.append(DUROTOMY_REPAIR)

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from sim.config.parameters import ETIOLOGIES, LEAK_TYPES, RESOURCES, Scenario
+from sim.config.parameters import COMPLICATION_KINDS, ETIOLOGIES, IATROGENIC, LEAK_TYPES, RESOURCES, Scenario
 from sim.model.front_door import VISIT_SLOTS, through_front_door
 from sim.model.randomness import SLOTS, pcg64_states, purpose_key, stream
 
@@ -42,7 +42,7 @@ PER_USE: dict[str, tuple[str, int]] = {
     "conservative": ("conservative", SLOTS["conservative"]),
     "residual_occurs": ("residual", SLOTS["residual"]),
     "residual_recovery": ("residual", SLOTS["residual"]),
-    "complications": ("complications", 3),  # one per kind of `sim.model.complications.KINDS`
+    "complications": ("complications", len(COMPLICATION_KINDS)),  # one per kind, in their order
     **{f"service:{i}": (f"service:{i}", SLOTS["service"]) for i in range(len(RESOURCES))},
     **{f"booking:{i}": (f"booking:{i}", SLOTS["booking"]) for i in range(len(RESOURCES))},
 }
@@ -239,7 +239,7 @@ def _arrivals(scenario: Scenario, root_seed: int, replication: int) -> _Arrivals
             "home_center": home,
             "direct_repair": (u_direct < scenario.clinical.spinal_surgery_direct_repair_probability)
             & (etiology == "spinal_surgery"),
-            "severe": u_severe < pop.severe_headache_probability[etiology],
+            "severe": (u_severe < pop.severe_headache_probability[etiology]) & (etiology in IATROGENIC),
             "slec": (leak >= 0) & (u_slec < np.array([pop.slec_probability[lt] for lt in LEAK_TYPES])[leak]),
         }
         if not keep.all():

@@ -77,6 +77,9 @@ PATIENT_SCHEMA: tuple[Column, ...] = (
     Column("localized_day", "day", "spinal imaging first found the leak (day)", engine=True),
     Column("definitive_treatment_day", "day", "first treatment aimed at the leak completed: targeted or fibrin "
            "patch, surgery, durotomy repair or embolization (day)", engine=True),
+    Column("first_patch_day", "day", "first epidural patch completed, blind, targeted or fibrin (day)", engine=True),
+    Column("first_surgery_day", "day", "first open operation completed (day)", engine=True),
+    Column("first_embolization_day", "day", "first embolization completed (day)", engine=True),
     Column("resolved_day", "day", "final resolution (day): set when `final_state` is `resolved` or "
            "`resolved_without_care` (the day the leak settled before any care); null otherwise", engine=True),
     Column("first_resolved_day", "day", "the first day symptoms ended (day): `resolved_day` of the first success, "

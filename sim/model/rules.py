@@ -113,15 +113,14 @@ def recurs(u: Any, p_recurrence: Any) -> Any:
     return u < p_recurrence
 
 
-def residual_probability(days_to_seal: Any, spontaneous: Any, at_90_days: float, odds_ratio_per_doubling: float
-                         ) -> Any:
+def residual_probability(days_to_seal: Any, at_90_days: float, odds_ratio_per_doubling: float) -> Any:
     """Residual symptoms after a treatment sealed a spontaneous leak `days_to_seal` days after onset: logistic in
-    log2 of the delay (`clinical.residual_symptoms`); 0 after a procedure-related leak."""
+    log2 of the delay (`clinical.residual_symptoms`). The engines ask it for spontaneous leaks only."""
     if at_90_days <= 0.0 or at_90_days >= 1.0:
-        return spontaneous * at_90_days
+        return days_to_seal * 0.0 + at_90_days
     logit = math.log(at_90_days / (1.0 - at_90_days)) + math.log(odds_ratio_per_doubling) * np.log2(
         np.maximum(days_to_seal, 1e-3) / 90.0)
-    return spontaneous * (1.0 / (1.0 + np.exp(-logit)))
+    return 1.0 / (1.0 + np.exp(-logit))
 
 
 def residual_days_within(seal_day: Any, recovery_days: Any, stop_day: Any) -> Any:

@@ -61,6 +61,8 @@ def scenarios(draw: st.DrawFn, max_rate: float = 60.0) -> dict[str, Any]:
             "ebp_max_blind": {e: draw(st.integers(0, 4)) for e in ETIOLOGIES if e in IATROGENIC},
             "early_ebp": {"threshold_days": draw(st.floats(0.0, 5.0)),
                           "failure_odds_ratio": draw(st.floats(0.2, 10.0))},
+            "late_treatment": {"threshold_days": draw(st.floats(10.0, 200.0)),
+                               "odds_ratio": draw(st.floats(0.1, 3.0))},
             "targeted_patch_success": {"all": draw(PROB)},
             "embolization_success": {"all": draw(PROB)},
             "spinal_surgery_direct_repair_probability": {"all": draw(PROB)},
@@ -77,9 +79,11 @@ def scenarios(draw: st.DrawFn, max_rate: float = 60.0) -> dict[str, Any]:
            "referral_delay_days": {"family": "triangular", "low": 0.0, "mode": draw(st.floats(0.0, 5.0)),
                                    "high": 30.0},
            "blind_ebp_before_imaging": draw(st.integers(0, 4)),
-           "blind_ebp_after_negative_imaging": draw(st.integers(0, 4))}
+           "blind_ebp_after_negative_imaging": draw(st.integers(0, 4)),
+           "early_spine_mri": draw(st.booleans())}
     exp = {"profile": "experienced", "resources": draw(resources()),
-           "imaging_technique": draw(st.sampled_from(["refined", "conventional"]))}
+           "imaging_technique": draw(st.sampled_from(["refined", "conventional"])),
+           "repeat_refined_imaging": draw(st.integers(0, 2))}
     topology = draw(st.sampled_from(["experienced", "low_volume", "referring", "split"]))
     if topology == "experienced":
         raw["centers"] = {"a": {**exp, "catchment_share": 1.0}}

@@ -322,20 +322,18 @@ def test_top_level_referral_tables_set_the_center_policy(write_toml):
 
 
 def test_residual_symptoms_grow_with_the_delay_to_the_seal(sc):
-    """logit p = logit p90 + ln(OR) log2(d / 90) (Scutelnic 2025, fitted by tools/derive_residual_symptoms.py);
-    none after a procedure-related leak."""
+    """logit p = logit p90 + ln(OR) log2(d / 90) (Scutelnic 2025, fitted by tools/derive_residual_symptoms.py)."""
     c = sc.clinical
     p90, odds_ratio = c.residual_probability_at_90_days, c.residual_odds_ratio_per_doubling
     days = np.array([30.0, 90.0, 180.0, 365.0, 730.0])
-    p = rules.residual_probability(days, np.ones(5, dtype=bool), p90, odds_ratio)
+    p = rules.residual_probability(days, p90, odds_ratio)
     assert p[1] == pytest.approx(p90) and (np.diff(p) > 0).all()
     odds = p / (1 - p)
     assert odds[2] / odds[1] == pytest.approx(odds_ratio)  # one doubling of the delay
-    assert rules.residual_probability(365.0, False, p90, odds_ratio) == 0.0
     # the one-patient call (SimPy engine) gives the many-patient value (fast path)
-    assert float(rules.residual_probability(365.0, True, p90, odds_ratio)) == pytest.approx(p[3], abs=0, rel=0)
-    assert rules.residual_probability(10.0, True, 0.0, 2.0) == 0.0
-    assert rules.residual_probability(10.0, True, 1.0, 2.0) == 1.0
+    assert float(rules.residual_probability(365.0, p90, odds_ratio)) == pytest.approx(p[3], abs=0, rel=0)
+    assert rules.residual_probability(10.0, 0.0, 2.0) == 0.0
+    assert rules.residual_probability(10.0, 1.0, 2.0) == 1.0
     assert rules.residual_days_within(100.0, 50.0, 120.0) == 20.0  # cut at a recurrence or the horizon
     assert rules.residual_days_within(100.0, 50.0, 400.0) == 50.0
 

@@ -67,8 +67,9 @@ def reference_patient_metrics(p: pd.DataFrame, horizon_days: float) -> dict[str,
     for flag in ("rih", "recurred", "referred", "leak_localized"):
         out[f"share_{flag}"] = float(care[flag].mean()) if n else math.nan
     out["symptom_days_mean"] = float(care["symptom_days"].mean()) if n else math.nan
-    sealed = care[care["resolved_by"].isin(["ebp", "targeted_patch", "fibrin_patch", "surgery", "durotomy_repair",
-                                            "embolization"]) | care["recurred"]]
+    sealed = care[(care["resolved_by"].isin(["ebp", "targeted_patch", "fibrin_patch", "surgery", "durotomy_repair",
+                                            "embolization"]) | care["recurred"])
+                  & (care["etiology"] == "spontaneous")]
     out["share_residual_symptoms"] = float(sealed["residual_symptoms"].mean()) if len(sealed) else math.nan
     out["residual_days_mean"] = float(care["residual_days"].fillna(0.0).mean()) if n else math.nan
     complication = care[["complication_intracranial_bleed", "complication_neurological_deficit",
