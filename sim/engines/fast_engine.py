@@ -56,8 +56,9 @@ STEP_CODE = {s: i for i, s in enumerate(STEPS)}
 C_PERSIST, C_REFER, C_EBP = (STEP_CODE[s] for s in (cl.PERSISTENT, cl.REFER, cl.EBP))
 IS_IMAGING = np.array([s in cl.IMAGING_STEPS for s in STEPS])
 IS_DEFINITIVE = np.array([s in cl.DEFINITIVE for s in STEPS])
-FIRST_DAY_CODES = {column: np.array([STEP_CODE[s] for s, c in cl.FIRST_DAY_COLUMN.items() if c == column])
-                   for column in dict.fromkeys(cl.FIRST_DAY_COLUMN.values())}
+# Per first-day column (clinical.FIRST_DAY_COLUMN): which step codes it records, as a lookup by code.
+IS_OF_KIND = {column: np.array([cl.FIRST_DAY_COLUMN.get(s) == column for s in STEPS])
+              for column in dict.fromkeys(cl.FIRST_DAY_COLUMN.values())}
 # Per treatment step: the column of `counts` (records.TREATMENT_COUNTERS) it adds to, and its uniforms.
 STEP_COUNTER = np.array([TREATMENT_COUNTERS.index(COUNTER_OF_STEP[s]) if s in COUNTER_OF_STEP else 0
                          for s in STEPS], dtype=np.int64)
@@ -322,8 +323,8 @@ class FastPathway(FastClock):
         t = self.t[idx]
         first = self.rec.first_treatment_day[idx]
         self.rec.first_treatment_day[idx] = np.where(np.isnan(first), t, first)
-        for column, codes in FIRST_DAY_CODES.items():
-            of_kind = np.isin(step, codes)
+        for column, is_of_kind in IS_OF_KIND.items():
+            of_kind = is_of_kind[step]
             if some(of_kind):
                 ki = idx.compress(of_kind)
                 days = getattr(self.rec, column)
