@@ -6,20 +6,25 @@ STAMP := $(VENV)/.installed
 REPS ?= 20
 SEED ?= 20261124
 
-.PHONY: setup demo test lint bench docs validate clean
+.PHONY: setup demo app test lint bench docs validate clean
 
 setup: $(STAMP)
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet -e '.[test,app]'
 	touch $(STAMP)
 
 ## The main job: experienced vs low-volume center on the shipped default scenarios.
 demo: setup
 	$(BIN)/csfsim compare scenarios/experienced_center.toml scenarios/low_volume_center.toml \
 		--reps $(REPS) --seed $(SEED) --explain --out results/demo --overwrite
+
+## The planners' web app on http://127.0.0.1:8501 (this machine only); PORT=... to change the port.
+PORT ?= 8501
+app: setup
+	$(BIN)/csfsim app --port $(PORT)
 
 ## The whole test suite (what CI runs), with coverage of sim/.
 test: setup

@@ -164,6 +164,8 @@ def build_parser() -> argparse.ArgumentParser:
     p_sen.add_argument("--sobol-params", type=_positive_int, default=6, help="d: widest tornado parameters")
     p_sen.add_argument("--out", default="results/sensitivity", help="output folder (default results/sensitivity)")
     overwrite(p_sen)
+    p_app = sub.add_parser("app", help="start the planners' web app on this machine (http://127.0.0.1:PORT)")
+    p_app.add_argument("--port", type=_positive_int, default=8501, help="port on 127.0.0.1 (default 8501)")
     p_rep = sub.add_parser("report", help="write report.html and figures/ for a run or comparison folder")
     p_rep.add_argument("folder")
     p_rep.add_argument("--jobs", type=_positive_int, default=default_jobs(),
@@ -207,6 +209,25 @@ def main(argv: list[str] | None = None) -> int:
             signal.signal(signal.SIGTERM, previous)
 
 
+def _app(port: int) -> int:
+    """Streamlit serving sim/app/main.py on localhost only (a planner's own machine, not the network)."""
+    import importlib.util
+    import subprocess
+
+    if importlib.util.find_spec("streamlit") is None:
+        raise ScenarioError("(command line)", "app", "Streamlit not installed",
+                            "the app's packages: pip install -e '.[app]' (make app installs them)")
+    if port > 65535:
+        raise ScenarioError("(command line)", "--port", port, "a port from 1 to 65535")
+    main_file = Path(__file__).parent / "app" / "main.py"
+    print(f"csfsim app: http://127.0.0.1:{port} (Ctrl-C stops it)", file=sys.stderr)
+    return subprocess.call([sys.executable, "-m", "streamlit", "run", str(main_file), "--server.address",
+                            "127.0.0.1", "--server.port", str(port), "--server.headless", "true",
+                            "--browser.gatherUsageStats", "false", "--server.maxUploadSize", "1",
+                            "--server.fileWatcherType", "none", "--theme.base", "light",
+                            "--client.toolbarMode", "minimal"])
+
+
 def _cap_jobs(args: argparse.Namespace) -> None:
     """More worker processes than cores only share the cores (and each holds a replication in memory)."""
     from sim.runs.backends import default_jobs
@@ -239,6 +260,8 @@ def _dispatch(args: argparse.Namespace, command: str, kept: str) -> int:
             return _sensitivity(args, command)
         if args.command == "report":
             return _report(args.folder, args.jobs)
+        if args.command == "app":
+            return _app(args.port)
     except ScenarioError as err:
         print(f"csfsim: error: {err}", file=sys.stderr)
         return 2

@@ -23,13 +23,14 @@ def toml_text(value: object) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, str):
-        return json.dumps(value, ensure_ascii=False)  # TOML's basic string: quotes and escapes alike
+        # TOML's basic string: quotes and escapes as JSON's, but DEL too is a control character there
+        return json.dumps(value, ensure_ascii=False).replace("\x7f", "\\u007f")
     if isinstance(value, float) and not math.isfinite(value):
         return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
     if isinstance(value, int | float):
         return repr(value)
     if isinstance(value, dict):
-        items = (f"{k if _BARE_KEY.fullmatch(str(k)) else json.dumps(str(k))} = {toml_text(v)}"
+        items = (f"{k if _BARE_KEY.fullmatch(str(k)) else toml_text(str(k))} = {toml_text(v)}"
                  for k, v in value.items())
         return "{ " + ", ".join(items) + " }" if value else "{}"
     if isinstance(value, list | tuple | set | frozenset):

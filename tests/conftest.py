@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-TIERS = ("unit", "engines", "runs", "cli")
+TIERS = ("unit", "engines", "runs", "cli", "app")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -186,6 +186,14 @@ def _read_with_extends(path: Path, shown: str, seen: tuple[Path, ...] = (),
     return _merge_raw(base_raw, raw)
 
 
+def read_scenario_raw(path: str | os.PathLike[str], shown: str | None = None,
+                      roots: Sequence[Path] | None = None) -> dict[str, Any]:
+    """The scenario at `path` as one raw table, the files it extends merged in and `extends` gone (unvalidated:
+    `build_scenario` checks it). `roots`: the only folders `extends` may reach (default: `extends_roots`)."""
+    p = Path(path)
+    return _read_with_extends(p, shown or str(path), roots=None if roots is None else tuple(r.resolve() for r in roots))
+
+
 def _origin(field: str, origins: dict[str, str]) -> str | None:
     """The file that set `field` (or the value it lies in, or every value under it), if one did."""
     parts = field.split(".")
@@ -255,7 +263,7 @@ def build_scenario(raw: dict[str, Any], file: str) -> Scenario:
         raise ScenarioError(file, "scenario.name", name, "a text")
     centers_raw = raw.pop("centers", None)
     profiles_raw = raw.pop("profiles", {})
-    centers_raw = _merge_referral_tables(raw.pop("referral", None), centers_raw, file)
+    centers_raw = merge_referral_tables(raw.pop("referral", None), centers_raw, file)
     uncertainty_raw = raw.pop("uncertainty", {})
 
     tree = base_tree()
@@ -318,7 +326,7 @@ def build_scenario(raw: dict[str, Any], file: str) -> Scenario:
 REFERRAL_ALIASES = {"to": "refers_to", "delay_days": "referral_delay_days"}
 
 
-def _merge_referral_tables(referral: object, centers: object, file: str) -> object:
+def merge_referral_tables(referral: object, centers: object, file: str) -> object:
     """`[referral.CENTER]` tables are a planner-friendly way to write a center's referral settings:
     `to` (refers_to), `delay_days` (referral_delay_days) and the policy keys of `centers.CENTER.referral`."""
     if referral is None:

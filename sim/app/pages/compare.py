@@ -1,0 +1,3 @@
+from sim.app.compare_page import page
+
+page()

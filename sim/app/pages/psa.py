@@ -1,0 +1,3 @@
+from sim.app.psa_page import page
+
+page()

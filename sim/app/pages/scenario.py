@@ -1,0 +1,3 @@
+from sim.app.scenario_page import page
+
+page()

@@ -1,0 +1,3 @@
+from sim.app.sweep_page import page
+
+page()
