@@ -88,12 +88,16 @@ def build_parser() -> argparse.ArgumentParser:
     p_run.add_argument("scenario")
     p_run.add_argument("--out", required=False, help="output folder (default results/<scenario file stem>)")
     p_run.add_argument("--resume", action="store_true", help="finish an interrupted run in --out")
+    p_run.add_argument("--xlsx", action="store_true", help="also write summary.xlsx (summary tables and the "
+                                                           "metric dictionary) into --out")
     common(p_run)
     overwrite(p_run)
 
     p_cmp = sub.add_parser("compare", help="compare scenarios on common random numbers")
     p_cmp.add_argument("scenarios", nargs="+")
     p_cmp.add_argument("--out", default="results/compare", help="output folder (default results/compare)")
+    p_cmp.add_argument("--xlsx", action="store_true", help="also write summary.xlsx (the comparison, each "
+                                                           "scenario's summary and the metric dictionary)")
     p_cmp.add_argument("--no-crn-check", action="store_true",
                        help="skip measuring the variance reduction of common random numbers")
     p_cmp.add_argument("--explain", action="store_true",
@@ -164,9 +168,17 @@ def build_parser() -> argparse.ArgumentParser:
     p_sen.add_argument("--sobol-params", type=_positive_int, default=6, help="d: widest tornado parameters")
     p_sen.add_argument("--out", default="results/sensitivity", help="output folder (default results/sensitivity)")
     overwrite(p_sen)
+    p_ev = sub.add_parser("events", help="write a run's event log for process mining (pm4py, bupaR): a case per "
+                                         "patient, schedule/start/complete, datetimes")
+    p_ev.add_argument("folder", help="a run folder written with its event log")
+    p_ev.add_argument("--start-date", default="2025-01-01", help="the date of day 0 (default 2025-01-01)")
+    p_ev.add_argument("--layout", choices=["csfsim", "pm4py", "bupar"], default="csfsim",
+                      help="column names: csfsim's, pm4py's XES attributes, or bupaR's eventlog() (default csfsim)")
+    p_ev.add_argument("--out", default=None, help="CSV or .parquet file (default FOLDER/process_log.csv)")
     p_app = sub.add_parser("app", help="start the planners' web app on this machine (http://127.0.0.1:PORT)")
     p_app.add_argument("--port", type=_positive_int, default=8501, help="port on 127.0.0.1 (default 8501)")
-    p_rep = sub.add_parser("report", help="write report.html and figures/ for a run or comparison folder")
+    p_rep = sub.add_parser("report", help="write report.html (and figures/) for a run, comparison, explain, sweep, "
+                                          "psa or sensitivity folder")
     p_rep.add_argument("folder")
     p_rep.add_argument("--jobs", type=_positive_int, default=default_jobs(),
                        help="processes drawing the figures (default: all cores)")
@@ -207,6 +219,30 @@ def main(argv: list[str] | None = None) -> int:
         warnings.showwarning = shown_before
         if main_thread:
             signal.signal(signal.SIGTERM, previous)
+
+
+def _events(args: argparse.Namespace) -> int:
+    from sim.io import outputs
+    from sim.io.process_log import in_layout, read_process_log
+
+    folder = Path(args.folder)
+    out = Path(args.out) if args.out else folder / "process_log.csv"
+    log = in_layout(read_process_log(folder, args.start_date), args.layout)
+    if out.suffix == ".parquet":
+        outputs.atomic_write_bytes(out, _parquet_bytes(log))
+    else:
+        outputs.atomic_write_csv(out, log)
+    cases = log.iloc[:, 0].nunique()
+    print(f"{len(log)} rows, {cases} cases ({args.layout} layout) written to {out}")
+    return 0
+
+
+def _parquet_bytes(frame) -> bytes:
+    import io
+
+    buffer = io.BytesIO()
+    frame.to_parquet(buffer, index=False)
+    return buffer.getvalue()
 
 
 def _app(port: int) -> int:
@@ -262,6 +298,8 @@ def _dispatch(args: argparse.Namespace, command: str, kept: str) -> int:
             return _report(args.folder, args.jobs)
         if args.command == "app":
             return _app(args.port)
+        if args.command == "events":
+            return _events(args)
     except ScenarioError as err:
         print(f"csfsim: error: {err}", file=sys.stderr)
         return 2
@@ -332,6 +370,7 @@ def _run(args: argparse.Namespace, command: str) -> int:
     for line in busiest_resources(result.summary):
         print(line)
     print(f"Written to {out}/")
+    _workbook_of_published(out, args.xlsx)
     return 0 if args.no_report else _report_of_published(out, _report_jobs(args))
 
 
@@ -363,6 +402,7 @@ def _compare(args: argparse.Namespace, command: str) -> int:
             print(format_explanation(result.explanation[result.explanation["scenario_index"] == i], EXPLAINED[:2]))
     extra = ", explain.csv" if result.explanation is not None else ""
     print(f"Written to {args.out}/ (comparison.csv{extra}, and one run folder per scenario)")
+    _workbook_of_published(args.out, args.xlsx)
     return 0 if args.no_report else _report_of_published(args.out, _report_jobs(args))
 
 
@@ -411,6 +451,17 @@ def _report_of_published(folder: str | Path, jobs: int) -> int:
         raise ReportFailed(f"report.html could not be written ({err.strerror or err}); {again}", 1) from None
     except KeyboardInterrupt:
         raise ReportFailed(f"interrupted while writing the report; {again}", 130) from None
+
+
+def _workbook_of_published(folder: str | Path, wanted: bool) -> None:
+    """--xlsx: summary.xlsx beside the published tables (csfsim's own output: replaced with --overwrite)."""
+    if not wanted:
+        return
+    from sim.io.outputs import atomic_write_bytes
+    from sim.report.workbook import WORKBOOK, summary_workbook
+
+    atomic_write_bytes(Path(folder) / WORKBOOK, summary_workbook(Path(folder)))
+    print(f"Workbook: {Path(folder) / WORKBOOK}")
 
 
 def _report_jobs(args: argparse.Namespace) -> int:
@@ -472,7 +523,7 @@ def _sweep(args: argparse.Namespace, command: str) -> int:
     print(f"{args.metric} ({args.group}) over {t['combination'].nunique()} combinations, common random numbers:")
     print(sel[cols].to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     print(f"Written to {args.out}/ (sweep.csv, sweep.png, sweep.svg)")
-    return 0
+    return _report_of_published(args.out, 1)
 
 
 def _warmup(args: argparse.Namespace) -> int:
@@ -543,7 +594,7 @@ def _psa(args: argparse.Namespace, command: str) -> int:
                 print(f"    {printable(row.parameter):<58} {row.evppi_per_patient:10.2f} "
                       f"({row.share_of_evpi:.0%} of EVPI)")
     print(f"Written to {args.out}/")
-    return 0
+    return _report_of_published(args.out, 1)
 
 
 EVPPI_MIN_SAMPLES = 500  # below this the console warns that the EVPPI ranking is mostly noise
@@ -565,7 +616,7 @@ def _sensitivity(args: argparse.Namespace, command: str) -> int:
                   f"(+/-{row.ST_conf95:.3f})")
     extra = ", sobol.csv" if r.sobol is not None else ""
     print(f"Written to {args.out}/ (oneway.csv, tornado.png, tornado.svg{extra})")
-    return 0
+    return _report_of_published(args.out, 1)
 
 
 WAIT_SHOWN_DAYS = 0.05  # a resource whose mean queue wait is below this in every scenario is left out

@@ -74,8 +74,8 @@ class Job:
         return self.folder.with_name(self.folder.name + ".error")
 
     def done(self) -> bool:
-        marker = "report.html" if self.kind == "compare" else "manifest.json"
-        return (self.folder / "manifest.json").exists() and (self.folder / marker).exists()
+        """Finished: published, and its report written (the last file every kind of job writes)."""
+        return (self.folder / "manifest.json").exists() and (self.folder / "report.html").exists()
 
     def error(self) -> str | None:
         try:
@@ -140,18 +140,19 @@ def patients_per_second(kind: str) -> float:
 
 def _record_speed(kind: str, patients: float, seconds: float) -> None:
     if patients > 0 and seconds > 1.0:
+        app_home().mkdir(parents=True, exist_ok=True)
         write_json(app_home() / "speed.json", {**_speeds(), kind: patients / seconds})
 
 
 def _execute(kind: str, files: list[str], options: dict[str, Any], folder: Path) -> None:
-    """Run the request with the command line's own functions (the app adds no model logic)."""
+    """Run the request with the command line's own functions (the app adds no model logic), then its report."""
+    from sim.report.html import build_report
+
     if kind == "compare":
-        from sim.report.html import build_report
         from sim.runs.compare import compare
 
         compare(files, out=folder, overwrite=True, progress=False, measure_crn=False, command="csfsim app",
                 **options)
-        build_report(folder)
     elif kind == "sweep":
         from sim.runs.sweep import sweep
 
@@ -161,6 +162,7 @@ def _execute(kind: str, files: list[str], options: dict[str, Any], folder: Path)
         from sim.runs.psa import psa
 
         psa(files, out=folder, overwrite=True, command="csfsim app", **options)
+    build_report(folder)
 
 
 def main(request_file: str) -> int:
@@ -169,6 +171,7 @@ def main(request_file: str) -> int:
 
     request = json.loads(Path(request_file).read_text(encoding="utf-8"))
     folder = Path(request["folder"])
+    folder.parent.mkdir(parents=True, exist_ok=True)
     error = folder.with_name(folder.name + ".error")
     started = time.monotonic()
     try:

@@ -46,6 +46,15 @@ def ceac(curve: pd.DataFrame, names: tuple[str, str], wtp: float, currency: str)
     return fig
 
 
+def evpi_curve(curve: pd.DataFrame, wtp: float, currency: str) -> go.Figure:
+    """The expected value of perfect information per patient over willingness to pay."""
+    fig = go.Figure([go.Scatter(x=curve["wtp"], y=curve["evpi_per_patient"].clip(lower=0.0), name="EVPI")])
+    fig.add_vline(x=wtp, line_dash="dash", line_color="#888")
+    fig.update_layout(xaxis_title=f"willingness to pay ({currency} per QALY)",
+                      yaxis_title=f"EVPI per patient ({currency})", height=360, margin={"l": 10, "r": 10, "t": 30})
+    return fig
+
+
 def show_psa(folder: Path) -> None:
     summary = pd.read_csv(folder / "cea.csv").iloc[0]
     psa = pd.read_csv(folder / "psa.csv")
@@ -63,11 +72,15 @@ def show_psa(folder: Path) -> None:
         st.plotly_chart(ce_plane(psa, wtp, currency), width="stretch")
     with right:
         st.plotly_chart(ceac(curve, names, wtp, currency), width="stretch")
+    st.plotly_chart(evpi_curve(curve, wtp, currency), width="stretch")
     evppi = folder / "evppi.csv"
     if evppi.exists():
         st.markdown("**Expected value of partial perfect information, by parameter**")
         st.dataframe(pd.read_csv(evppi), hide_index=True)
-    st.download_button("cea.csv", (folder / "cea.csv").read_bytes(), file_name="cea.csv", mime="text/csv")
+    left, right = st.columns(2)
+    left.download_button("Report (report.html)", (folder / "report.html").read_bytes(), file_name="report.html",
+                         mime="text/html")
+    right.download_button("cea.csv", (folder / "cea.csv").read_bytes(), file_name="cea.csv", mime="text/csv")
 
 
 def page() -> None:

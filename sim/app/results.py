@@ -16,7 +16,6 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from sim.analysis.headline import HEADLINE
-from sim.io.workbook import comparison_workbook
 from sim.report.html import (
     Target,
     forest_table,
@@ -29,6 +28,7 @@ from sim.report.html import (
     utilization_table,
     waits_table,
 )
+from sim.report.workbook import summary_workbook
 
 TABLE_CSS = """<style>
 .csf table{border-collapse:collapse;margin:.4em 0;font-size:.85rem}
@@ -146,8 +146,6 @@ def show_comparison(folder: Path) -> None:
                                                 "figures, parameters with sources")
     middle.download_button("Tables (CSV, zip)", csv_archive(folder), file_name="csfsim_tables.zip",
                            mime="application/zip")
-    right.download_button("Summary workbook (Excel)",
-                          comparison_workbook(folder, [(r.label, r.folder) for r in target.runs]),
-                          file_name="csfsim_summary.xlsx",
+    right.download_button("Summary workbook (Excel)", summary_workbook(folder), file_name="csfsim_summary.xlsx",
                           mime="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
     st.caption(f"Run folder: `{folder}`")

@@ -6,12 +6,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pandas as pd
-import plotly.express as px
 import plotly.graph_objects as go
 import streamlit as st
 
 from sim.analysis.headline import HEADLINE
-from sim.analysis.metrics import metric
+from sim.analysis.metrics import METRICS, metric
 from sim.app import draft, forms, jobs, runner, state
 from sim.config.parameters import ETIOLOGIES, Scenario
 from sim.config.scenario import load_scenario
@@ -49,19 +48,23 @@ def sweep_figure(table: pd.DataFrame, paths: list[str], metric_name: str, group:
         x = paths[0]
         fig = go.Figure([
             go.Scatter(x=list(sel[x]) + list(sel[x])[::-1], y=list(sel["ci95_high"]) + list(sel["ci95_low"])[::-1],
-                       fill="toself", fillcolor="rgba(31,119,180,0.2)", line={"width": 0}, name="95% CI",
-                       hoverinfo="skip"),
+                       fill="toself", fillcolor="rgba(31,119,180,0.2)", line={"width": 0}, mode="lines",
+                       name="95% CI", hoverinfo="skip"),
             go.Scatter(x=sel[x], y=sel["mean"], mode="lines+markers", name="mean", line={"color": "#1f77b4"})])
         fig.update_layout(xaxis_title=x, yaxis_title=title, height=420, margin={"l": 10, "r": 10, "t": 30})
         if pd.api.types.is_integer_dtype(sel[x]):
             fig.update_xaxes(tickmode="array", tickvals=sorted(sel[x].unique()))
         return fig
-    grid = sel.pivot_table(index=paths[1], columns=paths[0], values="mean")
-    fig = px.imshow(grid, text_auto=".3g", aspect="auto", color_continuous_scale="Viridis",
-                    labels={"x": paths[0], "y": paths[1], "color": m.unit}, height=460)
-    fig.update_xaxes(type="category")
-    fig.update_yaxes(type="category")
-    fig.update_layout(title=title, margin={"l": 10, "r": 10, "t": 50})
+    cell = sel.assign(text=[f"{v:.3g}<br>({lo:.3g} to {hi:.3g})" for v, lo, hi in
+                            zip(sel["mean"], sel["ci95_low"], sel["ci95_high"], strict=True)])
+    mean = cell.pivot_table(index=paths[1], columns=paths[0], values="mean", sort=True)
+    text = cell.pivot_table(index=paths[1], columns=paths[0], values="text", aggfunc="first", sort=True)
+    fig = go.Figure(go.Heatmap(z=mean.to_numpy(), x=[str(v) for v in mean.columns], y=[str(v) for v in mean.index],
+                               text=text.to_numpy(), texttemplate="%{text}", colorscale="Viridis",
+                               colorbar={"title": {"text": m.unit}},
+                               hovertemplate=f"{paths[0]} %{{x}}<br>{paths[1]} %{{y}}<br>%{{text}}<extra></extra>"))
+    fig.update_layout(title=f"{title}: mean (95% CI)", xaxis_title=paths[0], yaxis_title=paths[1], height=460,
+                      margin={"l": 10, "r": 10, "t": 50})
     return fig
 
 
@@ -69,17 +72,21 @@ def show_sweep(folder: Path, paths: list[str], metric_name: str, group: str) -> 
     table = pd.read_csv(folder / "sweep.csv")
     metrics = list(dict.fromkeys(table["metric"]))
     left, right = st.columns(2)
-    shown = left.selectbox("Metric shown", metrics, index=metrics.index(metric_name), key="sweep:shown")
+    shown = left.selectbox("Metric shown", metrics, index=metrics.index(metric_name), key="sweep:shown",
+                           format_func=lambda name: metric(name).label if name in METRICS else name)
     groups = list(dict.fromkeys(table.loc[table["metric"] == shown, "group"]))
     group_shown = right.selectbox("Patient group", groups, index=groups.index(group) if group in groups else 0,
                                   key="sweep:group_shown")
     st.plotly_chart(sweep_figure(table, paths, shown, group_shown), width="stretch")
     sel = table[(table["metric"] == shown) & (table["group"] == group_shown)]
-    st.dataframe(sel[[*paths, "mean", "ci95_low", "ci95_high", "diff_vs_first", "diff_ci95_low",
-                      "diff_ci95_high"]], hide_index=True)
+    columns = ["mean", "ci95_low", "ci95_high", "diff_vs_first", "diff_ci95_low", "diff_ci95_high"]
+    st.dataframe(sel[[*paths, *columns]].round(dict.fromkeys(columns, 4)), hide_index=True)
     st.caption("Every combination on the same seed (common random numbers); differences are paired against the "
                "first combination.")
-    st.download_button("sweep.csv", (folder / "sweep.csv").read_bytes(), file_name="sweep.csv", mime="text/csv")
+    left, right = st.columns(2)
+    left.download_button("Report (report.html)", (folder / "report.html").read_bytes(), file_name="report.html",
+                         mime="text/html")
+    right.download_button("sweep.csv", (folder / "sweep.csv").read_bytes(), file_name="sweep.csv", mime="text/csv")
 
 
 def page() -> None:

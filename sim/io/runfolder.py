@@ -48,8 +48,8 @@ EARLIER_OUTPUTS = {
 # its record, and the folder of its parts, with their names.
 EARLIER_PARTIALS = {"run": ("run.json", "seed", "parts", re.compile(r"[a-z_]+-\d{5}\.(csv|arrow|parquet|bin)")),
                     "psa": ("psa.json", "samples", "samples", re.compile(r"sample-\d{5}\.csv"))}
-# What `csfsim report` adds to a finished folder, besides what the manifest lists.
-REPORT_OUTPUTS = ("report.html", "figures")
+# What `csfsim report`, --xlsx and `csfsim events` add to a finished folder, besides what the manifest lists.
+REPORT_OUTPUTS = ("report.html", "figures", "summary.xlsx", "process_log.csv")
 FIGURE_SUFFIXES = (".png", ".svg")
 MARKER = ".csfsim-partial.json"  # in OUT.partial: the kind of command that made it and who holds it (locked)
 MAX_NAME = 200  # bytes of the folder's name: OUT.partial and the temporary names must fit in 255

@@ -24,6 +24,7 @@ from sim.errors import RunInterrupted, ScenarioError
 from sim.figures import plots
 from sim.io.outputs import atomic_write_text
 from sim.report import explanation
+from sim.report.analyses import ANALYSES, build_analysis_report
 from sim.report.markup import CSS, display_kind, escape, figure_html, fmt_value, html_table, mean_ci
 from sim.runs.backends import Backend, WorkLost
 
@@ -84,8 +85,8 @@ class Target:
 
 def _read_manifest(folder: Path, keys: Sequence[str] = ("csfsim_run", "csfsim_compare")) -> dict[str, Any]:
     path = folder / "manifest.json"
-    expected = ("a csfsim run, comparison or explain folder (with the manifest.json that csfsim run/compare/explain "
-                "writes)")
+    expected = ("a csfsim run, comparison, explain, sweep, psa or sensitivity folder (with the manifest.json that "
+                "the command writes)")
     if not folder.is_dir():
         raise ScenarioError(str(folder), "folder", str(folder), expected)
     try:
@@ -723,9 +724,11 @@ def build_report(folder: str | os.PathLike[str], jobs: int = 1) -> Path:
     """Write `report.html` and `figures/` into a run or comparison folder (figures drawn on `jobs` processes);
     returns the report path."""
 
-    manifest = _read_manifest(Path(folder), ("csfsim_run", "csfsim_compare", "csfsim_explain"))
+    manifest = _read_manifest(Path(folder), ("csfsim_run", "csfsim_compare", "csfsim_explain", *ANALYSES))
     if manifest.get("csfsim_explain"):
         return explanation.build_explain_report(Path(folder), manifest)
+    if any(manifest.get(key) for key in ANALYSES):
+        return build_analysis_report(Path(folder), manifest)
     target = load_target(folder)
     fig_dir = target.folder / "figures"
     metrics = series_metrics(target)

@@ -68,8 +68,9 @@ def display_kind(metric: str) -> str:
     return "share" if is_share(metric) else "days" if "days" in metric else "count"
 
 
-def figure_html(png: Path, caption: str) -> str:
+def figure_html(png: Path, caption: str, where: str = "figures/") -> str:
+    """A figure embedded in the page, its caption naming the PNG and SVG in the folder (`where`: their folder)."""
     data = base64.b64encode(png.read_bytes()).decode("ascii")
     return (f"<figure id='fig-{escape(png.stem)}'><img src='data:image/png;base64,{data}' alt='{escape(caption)}'>"
-            f"<figcaption>{escape(caption)} <span class='src'>(figures/{escape(png.stem)}.png and .svg)</span>"
+            f"<figcaption>{escape(caption)} <span class='src'>({escape(where + png.stem)}.png and .svg)</span>"
             f"</figcaption></figure>")

@@ -257,13 +257,14 @@ def _events_frame(replication: int, events: list, cohort) -> pd.DataFrame:
     day = np.concatenate([np.asarray(cohort.onset_day, dtype=float), np.asarray(logged[1], dtype=float)])
     order = np.lexsort((patient, day))  # stable: ties keep onset rows first, then the log's order
 
-    def text(first: str, logged_values: tuple) -> np.ndarray:
+    def text(first: str | None, logged_values: tuple) -> np.ndarray:
         values = np.empty(n + len(logged_values), dtype=object)
         values[:n] = first
         values[n:] = logged_values
+        values[values == ""] = None  # no center (an onset) or no resource: null, as process-mining tools expect
         return values[order]
 
     return pd.DataFrame({"replication": np.full(n + len(logged[0]), replication, dtype=np.int64),
                          "patient_id": patient[order], "day": day[order],
-                         "activity": text("onset", logged[2]), "center": text("", logged[3]),
-                         "resource": text("", logged[4])})[list(EVENT_COLUMNS)]
+                         "activity": text("onset", logged[2]), "center": text(None, logged[3]),
+                         "resource": text(None, logged[4])})[list(EVENT_COLUMNS)]

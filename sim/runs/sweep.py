@@ -15,6 +15,7 @@ from typing import Any
 
 import pandas as pd
 
+from sim.analysis.metrics import METRICS
 from sim.analysis.stats import metric_interval, t_interval
 from sim.config.scenario import load_scenario
 from sim.config.schema import to_jsonable
@@ -188,8 +189,10 @@ def plot_sweep(table: pd.DataFrame, paths: list[str], metric: str, group: str, o
                     label=label)
         if g[x].dtype == object:
             ax.set_xticks(xs, g[x])
+        elif pd.api.types.is_integer_dtype(g[x]):  # a count: ticks at its values, never at 1.25
+            ax.set_xticks(sorted(g[x].unique()))
     ax.set_xlabel(x)
-    ax.set_ylabel(f"{metric} ({group})")
+    ax.set_ylabel(METRICS[metric].title(group) if metric in METRICS else f"{metric} ({group})", wrap=True)
     ax.set_title("Sweep on common random numbers (mean and 95% CI)")
     if others:
         ax.legend(frameon=False)

@@ -57,13 +57,22 @@ def test_run_is_identical_for_any_number_of_jobs(tmp_path):
 
 def test_compare_writes_comparison_with_paired_differences(tmp_path, capsys):
     out = tmp_path / "cmp"
-    assert main(["compare", str(EXPERIENCED), str(LOW_VOLUME), "--reps", "3", "--out", str(out), "--jobs", "1",
-                 "--quiet", "--no-events"]) == 0
+    args = ["compare", str(EXPERIENCED), str(LOW_VOLUME), "--reps", "3", "--out", str(out), "--jobs", "1",
+            "--quiet", "--no-events", "--xlsx"]
+    assert main(args) == 0
     table = pd.read_csv(out / "comparison.csv")
     row = table[(table["metric"] == "diagnosis_delay_median_days") & (table["group"] == "spontaneous")
                 & (table["scenario_index"] == 1)].iloc[0]
     assert row["diff_vs_first"] > 0 and row["diff_ci95_low"] <= row["diff_vs_first"] <= row["diff_ci95_high"]
     assert "difference" in capsys.readouterr().out
+    # --xlsx: the comparison, each scenario's tables and the metric dictionary, as a workbook
+    sheets = pd.read_excel(out / "summary.xlsx", sheet_name=None)
+    assert list(sheets)[:2] == ["about", "comparison"] and "metrics" in sheets
+    assert len(sheets["comparison"]) == len(table)
+    assert any(name.startswith("summary experienced") for name in sheets)
+    assert any(name.startswith("resources low") for name in sheets)
+    assert "time_to_resolution_rmst_365_days" in set(sheets["metrics"]["metric"])
+    assert main([*args, "--overwrite"]) == 0  # the workbook is csfsim's own output: replaced with the rest
 
 
 @pytest.mark.parametrize("content", [

@@ -11,8 +11,8 @@ PACKAGE = ROOT / "sim"
 # Lowest first, in the order of the README's layout; a module may import its own sub-package and those of a lower
 # rank.
 RANKS = {"sim.errors": 0, "sim.config": 1, "sim.economics": 1.5, "sim.model": 2, "sim.engines": 3, "sim.io": 4,
-         "sim.analysis": 4, "sim.figures": 5, "sim.runs": 6, "sim.report": 7, "sim.cli": 8, "sim.__main__": 9,
-         "sim": 9}
+         "sim.analysis": 4, "sim.figures": 5, "sim.runs": 6, "sim.report": 7, "sim.app": 7.5, "sim.cli": 8,
+         "sim.__main__": 9, "sim": 9}
 
 
 def module_name(path: Path) -> str:
