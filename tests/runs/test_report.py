@@ -297,7 +297,8 @@ def test_report_on_a_folder_that_is_not_a_run_exits_2_with_one_line(tmp_path, ca
     assert proc.returncode == 2, proc.stderr
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in proc.stderr
-    assert str(tmp_path) in lines[0] and "expected a csfsim run, comparison, explain, sweep, psa or sensitivity folder" in lines[0]
+    assert str(tmp_path) in lines[0]
+    assert "expected a csfsim run, comparison, explain, sweep, psa or sensitivity folder" in lines[0]
     assert not (tmp_path / "report.html").exists()
     for folder in (tmp_path / "missing", ROOT / "scenarios"):
         assert main(["report", str(folder)]) == 2
