@@ -37,12 +37,15 @@ lint: setup
 bench: setup
 	$(BIN)/python benchmarks/run_benchmarks.py
 
+## The generated pages (parameters, metrics), then the documentation site into site/ (open site/index.html).
 docs: setup
 	$(BIN)/python tools/make_parameter_table.py
 	$(BIN)/python tools/make_metrics_table.py
+	$(BIN)/python -m pip install --quiet -e '.[docs]'
+	$(BIN)/mkdocs build --strict
 
 validate: setup
 	$(BIN)/python tools/validate_model.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis .coverage build
+	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis .coverage build site
