@@ -23,7 +23,7 @@ def render() -> str:
         f"{len(params)} parameters; {weak} are graded **L** (weak: placeholders or low-quality sources) and should be",
         "varied in sensitivity runs. Grades: H = seen word for word in the source's abstract or page; M = seen in a",
         "secondary page citing the source; L = low-quality source, memory or placeholder; - = model setting.",
-        "What the sources of the treatment pathway say, in this project's words: [evidence.md](evidence.md).",
+        "What the sources say, along the pathway and in this project's words: [evidence.md](evidence.md).",
         "",
         "| parameter | value | unit | grade | source |",
         "|---|---|---|---|---|",

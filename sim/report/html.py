@@ -829,6 +829,7 @@ def _parameters_html(target: Target) -> str:
     weak = [(p, cells) for p, cells in parameter_rows(target.runs, only_differing=False)
             if any("L" in c[1].split("/") for c in cells)]
     total = len(parameter_rows(target.runs, only_differing=False))
-    parts.append(f"<h3>Weak-evidence (grade L) parameters: {len(weak)} of {total}</h3>"
-                 + _param_table(target.runs, weak))
+    parts.append(f"<h3>Weak-evidence (grade L) parameters: {len(weak)} of {total}</h3><details><summary>The "
+                 f"{len(weak)} parameters whose evidence is weak, with their values and sources (the ones to vary "
+                 "in a sensitivity analysis)</summary>" + _param_table(target.runs, weak) + "</details>")
     return "".join(parts)
