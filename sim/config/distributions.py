@@ -11,7 +11,6 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import special
 
 # family -> the parameters it takes (exactly these, no more).
 FAMILIES: dict[str, tuple[str, ...]] = {
@@ -89,8 +88,12 @@ def _inverse_cdf(family: str, p: dict, u: np.ndarray) -> np.ndarray:
         case "exponential":
             return -p["mean"] * np.log1p(-u)
         case "lognormal":
+            from scipy import special  # here, not at the top: `csfsim validate` need not load SciPy
+
             return p["median"] * np.exp(p["sigma"] * special.ndtri(_clip(u)))
         case "gamma":
+            from scipy import special
+
             mean, sd = p["mean"], p["sd"]
             if sd == 0:
                 return np.full(u.shape, mean)

@@ -816,16 +816,21 @@ def _param_table(runs: Sequence[RunData], rows: Sequence[tuple[str, list[tuple[s
     return f"<table><thead><tr><th>Parameter</th>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
 
 
+FOLD_ROWS = 25  # a parameter table longer than this starts folded
+
+
 def _parameters_html(target: Target) -> str:
     parts = ["<h2 id='parameters'>Parameters</h2><p>Grades: H = strong evidence, M = moderate, L = weak "
              "(placeholder or proxy: vary it in sensitivity analyses), - = model setting.</p>"]
     if target.is_comparison:
         differing = parameter_rows(target.runs, only_differing=True)
+        shown = " open" if len(differing) <= FOLD_ROWS else ""  # a long table is folded, as the weak one below
         parts.append(f"<h3>Parameters that differ between the scenarios ({len(differing)})</h3>"
                      "<p class='note'>Center parameters are listed by role: first-contact centers take a "
                      "catchment share; referral-only centers receive referrals. Values are each center's own: its "
                      "profile's, with the scenario's overrides for that center.</p>"
-                     + _param_table(target.runs, differing))
+                     f"<details{shown}><summary>The {len(differing)} parameters that differ, with each scenario's "
+                     "value, grade and source</summary>" + _param_table(target.runs, differing) + "</details>")
     weak = [(p, cells) for p, cells in parameter_rows(target.runs, only_differing=False)
             if any("L" in c[1].split("/") for c in cells)]
     total = len(parameter_rows(target.runs, only_differing=False))
