@@ -73,6 +73,11 @@ def show_psa(folder: Path) -> None:
     with right:
         st.plotly_chart(ceac(curve, names, wtp, currency), width="stretch")
     st.plotly_chart(evpi_curve(curve, wtp, currency), width="stretch")
+    groups = folder / "evppi_groups.csv"
+    if groups.exists():
+        st.markdown("**Expected value of partial perfect information, by table of parameters** (regression; "
+                    "compare each with its own noise floor)")
+        st.dataframe(pd.read_csv(groups), hide_index=True)
     evppi = folder / "evppi.csv"
     if evppi.exists():
         st.markdown("**Expected value of partial perfect information, by parameter**")

@@ -95,9 +95,15 @@ def psa_report(folder: Path, manifest: dict[str, Any]) -> str:
             _figure(folder, "ce_plane", "Cost-effectiveness plane: one point per parameter sample"),
             _figure(folder, "ceac", "Cost-effectiveness acceptability curves"),
             _figure(folder, "evpi", "Expected value of perfect information by willingness to pay")]
+        groups = folder / "evppi_groups.csv"
+        if groups.exists():
+            parts.append("<h3>Expected value of partial perfect information, by table of parameters</h3>"
+                         + _frame_table(pd.read_csv(groups).head(20))
+                         + "<p class='note'>Regression on each table's drawn values (linear basis); compare each "
+                           "value with its own noise floor. n/a: too few samples for the table's size.</p>")
         evppi = folder / "evppi.csv"
         if evppi.exists():
-            parts.append("<h3>Expected value of partial perfect information</h3>"
+            parts.append("<h3>Expected value of partial perfect information, by parameter</h3>"
                          + _frame_table(pd.read_csv(evppi).head(20)))
     summary = pd.read_csv(folder / "psa.csv")
     means = summary.drop(columns="sample").agg(["mean", "std"]).T.reset_index()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pandas as pd
 import pytest
 from scipy import stats as sps
@@ -182,7 +184,9 @@ def test_oneway_sensitivity_and_sobol(tiny, tmp_path, capsys):
                  "--out", str(out)]) == 0
     one = pd.read_csv(out / "oneway.csv")
     assert set(one["parameter"]) == {"costs.ebp", "clinical.ebp_first_success.post_lp"}
-    assert {"tornado.png", "tornado.svg", "sobol.csv"} <= {p.name for p in out.iterdir()}
+    assert {"tornado.png", "tornado.svg", "sobol.csv", "report.html"} <= {p.name for p in out.iterdir()}
+    # The Sobol checks once overwrote the quantiles the manifest records (with arrays, written as text).
+    assert json.loads((out / "manifest.json").read_text())["quantiles"] == [0.025, 0.975]
     printed = capsys.readouterr()
     assert "One-way sensitivity" in printed.out and "+/-" in printed.out
     # N = 2 cannot give precise indices: one plain warning line says so (and SALib's own note is not shown)

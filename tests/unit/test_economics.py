@@ -180,3 +180,43 @@ def test_evppi_is_never_negative_or_above_the_evpi_on_random_tables():
         costs, qalys, theta = rng.normal(100, 30, (k, 2)), rng.normal(1, 0.05, (k, 2)), rng.random(k)
         value = cea.evppi_single(costs, qalys, theta, 20000.0)
         assert 0.0 <= value <= cea.evpi(costs, qalys, 20000.0) + 1e-9
+
+
+def test_the_evppi_of_a_group_finds_the_group_that_decides():
+    """B's net benefit over A is linear in two parameters of one group: knowing the group is nearly all the
+    information (the EVPI), knowing an unrelated group of the same size only its noise floor."""
+    rng = np.random.default_rng(3)
+    k = 1500
+    group, other = rng.uniform(-1, 1, (k, 2)), rng.uniform(-1, 1, (k, 2))
+    inb = 600 * group[:, 0] + 400 * group[:, 1] + rng.normal(0, 30, k)
+    qalys, costs = np.column_stack([np.zeros(k), inb / 20000.0]), np.zeros((k, 2))
+    total = cea.evpi(costs, qalys, 20000.0)
+    full = cea.evppi_regression(costs, qalys, group, 20000.0)
+    none = cea.evppi_regression(costs, qalys, other, 20000.0)
+    assert 0.0 <= none < 0.1 * total and full == pytest.approx(total, rel=0.05)
+    # One parameter of the group: less than the whole group, more than nothing (and sort-and-split agrees).
+    one = cea.evppi_regression(costs, qalys, group[:, 0], 20000.0)
+    assert none < one < full
+    assert one == pytest.approx(cea.evppi_single(costs, qalys, group[:, 0], 20000.0), rel=0.15)
+    # Too few samples for the group's coefficients: no estimate rather than a fit to noise.
+    assert np.isnan(cea.evppi_regression(costs[:14], qalys[:14], group[:14], 20000.0))
+
+
+def test_the_group_evppi_table_groups_by_table_and_never_leaves_zero_to_the_evpi():
+    import pandas as pd
+
+    from sim.runs.psa import evppi_groups_table, parameter_group
+
+    assert parameter_group("clinical.ebp_first_success.spontaneous") == "clinical.ebp_first_success"
+    assert parameter_group("profiles.low_volume.resources.mri.booking_days (factor)") == \
+        "profiles.low_volume.resources.mri"
+    rng = np.random.default_rng(5)
+    k = 200
+    params = pd.DataFrame({"sample": range(k), "utilities.a": rng.random(k), "utilities.b": rng.random(k),
+                           "clinical.x.y": rng.random(k)})
+    qalys = np.column_stack([np.zeros(k), (params["utilities.a"] - 0.5) / 20.0])
+    table = evppi_groups_table(params, np.zeros((k, 2)), qalys, 20000.0)
+    assert list(table["group"]) == ["utilities", "clinical.x"]
+    top = table.iloc[0]
+    assert top["parameters"] == 2 and top["evppi_per_patient"] > 10 * top["noise_floor_per_patient"]
+    assert (table["evppi_per_patient"] <= table["evpi_per_patient"] + 1e-9).all()
