@@ -110,6 +110,10 @@ _METRICS: tuple[Metric, ...] = (
            "after procedures before the horizon (`[complications]`)"),
     Metric("symptom_days_mean", "Symptom days per patient", "days", "time", CARE, "patients who presented",
            "days with symptoms up to the horizon (a patient with less follow-up counts fewer days)"),
+    Metric("symptom_days_per_month", "Days with symptoms per month of follow-up", "days per month", "rate", CARE,
+           "months of follow-up of the patients who presented, each from her onset to the horizon",
+           "days with the leak's symptoms or with residual symptoms after a seal, up to the horizon, over the "
+           "months each patient was followed (a person-time rate: short follow-up counts for little)"),
     Metric("waiting_days_mean", "Days queueing per patient", "days", "time", CARE, "patients who presented",
            "queueing for resources up to the horizon, booking delays excluded"),
     Metric("cost_per_patient", "Health-service cost per patient", "currency, discounted", "money", ALL,

@@ -105,6 +105,9 @@ def patient_metrics(p: pd.DataFrame, horizon_days: float) -> dict[str, float]:
     return _group_metrics(_Columns(p), np.ones(len(p), dtype=bool), horizon_days)
 
 
+MONTH_DAYS = 365.25 / 12
+
+
 def _group_metrics(c: _Columns, rows: np.ndarray, horizon_days: float) -> dict[str, float]:
     """patient_metrics of the patients where `rows` is true."""
     n_all = int(rows.sum())
@@ -160,6 +163,12 @@ def _group_metrics(c: _Columns, rows: np.ndarray, horizon_days: float) -> dict[s
     if c.complication is not None:
         out["share_complication"] = _mean(c.complication[care]) if n else math.nan
     out["waiting_days_mean"] = _mean(c.float["waiting_days"][care]) if n else math.nan
+    # Days with symptoms (of the leak, then residual after a seal) per month of follow-up: a person-time rate.
+    days_ill = np.nan_to_num(c.float["symptom_days"][care])
+    if c.residual_days is not None:
+        days_ill = days_ill + np.nan_to_num(c.residual_days[care])
+    months = float(follow_up.sum()) / MONTH_DAYS
+    out["symptom_days_per_month"] = float(days_ill.sum()) / months if n and months > 0 else math.nan
     if c.economics is not None:  # health economics (sim/economics/costs.py): over all patients, from onset to horizon
         for metric, values in c.economics.items():
             out[metric] = _mean(values[rows]) if n_all else math.nan

@@ -76,6 +76,10 @@ def reference_patient_metrics(p: pd.DataFrame, horizon_days: float) -> dict[str,
                          "complication_embolization_pain"]].any(axis=1)
     out["share_complication"] = float(complication.mean()) if n else math.nan
     out["waiting_days_mean"] = float(care["waiting_days"].mean()) if n else math.nan
+    ill = np.nan_to_num(care["symptom_days"].to_numpy(dtype=float)) + \
+        np.nan_to_num(care["residual_days"].to_numpy(dtype=float))
+    months = float((horizon_days - onset).sum()) / (365.25 / 12)
+    out["symptom_days_per_month"] = float(ill.sum()) / months if n and months > 0 else math.nan
     if "cost" in p:
         for metric, column in ECONOMIC_METRICS.items():
             out[metric] = float(p[column].mean()) if len(p) else math.nan
@@ -172,3 +176,16 @@ def test_summary_intervals_follow_the_scale_of_each_metric():
     assert s.loc["share_persistent", "ci95_low"] >= 0.0
     assert s.loc["n_patients", "ci95_low"] < 0.0  # a count keeps the plain t interval
     assert is_share("resource_utilization") and not is_share("symptom_days_mean")
+
+
+def test_symptom_days_per_month_is_a_rate_no_month_can_exceed():
+    """Days ill per month of follow-up: at most every day of a month, and the patients' days over their months."""
+    from sim.analysis.stats import MONTH_DAYS, patient_metrics
+
+    scenario = load_scenario(LOW_VOLUME)
+    p = run_replication(scenario, root_seed=2, replication=0).patients
+    value = patient_metrics(p, scenario.horizon_days)["symptom_days_per_month"]
+    care = p[p["presented_day"].notna()]
+    ill = care["symptom_days"].fillna(0).sum() + care["residual_days"].fillna(0).sum()
+    assert value == pytest.approx(ill / ((scenario.horizon_days - care["onset_day"]).sum() / MONTH_DAYS))
+    assert 0.0 < value <= MONTH_DAYS
