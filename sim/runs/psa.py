@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from sim.analysis.metrics import METRICS
 from sim.analysis.stats import replication_metrics
 from sim.config.parameters import Scenario
 from sim.config.scenario import load_scenario
@@ -290,6 +291,18 @@ def evppi_table(params: pd.DataFrame, costs: np.ndarray, qalys: np.ndarray, wtp:
     return out.sort_values("evppi_per_patient", ascending=False, kind="stable").reset_index(drop=True)
 
 
+def outcome_title(outcome: str, currency: str, paired: bool) -> str:
+    """An outcome as a figure's axis names it: its label and unit (the currency named), and B - A when paired."""
+    if outcome == "nmb":
+        text = f"Net monetary benefit per patient ({currency})"
+    elif outcome in METRICS:
+        m = METRICS[outcome]
+        text = f"{m.label} ({m.unit.replace('currency', currency)})"
+    else:
+        text = outcome
+    return text + (", B − A" if paired else "")
+
+
 def parameter_group(column: str) -> str:
     """The table a sampled parameter sits in: clinical.ebp_first_success.spontaneous -> clinical.ebp_first_success,
     profiles.low_volume.resources.mri.booking_days (factor) -> profiles.low_volume.resources.mri."""
@@ -448,8 +461,9 @@ def _sensitivity_in(work: Path, paths: list[str], loaded: list[Scenario], spaces
     oneway = oneway.sort_values("swing", ascending=False, kind="stable").reset_index(drop=True)
     label = outcome + (" (B - A)" if n_sc == 2 else "")
     outputs.atomic_write_csv(work / "oneway.csv", oneway.assign(base_outcome=base_value, outcome=label))
-    econ_figures.tornado(oneway, label, base_value, work / "tornado.png", top=top)
-    econ_figures.tornado(oneway, label, base_value, work / "tornado.svg", top=top)
+    shown = outcome_title(outcome, economic_params(loaded[0]).currency, n_sc == 2)
+    econ_figures.tornado(oneway, shown, base_value, work / "tornado.png", top=top)
+    econ_figures.tornado(oneway, shown, base_value, work / "tornado.svg", top=top)
 
     sobol_table = None
     if sobol_n > 0:
