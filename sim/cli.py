@@ -169,7 +169,7 @@ def build_parser() -> argparse.ArgumentParser:
     p_sen.add_argument("--out", default="results/sensitivity", help="output folder (default results/sensitivity)")
     overwrite(p_sen)
     p_ev = sub.add_parser("events", help="write a run's event log for process mining (pm4py, bupaR): a case per "
-                                         "patient, schedule/start/complete, datetimes")
+                                         "patient and replication, schedule/start/complete, datetimes")
     p_ev.add_argument("folder", help="a run folder written with its event log")
     p_ev.add_argument("--start-date", default="2025-01-01", help="the date of day 0 (default 2025-01-01)")
     p_ev.add_argument("--layout", choices=["csfsim", "pm4py", "bupar"], default="csfsim",
@@ -567,7 +567,7 @@ def _params(text: str) -> list[str] | None:
 
 
 def _psa(args: argparse.Namespace, command: str) -> int:
-    from sim.runs.psa import psa
+    from sim.runs.psa import EVPPI_MIN_SAMPLES, psa
 
     r = psa(args.scenarios, samples=args.samples, reps=args.reps, seed=args.seed, out=args.out, method=args.method,
             jobs=args.jobs, only=_params(args.params), command=command, overwrite=args.overwrite,
@@ -597,7 +597,6 @@ def _psa(args: argparse.Namespace, command: str) -> int:
     return _report_of_published(args.out, 1)
 
 
-EVPPI_MIN_SAMPLES = 500  # below this the console warns that the EVPPI ranking is mostly noise
 
 
 def _sensitivity(args: argparse.Namespace, command: str) -> int:

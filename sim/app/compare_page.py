@@ -33,7 +33,7 @@ def page() -> None:
         return
     try:
         files = [runner.scenario_file(c, d) for c in chosen]
-        loaded = runner.checked(files)
+        loaded = runner.load_within_cap(files)
     except ScenarioError as err:
         st.error(str(err))
         return

@@ -21,7 +21,7 @@ import pandas as pd
 from sim.config.parameters import Scenario
 from sim.config.scenario import build_scenario, expected_patients, merge_referral_tables, read_scenario_raw
 from sim.config.schema import REPO_ROOT, read_toml
-from sim.errors import ScenarioError, toml_text
+from sim.errors import ScenarioError, printable, toml_text
 from sim.io import toml_document
 from sim.io.outputs import atomic_write_text
 
@@ -97,7 +97,7 @@ def with_value(raw: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
     parts = path.split(".")
     for part in parts[:-1]:
         nxt = node.get(part)
-        if not isinstance(nxt, dict) or "family" in nxt:
+        if not isinstance(nxt, dict):
             nxt = {}
             node[part] = nxt
         node = nxt
@@ -107,7 +107,7 @@ def with_value(raw: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
 
 def to_toml(raw: dict[str, Any], name: str) -> str:
     ordered = {k: raw[k] for k in ("scenario", "centers") if k in raw} | raw  # what it is first, then the rest
-    return toml_document.dumps(ordered, header=f"# {name}: a csfsim scenario built in the web app.\n"
+    return toml_document.dumps(ordered, header=f"# {printable(name)}: a csfsim scenario built in the web app.\n"
                                            "# Check it with: csfsim validate FILE\n")
 
 
@@ -145,14 +145,21 @@ def centers_frame(raw: dict[str, Any]) -> pd.DataFrame:
 
 def centers_from_frame(raw: dict[str, Any], frame: pd.DataFrame) -> dict[str, Any]:
     """The centers table back as [centers.NAME] tables: each center keeps what else it sets (its own
-    parameters); a row without a name is left out; an empty catchment cell or referral target is not set."""
+    parameters), a renamed one too (a row is the center of its place in `centers_frame`, and referrals to it
+    follow the new name); a row without a name is left out; an empty catchment cell or referral target is not
+    set."""
     old = raw.get("centers") if isinstance(raw.get("centers"), dict) else {}
+    old_names = list(old)
+    renamed: dict[str, str] = {}
     out: dict[str, Any] = {}
-    for row in frame.to_dict("records"):
+    for index, row in zip(frame.index, frame.to_dict("records"), strict=True):
         name = "" if pd.isna(row["center"]) else str(row["center"]).strip()
         if not name:
             continue
-        body = copy.deepcopy(old.get(name, {})) if isinstance(old.get(name), dict) else {}
+        was = old_names[index] if isinstance(index, int) and 0 <= index < len(old_names) else name
+        if was != name:
+            renamed[was] = name
+        body = copy.deepcopy(old.get(was, {})) if isinstance(old.get(was), dict) else {}
         if not pd.isna(row["profile"]):
             body["profile"] = row["profile"]
         share = row["catchment_share"]
@@ -170,6 +177,9 @@ def centers_from_frame(raw: dict[str, Any], frame: pd.DataFrame) -> dict[str, An
         else:
             body.pop("refers_to", None)
         out[name] = body
+    for body in out.values():
+        if body.get("refers_to") in renamed:
+            body["refers_to"] = renamed[body["refers_to"]]
     return out
 
 

@@ -8,18 +8,24 @@ is read from the files the run writes as it goes (finished replications, combina
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import functools
 import hashlib
 import json
 import os
+import signal
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from sim.config.scenario import read_scenario_raw
 from sim.config.schema import REPO_ROOT
+from sim.io import toml_document
 from sim.io.outputs import atomic_write_text, write_json
 
 APP_HOME_VARIABLE = "CSFSIM_APP_HOME"
@@ -29,6 +35,7 @@ KINDS = ("compare", "sweep", "psa")
 # SimPy engine with the event log; sweep and PSA: the fast path, no event log).
 DEFAULT_PATIENTS_PER_SECOND = {"compare": 1300.0, "sweep": 3000.0, "psa": 3000.0}
 _RUNNING: dict[Path, subprocess.Popen[bytes]] = {}  # this server's jobs, shared by its browser sessions
+_STARTING = threading.Lock()
 
 
 def app_home() -> Path:
@@ -61,7 +68,9 @@ class Job:
 
     @property
     def key(self) -> str:
-        texts = [Path(f).read_text(encoding="utf-8") for f in self.files]
+        """What the run depends on: each scenario as it resolves (the files it extends merged in), the options,
+        csfsim's code."""
+        texts = [toml_document.dumps(read_scenario_raw(f)) for f in self.files]
         request = json.dumps([self.kind, texts, list(self.options), code_fingerprint()], default=str)
         return hashlib.sha256(request.encode("utf-8")).hexdigest()[:20]
 
@@ -83,9 +92,16 @@ class Job:
         except FileNotFoundError:
             return None
 
+    @property
+    def pid_file(self) -> Path:
+        return self.folder.with_name(self.folder.name + ".pid")
+
     def running(self) -> bool:
+        """Its process is alive: one this server started, or one an earlier server left (its pid file)."""
         process = _RUNNING.get(self.folder)
-        return process is not None and process.poll() is None
+        if process is not None:
+            return process.poll() is None
+        return _job_process(self.pid_file) is not None
 
     def progress(self) -> float:
         """The share of the work done, from the files the run has written so far."""
@@ -102,27 +118,70 @@ class Job:
         return min(count / max(self.total, 1), 1.0)
 
 
+def _job_process(pid_file: Path) -> int | None:
+    """The pid in `pid_file` if that process is alive and is a job of this app (not a reused pid)."""
+    try:
+        pid = int(pid_file.read_text())
+        command = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except (OSError, ValueError):
+        return None
+    return pid if b"sim.app.jobs" in command else None
+
+
 def start(job: Job) -> None:
-    """Start the job in a process of its own unless it is done or already running."""
-    if job.done() or job.running():
-        return
-    job.error_file.unlink(missing_ok=True)
-    request = job.folder.with_name(job.folder.name + ".request.json")
-    request.parent.mkdir(parents=True, exist_ok=True)
-    write_json(request, {"kind": job.kind, "files": list(job.files), "options": dict(job.options),
-                         "folder": str(job.folder), "patients": job.patients})
-    log = open(job.folder.with_name(job.folder.name + ".log"), "wb")  # noqa: SIM115 - the child process owns it
-    _RUNNING[job.folder] = subprocess.Popen([sys.executable, "-m", "sim.app.jobs", str(request)], stdout=log,
-                                            stderr=subprocess.STDOUT, cwd=REPO_ROOT, start_new_session=True)
-    log.close()
+    """Start the job in a process of its own unless it is done or already running (two sessions asking at once
+    start it once)."""
+    with _STARTING:
+        if job.done() or job.running():
+            return
+        job.error_file.unlink(missing_ok=True)
+        request = job.folder.with_name(job.folder.name + ".request.json")
+        request.parent.mkdir(parents=True, exist_ok=True)
+        write_json(request, {"kind": job.kind, "files": list(job.files), "options": dict(job.options),
+                             "folder": str(job.folder), "patients": job.patients})
+        log = open(job.folder.with_name(job.folder.name + ".log"), "wb")  # noqa: SIM115 - the child owns it
+        process = subprocess.Popen([sys.executable, "-m", "sim.app.jobs", str(request)], stdout=log,
+                                   stderr=subprocess.STDOUT, cwd=REPO_ROOT, start_new_session=True,
+                                   env={**os.environ, APP_HOME_VARIABLE: str(app_home())})
+        log.close()
+        _RUNNING[job.folder] = process
+        atomic_write_text(job.pid_file, f"{process.pid}\n")
 
 
 def stop(job: Job) -> None:
+    """Stop the job's process and its workers (its process group): SIGTERM, then SIGKILL after 30 s."""
     process = _RUNNING.pop(job.folder, None)
-    if process is not None and process.poll() is None:
-        process.terminate()
-        process.wait(timeout=30)
-        atomic_write_text(job.error_file, "stopped by the user\n")
+    pid = process.pid if process is not None and process.poll() is None else _job_process(job.pid_file)
+    if pid is None:
+        return
+    _signal_group(pid, signal.SIGTERM)
+    deadline = time.monotonic() + 30
+    while _alive(pid, process) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    if _alive(pid, process):
+        _signal_group(pid, signal.SIGKILL)
+    if process is not None:
+        process.wait()
+    atomic_write_text(job.error_file, "stopped by the user\n")
+
+
+def _alive(pid: int, process: subprocess.Popen[bytes] | None) -> bool:
+    if process is not None:
+        return process.poll() is None
+    return Path(f"/proc/{pid}").exists()
+
+
+def _signal_group(pid: int, sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pid, sig)  # the job leads its own session and group (start_new_session)
+
+
+@atexit.register
+def _stop_all() -> None:
+    """When the app's server stops (Ctrl-C), its jobs stop with it."""
+    for process in list(_RUNNING.values()):
+        if process.poll() is None:
+            _signal_group(process.pid, signal.SIGTERM)
 
 
 def _speeds() -> dict[str, float]:
@@ -131,6 +190,11 @@ def _speeds() -> dict[str, float]:
         return {k: float(v) for k, v in data.items() if k in KINDS}
     except (OSError, ValueError, AttributeError, TypeError):
         return {}
+
+
+def measured(kind: str) -> bool:
+    """Whether this machine has timed a job of this kind (else estimates use the default speed)."""
+    return kind in _speeds()
 
 
 def patients_per_second(kind: str) -> float:

@@ -13,6 +13,7 @@ import streamlit as st
 
 from sim.app import draft, jobs, runner, state
 from sim.errors import ScenarioError
+from sim.runs.psa import EVPPI_MIN_SAMPLES
 
 DEFAULT_SAMPLES = 20
 DEFAULT_REPLICATIONS = 2
@@ -73,6 +74,10 @@ def show_psa(folder: Path) -> None:
     with right:
         st.plotly_chart(ceac(curve, names, wtp, currency), width="stretch")
     st.plotly_chart(evpi_curve(curve, wtp, currency), width="stretch")
+    if int(summary["samples"]) < EVPPI_MIN_SAMPLES:
+        st.caption(f"With {int(summary['samples'])} samples the EVPPI tables below are mostly noise: read them "
+                   f"beside their noise floor, and use {EVPPI_MIN_SAMPLES} or more samples (the command line) "
+                   "before ranking parameters.")
     groups = folder / "evppi_groups.csv"
     if groups.exists():
         st.markdown("**Expected value of partial perfect information, by table of parameters** (regression; "
@@ -108,7 +113,7 @@ def page() -> None:
         return
     try:
         files = [runner.scenario_file(c, d) for c in (a, b)]
-        loaded = runner.checked(files)
+        loaded = runner.load_within_cap(files)
     except ScenarioError as err:
         st.error(str(err))
         return

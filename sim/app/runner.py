@@ -40,16 +40,22 @@ def scenario_file(choice: str, d: state.Draft) -> Path:
     return draft.shipped_scenarios()[choice]
 
 
-def checked(files: list[Path]) -> list[Scenario]:
-    """The scenarios, each within the app's per-replication size cap (a ScenarioError naming it otherwise)."""
+def within_cap(scenario: Scenario, shown: str) -> float:
+    """The patients per replication of `scenario`, if within the app's cap (a ScenarioError naming `shown`)."""
+    n = draft.patients_per_replication(scenario)
+    if n > state.MAX_PATIENTS_PER_REPLICATION:
+        raise ScenarioError(shown, "population.catchment.adults", scenario.population.catchment_adults,
+                            f"a region the app runs in minutes: at most {state.MAX_PATIENTS_PER_REPLICATION:,} "
+                            f"patients per replication (this one draws about {n:,.0f}; run it with the command "
+                            "line)")
+    return n
+
+
+def load_within_cap(files: list[Path]) -> list[Scenario]:
+    """The scenarios loaded, each within the app's per-replication size cap."""
     loaded = [load_scenario(f) for f in files]
     for f, s in zip(files, loaded, strict=True):
-        n = draft.patients_per_replication(s)
-        if n > state.MAX_PATIENTS_PER_REPLICATION:
-            raise ScenarioError(str(f), "population.catchment.adults", s.population.catchment_adults,
-                                f"a region the app runs in minutes: at most {state.MAX_PATIENTS_PER_REPLICATION:,} "
-                                f"patients per replication (this one draws about {n:,.0f}; run it with the "
-                                "command line)")
+        within_cap(s, str(f))
     return loaded
 
 
@@ -71,8 +77,10 @@ def controls(job: jobs.Job, what: str, ready: bool = True) -> bool:
                    f"Results of this {what}: the same scenarios, seed and settings were run before, so they are "
                    "shown from the app's run folder.")
         return True
+    measured = "from this machine's last one" if jobs.measured(job.kind) else "a first guess, until this " \
+        "machine has timed one"
     st.caption(f"About {job.patients:,.0f} simulated patients in all: expected run time about "
-               f"{duration(job.expected_seconds)} on this machine (from its last {job.kind}).")
+               f"{duration(job.expected_seconds)} ({measured}).")
     if job.running():
         _follow(job, what)
         return False

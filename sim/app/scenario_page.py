@@ -40,10 +40,10 @@ def _section_title(section: str, strip: int = 0) -> str:
 
 
 def _fields(fields: list[forms.Field], prefix: str, strip: int, changes: dict[str, Any],
-            slots: dict[str, Any], columns: int = 3) -> None:
+            slots: dict[str, Any], raw: dict[str, Any], columns: int = 3) -> None:
     for section, group in forms.sections(fields).items():
         st.markdown(f"**{_section_title(section, strip)}**")
-        ch, sl = edit_fields(group, prefix, columns)
+        ch, sl = edit_fields(group, prefix, raw, columns)
         changes.update(ch)
         slots.update(sl)
 
@@ -101,7 +101,7 @@ def page() -> None:
     everything = forms.scenario_fields(scenario)
     st.header("Region")
     st.subheader("Catchment, incidence and demand")
-    _fields([f for f in everything if forms.is_region(f)], prefix, 0, changes, slots)
+    _fields([f for f in everything if forms.is_region(f)], prefix, 0, changes, slots, d.raw)
     st.subheader("Centers")
     st.caption("Add a row for a center, delete one with the row's checkbox. Shares of the catchment must sum to 1, "
                "or give each center its adults.")
@@ -114,14 +114,14 @@ def page() -> None:
     own = forms.center_fields(scenario, center)
     for tab, (part, _) in zip(tabs, PARTS, strict=True):
         with tab:
-            _fields([f for f in own if forms.center_part(f) == part], prefix, 2, changes, slots)
+            _fields([f for f in own if forms.center_part(f) == part], prefix, 2, changes, slots, d.raw)
 
     st.header("Every other parameter")
     rest = [f for f in everything if not forms.is_region(f)]
     tables = list(dict.fromkeys(f.path.split(".")[0] for f in rest))
     table = st.selectbox("Parameter table", tables, key=f"{prefix}:table",
                          help="The tables of scenarios/base.toml; docs/parameters.md lists them all with sources")
-    _fields([f for f in rest if f.path.split(".")[0] == table], prefix, 1, changes, slots)
+    _fields([f for f in rest if f.path.split(".")[0] == table], prefix, 1, changes, slots, d.raw)
 
     if new_centers is not None:
         changes["centers"] = new_centers

@@ -97,7 +97,7 @@ def page() -> None:
     choice = st.selectbox("Scenario", options, index=options.index("low_volume_center"))
     try:
         base = runner.scenario_file(choice, d)
-        scenario = runner.checked([base])[0]
+        scenario = runner.load_within_cap([base])[0]
     except ScenarioError as err:
         st.error(str(err))
         return
@@ -109,9 +109,9 @@ def page() -> None:
         left, right = st.columns([2, 1])
         default = next((p for p in paths_all if p.endswith("resources.myelography.capacity")), paths_all[0])
         path = left.selectbox(f"Parameter {i + 1}", paths_all, index=paths_all.index(default) if i == 0 else 0,
-                              key=f"sweep:path{i}", help=fields[default].help if i == 0 else None)
+                              key=f"sweep:path{i}")
         values = right.text_input("Values (comma-separated)", value=default_values(fields[path]),
-                                  key=f"sweep:values{i}:{path}")
+                                  key=f"sweep:values{i}:{path}", help=fields[path].help)
         try:
             settings.append(parse_set(f"{path}={values}"))
         except ScenarioError as err:
@@ -134,15 +134,17 @@ def page() -> None:
     if len({p for p, _ in settings}) < len(settings):
         st.error("(app): --set: expected two different parameters")
         return
+    largest = draft.patients_per_replication(scenario)
     try:
         for p, values in settings:
             for v in values:
-                load_scenario(base, overrides={p: v}, overrides_from="(app) sweep value")
+                one = load_scenario(base, overrides={p: v}, overrides_from="(app) sweep value")
+                largest = max(largest, runner.within_cap(one, f"(app) sweep value {p}"))
     except ScenarioError as err:
         st.error(str(err))
         return
     job = jobs.Job("sweep", (str(base),), (("settings", [[p, v] for p, v in settings]), ("reps", reps),
                                            ("seed", seed), ("metric", metric_name), ("group", group)),
-                   total=combos, patients=draft.patients_per_replication(scenario) * reps * combos)
+                   total=combos, patients=largest * reps * combos)
     if runner.controls(job, "sweep"):
         show_sweep(job.folder, [p for p, _ in settings], metric_name, group)

@@ -10,6 +10,7 @@ from typing import Any
 
 import streamlit as st
 
+from sim.app.draft import get
 from sim.app.forms import Field, family_parameters
 from sim.config.distributions import FAMILIES, Distribution
 from sim.errors import toml_text
@@ -56,8 +57,43 @@ def _distribution(f: Field, key: str) -> tuple[str, dict[str, float]]:
     return family, params
 
 
+def _state(f: Field, key: str) -> Any:
+    """What the widget of `f` holds in the session (None before it is first drawn)."""
+    ss = st.session_state
+    if f.kind != "distribution":
+        return ss.get(key)
+    family = ss.get(f"{key}.family")
+    if family is None:
+        return None
+    return family, {name: ss.get(f"{key}.{family}.{name}") for name in FAMILIES[family]}
+
+
+def _set_state(f: Field, key: str, shown: Any) -> None:
+    ss = st.session_state
+    if f.kind != "distribution":
+        ss[key] = shown
+        return
+    family, params = shown
+    ss[f"{key}.family"] = family
+    for name, value in params.items():
+        ss[f"{key}.{family}.{name}"] = float(value)
+
+
+def follow(f: Field, key: str) -> None:
+    """Before the widget is drawn: when the field's value changed elsewhere (a center's profile or adults, a new
+    start) and the planner has not touched this widget since it last showed the field, it shows the new value,
+    rather than writing its old one back as an edit."""
+    ss = st.session_state
+    base_key = f"{key}:shown"
+    current = _initial(f)
+    if base_key in ss and ss[base_key] != current and _state(f, key) == ss[base_key]:
+        _set_state(f, key, current)
+    ss[base_key] = current
+
+
 def field_widget(f: Field, key: str) -> Any:
     """Show the widget of `f` and return its value as a scenario file writes it."""
+    follow(f, key)
     if f.kind == "distribution":
         return f.to_toml_value(_distribution(f, key))
     if key not in st.session_state:
@@ -79,9 +115,12 @@ def field_widget(f: Field, key: str) -> Any:
                                  format="%g", key=key, help=f.help))
 
 
-def edit_fields(fields: Sequence[Field], prefix: str, columns: int = 2) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Widgets for `fields` in `columns` columns. Returns (changed values by path, a message slot by path: where
-    the scenario check's error for that field is shown, under its widget)."""
+def edit_fields(fields: Sequence[Field], prefix: str, raw: dict[str, Any], columns: int = 2
+                ) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Widgets for `fields` in `columns` columns. Returns (the values that differ from the draft `raw`, by path; a
+    message slot by path, where the scenario check's error for that field is shown, under its widget). A value is
+    compared with what the draft sets at its path, or else with the field's value: a value put back after a
+    refused one is an edit too."""
     changed: dict[str, Any] = {}
     slots: dict[str, Any] = {}
     cols = st.columns(columns)
@@ -89,6 +128,7 @@ def edit_fields(fields: Sequence[Field], prefix: str, columns: int = 2) -> tuple
         with cols[i % columns]:
             value = field_widget(f, f"{prefix}:{f.path}")
             slots[f.path] = st.empty()
-        if value != f.to_toml_value(f.value):
+        written = get(raw, f.path)
+        if value != (f.to_toml_value(f.value) if written is None else written):
             changed[f.path] = value
     return changed, slots

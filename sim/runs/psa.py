@@ -291,6 +291,9 @@ def evppi_table(params: pd.DataFrame, costs: np.ndarray, qalys: np.ndarray, wtp:
     return out.sort_values("evppi_per_patient", ascending=False, kind="stable").reset_index(drop=True)
 
 
+EVPPI_MIN_SAMPLES = 500  # below this the console and the app warn that an EVPPI ranking is mostly noise
+
+
 def outcome_title(outcome: str, currency: str, paired: bool) -> str:
     """An outcome as a figure's axis names it: its label and unit (the currency named), and B - A when paired."""
     if outcome == "nmb":

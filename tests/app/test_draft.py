@@ -83,6 +83,24 @@ def test_the_centers_table_round_trips_and_edits():
     assert "refers_to" not in draft.centers_from_frame(raw, blank)["district"]
 
 
+def test_a_renamed_center_keeps_its_settings_and_its_referrals():
+    raw = draft.read_shipped("regional_network")
+    frame = draft.centers_frame(raw)
+    frame.loc[0, "center"] = "hub"  # the specialist, renamed
+    frame.loc[2, "center"] = "east"  # district_east, which has referral settings of its own
+    centers = draft.centers_from_frame(raw, frame)
+    assert list(centers) == ["hub", "district_north", "east", "district_west"]
+    assert centers["east"]["referral"]["after_failed_ebp"] == 1 and centers["east"]["refers_to"] == "hub"
+    assert all(body.get("refers_to") in ("hub", None) for body in centers.values())
+    draft.check({**raw, "centers": centers}, "x")
+
+
+def test_a_name_cannot_break_the_saved_file(tmp_path):
+    raw = draft.with_value(draft.read_shipped("low_volume_center"), "scenario.name", "x\nkey = 1 #")
+    text = draft.to_toml(raw, "x\nkey = 1 #")
+    assert tomllib.loads(text)["scenario"]["name"] == "x\nkey = 1 #" and "key" not in tomllib.loads(text)
+
+
 def test_a_bad_cell_is_told_by_the_scenario_check():
     raw = draft.read_shipped("low_volume_center")
     frame = draft.centers_frame(raw).assign(catchment_share=["half", "0.0"])
@@ -95,7 +113,9 @@ def test_with_value_copies_and_makes_the_tables_on_the_way():
     raw = {"a": {"b": 1}}
     out = draft.with_value(raw, "a.c.d", 2)
     assert out == {"a": {"b": 1, "c": {"d": 2}}} and raw == {"a": {"b": 1}}
-    assert draft.with_value({"x": {"family": "fixed", "value": 1}}, "x.y", 3) == {"x": {"y": 3}}
+    # A table may hold a key named "family" (a center of that name) and is not taken for a distribution.
+    assert draft.with_value({"centers": {"family": {"profile": "x"}}}, "centers.family.refers_to", "y") == \
+        {"centers": {"family": {"profile": "x", "refers_to": "y"}}}
     assert draft.get(out, "a.c.d") == 2 and draft.get(out, "a.z") is None
 
 

@@ -71,8 +71,24 @@ def test_a_bad_value_shows_the_command_lines_message(tmp_path):
     expected = str(cli.value).replace(str(path), "scenarios/regional_network.toml")
     assert expected in [e.value for e in at.error]
     assert not at.success
-    cap.set_value(2).run()
+    cap.set_value(1).run()  # back to the value it had: the draft is valid again
     assert not at.error and at.success
+    assert draft.get(at.session_state["draft"].raw, "centers.specialist.resources.myelography.capacity") == 1
+
+
+def test_a_value_changed_elsewhere_is_followed_not_written_back():
+    """A center's new profile (from the centers table) changes the values its forms show; untouched widgets
+    follow them instead of writing the old profile's values back as edits."""
+    at = _page("scenario")
+    d = at.session_state["draft"]
+    d.raw = draft.with_value(d.raw, "centers.district_north.profile", "experienced")
+    d.scenario = draft.check(d.raw, d.origin)
+    at.selectbox(key="r0:center").set_value("district_north").run()
+    at.run()
+    assert at.session_state["draft"].raw["centers"]["district_north"] == {
+        "profile": "experienced", "catchment_adults": 250_000, "refers_to": "specialist"}
+    technique = next(w for w in at.selectbox if w.key == "r0:centers.district_north.imaging_technique")
+    assert technique.value == "refined"
 
 
 def test_an_edited_scenario_downloads_as_a_file_that_loads(tmp_path):
