@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-MONTH_DAYS = 365.25 / 12
+MONTH_DAYS = 365.25 / 12  # a month of the calendar, on average (the planners' bins, rates per month)
 
 
 def overlap_per_bin(start: np.ndarray, end: np.ndarray, edges: np.ndarray) -> np.ndarray:

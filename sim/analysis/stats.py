@@ -10,6 +10,7 @@ import pandas as pd
 from scipy import special
 
 from sim.analysis.metrics import CIF_DAYS, METRICS, RMST_TAU_DAYS
+from sim.analysis.planning import MONTH_DAYS
 from sim.analysis.survival import cumulative_incidence, km_median_days, restricted_mean
 from sim.config.parameters import ETIOLOGIES
 from sim.model import clinical as cl
@@ -103,9 +104,6 @@ def patient_metrics(p: pd.DataFrame, horizon_days: float) -> dict[str, float]:
     use only patients whose onset lies at least X days before the horizon, so censoring does not bias them.
     """
     return _group_metrics(_Columns(p), np.ones(len(p), dtype=bool), horizon_days)
-
-
-MONTH_DAYS = 365.25 / 12
 
 
 def _group_metrics(c: _Columns, rows: np.ndarray, horizon_days: float) -> dict[str, float]:

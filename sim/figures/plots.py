@@ -45,7 +45,6 @@ STYLE = {
     "savefig.dpi": 110,
 }
 DPI = 110
-MONTH_DAYS = 365.25 / 12
 PROCEDURE_LABELS = {
     "ebp": "Blood patch",
     "targeted_patch": "Targeted patch",

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from sim.analysis.headline import HEADLINE
+from sim.analysis.planning import MONTH_DAYS
 from sim.analysis.stats import is_share, metric_interval, patient_metrics
 from sim.config.parameters import ETIOLOGIES, RESOURCES
 from sim.errors import RunInterrupted, ScenarioError
@@ -257,7 +258,7 @@ def monthly_utilization(uses: pd.DataFrame, resources: pd.DataFrame, horizon_day
     """Utilization per month and resource of one center: busy server-days in the month over capacity x days,
     summed over replications. Busy time is the overlap of each use [start_day, end_day] with the month.
     Session-booked resources are left out (CSF patients' service time says nothing of their shared slots)."""
-    edges = np.append(np.arange(0.0, horizon_days, plots.MONTH_DAYS), horizon_days)
+    edges = np.append(np.arange(0.0, horizon_days, MONTH_DAYS), horizon_days)
     widths = np.diff(edges)
     rows = []
     booked = set(resources.loc[resources["sessions_per_week"] > 0, "resource"]) \

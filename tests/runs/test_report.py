@@ -19,6 +19,7 @@ import pandas as pd
 import pytest
 
 from sim.analysis.headline import HEADLINE
+from sim.analysis.planning import MONTH_DAYS
 from sim.cli import main
 from sim.figures import plots
 from sim.report import html as report
@@ -193,7 +194,7 @@ def test_finding_orients_differences_and_admits_no_difference():
 
 
 def test_monthly_utilization_is_busy_time_over_capacity_times_days():
-    month = plots.MONTH_DAYS
+    month = MONTH_DAYS
     uses = pd.DataFrame({"resource": ["mri", "mri"], "start_day": [0.0, month - 1.0],
                          "end_day": [10.0, month + 3.0]})
     resources = pd.DataFrame({"resource": ["mri"], "capacity": [2]})
@@ -209,7 +210,7 @@ def test_monthly_utilization_agrees_with_resources_csv(comparison_dir):
     horizon = float(run.manifest["horizon_days"])
     for center, u in uses.groupby("center"):
         monthly = report.monthly_utilization(u, res[res["center"] == center], horizon)
-        edges = np.append(np.arange(0.0, horizon, plots.MONTH_DAYS), horizon)
+        edges = np.append(np.arange(0.0, horizon, MONTH_DAYS), horizon)
         widths = np.diff(edges)
         for resource, g in monthly.groupby("resource"):
             overall = float(np.nansum(g["utilization"].to_numpy() * widths) / widths.sum())
@@ -221,7 +222,7 @@ def test_monthly_utilization_agrees_with_resources_csv(comparison_dir):
 def test_monthly_utilization_leaves_out_session_booked_lists():
     uses = pd.DataFrame({"resource": ["mri", "theatre"], "start_day": [0.0, 1.0], "end_day": [10.0, 2.0]})
     resources = pd.DataFrame({"resource": ["mri", "theatre"], "capacity": [2, 3], "sessions_per_week": [0, 2]})
-    util = report.monthly_utilization(uses, resources, horizon_days=plots.MONTH_DAYS)
+    util = report.monthly_utilization(uses, resources, horizon_days=MONTH_DAYS)
     assert util["resource"].tolist() == ["mri"]
 
 
@@ -382,7 +383,6 @@ def test_figures_have_the_pixels_of_savefig_with_a_tight_bounding_box(comparison
     import matplotlib.pyplot as plt
     import numpy as np
 
-    from sim.figures import plots
 
     target = report.load_target(comparison_dir)
     metrics = report.series_metrics(target)
