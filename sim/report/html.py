@@ -379,6 +379,28 @@ def headline_findings(comparison: pd.DataFrame) -> list[tuple[dict[str, str], st
     return out
 
 
+def single_findings(metrics: pd.DataFrame, headline: Sequence[tuple[str, str, str]]) -> list[str]:
+    """The headline measures of a single run as sentences: each series' mean with its 95% CI (the key table's
+    numbers, in words)."""
+    out = []
+    for metric, group, _ in headline:
+        if metric not in SENTENCES:
+            continue
+        sel = metrics[(metrics["metric"] == metric) & (metrics["group"] == group)]
+        what = SENTENCES[metric][1]
+        for _, row in sel.iterrows():
+            if pd.isna(row["mean"]):
+                continue
+            where = f" at {row['series']}" if sel["series"].nunique() > 1 else ""
+            kind = display_kind(metric)
+            unit = " days" if kind == "days" else ""
+            ci = "" if pd.isna(row["ci95_low"]) else \
+                f" (95% CI {fmt_value(kind, row['ci95_low'])} to {fmt_value(kind, row['ci95_high'])}{unit})"
+            out.append(f"{GROUP_NAMES.get(group, group)}{where}: {what} was {fmt_value(kind, row['mean'])}{unit}"
+                       f"{ci}.")
+    return out
+
+
 def forest_table(comparison: pd.DataFrame, headline: Sequence[tuple[str, str, str]]) -> pd.DataFrame:
     """Paired differences of the headline metrics, in display units (days, percentage points, per patient)."""
     rows = []
@@ -774,8 +796,10 @@ def render(target: Target, metrics: pd.DataFrame, figures: Sequence[tuple[Path, 
                      f"the paired per-replication differences and its t-based 95% CI over {m['replications']} "
                      "replications.</p>")
     else:
-        parts.append("<p>A single scenario: see the tables below; run <code>csfsim compare</code> for paired "
-                     "differences between scenarios.</p>")
+        items = "".join(f"<li>{escape(s)}</li>" for s in single_findings(metrics, headline))
+        parts.append(f"<ul class='findings'>{items}</ul><p class='note'>Means over {m['replications']} "
+                     "replications with 95% CIs (the key results below). A single scenario has no difference to "
+                     "state: run <code>csfsim compare</code> for paired differences between scenarios.</p>")
     parts.append("<h2 id='tables'>Key results</h2>" + headline_table(target, metrics, headline))
     parts.append("<h3>Outcomes by patient group</h3>" + outcomes_by_group_table(metrics))
     parts.append(home_centers_table(target))

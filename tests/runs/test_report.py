@@ -435,3 +435,21 @@ def test_a_number_that_rounds_to_zero_never_prints_as_minus_zero():
     assert report.fmt_value("share", -0.00001) == "0.0%" and report.fmt_value("days", -0.04) == "0.0"
     assert report.fmt_value("count", -0.0001, signed=True) == "+0.000"
     assert report.fmt_value("pp", -0.02) == "-2.0"  # a real negative keeps its sign
+
+
+def test_a_single_runs_findings_state_the_key_tables_numbers(comparison_dir):
+    """A single run's report states its headline measures in words, each the key table's mean and CI."""
+    run = comparison_dir / next(p.name for p in comparison_dir.iterdir() if (p / "summary.csv").exists())
+    target = report.load_target(run)
+    metrics = report.series_metrics(target)
+    sentences = report.single_findings(metrics, HEADLINE)
+    assert sentences
+    table = report.headline_table(target, metrics, HEADLINE)
+    for metric, group, _ in HEADLINE:
+        if metric not in report.SENTENCES:
+            continue
+        row = metrics[(metrics["metric"] == metric) & (metrics["group"] == group)].iloc[0]
+        kind = report.display_kind(metric)
+        shown = report.fmt_value(kind, row["mean"])
+        assert any(report.SENTENCES[metric][1] in s and f"was {shown}" in s for s in sentences), metric
+        assert shown in table
