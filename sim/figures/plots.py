@@ -199,14 +199,22 @@ def plot_procedures(table: pd.DataFrame, path: Path) -> Path:
     `table` columns: series, kind (keys of PROCEDURE_LABELS), mean, ci95_low, ci95_high."""
     series = list(dict.fromkeys(table["series"]))
     kinds = [k for k in PROCEDURE_LABELS if k in set(table["kind"])]
+    # Blood patches outnumber every other procedure by far: they get a panel and a scale of their own, so that
+    # the others are not flattened beside them.
+    panels = [group for group in ([k for k in kinds if k == "ebp"], [k for k in kinds if k != "ebp"]) if group]
     with _style():
-        fig, ax = plt.subplots(figsize=(max(6.0, 1.3 * len(kinds) * max(1, len(series)) / 1.6), 3.4))
-        handles = _grouped_bars(ax, table, "kind", series, kinds)
-        ax.set_xticklabels([PROCEDURE_LABELS[k] for k in kinds])
-        ax.set_ylim(bottom=0)
-        ax.set_ylabel("Procedures per patient (count)")
-        ax.set_xlabel("Kind of procedure")
-        ax.set_title("Procedures per patient who reached care (bars: mean over replications; whiskers: 95% CI)")
+        width = max(6.0, 1.3 * len(kinds) * max(1, len(series)) / 1.6)
+        fig, axes = plt.subplots(1, len(panels), figsize=(width, 3.4), squeeze=False,
+                                 gridspec_kw={"width_ratios": [len(g) + 0.6 for g in panels]})
+        handles: dict[str, object] = {}
+        for ax, group in zip(axes[0], panels, strict=True):
+            handles = _grouped_bars(ax, table, "kind", series, group)
+            ax.set_xticklabels([PROCEDURE_LABELS[k] for k in group])
+            ax.set_ylim(bottom=0)
+        axes[0][0].set_ylabel("Procedures per patient (count)")
+        fig.supxlabel("Kind of procedure (each panel on its own scale)", fontsize=9)
+        fig.suptitle("Procedures per patient who reached care (bars: mean over replications; whiskers: 95% CI)",
+                     fontsize=10)
         fig.tight_layout()
         _legend_below(fig, list(handles.values()), list(handles), min(len(handles), 3))
         return save(fig, path)
