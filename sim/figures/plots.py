@@ -228,9 +228,16 @@ def plot_flow(shares: pd.DataFrame, path: Path) -> Path:
     bars = list(dict.fromkeys(shares["bar"]))
     wide = shares.pivot_table(index="bar", columns="category", values="share", aggfunc="sum").reindex(bars)
     cats = [(k, label) for k, label in FLOW_CATEGORIES if k in wide.columns]
+    # "Series — group" bars: each series' name heads its block once, the ticks name only the group (long series
+    # names on every tick took half the figure).
+    split = [bar.rsplit(" — ", 1) for bar in bars]
+    blocks = all(len(parts) == 2 for parts in split) and len({parts[0] for parts in split}) > 1
+    series_of = [parts[0] for parts in split] if blocks else [""] * len(bars)
+    ticks = [parts[1] for parts in split] if blocks else bars
+    gaps = np.cumsum([i > 0 and series_of[i] != series_of[i - 1] for i in range(len(bars))]) * 0.9
     with _style():
-        fig, ax = plt.subplots(figsize=(10.0, 0.9 + 0.36 * len(bars)))
-        y = np.arange(len(bars))[::-1]
+        fig, ax = plt.subplots(figsize=(10.0, 0.9 + 0.36 * len(bars) + 0.32 * float(gaps[-1] if blocks else 0)))
+        y = (np.arange(len(bars)) + gaps)[::-1] if blocks else np.arange(len(bars))[::-1]
         left = np.zeros(len(bars))
         for j, (key, label) in enumerate(cats):
             values = wide[key].fillna(0.0).to_numpy() * 100
@@ -242,7 +249,11 @@ def plot_flow(shares: pd.DataFrame, path: Path) -> Path:
                             bbox={"boxstyle": "round,pad=0.1", "fc": "white", "ec": "none", "alpha": 0.8})
             left = left + values
         ax.set_yticks(y)
-        ax.set_yticklabels(bars)
+        ax.set_yticklabels(ticks)
+        if blocks:
+            for i, name in enumerate(series_of):
+                if i == 0 or name != series_of[i - 1]:
+                    ax.text(0, y[i] + 0.62, name, fontsize=8.5, fontweight="bold", va="bottom", ha="left")
         ax.set_xlim(0, 100)
         ax.set_xlabel("Share of patients with a leak (%)")
         ax.grid(axis="y", visible=False)
