@@ -18,6 +18,9 @@ ROOT = Path(__file__).resolve().parent.parent
 SCENARIOS = ROOT / "scenarios"
 EXPERIENCED = SCENARIOS / "experienced_center.toml"
 LOW_VOLUME = SCENARIOS / "low_volume_center.toml"
+# Overrides that count every onset up to the horizon (period statistics): for runs too short for the default
+# run.follow_up_days, in tests about something else.
+PERIOD = {"run.follow_up_days": 0}
 
 ONE_CENTER = """
 [scenario]

@@ -374,7 +374,7 @@ def replications(result: RunResult) -> list[Rep]:
     for rep, p in patients.groupby("replication", sort=True):
         t = theatre[theatre["replication"] == rep] if len(theatre) else theatre
         first = t.groupby("patient_id")["start_day"].min() if len(t) else pd.Series(dtype=float)
-        reps.append(Rep(p[~p["in_warmup"]], first, result.scenario.horizon_days))
+        reps.append(Rep(p[p["counted"]], first, result.scenario.horizon_days))
     return reps
 
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-CARE = "patients who presented at a center before the horizon"
-ALL = "every patient with onset in the run (after the warm-up)"
+CARE = "counted patients who presented at a center before the horizon"
+ALL = "every counted patient (onset after the warm-up and at least run.follow_up_days before the horizon)"
 ADMIN = "none needed: a count or a share at the horizon, over everyone in the population"
 RMST_TAU_DAYS = 365  # the restriction of the restricted mean times (days from onset)
 CIF_DAYS = 365  # the day by which cumulative incidences are read (days from onset)
@@ -160,6 +160,12 @@ def markdown() -> str:
              "(t-based; for shares on the logit scale, so that it stays within [0, 1]). Paired differences between",
              "scenarios (comparison.csv) are in the metric's unit: for a share, a difference of 0.05 is 5",
              "percentage points.",
+             "",
+             "The patients counted are those with onset after `run.warmup_days` and at least `run.follow_up_days`",
+             "(default 365) before the horizon, so that each is followed at least that long; later onsets are",
+             "simulated and load the resources (the resource metrics count them) but are left out of the patient",
+             "metrics. Times are from onset; measures accumulated \"to the horizon\" cover each patient's own",
+             "follow-up, between `run.follow_up_days` and the horizon less the warm-up.",
              "",
              "| metric | label | unit | population | denominator | censoring |", "|---|---|---|---|---|---|"]
     lines += [f"| `{m.name}` | {m.label} | {m.unit} | {m.population} | {m.denominator} | {m.censoring} |"

@@ -174,9 +174,10 @@ def _group_metrics(c: _Columns, rows: np.ndarray, horizon_days: float) -> dict[s
 
 
 def replication_metrics(patients: pd.DataFrame, resources: pd.DataFrame, horizon_days: float) -> pd.DataFrame:
-    """Tidy table [replication, metric, group, value] of one replication (warm-up patients left out)."""
+    """Tidy table [replication, metric, group, value] of one replication, over its counted patients
+    (`Scenario.counted`)."""
     rep = int(patients["replication"].iloc[0]) if len(patients) else int(resources["replication"].iloc[0])
-    p = patients[~patients["in_warmup"]] if patients["in_warmup"].any() else patients
+    p = patients if patients["counted"].all() else patients[patients["counted"]]
     c = _Columns(p)
     etiology = p["etiology"].to_numpy(dtype=object)
     home = p["home_center"].to_numpy(dtype=object)
@@ -328,7 +329,7 @@ def distribution_table(patients: pd.DataFrame, per_rep: pd.DataFrame) -> pd.Data
     """Outcome distributions: percentiles across patients (pooled over replications, patients who reached care)
     and across replications (of each replication-level metric), by group (all, etiology, center)."""
     rows = []
-    care = patients[patients["presented_day"].notna() & ~patients["in_warmup"]]
+    care = patients[patients["presented_day"].notna() & patients["counted"]]
     groups = [("all", "all", care)]
     groups += [("etiology", str(k), g) for k, g in care.groupby("etiology", sort=True)]
     groups += [("center", str(k), g) for k, g in care.groupby("center", sort=True)]

@@ -3,8 +3,8 @@
 Why: finalizing a run used to read every patient back into one pandas table to compute the Kaplan-Meier curves
 and the outcome percentiles. That step was serial (it ran after the last worker finished, so it capped parallel
 efficiency) and held ~600 MB per million patients (5.7 GiB for ten million). Now each worker, while it still
-has its replication's patients in memory, keeps only the few numbers those tables need, for the patients who
-reached care after the warm-up: per event (diagnosis, resolution) the durations sorted, whether the event was
+has its replication's patients in memory, keeps only the few numbers those tables need, for the counted patients
+who reached care (`Scenario.counted`): per event (diagnosis, resolution) the durations sorted, whether the event was
 observed, and the patient's center and etiology; and the other per-patient quantities. The main process then
 merges one quantity at a time over replications.
 
@@ -60,7 +60,7 @@ def replication_outcomes(patients: pd.DataFrame, horizon_days: float) -> dict[st
             (np.array([], dtype=str), np.array([], dtype=np.int64))
         out[f"{col}_names"] = names.astype(str)
         codes[col] = code.astype(np.int16)
-    care = (patients["presented_day"].notna() & ~patients["in_warmup"]).to_numpy()
+    care = (patients["presented_day"].notna() & patients["counted"]).to_numpy()
     onset = patients["onset_day"].to_numpy(dtype=float)[care]
     for event, column in EVENTS.items():
         duration, observed, competing = event_durations(onset, patients[column].to_numpy(dtype=float)[care],

@@ -162,7 +162,7 @@ def km_table(patients: pd.DataFrame, horizon_days: float,
     each column in `by`, read on a grid of days (at most ~2000 points): rows event, group_by, group, days,
     at_risk, events (since the previous grid day), survival, ci95_low, ci95_high, n, incidence (`curve_on_grid`)."""
     pieces = []
-    p = patients[~patients["in_warmup"]] if "in_warmup" in patients else patients
+    p = patients[patients["counted"]] if "counted" in patients else patients
     grid = km_grid(horizon_days)
     for event in EVENTS:
         groups: list[tuple[str, str, pd.DataFrame]] = [("all", "all", p)]

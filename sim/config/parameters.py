@@ -248,11 +248,23 @@ class Scenario:
     # Cohort mode: onsets only before this day, everyone followed to the horizon (None: period mode, onsets until
     # the horizon).
     arrivals_until_days: float | None = None
+    # The shortest follow-up of a counted patient: onsets later than horizon_days - follow_up_days load the
+    # resources but are left out of the patient statistics (0: every onset to the horizon is counted).
+    follow_up_days: float = 0.0
 
     @property
     def arrivals_end_days(self) -> float:
         """The day after which no patient falls ill: the horizon in period mode."""
         return self.horizon_days if self.arrivals_until_days is None else self.arrivals_until_days
+
+    @property
+    def counted_until_day(self) -> float:
+        """The last onset day of a patient the statistics count (each then followed for >= follow_up_days)."""
+        return min(self.arrivals_end_days, self.horizon_days - self.follow_up_days)
+
+    def counted(self, onset_day: np.ndarray) -> np.ndarray:
+        """Which onsets the patient statistics count: after the warm-up, and followed for >= follow_up_days."""
+        return (onset_day >= self.warmup_days) & (onset_day <= self.horizon_days - self.follow_up_days)
 
     def center(self, name: str) -> Center:
         for c in self.centers:

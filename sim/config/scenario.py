@@ -293,6 +293,11 @@ def build_scenario(raw: dict[str, Any], file: str) -> Scenario:
         raise ScenarioError(file, "run.arrivals_until_days", arrivals_until,
                             f"0 (period mode), or a day after run.warmup_days ({warmup:g}) and before "
                             f"run.horizon_days ({horizon:g})")
+    follow_up = tree["run"]["follow_up_days"].value
+    if not 0 <= follow_up < horizon - warmup:
+        raise ScenarioError(file, "run.follow_up_days", follow_up,
+                            f"at least 0 and less than run.horizon_days - run.warmup_days ({horizon - warmup:g}) "
+                            f"so that some onsets are followed that long (0 counts every onset)")
     population = _build_population(tree, file)
     clinical = _build_clinical(tree, file)
     max_expected = tree["run"]["max_expected_patients"].value
@@ -320,7 +325,8 @@ def build_scenario(raw: dict[str, Any], file: str) -> Scenario:
     return Scenario(name=name, description=description, source_file=file, horizon_days=float(horizon),
                     warmup_days=float(warmup), max_expected_patients=int(max_expected), population=population,
                     clinical=clinical, centers=centers, volume_outcome=volume, resolved=resolved,
-                    arrivals_until_days=float(arrivals_until) if arrivals_until else None)
+                    arrivals_until_days=float(arrivals_until) if arrivals_until else None,
+                    follow_up_days=float(follow_up))
 
 
 REFERRAL_ALIASES = {"to": "refers_to", "delay_days": "referral_delay_days"}

@@ -119,6 +119,8 @@ PATIENT_SCHEMA: tuple[Column, ...] = (
     Column("symptom_days", "day", "days with low-pressure symptoms within the horizon (days)", engine=True),
     Column("waiting_days", "day", "time spent queueing for resources, booking delays excluded (days)", engine=True),
     Column("in_warmup", "flag", "onset before `run.warmup_days`: left out of the statistics (bool)"),
+    Column("counted", "flag", "in the patient statistics: onset after the warm-up and at least `run.follow_up_days` "
+           "before the horizon; the others load the resources but are left out (bool)"),
     Column("cost", "cost", "health-service cost from onset to the horizon, discounted (`[economics]` currency and "
            "cost year)"),
     Column("qaly", "qaly", "quality-adjusted life years from onset to the horizon, discounted (QALYs)"),

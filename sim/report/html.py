@@ -67,7 +67,7 @@ class RunData:
         p = self.table("patients.parquet")
         if p is None:
             raise ScenarioError(str(self.folder), "patients.parquet", None, "the patient table of a finished run")
-        return p[~p["in_warmup"]]
+        return p[p["counted"]]
 
 
 @dataclass
@@ -487,6 +487,15 @@ def _cell(entry: dict[str, dict[str, Any]] | None) -> tuple[str, str, str]:
     return values, grades, sources
 
 
+def _follow_up_sentence(manifest: dict) -> str:
+    """Which onsets the patient statistics count (run.follow_up_days), as the report's STRESS item 4.1 says it."""
+    days = manifest.get("follow_up_days") or 0
+    if not days:
+        return "Every onset up to the horizon is counted (period statistics: late onsets have little follow-up)."
+    return (f"Patients with onset in the last {days:g} days are simulated (they load the resources) but left out "
+            f"of the patient statistics, so that each counted patient is followed at least {days:g} days.")
+
+
 def _entry_points(incidence: dict[str, Any], adults: Any) -> str:
     """Arrivals as a planner states them: incidence per 100,000 adults and the catchment they apply to."""
     if not incidence or not isinstance(adults, (int, float)):
@@ -540,7 +549,7 @@ def stress_des(target: Target) -> list[tuple[str, str, str]]:
         ("3.1", "Data sources", f"{len(leaves)} parameter values, each with a source; grades: "
          + ", ".join(f"{g} {n}" for g, n in grades.items()) + " (L = weak evidence)."),
         ("4.1", "Initialisation", f"Warm-up {m['warmup_days']:g} days: patients with onset before it are left "
-         "out of the statistics; the system starts empty."),
+         "out of the statistics; the system starts empty. " + _follow_up_sentence(m)),
         ("4.2", "Run length", f"{m['horizon_days']:g} days of arrivals and follow-up per replication."
          if not m.get("arrivals_until_days") else
          f"Cohort mode: onsets over {m['arrivals_until_days']:g} days, everyone followed to day "

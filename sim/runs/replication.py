@@ -196,6 +196,7 @@ def _patients_frame(scenario: Scenario, replication: int | np.ndarray, cohort, r
         "recurred": engine["n_recurrences"] > 0,
         "referred": engine["n_referrals"] > 0,
         "in_warmup": cohort.onset_day < scenario.warmup_days,
+        "counted": scenario.counted(cohort.onset_day),
     }
     columns.update(complication_flags(columns, cohort.etiology == ETIOLOGIES.index("spontaneous"),
                                       cohort.uniforms["complications"], probabilities(scenario.resolved)))

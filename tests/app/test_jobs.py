@@ -52,7 +52,7 @@ def test_a_running_job_is_stopped_on_request(tmp_path):
 
 def test_a_failing_request_leaves_its_reason_in_one_line(tmp_path):
     bad = tmp_path / "bad.toml"
-    bad.write_text("[run]\nhorizon_days = -1\n")
+    bad.write_text("[run]\nhorizon_days = -1\nfollow_up_days = 0\n")
     job = _job([bad, bad])
     request = tmp_path / "request.json"
     request.write_text(json.dumps({"kind": "compare", "files": [str(bad), str(bad)], "options": {"reps": 2},

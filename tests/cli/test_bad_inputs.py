@@ -133,7 +133,7 @@ def test_tiny_toml_writer_round_trips():
 
 VALID = {
     "scenario": {"name": "fuzz"},
-    "run": {"horizon_days": 365},
+    "run": {"horizon_days": 365, "follow_up_days": 0},
     "population": {"catchment": {"adults": 100_000}, "incidence_per_100k_per_year": {"spontaneous": 20},
                    "care_seeking_days": {"post_lp": {"family": "gamma", "mean": 2.0, "sd": 1.0}}},
     "clinical": {"ebp_first_success": {"post_lp": {"value": 0.7, "grade": "M", "source": "fuzz"}}},

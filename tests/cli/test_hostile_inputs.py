@@ -39,7 +39,8 @@ def test_extends_cannot_reach_a_file_outside_the_scenarios_folder_nor_tell_wheth
 
 def test_extends_reaches_its_own_folder_tree_and_the_shipped_scenarios(tmp_path):
     (tmp_path / "parents").mkdir()
-    (tmp_path / "parents" / "p.toml").write_text(f'extends = "{EXPERIENCED}"\n[run]\nhorizon_days = 300\n')
+    (tmp_path / "parents" / "p.toml").write_text(f'extends = "{EXPERIENCED}"\n[run]\nhorizon_days = 300\n'
+                                                 f'follow_up_days = 0\n')
     (tmp_path / "child.toml").write_text('extends = "parents/p.toml"\n')
     assert load_scenario(tmp_path / "child.toml").horizon_days == 300
 
@@ -66,7 +67,8 @@ def test_a_pipe_is_refused_at_once_instead_of_hanging(tmp_path):
 
 def test_a_byte_order_mark_is_accepted(tmp_path):
     path = tmp_path / "bom.toml"
-    path.write_bytes(b"\xef\xbb\xbf" + f'extends = "{EXPERIENCED}"\n[run]\nhorizon_days = 400\n'.encode())
+    path.write_bytes(b"\xef\xbb\xbf" + f'extends = "{EXPERIENCED}"\n[run]\nhorizon_days = 400\n'
+                                       f'follow_up_days = 0\n'.encode())
     assert load_scenario(path).horizon_days == 400
 
 
@@ -89,7 +91,7 @@ def test_values_are_shown_as_toml_writes_them():
 def test_a_comparison_of_two_scenarios_with_one_name_writes_its_report(tmp_path):
     out = tmp_path / "cmp"
     small = tmp_path / "small.toml"
-    small.write_text(f'extends = "{EXPERIENCED}"\n[run]\nhorizon_days = 200\n')
+    small.write_text(f'extends = "{EXPERIENCED}"\n[run]\nhorizon_days = 200\nfollow_up_days = 0\n')
     proc = cli("compare", str(small), str(small), "--reps", "2", "--quiet", "--no-events", "--no-crn-check",
                "--jobs", "1", "--out", str(out))
     assert proc.returncode == 0, proc.stderr
@@ -106,7 +108,7 @@ def test_plain_values_print_as_before():
 def test_an_error_in_a_file_reached_by_extends_names_that_file(tmp_path):
     parent = tmp_path / "parent.toml"
     child = tmp_path / "child.toml"
-    child.write_text('extends = "parent.toml"\n[run]\nhorizon_days = 300\n')
+    child.write_text('extends = "parent.toml"\n[run]\nhorizon_days = 300\nfollow_up_days = 0\n')
     for body, field in (("[clinical]\nnot_a_key = 1\n", "clinical.not_a_key"),
                         ("[clinical.ebp_first_success]\npost_lp = 2\n", "clinical.ebp_first_success.post_lp")):
         parent.write_text(f'extends = "{EXPERIENCED}"\n{body}')
@@ -115,7 +117,7 @@ def test_an_error_in_a_file_reached_by_extends_names_that_file(tmp_path):
         assert info.value.file == str(parent) and info.value.field == field
     # the child's own mistake is still the child's
     parent.write_text(f'extends = "{EXPERIENCED}"\n')
-    child.write_text('extends = "parent.toml"\n[run]\nhorizon_days = -3\n')
+    child.write_text('extends = "parent.toml"\n[run]\nhorizon_days = -3\nfollow_up_days = 0\n')
     with pytest.raises(ScenarioError) as info:
         load_scenario(child)
     assert info.value.file == str(child)
@@ -134,7 +136,8 @@ def test_extends_of_a_linked_scenario_is_read_beside_the_link(tmp_path):
     (tmp_path / "A").mkdir()
     (tmp_path / "B").mkdir()
     (tmp_path / "B" / "real.toml").write_text('extends = "base.toml"\n')
-    (tmp_path / "A" / "base.toml").write_text(f'extends = "{EXPERIENCED}"\n[run]\nhorizon_days = 333\n')
+    (tmp_path / "A" / "base.toml").write_text(f'extends = "{EXPERIENCED}"\n[run]\nhorizon_days = 333\n'
+                                              f'follow_up_days = 0\n')
     os.symlink(tmp_path / "B" / "real.toml", tmp_path / "A" / "s.toml")
     assert load_scenario(tmp_path / "A" / "s.toml").horizon_days == 333
 
@@ -144,7 +147,7 @@ def test_a_folder_listed_in_csfsim_scenario_path_may_be_extended(tmp_path, monke
     study = tmp_path / "study"
     library.mkdir()
     study.mkdir()
-    (library / "p.toml").write_text(f'extends = "{EXPERIENCED}"\n[run]\nhorizon_days = 444\n')
+    (library / "p.toml").write_text(f'extends = "{EXPERIENCED}"\n[run]\nhorizon_days = 444\nfollow_up_days = 0\n')
     (study / "s.toml").write_text('extends = "../library/p.toml"\n')
     with pytest.raises(ScenarioError, match="CSFSIM_SCENARIO_PATH"):
         load_scenario(study / "s.toml")

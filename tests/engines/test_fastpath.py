@@ -18,7 +18,7 @@ from sim.errors import ScenarioError
 from sim.model.population import draw_cohort
 from sim.runs.experiment import run
 from sim.runs.replication import run_replication
-from tests.helpers import EXPERIENCED, LOW_VOLUME, ONE_CENTER, ROOT, check_invariants, only
+from tests.helpers import EXPERIENCED, LOW_VOLUME, ONE_CENTER, PERIOD, ROOT, check_invariants, only
 
 # Center "c" of the one-center test scenarios with a server per patient on every resource.
 UNLIMITED_C = "\n".join(f"[centers.c.resources.{r}]\ncapacity = 100000" for r in RESOURCES)
@@ -52,7 +52,7 @@ def test_same_patients_on_shipped_scenarios_made_unlimited(path):
 
 
 def test_same_patients_with_a_short_horizon_that_censors_mid_pathway():
-    s = unlimited(LOW_VOLUME, **{"run.horizon_days": 200})
+    s = unlimited(LOW_VOLUME, **{**PERIOD, "run.horizon_days": 200})
     p = assert_same_patients(s, 4, 0)
     assert (p["final_state"] == "in_pathway_at_horizon").sum() > 10
 
@@ -152,7 +152,7 @@ def test_auto_picks_simpy_when_any_capacity_is_limited_or_events_are_wanted():
 
 
 def test_the_manifest_records_the_engine_and_the_cli_takes_it(tmp_path, write_toml):
-    s = unlimited(EXPERIENCED, **{"run.horizon_days": 365})
+    s = unlimited(EXPERIENCED, **{**PERIOD, "run.horizon_days": 365})
     fast = run(s, reps=2, seed=5, log_events=False, progress=False)
     slow = run(s, reps=2, seed=5, log_events=False, progress=False, engine="simpy")
     assert (fast.manifest["engine"], slow.manifest["engine"]) == ("fast", "simpy")
@@ -162,7 +162,7 @@ def test_the_manifest_records_the_engine_and_the_cli_takes_it(tmp_path, write_to
         "engine"] == "simpy"
     with pytest.raises(ScenarioError, match="--engine"):
         run(s, reps=1, engine="fast", log_events=True)
-    path = write_toml(ONE_CENTER + "[run]\nhorizon_days = 365\n" + UNLIMITED_C)
+    path = write_toml(ONE_CENTER + "[run]\nhorizon_days = 365\nfollow_up_days = 0\n" + UNLIMITED_C)
     out = tmp_path / "run"
     assert main(["run", str(path), "--reps", "1", "--out", str(out), "--jobs", "1", "--quiet", "--no-events",
                  "--engine", "fast"]) == 0
@@ -223,7 +223,7 @@ def test_a_batch_of_replications_on_the_fast_path_gives_each_replications_own_ta
     from sim.io.outputs import arrow_table
     from sim.runs.replication import run_replications
 
-    s = unlimited(path, **{"run.horizon_days": 1000})
+    s = unlimited(path, **{**PERIOD, "run.horizon_days": 1000})
     reps = [2, 5, 3, 11]
     batch = run_replications(s, 8, reps)
     assert [r.replication for r in batch] == reps and {r.engine for r in batch} == {"fast"}
@@ -238,7 +238,7 @@ def test_a_batch_of_replications_on_the_fast_path_gives_each_replications_own_ta
 def test_replications_that_need_the_simpy_engine_are_not_batched():
     from sim.runs.replication import run_replications
 
-    s = load_scenario(LOW_VOLUME, overrides={"run.horizon_days": 300})
+    s = load_scenario(LOW_VOLUME, overrides={**PERIOD, "run.horizon_days": 300})
     results = run_replications(s, 1, [0, 1])
     assert {r.engine for r in results} == {"simpy"}
     pd.testing.assert_frame_equal(results[1].patients, run_replication(s, 1, 1).patients)
@@ -250,7 +250,7 @@ def test_runs_in_fast_path_batches_equal_runs_one_replication_at_a_time(tmp_path
     from sim.runs import replication
     from sim.runs.backends import Backend
 
-    s = unlimited(LOW_VOLUME, **{"run.horizon_days": 700})
+    s = unlimited(LOW_VOLUME, **{**PERIOD, "run.horizon_days": 700})
     assert replication.batch_size(s) > 7  # all seven replications in one batch when serial
     outs = {"batched": run(s, reps=7, seed=4, out=tmp_path / "batched", log_events=False, progress=False),
             "two_workers": run(s, reps=7, seed=4, jobs=2, out=tmp_path / "two_workers", log_events=False,
@@ -294,7 +294,7 @@ def without_schedules(path):
             overrides[f"centers.{c.name}.resources.{r}.open_windows"] = []
             overrides[f"centers.{c.name}.resources.{r}.closed_periods"] = []
             overrides[f"centers.{c.name}.resources.{r}.sessions_per_week"] = 0
-    return load_scenario(path, overrides={**overrides, "run.horizon_days": 730})
+    return load_scenario(path, overrides={**overrides, **PERIOD, "run.horizon_days": 730})
 
 
 @pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.stem)
@@ -339,6 +339,7 @@ def random_scenarios(draw):
     overrides["population.max_consultations.all"] = draw(st.integers(1, 6))
     overrides["population.second_opinion.probability"] = draw(PROBABILITY)
     overrides["run.horizon_days"] = draw(st.sampled_from([90.0, 365.0, 800.0]))
+    overrides.update(PERIOD)
     return overrides, draw(st.integers(0, 2**31 - 1))
 
 

@@ -11,7 +11,7 @@ import pytest
 from sim.config.scenario import load_scenario
 from sim.model.records import F_IN_PATHWAY
 from sim.runs.replication import run_replication
-from tests.helpers import EXPERIENCED, LOW_VOLUME, ONE_CENTER, check_invariants, only
+from tests.helpers import EXPERIENCED, LOW_VOLUME, ONE_CENTER, PERIOD, check_invariants, only
 
 
 @pytest.mark.parametrize("path", [EXPERIENCED, LOW_VOLUME])
@@ -98,7 +98,7 @@ def test_everyone_resolves_without_care_when_leaks_close_instantly(write_toml):
 
 
 def test_short_horizon_censors_patients_in_pathway(write_toml):
-    s = load_scenario(write_toml(only("spontaneous", "[run]\nhorizon_days = 60\n")))
+    s = load_scenario(write_toml(only("spontaneous", "[run]\nhorizon_days = 60\nfollow_up_days = 0\n")))
     p = run_replication(s, 1, 0).patients
     assert (p["final_state"] == "in_pathway_at_horizon").any()
     check_invariants(p, 60)
@@ -132,7 +132,7 @@ def test_a_finished_model_is_freed_without_waiting_for_the_garbage_collector():
     from sim.engines.simpy_engine import Pathway
     from sim.model.population import draw_cohort
 
-    s = load_scenario(LOW_VOLUME, overrides={"run.horizon_days": 400})
+    s = load_scenario(LOW_VOLUME, overrides={**PERIOD, "run.horizon_days": 400})
     cohort = draw_cohort(s, 1, 0)
     gc.collect()
     gc.disable()

@@ -45,7 +45,7 @@ def scenarios(draw: st.DrawFn, max_rate: float = 60.0) -> dict[str, Any]:
     """A raw scenario dict (as read from TOML) that the loader accepts."""
     per_etiology = {e: draw(st.floats(0.0, max_rate)) for e in ETIOLOGIES}
     raw: dict[str, Any] = {
-        "run": {"horizon_days": draw(st.integers(60, 400))},
+        "run": {"horizon_days": draw(st.integers(60, 400)), "follow_up_days": 0},
         "population": {
             "catchment": {"adults": 100_000},
             "incidence_per_100k_per_year": per_etiology,

@@ -9,14 +9,14 @@ import pandas as pd
 from sim.config.scenario import load_scenario
 from sim.engines.choice import unlimited_overrides
 from sim.runs.replication import run_replication
-from tests.helpers import LOW_VOLUME
+from tests.helpers import LOW_VOLUME, PERIOD
 
 SEED = 11
 
 
 def patients(policy: dict) -> pd.DataFrame:
     unlimited = unlimited_overrides(load_scenario(LOW_VOLUME))
-    scenario = load_scenario(LOW_VOLUME, overrides={**unlimited, "run.horizon_days": 1095.0, **policy})
+    scenario = load_scenario(LOW_VOLUME, overrides={**unlimited, **PERIOD, "run.horizon_days": 1095.0, **policy})
     return run_replication(scenario, SEED, 0).patients.set_index("patient_id")
 
 

@@ -21,7 +21,7 @@ from sim.config.parameters import ResourceSpec
 from sim.config.scenario import load_scenario
 from sim.engines.session_book import BURN_IN_DAYS, SessionBook, background_requests, session_days
 from sim.runs.replication import run_replication
-from tests.helpers import SCENARIOS
+from tests.helpers import PERIOD, SCENARIOS
 
 CONGESTED = SCENARIOS / "examples" / "congested_myelography.toml"
 MYELOGRAPHY = "centers.specialist.resources.myelography."
@@ -150,7 +150,7 @@ def test_a_patient_whose_leak_closes_leaves_the_list():
 
 # ------------------------------------------------------------------------------------ the model, as planners use it
 def _myelography_waits(overrides: dict, reps: int = 6) -> np.ndarray:
-    s = load_scenario(CONGESTED, overrides={"run.horizon_days": 1095, **overrides})
+    s = load_scenario(CONGESTED, overrides={**PERIOD, "run.horizon_days": 1095, **overrides})
     waits = []
     for rep in range(reps):
         res = run_replication(s, 21, rep).resources
@@ -176,7 +176,7 @@ def test_growing_demand_lengthens_the_wait():
 
 
 def test_session_booked_rows_report_the_list_in_planner_units():
-    s = load_scenario(CONGESTED, overrides={"run.horizon_days": 730})
+    s = load_scenario(CONGESTED, overrides={**PERIOD, "run.horizon_days": 730})
     res = run_replication(s, 21, 0).resources.set_index("resource")
     m = res.loc["myelography"]
     assert m["sessions_per_week"] == 1 and m["slots_per_session"] == 2 and m["capacity"] == 2
@@ -208,7 +208,7 @@ def test_background_before_day_zero_runs_at_the_day_zero_rate_whatever_the_growt
 
 def test_prompt_reviews_on_a_session_booked_clinic_are_urgent_requests_on_its_list():
     clinic = "centers.specialist.resources.clinic."
-    s = load_scenario(CONGESTED, overrides={"run.horizon_days": 730, clinic + "sessions_per_week": 5,
+    s = load_scenario(CONGESTED, overrides={**PERIOD, "run.horizon_days": 730, clinic + "sessions_per_week": 5,
                                             clinic + "slots_per_session": 4,
                                             clinic + "background_requests_per_week": 15.0})
     r = run_replication(s, 21, 0, log_events=True)
@@ -227,6 +227,6 @@ def test_too_many_other_patients_are_refused_before_the_run():
     from sim.errors import ScenarioError
 
     with pytest.raises(ScenarioError) as info:
-        load_scenario(CONGESTED, overrides={"run.horizon_days": 73_000, MYELOGRAPHY + "background_requests_per_week":
-                                            9_999.0})
+        load_scenario(CONGESTED, overrides={"run.horizon_days": 73_000,
+                                            MYELOGRAPHY + "background_requests_per_week": 9_999.0})
     assert info.value.field == MYELOGRAPHY + "background_requests_per_week"

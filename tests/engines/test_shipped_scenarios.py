@@ -6,21 +6,21 @@ import pytest
 
 from sim.config.scenario import load_scenario
 from sim.runs.replication import run_replication
-from tests.helpers import SCENARIOS, check_invariants
+from tests.helpers import PERIOD, SCENARIOS, check_invariants
 
 SHIPPED = sorted(p for p in SCENARIOS.rglob("*.toml") if p.name != "base.toml")
 
 
 @pytest.mark.parametrize("path", SHIPPED, ids=lambda p: str(p.relative_to(SCENARIOS)))
 def test_shipped_scenario_runs(path):
-    s = load_scenario(path, overrides={"run.horizon_days": 730})
+    s = load_scenario(path, overrides={**PERIOD, "run.horizon_days": 730})
     assert s.name and s.description
     r = run_replication(s, 1, 0)
     check_invariants(r.patients, 730)
 
 
 def test_direct_referral_sends_spontaneous_leaks_to_the_specialist_and_the_rest_to_the_district():
-    s = load_scenario(SCENARIOS / "routes" / "direct_referral.toml", overrides={"run.horizon_days": 730})
+    s = load_scenario(SCENARIOS / "routes" / "direct_referral.toml", overrides={**PERIOD, "run.horizon_days": 730})
     p = run_replication(s, 1, 0).patients
     first = p.groupby("etiology")["home_center"].agg(set)
     assert first["spontaneous"] == {"specialist"}

@@ -10,6 +10,7 @@ from scipy import stats
 
 from sim.config.scenario import load_scenario
 from sim.runs.replication import run_replication
+from tests.helpers import PERIOD
 
 ZERO_OTHER_ARRIVALS = "epidural = 0\nspinal_surgery = 0\nspontaneous = 0\n"
 
@@ -27,6 +28,7 @@ def mmc_scenario(lam_per_day: float, mean_service: float, c: int, horizon: float
     return f"""
 [run]
 horizon_days = {horizon}
+follow_up_days = 0
 [population.catchment]
 adults = 100_000
 [population.incidence_per_100k_per_year]
@@ -70,7 +72,7 @@ def test_single_resource_matches_erlang_c_and_littles_law(write_toml, lam, servi
 
 
 def test_little_law_holds_on_every_resource_of_the_shipped_low_volume_scenario():
-    s = load_scenario("scenarios/low_volume_center.toml", overrides={"run.horizon_days": 3650})
+    s = load_scenario("scenarios/low_volume_center.toml", overrides={**PERIOD, "run.horizon_days": 3650})
     r = run_replication(s, 2, 0)
     for row in r.resources.itertuples():
         if row.n_served > 20:

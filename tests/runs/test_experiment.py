@@ -21,9 +21,9 @@ from sim.config.schema import to_jsonable
 from sim.runs.backends import Backend
 from sim.runs.compare import compare
 from sim.runs.experiment import run, run_replications
-from tests.helpers import EXPERIENCED, LOW_VOLUME, ROOT, group_outlives
+from tests.helpers import EXPERIENCED, LOW_VOLUME, PERIOD, ROOT, group_outlives
 
-SMALL = {"run.horizon_days": 730}
+SMALL = {**PERIOD, "run.horizon_days": 730}
 
 
 def small(path):
@@ -478,7 +478,7 @@ def test_a_failed_run_kept_in_memory_leaves_no_temporary_folder(monkeypatch, tmp
 
 
 def test_a_run_result_prints_in_one_short_line():
-    r = run(load_scenario(EXPERIENCED, overrides={"run.horizon_days": 60}), reps=1, seed=1, log_events=False,
+    r = run(load_scenario(EXPERIENCED, overrides={**PERIOD, "run.horizon_days": 60}), reps=1, seed=1, log_events=False,
             progress=False)
     text = repr(r)
     assert len(text) < 200 and "\n" not in text and "reps=1" in text

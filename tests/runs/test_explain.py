@@ -30,7 +30,7 @@ from sim.runs.explain import (
     pair_centers,
     share_interval,
 )
-from tests.helpers import EXPERIENCED, LOW_VOLUME, SCENARIOS
+from tests.helpers import EXPERIENCED, LOW_VOLUME, PERIOD, SCENARIOS
 
 GROUP = {g.name: g for g in GROUPS}
 
@@ -101,8 +101,8 @@ def test_the_shipped_pair_pairs_district_with_specialist_and_shares_the_front_do
 def test_every_group_swapped_reproduces_a_patient_by_patient():
     """B's district with all of A's specialist settings (and no route on) is A's specialist: the structure part
     of the shipped comparison is zero, and each counterfactual changes only what its group holds."""
-    a = load_scenario(EXPERIENCED, overrides={"run.horizon_days": 730})
-    b = load_scenario(LOW_VOLUME, overrides={"run.horizon_days": 730})
+    a = load_scenario(EXPERIENCED, overrides={**PERIOD, "run.horizon_days": 730})
+    b = load_scenario(LOW_VOLUME, overrides={**PERIOD, "run.horizon_days": 730})
     pairs = pair_centers(b, a)
     differing = [g for g in GROUPS if group_differs(g, b, a, pairs)]
     assert "route" not in {g.name for g in differing}  # two centers of B on one of A: no valid route swap
@@ -120,8 +120,8 @@ def test_every_group_swapped_reproduces_a_patient_by_patient():
 
 
 def test_a_scenario_differing_in_one_group_is_explained_by_that_group_alone():
-    a = load_scenario(EXPERIENCED, overrides={"run.horizon_days": 730})
-    b = load_scenario(EXPERIENCED, overrides={"run.horizon_days": 730,
+    a = load_scenario(EXPERIENCED, overrides={**PERIOD, "run.horizon_days": 730})
+    b = load_scenario(EXPERIENCED, overrides={**PERIOD, "run.horizon_days": 730,
                                               "profiles.experienced.recognition_probability_spontaneous": 0.3})
     r = explain(a, b, reps=4, seed=2, progress=False)
     assert [g.name for g in r.groups] == ["diagnosis"]
@@ -135,8 +135,8 @@ def test_a_scenario_differing_in_one_group_is_explained_by_that_group_alone():
 
 
 def test_parts_add_up_to_the_gap_in_a_sequential_explanation_of_the_shipped_pair():
-    a = load_scenario(EXPERIENCED, overrides={"run.horizon_days": 730})
-    b = load_scenario(LOW_VOLUME, overrides={"run.horizon_days": 730})
+    a = load_scenario(EXPERIENCED, overrides={**PERIOD, "run.horizon_days": 730})
+    b = load_scenario(LOW_VOLUME, overrides={**PERIOD, "run.horizon_days": 730})
     r = explain(a, b, reps=5, seed=1, method="sequential", progress=False)
     t = r.table
     for (metric, _group), sel in t.groupby(["metric", "group"]):
@@ -182,8 +182,8 @@ def test_cli_explain_bad_pairing_is_one_line_exit_2(capsys):
 
 
 def test_compare_explain_total_is_the_comparisons_paired_difference(tmp_path):
-    a = load_scenario(EXPERIENCED, overrides={"run.horizon_days": 730})
-    b = load_scenario(EXPERIENCED, overrides={"run.horizon_days": 730, "scenario.name": "Slow imaging",
+    a = load_scenario(EXPERIENCED, overrides={**PERIOD, "run.horizon_days": 730})
+    b = load_scenario(EXPERIENCED, overrides={**PERIOD, "run.horizon_days": 730, "scenario.name": "Slow imaging",
                                               "profiles.experienced.resources.mri.booking_days":
                                                   {"family": "lognormal", "median": 30.0, "sigma": 0.5}})
     out = tmp_path / "cmp"
@@ -205,15 +205,15 @@ ROUTES = SCENARIOS / "routes"
 
 
 def test_direct_referral_is_explained_by_the_route_and_either_order_adds_up():
-    usual = load_scenario(ROUTES / "usual_care.toml", overrides={"run.horizon_days": 730})
-    direct = load_scenario(ROUTES / "direct_referral.toml", overrides={"run.horizon_days": 730})
+    usual = load_scenario(ROUTES / "usual_care.toml", overrides={**PERIOD, "run.horizon_days": 730})
+    direct = load_scenario(ROUTES / "direct_referral.toml", overrides={**PERIOD, "run.horizon_days": 730})
     r = explain(usual, direct, reps=3, seed=3, progress=False)
     assert [g.name for g in r.groups] == ["route"]
     route = r.part("symptom_days_mean", "spontaneous", "route")
     assert route["share_of_gap"] == pytest.approx(1.0) and route["contribution"] < 0
     # A lone specialist against usual care: the counterfactuals are built on usual care (more centers), and
     # the parts still add up to B - A with no structure left.
-    lone = load_scenario(EXPERIENCED, overrides={"run.horizon_days": 730})
+    lone = load_scenario(EXPERIENCED, overrides={**PERIOD, "run.horizon_days": 730})
     r = explain(usual, lone, reps=3, seed=3, method="sequential", progress=False)
     assert r.manifest is not None and r.manifest["counterfactuals_built_on"] == "A"
     t = r.table[(r.table["metric"] == "symptom_days_mean") & (r.table["group"] == "spontaneous")]

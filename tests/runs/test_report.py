@@ -31,7 +31,8 @@ COMPARISON_FIGURES = {"km_diagnosis", "km_resolution", "forest_differences", "pr
 
 
 def _short(path: Path, base: Path) -> Path:
-    path.write_text(f'extends = "{base.as_posix()}"\n[run]\nhorizon_days = {HORIZON_DAYS}\n', encoding="utf-8")
+    path.write_text(f'extends = "{base.as_posix()}"\n[run]\nhorizon_days = {HORIZON_DAYS}\n'
+                    f'follow_up_days = 0\n', encoding="utf-8")
     return path
 
 

@@ -37,7 +37,8 @@ def one_line_error(proc: subprocess.CompletedProcess, code: int = 2) -> str:
 
 def small_scenario(tmp_path: Path, name: str = "small.toml", extra: str = "") -> Path:
     path = tmp_path / name
-    path.write_text(f'extends = "{EXPERIENCED}"\n[run]\nhorizon_days = 200\n{extra}', encoding="utf-8")
+    path.write_text(f'extends = "{EXPERIENCED}"\n[run]\nhorizon_days = 200\n'
+                    f'follow_up_days = 0\n{extra}', encoding="utf-8")
     return path
 
 
@@ -196,7 +197,8 @@ def test_out_paths_that_cannot_hold_a_run_are_refused_in_one_line(tmp_path, case
 def test_a_refused_engine_leaves_no_partial_folder(tmp_path):
     """--engine fast on a scenario where patients can queue is refused once the run has begun."""
     scenario = tmp_path / "queue.toml"
-    scenario.write_text(ONE_CENTER + "[run]\nhorizon_days = 200\n[centers.c.resources.clinic]\ncapacity = 1\n",
+    scenario.write_text(ONE_CENTER + "[run]\nhorizon_days = 200\n"
+                                     "follow_up_days = 0\n[centers.c.resources.clinic]\ncapacity = 1\n",
                         encoding="utf-8")
     out = tmp_path / "out"
     proc = cli("run", str(scenario), "--out", str(out), *QUICK, "--engine", "fast")
@@ -255,7 +257,7 @@ def test_sigterm_is_an_interruption_in_one_line_and_resume_finishes_the_run(tmp_
 
 def test_warmup_of_a_scenario_with_no_arrivals_is_a_clear_error(tmp_path):
     scenario = tmp_path / "empty.toml"
-    scenario.write_text(f'extends = "{EXPERIENCED}"\n[run]\nhorizon_days = 100\n{ARRIVALS_PER_YEAR}'
+    scenario.write_text(f'extends = "{EXPERIENCED}"\n[run]\nhorizon_days = 100\nfollow_up_days = 0\n{ARRIVALS_PER_YEAR}'
                         "spontaneous = 0\npost_lp = 0\nepidural = 0\nspinal_surgery = 0\n", encoding="utf-8")
     out = tmp_path / "wu"
     line = one_line_error(cli("warmup", str(scenario), "--reps", "1", "--out", str(out)))
@@ -346,7 +348,7 @@ def test_an_atomic_write_that_fails_leaves_no_temporary_file(tmp_path, monkeypat
 
 def test_a_run_with_no_patients_says_so_and_warnings_are_one_plain_line_each(tmp_path):
     scenario = tmp_path / "empty.toml"
-    scenario.write_text(f'extends = "{EXPERIENCED}"\n[run]\nhorizon_days = 100\n{ARRIVALS_PER_YEAR}'
+    scenario.write_text(f'extends = "{EXPERIENCED}"\n[run]\nhorizon_days = 100\nfollow_up_days = 0\n{ARRIVALS_PER_YEAR}'
                         "spontaneous = 0\npost_lp = 0\nepidural = 0\nspinal_surgery = 0\n", encoding="utf-8")
     proc = cli("run", str(scenario), "--out", str(tmp_path / "run"), "--reps", "auto", "--max-reps", "8",
                "--quiet", "--no-report", "--no-events", "--jobs", "1")
@@ -457,7 +459,8 @@ def test_a_malformed_manifest_in_the_way_is_one_line(tmp_path, manifest):
 
 def test_a_scenario_named_figures_does_not_share_the_reports_folder(tmp_path):
     named = tmp_path / "figures.toml"
-    named.write_text(f'extends = "{EXPERIENCED}"\n[scenario]\nname = "Figures"\n[run]\nhorizon_days = 200\n')
+    named.write_text(f'extends = "{EXPERIENCED}"\n[scenario]\nname = "Figures"\n[run]\nhorizon_days = 200\n'
+                     f'follow_up_days = 0\n')
     out = tmp_path / "cmp"
     proc = cli("compare", str(named), str(small_scenario(tmp_path)), "--reps", "1", "--quiet", "--no-events",
                "--no-crn-check", "--jobs", "1", "--out", str(out))

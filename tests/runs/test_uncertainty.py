@@ -22,6 +22,7 @@ TINY = """
 name = "tiny {name}"
 [run]
 horizon_days = 120
+follow_up_days = 0
 [population.catchment]
 adults = 100_000
 [population.incidence_per_100k_per_year]

@@ -10,7 +10,7 @@ import pytest
 
 from sim import compare
 from sim.config.scenario import load_scenario
-from tests.helpers import EXPERIENCED, LOW_VOLUME, ROOT
+from tests.helpers import EXPERIENCED, LOW_VOLUME, PERIOD, ROOT
 
 
 @pytest.fixture(scope="module")
@@ -24,7 +24,7 @@ def vm():
 
 
 def test_table_rendering_on_a_tiny_run(vm):
-    small = {"run.horizon_days": 500}
+    small = {**PERIOD, "run.horizon_days": 500}
     runs = compare([load_scenario(EXPERIENCED, small), load_scenario(LOW_VOLUME, small)], reps=2, seed=3,
                    log_events=True, progress=False).runs
     outcomes = vm.evaluate(runs)

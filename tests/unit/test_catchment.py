@@ -9,7 +9,7 @@ import pytest
 from sim.config.scenario import load_scenario
 from sim.errors import ScenarioError
 from sim.runs.replication import run_replication
-from tests.helpers import EXPERIENCED, SCENARIOS
+from tests.helpers import EXPERIENCED, PERIOD, SCENARIOS
 
 NETWORK = SCENARIOS / "regional_network.toml"
 
@@ -27,8 +27,9 @@ def test_arrivals_are_incidence_times_the_catchment():
 
 
 def test_a_larger_catchment_brings_proportionally_more_patients():
-    small = load_scenario(EXPERIENCED, overrides={"run.horizon_days": 730})
-    large = load_scenario(EXPERIENCED, overrides={"run.horizon_days": 730, "population.catchment.adults": 4_000_000})
+    small = load_scenario(EXPERIENCED, overrides={**PERIOD, "run.horizon_days": 730})
+    large = load_scenario(EXPERIENCED, overrides={**PERIOD, "run.horizon_days": 730,
+                                                  "population.catchment.adults": 4_000_000})
     n_small = sum(len(run_replication(small, 11, r).patients) for r in range(3))
     n_large = sum(len(run_replication(large, 11, r).patients) for r in range(3))
     expected = 3 * 2 * sum(small.population.arrivals_per_year.values())  # 3 replications of two years
@@ -38,14 +39,14 @@ def test_a_larger_catchment_brings_proportionally_more_patients():
 
 def test_centers_in_adults_give_the_same_patients_as_the_equivalent_shares(write_toml):
     """The network ships its catchments in adults (4 x 250,000); as shares of 0.25 it is the same model."""
-    in_adults = load_scenario(NETWORK, overrides={"run.horizon_days": 365})
+    in_adults = load_scenario(NETWORK, overrides={**PERIOD, "run.horizon_days": 365})
     assert in_adults.population.catchment_adults == 1_000_000
     assert {c.name: c.catchment_adults for c in in_adults.centers} == dict.fromkeys(
         ("specialist", "district_north", "district_east", "district_west"), 250_000)
     text = NETWORK.read_text(encoding="utf-8")
     assert text.count("catchment_adults = 250_000") == 4
     as_shares = load_scenario(write_toml(text.replace("catchment_adults = 250_000", "catchment_share = 0.25")),
-                              overrides={"run.horizon_days": 365})
+                              overrides={**PERIOD, "run.horizon_days": 365})
     assert as_shares.population.arrivals_per_year == in_adults.population.arrivals_per_year
     pd.testing.assert_frame_equal(run_replication(in_adults, 5, 0).patients, run_replication(as_shares, 5, 0).patients)
     assert in_adults.resolved["centers"]["district_east"]["catchment_adults"] == 250_000

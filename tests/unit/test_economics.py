@@ -74,7 +74,7 @@ def test_patient_cost_and_qalys_by_hand():
 
 
 def test_run_tables_carry_economics(write_toml):
-    s = load_scenario(write_toml(ONE_CENTER + "\n[run]\nhorizon_days = 150\n"))
+    s = load_scenario(write_toml(ONE_CENTER + "\n[run]\nhorizon_days = 150\nfollow_up_days = 0\n"))
     from sim.runs.experiment import run
 
     r = run(s, reps=1, seed=2, log_events=False)

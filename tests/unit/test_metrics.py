@@ -12,11 +12,11 @@ from sim.analysis.stats import is_share, replication_metrics
 from sim.config.scenario import load_scenario
 from sim.report.html import FINDINGS, SENTENCES
 from sim.runs.replication import run_replication
-from tests.helpers import LOW_VOLUME
+from tests.helpers import LOW_VOLUME, PERIOD
 
 
 def test_every_metric_a_run_reports_is_in_the_dictionary_and_every_entry_is_reported():
-    s = load_scenario(LOW_VOLUME, overrides={"run.horizon_days": 400})
+    s = load_scenario(LOW_VOLUME, overrides={**PERIOD, "run.horizon_days": 400})
     r = run_replication(s, 1, 0)
     reported = set(replication_metrics(r.patients, r.resources, s.horizon_days)["metric"])
     assert reported == set(METRICS)
@@ -39,7 +39,7 @@ def test_headline_titles_come_from_the_dictionary_and_findings_are_headline_meas
 def test_heavy_censoring_biases_the_mean_over_the_resolved_but_not_the_restricted_mean():
     """A horizon of 400 days leaves most spontaneous leaks unresolved: the mean over the resolved is far below the
     restricted mean of the same patients over 365 days, which counts the unresolved as still waiting."""
-    s = load_scenario(LOW_VOLUME, overrides={"run.horizon_days": 400})
+    s = load_scenario(LOW_VOLUME, overrides={**PERIOD, "run.horizon_days": 400})
     r = run_replication(s, 2, 0)
     m = replication_metrics(r.patients, r.resources, s.horizon_days)
     value = m[m["group"] == "spontaneous"].set_index("metric")["value"]
@@ -50,7 +50,7 @@ def test_heavy_censoring_biases_the_mean_over_the_resolved_but_not_the_restricte
 
 def test_measures_over_a_year_are_missing_when_nobody_was_followed_for_a_year():
     """With 200 days of follow-up a restricted mean or an incidence over 365 days would be extrapolated."""
-    s = load_scenario(LOW_VOLUME, overrides={"run.horizon_days": 200})
+    s = load_scenario(LOW_VOLUME, overrides={**PERIOD, "run.horizon_days": 200})
     r = run_replication(s, 2, 0)
     m = replication_metrics(r.patients, r.resources, s.horizon_days).set_index(["metric", "group"])["value"]
     assert np.isnan(m[("time_to_resolution_rmst_365_days", "all")]) and np.isnan(m[("diagnosis_cif_365_days", "all")])

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from sim.config.scenario import load_scenario
 from sim.io.outputs import atomic_write_csv, csv_text
-from tests.helpers import LOW_VOLUME
+from tests.helpers import LOW_VOLUME, PERIOD
 
 
 def _awkward_numbers() -> pd.DataFrame:
@@ -50,7 +50,7 @@ def test_tables_it_does_not_cover_go_to_pandas(frame: pd.DataFrame, tmp_path) ->
 def test_km_table_of_a_run_is_written_as_pandas_writes_it(tmp_path) -> None:
     from sim.runs.experiment import run
 
-    s = load_scenario(LOW_VOLUME, overrides={"run.horizon_days": 400})
+    s = load_scenario(LOW_VOLUME, overrides={**PERIOD, "run.horizon_days": 400})
     run(s, reps=2, seed=5, out=tmp_path / "r", log_events=False, progress=False)
     km = pd.read_csv(tmp_path / "r" / "km.csv")
     assert csv_text(km) == km.to_csv(index=False) == (tmp_path / "r" / "km.csv").read_text()

@@ -11,7 +11,7 @@ from sim.config.scenario import load_scenario
 from sim.engines.schedule import next_open
 from sim.runs.replication import run_replication
 from sim.runs.sweep import parse_set, sweep
-from tests.helpers import EXPERIENCED, LOW_VOLUME, ROOT
+from tests.helpers import EXPERIENCED, LOW_VOLUME, PERIOD, ROOT
 
 NETWORK = ROOT / "scenarios" / "regional_network.toml"
 
@@ -150,6 +150,7 @@ def test_sweep_grid_writes_table_and_plot(tmp_path):
 
 def test_sweep_over_a_patient_group_list_tabulates_and_plots(tmp_path):
     settings = [parse_set("referral.district.after_failed_ebp=1"), parse_set("run.horizon_days=365"),
+                parse_set("run.follow_up_days=0"),
                 parse_set('referral.district.after_failed_ebp_for=["all"],["spontaneous"]')]
     out = tmp_path / "groups"
     sweep(LOW_VOLUME, settings, reps=2, seed=1, out=out, progress=False, metric="share_referred", group="post_lp")
@@ -229,7 +230,7 @@ def test_mser_finds_the_end_of_an_initial_transient():
 def test_warmup_command_writes_plot(tmp_path):
     from sim.runs.warmup import choose_warmup
 
-    s = load_scenario(LOW_VOLUME, overrides={"run.horizon_days": 900})
+    s = load_scenario(LOW_VOLUME, overrides={**PERIOD, "run.horizon_days": 900})
     table, cut = choose_warmup(s, reps=2, seed=1, out=tmp_path / "wu")
     assert 0 <= cut <= 450 and (tmp_path / "wu" / "warmup.png").stat().st_size > 1000
     assert table["in_pathway_mean"].iloc[-1] > 0
@@ -269,7 +270,7 @@ def _timeseries_reference(uses, resources, horizon_days, bin_days=365.25 / 12):
 def test_resource_timeseries_is_the_row_by_row_table_exactly(path, horizon):
     from sim.analysis.planning import resource_timeseries
 
-    s = load_scenario(path, overrides={"run.horizon_days": horizon})
+    s = load_scenario(path, overrides={**PERIOD, "run.horizon_days": horizon})
     r = run_replication(s, 3, 1, log_events=True)
     got = resource_timeseries(r.resource_uses, r.resources, s.horizon_days)
     want = _timeseries_reference(r.resource_uses, r.resources, s.horizon_days)

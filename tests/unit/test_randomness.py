@@ -10,7 +10,7 @@ import sim.model.population as population
 from sim.config.scenario import load_scenario
 from sim.model.population import draw_cohort
 from sim.model.randomness import PURPOSE_KEYS, pcg64_states, purpose_key, stream
-from tests.helpers import LOW_VOLUME
+from tests.helpers import LOW_VOLUME, PERIOD
 
 
 @pytest.mark.parametrize("root_seed", [0, 1, 20261124, 2**32 - 1])
@@ -38,7 +38,8 @@ def test_no_precomputed_states_beyond_32_bit_words(root_seed, keys):
 
 
 def test_cohort_is_the_same_with_streams_opened_one_by_one(monkeypatch):
-    s = load_scenario(LOW_VOLUME, overrides={"run.horizon_days": 400, "population.demand.growth_per_year": 0.2})
+    s = load_scenario(LOW_VOLUME, overrides={**PERIOD, "run.horizon_days": 400,
+                                            "population.demand.growth_per_year": 0.2})
     fast = draw_cohort(s, 5, 1)
     monkeypatch.setattr(population, "pcg64_states", lambda root_seed, keys: None)
     slow = draw_cohort(s, 5, 1)
@@ -50,7 +51,7 @@ def test_cohort_is_the_same_with_streams_opened_one_by_one(monkeypatch):
 
 
 def test_resource_uniforms_are_the_per_resource_arrays_stacked():
-    s = load_scenario(LOW_VOLUME, overrides={"run.horizon_days": 200})
+    s = load_scenario(LOW_VOLUME, overrides={**PERIOD, "run.horizon_days": 200})
     c = draw_cohort(s, 2, 0)
     block = c.resource_uniforms("booking")
     assert all(np.shares_memory(block, c.uniforms[f"booking:{r}"]) for r in range(block.shape[0]))
@@ -63,6 +64,6 @@ def test_treatment_uniforms_side_by_side_cover_every_treatment():
     from sim.model.population import TREATMENT_UNIFORMS
 
     assert set(TREATMENT_UNIFORMS) == set(TREATMENTS)
-    c = draw_cohort(load_scenario(LOW_VOLUME, overrides={"run.horizon_days": 200}), 2, 0)
+    c = draw_cohort(load_scenario(LOW_VOLUME, overrides={**PERIOD, "run.horizon_days": 200}), 2, 0)
     assert c.treatments is not None
     assert all(np.shares_memory(c.treatments, c.uniforms[name]) for name in TREATMENT_UNIFORMS)

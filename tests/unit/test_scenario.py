@@ -8,7 +8,7 @@ from sim.config.distributions import Distribution
 from sim.config.scenario import load_scenario
 from sim.config.schema import base_tree, flatten
 from sim.errors import ScenarioError
-from tests.helpers import EXPERIENCED, LOW_VOLUME, ONE_CENTER
+from tests.helpers import EXPERIENCED, LOW_VOLUME, ONE_CENTER, PERIOD
 
 
 def test_shipped_scenarios_load():
@@ -73,7 +73,7 @@ def test_custom_profile_like(write_toml):
 
 def test_extends_and_overrides_argument(write_toml, tmp_path):
     write_toml(ONE_CENTER, "parent.toml")
-    child = write_toml('extends = "parent.toml"\n[run]\nhorizon_days = 365\n', "child.toml")
+    child = write_toml('extends = "parent.toml"\n[run]\nhorizon_days = 365\nfollow_up_days = 0\n', "child.toml")
     s = load_scenario(child, overrides={"centers.c.resources.theatre.capacity": 2})
     assert s.horizon_days == 365 and s.center("c").resources["theatre"].capacity == 2
 
@@ -92,7 +92,7 @@ def test_extends_and_overrides_argument(write_toml, tmp_path):
      "population.care_seeking_days.post_lp.family", "one of fixed"),
     (ONE_CENTER + "[centers.c.resources.clinic]\ncapacity = 0\n", "centers.c.resources.clinic.capacity",
      "from 1"),
-    (ONE_CENTER + "[run]\nhorizon_days = 0\n", "run.horizon_days", "longer than 0"),
+    (ONE_CENTER + "[run]\nhorizon_days = 0\nfollow_up_days = 0\n", "run.horizon_days", "longer than 0"),
     ("[centers.a]\nprofile = \"experienced\"\ncatchment_share = 0.5\nrefers_to = \"b\"\n"
      "[centers.b]\nprofile = \"experienced\"\ncatchment_share = 0.5\nrefers_to = \"a\"\n",
      "centers.a.refers_to", "cycle"),
@@ -132,7 +132,7 @@ def test_numpy_scalars_put_into_a_scenario_by_hand_give_the_same_patients():
 
     from sim.runs.replication import run_replication
 
-    s = load_scenario(LOW_VOLUME, overrides={"run.horizon_days": 400})
+    s = load_scenario(LOW_VOLUME, overrides={**PERIOD, "run.horizon_days": 400})
     pop = dataclasses.replace(s.population, max_consultations=np.int64(s.population.max_consultations),
                               arrivals_per_year={k: np.float64(v) for k, v in s.population.arrivals_per_year.items()})
     by_hand = dataclasses.replace(s, population=pop)

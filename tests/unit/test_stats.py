@@ -25,7 +25,7 @@ from sim.analysis.survival import cumulative_incidence, km_median_days, restrict
 from sim.config.parameters import ETIOLOGIES
 from sim.config.scenario import load_scenario
 from sim.runs.replication import run_replication
-from tests.helpers import EXPERIENCED, LOW_VOLUME, ROOT
+from tests.helpers import EXPERIENCED, LOW_VOLUME, PERIOD, ROOT
 
 
 def reference_patient_metrics(p: pd.DataFrame, horizon_days: float) -> dict[str, float]:
@@ -88,7 +88,7 @@ def reference_patient_metrics(p: pd.DataFrame, horizon_days: float) -> dict[str,
 
 def reference_replication_metrics(patients: pd.DataFrame, resources: pd.DataFrame, horizon: float) -> pd.DataFrame:
     rep = int(patients["replication"].iloc[0]) if len(patients) else int(resources["replication"].iloc[0])
-    p = patients[~patients["in_warmup"]]
+    p = patients[patients["counted"]]
     rows = []
     groups = [("all", p)] + [(e, p[p["etiology"] == e]) for e in ETIOLOGIES]
     homes = sorted(p["home_center"].unique())
@@ -113,9 +113,9 @@ def reference_replication_metrics(patients: pd.DataFrame, resources: pd.DataFram
 
 CASES = [
     (EXPERIENCED, {}),
-    (LOW_VOLUME, {"run.horizon_days": 400}),  # short: censoring, missing days, empty groups of shares
+    (LOW_VOLUME, {**PERIOD, "run.horizon_days": 400}),  # short: censoring, missing days, empty groups of shares
     (ROOT / "scenarios" / "regional_network.toml", {"run.warmup_days": 200}),  # homes, warm-up left out
-    (LOW_VOLUME, {"run.horizon_days": 20}),  # tiny: groups with nobody in care
+    (LOW_VOLUME, {**PERIOD, "run.horizon_days": 20}),  # tiny: groups with nobody in care
 ]
 
 
@@ -130,7 +130,7 @@ def test_metrics_equal_the_pandas_formulas_bit_for_bit(path, overrides):
 
 
 def test_patient_metrics_of_an_empty_group_are_missing_not_errors():
-    s = load_scenario(EXPERIENCED, overrides={"run.horizon_days": 100})
+    s = load_scenario(EXPERIENCED, overrides={**PERIOD, "run.horizon_days": 100})
     p = run_replication(s, 1, 0).patients.iloc[0:0]
     got, want = patient_metrics(p, 100.0), reference_patient_metrics(p, 100.0)
     assert got.keys() == want.keys()

@@ -17,7 +17,7 @@ from sim.analysis.survival import kaplan_meier, km_from_sorted, km_table
 from sim.config.scenario import load_scenario
 from sim.runs.experiment import run
 from sim.runs.replication import run_replication
-from tests.helpers import LOW_VOLUME, SCENARIOS
+from tests.helpers import LOW_VOLUME, PERIOD, SCENARIOS
 
 
 def _as_finalize_read_it(frames: list[pd.DataFrame]) -> pd.DataFrame:
@@ -41,7 +41,8 @@ def _assert_same(reference: pd.DataFrame, merged: pd.DataFrame) -> None:
 
 @pytest.mark.parametrize("scenario_file", [LOW_VOLUME, SCENARIOS / "regional_network.toml"])
 def test_merged_tables_equal_the_all_patients_tables(tmp_path, scenario_file):
-    s = load_scenario(scenario_file, overrides={"run.horizon_days": 1500, "run.warmup_days": 200})
+    s = load_scenario(scenario_file, overrides={"run.follow_up_days": 300, "run.horizon_days": 1500,
+                                                "run.warmup_days": 200})
     frames, metrics = [], []
     for rep in range(3):
         r = run_replication(s, 4, rep)
@@ -50,7 +51,7 @@ def test_merged_tables_equal_the_all_patients_tables(tmp_path, scenario_file):
     per_rep = pd.concat(metrics, ignore_index=True)
     files = _write(tmp_path, frames, s.horizon_days)
     everyone = _as_finalize_read_it(frames)
-    assert everyone["in_warmup"].any()
+    assert not everyone["counted"].all()
     _assert_same(km_table(everyone, s.horizon_days), merged_km_table(files, s.horizon_days))
     _assert_same(distribution_table(everyone, per_rep), merged_distribution_table(files, per_rep))
 
@@ -70,7 +71,7 @@ def _synthetic(rep: int, n: int, rng: np.random.Generator, centers: list[str]) -
         "replication": rep, "patient_id": np.arange(n), "center": rng.choice(centers, n),
         "home_center": rng.choice(centers[:1], n),
         "etiology": rng.choice(["post_lp", "spontaneous"], n), "onset_day": onset, "presented_day": presented,
-        "diagnosed_day": diagnosed, "resolved_day": resolved, "in_warmup": onset < 3,
+        "diagnosed_day": diagnosed, "resolved_day": resolved, "counted": onset >= 3,
         "symptom_days": rng.integers(0, 100, n).astype(float), "waiting_days": np.where(rng.random(n) < 0.1, np.nan,
                                                                                        rng.random(n)),
         "n_consultations": rng.integers(0, 5, n), "n_ebp": rng.integers(0, 3, n),
@@ -112,10 +113,10 @@ def test_no_patient_in_care_gives_an_empty_km_table(tmp_path):
 def test_run_folder_tables_are_the_bytes_of_the_all_patients_tables(tmp_path):
     """The whole pipeline (worker summaries, per-event pieces joined, parallel merge) against the former
     finalization: every patient read back from patients.parquet, tables computed at once and written by pandas."""
-    s = load_scenario(SCENARIOS / "regional_network.toml", overrides={"run.horizon_days": 1000})
+    s = load_scenario(SCENARIOS / "regional_network.toml", overrides={**PERIOD, "run.horizon_days": 1000})
     r = run(s, reps=3, seed=2, jobs=2, out=tmp_path / "r", log_events=False, progress=False)
     columns = ["onset_day", "presented_day", "diagnosed_day", "resolved_day", "resolved_by", "center",
-               "home_center", "etiology", "in_warmup", "symptom_days", "waiting_days", "n_consultations", "n_ebp"]
+               "home_center", "etiology", "counted", "symptom_days", "waiting_days", "n_consultations", "n_ebp"]
     everyone = pq.read_table(tmp_path / "r" / "patients.parquet", columns=columns).to_pandas(
         strings_to_categorical=True)
     km = km_table(everyone, s.horizon_days).to_csv(index=False).encode()
@@ -130,7 +131,7 @@ def test_km_csv_carries_the_incidence_of_diagnosis_with_natural_closure_competin
     Kaplan-Meier; for resolution (no competing event) it is 1 - Kaplan-Meier."""
     from sim.analysis.survival import cumulative_incidence, time_to_event
 
-    s = load_scenario(LOW_VOLUME, overrides={"run.horizon_days": 900})
+    s = load_scenario(LOW_VOLUME, overrides={**PERIOD, "run.horizon_days": 900})
     p = run_replication(s, 5, 0).patients
     km = km_table(p, s.horizon_days)
     diag = km[(km["event"] == "diagnosis") & (km["group"] == "all")]
