@@ -178,6 +178,9 @@ class Clinical:
     spinal_surgery_direct_repair_probability: float
     ebp_first_success: dict[str, float]  # keys: EBP_SUCCESS_KEYS
     ebp_repeat_success: dict[str, float]
+    # Of the blind patches that do not seal, the share that relieve the symptoms for a while (keys as above).
+    ebp_transient_relief: dict[str, float]
+    transient_relief_days: Distribution  # how long such a relief lasts before the symptoms return
     ebp_max_blind: dict[str, int]  # procedure-related etiologies (spontaneous: the center's profile)
     targeted_patch_success: float
     fibrin_patch_success_spontaneous: float

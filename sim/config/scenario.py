@@ -675,6 +675,8 @@ def _build_clinical(t: dict[str, Any], file: str) -> Clinical:
         spinal_surgery_direct_repair_probability=_v(c, "spinal_surgery_direct_repair_probability", "all"),
         ebp_first_success={k: _v(c, "ebp_first_success", k) for k in ebp_keys},
         ebp_repeat_success={k: _v(c, "ebp_repeat_success", k) for k in ebp_keys},
+        ebp_transient_relief={k: _v(c, "ebp_transient_relief", k) for k in ebp_keys},
+        transient_relief_days=_v(c, "transient_relief_days", "all"),
         ebp_max_blind={e: _capped(_v(c, "ebp_max_blind", e), file, f"clinical.ebp_max_blind.{e}")
                        for e in procedure_related},
         targeted_patch_success=_v(c, "targeted_patch_success", "all"),

@@ -345,6 +345,29 @@ class FastPathway(FastClock):
         self._resolve(won, BY_STEP + step.compress(success), t.compress(success))
         self.last_key[won] = key.compress(success)
         self.pc[won] = AFTER
+        p_relief = tab.p_relief[key]
+        maybe = ~success & (p_relief > 0.0)
+        if some(maybe):
+            ri, j = idx.compress(maybe), slot(attempt.compress(maybe), "relief")
+            relieved = rules.relieved_for_a_while(self.u["relief_occurs"][ri, j], p_relief.compress(maybe))
+            if some(relieved):
+                self._transient_relief(ri.compress(relieved), j.compress(relieved))
+
+    def _transient_relief(self, idx: np.ndarray, j: np.ndarray) -> None:
+        """Pathway._transient_relief: days without symptoms after a blind patch that did not seal, then they return
+        and the ladder goes on (a leak closing meanwhile resolves, with no symptom day added)."""
+        rec = self.rec
+        rec.n_transient_reliefs[idx] += 1
+        t, t_nat = self.t[idx], self.t_nat[idx]
+        prior = rec.symptom_days[idx]
+        rec.symptom_days[idx] = np.where(np.isnan(prior), 0.0, prior) + (t - self.since[idx])
+        rec.symptomatic_at_end[idx] = False
+        days = self.delays.transient_relief.ppf(self.u["relief_days"][idx, j])
+        end = t + days
+        # Symptoms count again from the relief's end, or from the closure SimPy dates (the same sums).
+        self.since[idx] = np.where(end >= t_nat, np.where(t_nat > t, t + (t_nat - t), t), end)
+        going = self._wait(idx, days, BY_CONSERVATIVE)
+        rec.symptomatic_at_end[going] = True
 
     def _treatment_uniforms(self, idx: np.ndarray, step: np.ndarray, attempt: np.ndarray) -> np.ndarray:
         """u[step][k, attempt % width] per patient: the draw of this attempt at this kind of treatment (one

@@ -335,6 +335,33 @@ class Pathway(ResourceUse):
             draws = u[step]
             if draws.item(k, attempt % draws.shape[1]) < p:
                 return step
+            p_relief = cl.transient_relief_probability(step, h, cln)
+            if p_relief > 0.0:
+                j = attempt % SLOTS["relief"]
+                if rules.relieved_for_a_while(u["relief_occurs"].item(k, j), p_relief):
+                    ok = yield from self._transient_relief(st, self.days.transient_relief.item(k, j))
+                    if not ok:
+                        return CONSERVATIVE
+
+    def _transient_relief(self, st: PatientState, days: float) -> Generator[Any, Any, bool]:
+        """A blind patch that did not seal relieved the symptoms: `days` without them, then they return (a relapse)
+        and the ladder goes on. False if the leak closed on its own meanwhile (then no symptom day is added)."""
+        env = self.env
+        rec = self.records
+        k = st.k
+        rec.n_transient_reliefs[k] += 1
+        prior = rec.symptom_days[k]
+        rec.symptom_days[k] = (0.0 if math.isnan(prior) else prior) + (env._now - self._symptomatic_since[k])
+        rec.symptomatic_at_end[k] = False
+        wait, ok = self._wait(st, days)
+        if wait is not None:
+            yield wait
+        self._symptomatic_since[k] = env._now
+        if ok:
+            rec.symptomatic_at_end[k] = True
+            if self.events is not None:
+                self.log(k, "relapse", st.center.name)
+        return ok
 
     def _count_treatment(self, k: int, step: str) -> int:
         """Increment the patient's counter for this kind of treatment; return the attempt index (0-based)."""

@@ -87,6 +87,7 @@ class PathwayDays:
         u = cohort.uniforms
         self.misdiagnosis_return = LazyDays(u["misdiagnosis_return"], delays.misdiagnosis_return.ppf)
         self.recurrence = LazyDays(u["recurrence_delay"], delays.recurrence.ppf)
+        self.transient_relief = LazyDays(u["relief_days"], delays.transient_relief.ppf)
         self.rih_onset = LazyDays(u["rih_onset"], delays.rih_onset.ppf)
         self.rih_treated = LazyDays(u["rih_duration"], partial(delays.rih_duration, 1))
         self.rih_untreated = LazyDays(u["rih_duration"], partial(delays.rih_duration, 0))

@@ -39,6 +39,7 @@ ACTIVITIES: dict[str, tuple[str, str | None]] = {
     "rih_start": ("rebound intracranial hypertension begins after a seal", None),
     "ebp_for_misread_rih": ("a blood patch given for rebound hypertension mistaken for a leak", "procedure_room"),
     "recurrence": ("a sealed leak recurs", None),
+    "relapse": ("the relief a blind patch gave without sealing wears off: the symptoms are back", None),
     "resolved": ("symptoms end: the leak is sealed or closed on its own", None),
     "persistent": ("the patient leaves the pathway with symptoms (no further step offered)", None),
 }

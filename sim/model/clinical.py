@@ -10,7 +10,7 @@ import functools
 from dataclasses import dataclass
 from typing import Any
 
-from sim.config.parameters import IATROGENIC, CenterProfile, Clinical
+from sim.config.parameters import EBP_SUCCESS_KEYS, IATROGENIC, CenterProfile, Clinical
 
 # Steps of the ladder (plain strings: they are compared in the hot path and written to the event log).
 EBP = "ebp"
@@ -240,9 +240,23 @@ def ebp_success_probability(h: History, clinical: Clinical) -> float:
     without extradural CSF (SLEC-, Farb 2019), a ventral tear or a diverticulum have entries of their own, other
     leaks take their etiology's; first and repeat patches apart."""
     table = clinical.ebp_first_success if h.ebp_total == 0 else clinical.ebp_repeat_success
+    return table[ebp_key(h)]
+
+
+def ebp_key(h: History) -> str:
+    """The entry of the blind-patch tables (`EBP_SUCCESS_KEYS`) this patient's leak reads: a fistula, a spontaneous
+    leak without extradural CSF (SLEC-, Farb 2019), a ventral tear or a diverticulum have their own, other leaks
+    their etiology's."""
     if h.etiology == SPONTANEOUS and not h.slec and h.leak_type != CVF:
-        return table["slec_negative"]
-    return table.get(h.leak_type, table[h.etiology])
+        return "slec_negative"
+    return h.leak_type if h.leak_type in EBP_SUCCESS_KEYS else h.etiology
+
+
+def transient_relief_probability(step: str, h: History, clinical: Clinical) -> float:
+    """Probability that a blind patch that did not seal still relieves the symptoms for a while (then they return
+    and the ladder goes on), by the same leak key as `ebp_success_probability`. Other steps: 0 (their published
+    success rates are read as lasting)."""
+    return clinical.ebp_transient_relief[ebp_key(h)] if step == EBP else 0.0
 
 
 def is_late(days_since_onset: Any, threshold_days: float) -> Any:

@@ -70,6 +70,7 @@ class LadderTable:
         self.next_found = widen(get("next_found"), n_pairs, -1, np.int64)
         self.p_rih = widen(get("p_rih"), n_pairs, np.nan, np.float64)
         self.p_recur = widen(get("p_recur"), n_pairs, np.nan, np.float64)
+        self.p_relief = widen(get("p_relief"), n_pairs, 0.0, np.float64)
         self._new_episode = widen(get("_new_episode"), cap, -1, np.int64)
         self._misread_ebp = widen(get("_misread_ebp"), cap, -1, np.int64)
         self._arrive = widen(get("_arrive"), cap, -1, np.int64)
@@ -116,6 +117,7 @@ class LadderTable:
             self.next_state[key] = nxt
             self.p_rih[key] = cl.rih_probability(step, self.histories[nxt], cln)
             self.p_recur[key] = cl.recurrence_probability(step, self.histories[nxt], cln)
+            self.p_relief[key] = cl.transient_relief_probability(step, h, cln)
         self.known[key] = True
 
     def new_episode(self, states: np.ndarray) -> np.ndarray:

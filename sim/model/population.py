@@ -42,6 +42,8 @@ PER_USE: dict[str, tuple[str, int]] = {
     "conservative": ("conservative", SLOTS["conservative"]),
     "residual_occurs": ("residual", SLOTS["residual"]),
     "residual_recovery": ("residual", SLOTS["residual"]),
+    "relief_occurs": ("relief", SLOTS["relief"]),
+    "relief_days": ("relief", SLOTS["relief"]),
     "complications": ("complications", len(COMPLICATION_KINDS)),  # one per kind, in their order
     **{f"service:{i}": (f"service:{i}", SLOTS["service"]) for i in range(len(RESOURCES))},
     **{f"booking:{i}": (f"booking:{i}", SLOTS["booking"]) for i in range(len(RESOURCES))},

@@ -41,6 +41,7 @@ PURPOSE_KEYS: dict[str, int] = {
     "severity": 21,
     "residual": 22,
     "complications": 23,
+    "relief": 24,
     "service": 100,  # + resource index
     "booking": 200,  # + resource index
     "background": 300,  # other patients' requests for a session-booked resource: + center x resources + resource
@@ -64,6 +65,7 @@ SLOTS: dict[str, int] = {
     "misdiagnosis_return": 24,
     "conservative": 4,
     "residual": 4,
+    "relief": 8,
     "service": 16,
     "booking": 16,
 }

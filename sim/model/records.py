@@ -113,6 +113,8 @@ PATIENT_SCHEMA: tuple[Column, ...] = (
     Column("complication_embolization_pain", "flag", "local pain after embolization (bool)"),
     Column("recurred", "flag", "symptoms recurred after a success (bool)"),
     Column("n_recurrences", "count", "recurrences (count)", engine=True),
+    Column("n_transient_reliefs", "count", "blind patches that did not seal but relieved the symptoms for a while "
+           "before they returned (`clinical.ebp_transient_relief`; count)", engine=True),
     Column("referred", "flag", "referred at least once (bool)"),
     Column("n_referrals", "count", "referrals (count)", engine=True),
     Column("leak_localized", "flag", "spinal imaging found the leak (bool)", engine=True),

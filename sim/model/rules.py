@@ -113,6 +113,11 @@ def recurs(u: Any, p_recurrence: Any) -> Any:
     return u < p_recurrence
 
 
+def relieved_for_a_while(u: Any, p_transient_relief: Any) -> Any:
+    """A blind patch that did not seal relieves the symptoms for a while (`clinical.transient_relief_probability`)."""
+    return u < p_transient_relief
+
+
 def residual_probability(days_to_seal: Any, at_90_days: float, odds_ratio_per_doubling: float) -> Any:
     """Residual symptoms after a treatment sealed a spontaneous leak `days_to_seal` days after onset: logistic in
     log2 of the delay (`clinical.residual_symptoms`). The engines ask it for spontaneous leaks only."""
@@ -142,6 +147,7 @@ class Delays:
     rih_duration: DistributionTable  # by recognized: untreated (0), treated (1)
     misdiagnosis_return: Distribution  # from a missed diagnosis to the next consultation
     recurrence: Distribution  # from a success to the return of symptoms
+    transient_relief: Distribution  # from a blind patch that did not seal to the end of the relief it gave
     rih_onset: Distribution  # from a success to RIH
     prompt_review: Distribution | None  # first consultation of a procedure-related leak (None: the clinic's booking)
     procedural_patch: Distribution | None  # booking of a procedure-related leak's blood patch (None: the room's)
@@ -180,6 +186,7 @@ class PathwayRules:
             rih_duration=DistributionTable([cln.rih_duration_untreated_days, cln.rih_duration_treated_days]),
             misdiagnosis_return=pop.misdiagnosis_return_days,
             recurrence=cln.recurrence_days,
+            transient_relief=cln.transient_relief_days,
             rih_onset=cln.rih_onset_days,
             prompt_review=pop.iatrogenic_review_days,
             procedural_patch=cln.procedural_patch_booking_days,
