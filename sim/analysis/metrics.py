@@ -159,7 +159,7 @@ def markdown() -> str:
              "when there are several) and summarized across replications: mean, sd and a 95% confidence interval",
              "(t-based; for shares on the logit scale, so that it stays within [0, 1]). Paired differences between",
              "scenarios (comparison.csv) are in the metric's unit: for a share, a difference of 0.05 is 5",
-             "percentage points.",
+             "percentage points, which the columns diff_pp, diff_pp_ci95_low and diff_pp_ci95_high give.",
              "",
              "The patients counted are those with onset after `run.warmup_days` and at least `run.follow_up_days`",
              "(default 365) before the horizon, so that each is followed at least that long; later onsets are",

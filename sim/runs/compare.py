@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from sim.analysis.metrics import METRICS
 from sim.analysis.stats import PRIMARY_METRICS, metric_interval, t_interval
 from sim.config.parameters import Scenario
 from sim.config.scenario import load_scenario
@@ -72,6 +73,11 @@ def comparison_table(runs: Sequence[RunResult]) -> pd.DataFrame:
     for col in ("diff_vs_first", "diff_sd", "diff_ci95_low", "diff_ci95_high"):
         if col not in df:
             df[col] = np.nan
+    # A difference of shares, also in percentage points (a 0.05 difference of shares is 5 points, not 5%).
+    share = df["metric"].map(lambda m: m in METRICS and METRICS[m].kind == "share").to_numpy(dtype=bool)
+    for col, pp in (("diff_vs_first", "diff_pp"), ("diff_ci95_low", "diff_pp_ci95_low"),
+                    ("diff_ci95_high", "diff_pp_ci95_high")):
+        df[pp] = np.where(share, 100.0 * df[col].to_numpy(dtype=float), np.nan)
     return df
 
 

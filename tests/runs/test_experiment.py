@@ -40,6 +40,13 @@ def test_paired_difference_of_a_scenario_with_itself_is_exactly_zero():
 
 def test_crn_measurement_reports_variance_reduction():
     result = compare([small(EXPERIENCED), small(LOW_VOLUME)], reps=6, seed=2, log_events=False, progress=False)
+    # Differences of shares also in percentage points; other metrics have none.
+    c = result.comparison[result.comparison["scenario_index"] == 1].set_index(["metric", "group"])
+    share = c.loc[("share_persistent", "all")]
+    assert np.isfinite(share["diff_vs_first"]) and share["diff_pp"] == pytest.approx(100 * share["diff_vs_first"])
+    assert share["diff_pp_ci95_low"] == pytest.approx(100 * share["diff_ci95_low"])
+    assert share["diff_pp_ci95_high"] == pytest.approx(100 * share["diff_ci95_high"])
+    assert np.isnan(c.loc[("symptom_days_mean", "all"), "diff_pp"])
     crn = result.crn
     assert crn is not None and len(crn) > 20
     # the population is common: counts of patients do not differ at all under CRN, but do independently
