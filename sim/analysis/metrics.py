@@ -108,6 +108,10 @@ _METRICS: tuple[Metric, ...] = (
     Metric("share_complication", "A complication of treatment", "share", "share", CARE, "patients who presented",
            "intracranial bleeding after a patch, permanent deficit after surgery or pain after embolization, "
            "after procedures before the horizon (`[complications]`)"),
+    Metric("share_leak_complication", "A complication of the leak itself", "share", "share", ALL, "every patient",
+           "a subdural haematoma or superficial siderosis that began while the leak was open (from the onset to the "
+           "first day the symptoms ended) and before the horizon (`[complications.subdural_haematoma]`, "
+           "`[complications.superficial_siderosis]`); spontaneous leaks only"),
     Metric("symptom_days_mean", "Symptom days per patient", "days", "time", CARE, "patients who presented",
            "days with symptoms up to the horizon (a patient with less follow-up counts fewer days)"),
     Metric("symptom_days_per_month", "Days with symptoms per month of follow-up", "days per month", "rate", CARE,

@@ -15,6 +15,7 @@ from sim.analysis.survival import cumulative_incidence, km_median_days, restrict
 from sim.config.parameters import ETIOLOGIES
 from sim.model import clinical as cl
 from sim.model.complications import COLUMNS as COMPLICATION_COLUMNS
+from sim.model.complications import LEAK_COLUMNS as LEAK_COMPLICATION_COLUMNS
 
 PROCEDURE_COLUMNS = {
     "ebp_per_patient": "n_ebp",
@@ -82,6 +83,8 @@ class _Columns:
         self.residual_days = p["residual_days"].to_numpy(dtype=np.float64) if "residual_days" in p else None
         flags = [p[c].to_numpy(dtype=bool) for c in COMPLICATION_COLUMNS if c in p]
         self.complication = np.logical_or.reduce(flags) if len(flags) == len(COMPLICATION_COLUMNS) else None
+        leak = [p[c].to_numpy(dtype=bool) for c in LEAK_COMPLICATION_COLUMNS if c in p]
+        self.leak_complication = np.logical_or.reduce(leak) if len(leak) == len(LEAK_COMPLICATION_COLUMNS) else None
 
 
 def _mean(values: np.ndarray) -> float:
@@ -160,6 +163,8 @@ def _group_metrics(c: _Columns, rows: np.ndarray, horizon_days: float) -> dict[s
         out["residual_days_mean"] = _mean(np.nan_to_num(c.residual_days[care])) if n else math.nan
     if c.complication is not None:
         out["share_complication"] = _mean(c.complication[care]) if n else math.nan
+    if c.leak_complication is not None:
+        out["share_leak_complication"] = _mean(c.leak_complication[rows]) if n_all else math.nan
     out["waiting_days_mean"] = _mean(c.float["waiting_days"][care]) if n else math.nan
     # Days with symptoms (of the leak, then residual after a seal) per month of follow-up: a person-time rate.
     days_ill = np.nan_to_num(c.float["symptom_days"][care])

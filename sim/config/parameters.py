@@ -48,6 +48,32 @@ COMPLICATION_KINDS: tuple[ComplicationKind, ...] = (
     ComplicationKind("embolization_pain", ("n_embolization",), "first_embolization_day"),
 )
 
+
+@dataclass(frozen=True, slots=True)
+class LeakComplicationKind:
+    """A complication of the leak itself (not of a treatment): it happens `onset_days` after the onset with its
+    `probability` if the leak is still open then, for the listed spontaneous leak types."""
+
+    name: str
+    leak_types: tuple[str, ...]
+
+    @property
+    def column(self) -> str:
+        return f"complication_{self.name}"
+
+    @property
+    def start_column(self) -> str:
+        """The day it happened (a patient column), from which it is priced."""
+        return f"complication_{self.name}_day"
+
+
+# The complications of long-standing leaks in `[complications.*]`, in the order of their uniforms (two each).
+LEAK_COMPLICATION_KINDS: tuple[LeakComplicationKind, ...] = (
+    LeakComplicationKind("subdural_haematoma", LEAK_TYPES),
+    LeakComplicationKind("superficial_siderosis", ("ventral_dural_tear",)),
+)
+
+
 @dataclass(frozen=True, slots=True)
 class ResourceSpec:
     """A scarce resource. With `sessions_per_week` 0: `capacity` parallel servers, each held `service_days` per

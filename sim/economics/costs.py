@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from sim.config.parameters import COMPLICATION_KINDS
+from sim.config.parameters import COMPLICATION_KINDS, LEAK_COMPLICATION_KINDS
 
 DAYS_PER_YEAR = 365.25
 ECONOMICS_COLUMNS: tuple[str, ...] = ("cost", "qaly", "qaly_loss", "work_days_lost", "productivity_cost")
@@ -75,7 +75,7 @@ def economic_params(scenario: Any) -> EconomicParams:
         costs={k: float(p.value) for k, p in r["costs"].items()},
         utilities={k: float(p.value) for k, p in r["utilities"].items()},
         productivity={k: float(p.value) for k, p in r["productivity"].items()},
-        complications={kind: {k: float(p.value) for k, p in fields.items() if k != "probability"}
+        complications={kind: {k: float(p.value) for k, p in fields.items() if k not in ("probability", "onset_days")}
                        for kind, fields in r.get("complications", {}).items()},
     )
 
@@ -143,8 +143,9 @@ def economics_columns(p: Mapping[str, Any], spontaneous: np.ndarray, persistent:
             + u["rih"] * discounted_years(symptoms, rih_end, rq)
             + u.get("residual", u["resolved"]) * discounted_years(rih_end, residual_end, rq)
             + u["resolved"] * discounted_years(residual_end, follow, rq))
-    # Complications: a cost once, and a utility decrement for a while, from the first procedure of their kind.
-    for kind in COMPLICATION_KINDS:
+    # Complications: a cost once, and a utility decrement for a while, from the first procedure of their kind (or
+    # the day a complication of the leak itself happened).
+    for kind in (*COMPLICATION_KINDS, *LEAK_COMPLICATION_KINDS):
         if kind.column not in p or kind.name not in params.complications:
             continue  # a table or a scenario from before complications were modelled
         had = np.asarray(p[kind.column], dtype=bool)

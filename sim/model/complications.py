@@ -1,4 +1,5 @@
-"""Complications of treatment, decided per patient after the run from her procedure counts.
+"""Complications of treatment, decided per patient after the run from her procedure counts, and of the leak
+itself (a subdural haematoma, superficial siderosis), from how long it stayed open.
 
 Why after the run. A complication here changes neither the ladder nor the days of anyone's pathway: it costs
 money and quality of life (`sim.economics.costs`). So it is a function of what the engines wrote (counts, the
@@ -12,9 +13,13 @@ from typing import Any
 
 import numpy as np
 
+from sim.config.distributions import Distribution
 from sim.config.parameters import COMPLICATION_KINDS as KINDS
+from sim.config.parameters import LEAK_COMPLICATION_KINDS as LEAK_KINDS
+from sim.config.parameters import LEAK_TYPES
 
 COLUMNS: tuple[str, ...] = tuple(k.column for k in KINDS)
+LEAK_COLUMNS: tuple[str, ...] = tuple(k.column for k in LEAK_KINDS)
 
 
 def probabilities(resolved: dict[str, Any]) -> dict[str, float]:
@@ -39,3 +44,35 @@ def complication_flags(counts: dict[str, np.ndarray], spontaneous: np.ndarray, u
             n = np.where(spontaneous, n, 0)
         flags[kind.column] = uniforms[:, j] < at_least_one(n, per_procedure[kind.name])
     return flags
+
+
+def leak_parameters(resolved: dict[str, Any]) -> dict[str, tuple[float, Distribution] | None]:
+    """Per leak complication: its probability and the distribution of its days from onset (None for a tree
+    written before these were modelled)."""
+    table = resolved.get("complications", {})
+    return {k.name: (float(table[k.name]["probability"].value), table[k.name]["onset_days"].value)
+            if k.name in table else None for k in LEAK_KINDS}
+
+
+def leak_complications(onset_day: np.ndarray, first_resolved_day: np.ndarray, leak_type: np.ndarray,
+                       horizon_days: float, uniforms: np.ndarray,
+                       parameters: dict[str, tuple[float, Distribution] | None]) -> dict[str, np.ndarray]:
+    """Per leak complication a flag and its day: it happens `onset_days` (drawn) after the onset, with its
+    probability, if the leak is still open then: before the first day the symptoms ended (`first_resolved_day`;
+    a later recurrence is not counted) and before the horizon. `leak_type` indexes LEAK_TYPES (-1: procedure-
+    related, never). `uniforms` has two columns per kind, in LEAK_KINDS order: whether, and when."""
+    open_until = np.minimum(np.where(np.isnan(first_resolved_day), np.inf, first_resolved_day), horizon_days)
+    out: dict[str, np.ndarray] = {}
+    for j, kind in enumerate(LEAK_KINDS):
+        params = parameters[kind.name]
+        had = np.zeros(onset_day.size, dtype=bool)
+        day = np.full(onset_day.size, np.nan)
+        if params is not None:
+            probability, delay = params
+            exposed = np.isin(leak_type, [LEAK_TYPES.index(t) for t in kind.leak_types])
+            at = onset_day + delay.ppf(uniforms[:, 2 * j + 1])
+            had = exposed & (uniforms[:, 2 * j] < probability) & (at < open_until)
+            day = np.where(had, at, np.nan)
+        out[kind.column] = had
+        out[kind.start_column] = day
+    return out

@@ -11,7 +11,15 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from sim.config.parameters import COMPLICATION_KINDS, ETIOLOGIES, IATROGENIC, LEAK_TYPES, RESOURCES, Scenario
+from sim.config.parameters import (
+    COMPLICATION_KINDS,
+    ETIOLOGIES,
+    IATROGENIC,
+    LEAK_COMPLICATION_KINDS,
+    LEAK_TYPES,
+    RESOURCES,
+    Scenario,
+)
 from sim.model.front_door import VISIT_SLOTS, through_front_door
 from sim.model.randomness import SLOTS, pcg64_states, purpose_key, stream
 
@@ -45,6 +53,8 @@ PER_USE: dict[str, tuple[str, int]] = {
     "relief_occurs": ("relief", SLOTS["relief"]),
     "relief_days": ("relief", SLOTS["relief"]),
     "complications": ("complications", len(COMPLICATION_KINDS)),  # one per kind, in their order
+    # Per kind (in their order): whether it would happen, and when (onset_days).
+    "leak_complications": ("leak_complications", 2 * len(LEAK_COMPLICATION_KINDS)),
     **{f"service:{i}": (f"service:{i}", SLOTS["service"]) for i in range(len(RESOURCES))},
     **{f"booking:{i}": (f"booking:{i}", SLOTS["booking"]) for i in range(len(RESOURCES))},
 }

@@ -42,6 +42,7 @@ PURPOSE_KEYS: dict[str, int] = {
     "residual": 22,
     "complications": 23,
     "relief": 24,
+    "leak_complications": 25,
     "service": 100,  # + resource index
     "booking": 200,  # + resource index
     "background": 300,  # other patients' requests for a session-booked resource: + center x resources + resource

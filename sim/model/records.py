@@ -111,6 +111,12 @@ PATIENT_SCHEMA: tuple[Column, ...] = (
            "(`[complications]`; bool)"),
     Column("complication_neurological_deficit", "flag", "permanent neurological deficit after leak surgery (bool)"),
     Column("complication_embolization_pain", "flag", "local pain after embolization (bool)"),
+    Column("complication_subdural_haematoma", "flag", "a subdural haematoma from the low pressure of a spontaneous "
+           "leak still open when it formed (`[complications.subdural_haematoma]`; bool)"),
+    Column("complication_subdural_haematoma_day", "day", "the day it formed (day)"),
+    Column("complication_superficial_siderosis", "flag", "superficial siderosis from a ventral dural tear left open "
+           "for years (`[complications.superficial_siderosis]`; bool)"),
+    Column("complication_superficial_siderosis_day", "day", "the day it began (day)"),
     Column("recurred", "flag", "symptoms recurred after a success (bool)"),
     Column("n_recurrences", "count", "recurrences (count)", engine=True),
     Column("n_transient_reliefs", "count", "blind patches that did not seal but relieved the symptoms for a while "

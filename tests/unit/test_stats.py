@@ -75,6 +75,8 @@ def reference_patient_metrics(p: pd.DataFrame, horizon_days: float) -> dict[str,
     complication = care[["complication_intracranial_bleed", "complication_neurological_deficit",
                          "complication_embolization_pain"]].any(axis=1)
     out["share_complication"] = float(complication.mean()) if n else math.nan
+    leak = p[["complication_subdural_haematoma", "complication_superficial_siderosis"]].any(axis=1)
+    out["share_leak_complication"] = float(leak.mean()) if len(p) else math.nan
     out["waiting_days_mean"] = float(care["waiting_days"].mean()) if n else math.nan
     ill = np.nan_to_num(care["symptom_days"].to_numpy(dtype=float)) + \
         np.nan_to_num(care["residual_days"].to_numpy(dtype=float))
