@@ -108,10 +108,12 @@ _METRICS: tuple[Metric, ...] = (
     Metric("share_complication", "A complication of treatment", "share", "share", CARE, "patients who presented",
            "intracranial bleeding after a patch, permanent deficit after surgery or pain after embolization, "
            "after procedures before the horizon (`[complications]`)"),
-    Metric("share_leak_complication", "A complication of the leak itself", "share", "share", ALL, "every patient",
-           "a subdural haematoma or superficial siderosis that began while the leak was open (from the onset to the "
-           "first day the symptoms ended) and before the horizon (`[complications.subdural_haematoma]`, "
-           "`[complications.superficial_siderosis]`); spontaneous leaks only"),
+    Metric("share_leak_complication", "A complication of the leak itself", "share", "share",
+           "counted patients with a spontaneous leak, whether or not they reached care", "spontaneous patients",
+           "a subdural haematoma or superficial siderosis that began while the leak was open (from the onset to "
+           "`first_resolved_day`, its first seal or closure) and before the horizon "
+           "(`[complications.subdural_haematoma]`, `[complications.superficial_siderosis]`); nan for a group "
+           "without spontaneous leaks"),
     Metric("symptom_days_mean", "Symptom days per patient", "days", "time", CARE, "patients who presented",
            "days with symptoms up to the horizon (a patient with less follow-up counts fewer days)"),
     Metric("symptom_days_per_month", "Days with symptoms per month of follow-up", "days per month", "rate", CARE,

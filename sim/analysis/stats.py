@@ -16,6 +16,7 @@ from sim.config.parameters import ETIOLOGIES
 from sim.model import clinical as cl
 from sim.model.complications import COLUMNS as COMPLICATION_COLUMNS
 from sim.model.complications import LEAK_COLUMNS as LEAK_COMPLICATION_COLUMNS
+from sim.model.records import counted_rows
 
 PROCEDURE_COLUMNS = {
     "ebp_per_patient": "n_ebp",
@@ -83,6 +84,7 @@ class _Columns:
         self.residual_days = p["residual_days"].to_numpy(dtype=np.float64) if "residual_days" in p else None
         flags = [p[c].to_numpy(dtype=bool) for c in COMPLICATION_COLUMNS if c in p]
         self.complication = np.logical_or.reduce(flags) if len(flags) == len(COMPLICATION_COLUMNS) else None
+        self.spontaneous = p["etiology"].to_numpy(dtype=object) == "spontaneous"
         leak = [p[c].to_numpy(dtype=bool) for c in LEAK_COMPLICATION_COLUMNS if c in p]
         self.leak_complication = np.logical_or.reduce(leak) if len(leak) == len(LEAK_COMPLICATION_COLUMNS) else None
 
@@ -164,7 +166,8 @@ def _group_metrics(c: _Columns, rows: np.ndarray, horizon_days: float) -> dict[s
     if c.complication is not None:
         out["share_complication"] = _mean(c.complication[care]) if n else math.nan
     if c.leak_complication is not None:
-        out["share_leak_complication"] = _mean(c.leak_complication[rows]) if n_all else math.nan
+        spontaneous = rows & c.spontaneous
+        out["share_leak_complication"] = _mean(c.leak_complication[spontaneous]) if spontaneous.any() else math.nan
     out["waiting_days_mean"] = _mean(c.float["waiting_days"][care]) if n else math.nan
     # Days with symptoms (of the leak, then residual after a seal) per month of follow-up: a person-time rate.
     days_ill = np.nan_to_num(c.float["symptom_days"][care])
@@ -182,7 +185,8 @@ def replication_metrics(patients: pd.DataFrame, resources: pd.DataFrame, horizon
     """Tidy table [replication, metric, group, value] of one replication, over its counted patients
     (`Scenario.counted`)."""
     rep = int(patients["replication"].iloc[0]) if len(patients) else int(resources["replication"].iloc[0])
-    p = patients if patients["counted"].all() else patients[patients["counted"]]
+    counted = counted_rows(patients)
+    p = patients if counted.all() else patients[counted]
     c = _Columns(p)
     etiology = p["etiology"].to_numpy(dtype=object)
     home = p["home_center"].to_numpy(dtype=object)
@@ -334,7 +338,7 @@ def distribution_table(patients: pd.DataFrame, per_rep: pd.DataFrame) -> pd.Data
     """Outcome distributions: percentiles across patients (pooled over replications, patients who reached care)
     and across replications (of each replication-level metric), by group (all, etiology, center)."""
     rows = []
-    care = patients[patients["presented_day"].notna() & patients["counted"]]
+    care = patients[patients["presented_day"].notna() & counted_rows(patients)]
     groups = [("all", "all", care)]
     groups += [("etiology", str(k), g) for k, g in care.groupby("etiology", sort=True)]
     groups += [("center", str(k), g) for k, g in care.groupby("center", sort=True)]

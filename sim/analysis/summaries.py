@@ -33,6 +33,7 @@ import pandas as pd
 
 from sim.analysis.stats import PATIENT_QUANTITIES, PERCENTILES, replication_distribution_rows
 from sim.analysis.survival import EVENTS, competing_day, curve_on_grid, event_durations, km_grid, labelled
+from sim.model.records import counted_rows
 
 # Patient quantities that are the observed Kaplan-Meier durations themselves (event day minus onset).
 _FROM_KM = {"diagnosis_delay_days": "diagnosis", "time_to_resolution_days": "resolution"}
@@ -60,7 +61,7 @@ def replication_outcomes(patients: pd.DataFrame, horizon_days: float) -> dict[st
             (np.array([], dtype=str), np.array([], dtype=np.int64))
         out[f"{col}_names"] = names.astype(str)
         codes[col] = code.astype(np.int16)
-    care = (patients["presented_day"].notna() & patients["counted"]).to_numpy()
+    care = (patients["presented_day"].notna() & counted_rows(patients)).to_numpy()
     onset = patients["onset_day"].to_numpy(dtype=float)[care]
     for event, column in EVENTS.items():
         duration, observed, competing = event_durations(onset, patients[column].to_numpy(dtype=float)[care],

@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from sim.model.records import counted_rows
+
 # The median's threshold: a product-limit estimate that is exactly one half comes out of cumprod a hair above it.
 HALF = 0.5 + 1e-12
 # Event -> (column holding the event day, final states that count as the event having happened)
@@ -162,7 +164,7 @@ def km_table(patients: pd.DataFrame, horizon_days: float,
     each column in `by`, read on a grid of days (at most ~2000 points): rows event, group_by, group, days,
     at_risk, events (since the previous grid day), survival, ci95_low, ci95_high, n, incidence (`curve_on_grid`)."""
     pieces = []
-    p = patients[patients["counted"]] if "counted" in patients else patients
+    p = patients[counted_rows(patients)]
     grid = km_grid(horizon_days)
     for event in EVENTS:
         groups: list[tuple[str, str, pd.DataFrame]] = [("all", "all", p)]

@@ -354,20 +354,33 @@ class FastPathway(FastClock):
                 self._transient_relief(ri.compress(relieved), j.compress(relieved))
 
     def _transient_relief(self, idx: np.ndarray, j: np.ndarray) -> None:
-        """Pathway._transient_relief: days without symptoms after a blind patch that did not seal, then they return
-        and the ladder goes on (a leak closing meanwhile resolves, with no symptom day added)."""
+        """Pathway._transient_relief: days without symptoms after a blind patch that did not seal, then they return,
+        a consultation, and the ladder goes on (a leak closing during the relief resolves at its start)."""
         rec = self.rec
         rec.n_transient_reliefs[idx] += 1
         t, t_nat = self.t[idx], self.t_nat[idx]
         prior = rec.symptom_days[idx]
         rec.symptom_days[idx] = np.where(np.isnan(prior), 0.0, prior) + (t - self.since[idx])
         rec.symptomatic_at_end[idx] = False
-        days = self.delays.transient_relief.ppf(self.u["relief_days"][idx, j])
-        end = t + days
-        # Symptoms count again from the relief's end, or from the closure SimPy dates (the same sums).
-        self.since[idx] = np.where(end >= t_nat, np.where(t_nat > t, t + (t_nat - t), t), end)
-        going = self._wait(idx, days, BY_CONSERVATIVE)
-        rec.symptomatic_at_end[going] = True
+        end = t + self.delays.transient_relief.ppf(self.u["relief_days"][idx, j])
+        closes = end >= t_nat
+        if some(closes):
+            # Closed during the relief (dated as SimPy reaches it): the symptoms ended when the relief began.
+            ci, start, closed = idx.compress(closes), t.compress(closes), t_nat.compress(closes)
+            later = closed > start
+            self._freeze(ci.compress(later), start.compress(later) + (closed.compress(later) - start.compress(later)))
+            alive = self.pc[ci] != DONE
+            ci, start = ci.compress(alive), start.compress(alive)
+            self.since[ci] = start
+            self.t_nat[ci] = start
+            self._resolve(ci, BY_CONSERVATIVE, start)
+            self.pc[ci] = DONE
+            idx, end = idx.compress(~closes), end.compress(~closes)
+        idx = self._freeze(idx, end)
+        self.since[idx] = self.t[idx]
+        rec.symptomatic_at_end[idx] = True
+        idx = self._use(idx, R_CLINIC, BY_CONSERVATIVE)  # the relapse brings her back to the clinic
+        rec.n_consultations[idx] += 1
 
     def _treatment_uniforms(self, idx: np.ndarray, step: np.ndarray, attempt: np.ndarray) -> np.ndarray:
         """u[step][k, attempt % width] per patient: the draw of this attempt at this kind of treatment (one

@@ -344,24 +344,32 @@ class Pathway(ResourceUse):
                         return CONSERVATIVE
 
     def _transient_relief(self, st: PatientState, days: float) -> Generator[Any, Any, bool]:
-        """A blind patch that did not seal relieved the symptoms: `days` without them, then they return (a relapse)
-        and the ladder goes on. False if the leak closed on its own meanwhile (then no symptom day is added)."""
+        """A blind patch that did not seal relieved the symptoms: `days` without them, then they return (a relapse):
+        back to the clinic, and the ladder goes on. False if the leak closed on its own first: during the relief
+        (the symptoms then ended when it began: `st.t_nat` is set to that day) or before the clinic saw her."""
         env = self.env
         rec = self.records
         k = st.k
         rec.n_transient_reliefs[k] += 1
+        start = env._now
         prior = rec.symptom_days[k]
-        rec.symptom_days[k] = (0.0 if math.isnan(prior) else prior) + (env._now - self._symptomatic_since[k])
+        rec.symptom_days[k] = (0.0 if math.isnan(prior) else prior) + (start - self._symptomatic_since[k])
         rec.symptomatic_at_end[k] = False
         wait, ok = self._wait(st, days)
         if wait is not None:
             yield wait
+        if not ok:
+            st.t_nat = start
+            self._symptomatic_since[k] = start
+            return False
         self._symptomatic_since[k] = env._now
-        if ok:
-            rec.symptomatic_at_end[k] = True
-            if self.events is not None:
-                self.log(k, "relapse", st.center.name)
-        return ok
+        rec.symptomatic_at_end[k] = True
+        if self.events is not None:
+            self.log(k, "relapse", st.center.name)
+        seen = yield from self._use(st, R_CLINIC, "consultation")
+        if seen:
+            rec.n_consultations[k] += 1
+        return seen
 
     def _count_treatment(self, k: int, step: str) -> int:
         """Increment the patient's counter for this kind of treatment; return the attempt index (0-based)."""

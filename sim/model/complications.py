@@ -76,3 +76,10 @@ def leak_complications(onset_day: np.ndarray, first_resolved_day: np.ndarray, le
         out[kind.column] = had
         out[kind.start_column] = day
     return out
+
+
+def one_haematoma(flags: dict[str, np.ndarray], leak: dict[str, np.ndarray]) -> None:
+    """A bleed after a patch in a patient whose leak had already caused a subdural haematoma is that haematoma:
+    counted once, as the leak's (in place on `flags`)."""
+    bleed = "complication_intracranial_bleed"
+    flags[bleed] = flags[bleed] & ~leak["complication_subdural_haematoma"]

@@ -120,7 +120,8 @@ PATIENT_SCHEMA: tuple[Column, ...] = (
     Column("recurred", "flag", "symptoms recurred after a success (bool)"),
     Column("n_recurrences", "count", "recurrences (count)", engine=True),
     Column("n_transient_reliefs", "count", "blind patches that did not seal but relieved the symptoms for a while "
-           "before they returned (`clinical.ebp_transient_relief`; count)", engine=True),
+           "(`clinical.ebp_transient_relief`; the last may have ended in the leak closing or at the horizon rather "
+           "than in a relapse; count)", engine=True),
     Column("referred", "flag", "referred at least once (bool)"),
     Column("n_referrals", "count", "referrals (count)", engine=True),
     Column("leak_localized", "flag", "spinal imaging found the leak (bool)", engine=True),
@@ -198,6 +199,14 @@ def before_care(cohort: Cohort, horizon_days: float) -> tuple[np.ndarray, dict[s
         "waiting_days": np.where(admitted, 0.0, np.nan),
     }
     return admitted, columns
+
+
+def counted_rows(patients: Any) -> Any:
+    """Which rows of a patient table the statistics count (`counted`); a table written before that column
+    existed counts every patient after the warm-up."""
+    if "counted" in patients:
+        return patients["counted"]
+    return ~patients["in_warmup"] if "in_warmup" in patients else patients["onset_day"] == patients["onset_day"]
 
 
 def readme_table() -> str:

@@ -24,6 +24,7 @@ from sim.config.parameters import ETIOLOGIES, RESOURCES
 from sim.errors import RunInterrupted, ScenarioError
 from sim.figures import plots
 from sim.io.outputs import atomic_write_text
+from sim.model.records import counted_rows
 from sim.report import explanation
 from sim.report.analyses import ANALYSES, build_analysis_report
 from sim.report.markup import CSS, display_kind, escape, figure_html, fmt_value, html_table, mean_ci
@@ -67,7 +68,7 @@ class RunData:
         p = self.table("patients.parquet")
         if p is None:
             raise ScenarioError(str(self.folder), "patients.parquet", None, "the patient table of a finished run")
-        return p[p["counted"]]
+        return p[counted_rows(p)]
 
 
 @dataclass
@@ -492,8 +493,10 @@ def _follow_up_sentence(manifest: dict) -> str:
     days = manifest.get("follow_up_days") or 0
     if not days:
         return "Every onset up to the horizon is counted (period statistics: late onsets have little follow-up)."
-    return (f"Patients with onset in the last {days:g} days are simulated (they load the resources) but left out "
-            f"of the patient statistics, so that each counted patient is followed at least {days:g} days.")
+    until = manifest.get("counted_until_day", manifest["horizon_days"] - days)
+    return (f"The patient statistics count onsets up to day {until:g}, so that each counted patient is followed "
+            f"at least {manifest['horizon_days'] - until:g} days; later onsets are simulated (they load the "
+            f"resources) but left out of them.")
 
 
 def _entry_points(incidence: dict[str, Any], adults: Any) -> str:
@@ -602,7 +605,7 @@ def headline_table(target: Target, metrics: pd.DataFrame, headline: Sequence[tup
 
 
 def outcomes_by_group_table(metrics: pd.DataFrame) -> str:
-    cols = [("n_presented", "Patients reaching care per replication", "whole"),
+    cols = [("n_presented", "Counted patients reaching care per replication", "whole"),
             ("diagnosis_cif_365_days", "Diagnosed within a year (cumulative incidence)", "share"),
             ("share_resolved_by_365_days", "Resolved within a year", "share"),
             ("share_persistent", "Persistent symptoms", "share"),

@@ -705,6 +705,7 @@ def _finalize(scenario: Scenario, seed: int, reps: int, work: Path, backend: Bac
         "warmup_days": scenario.warmup_days,
         "arrivals_until_days": scenario.arrivals_until_days,  # None: period mode
         "follow_up_days": scenario.follow_up_days,
+        "counted_until_day": scenario.counted_until_day,  # the last onset day the patient statistics count
         "patients": n_rows,
         "patients_per_second_per_core": (sum(i["n_patients"] for i in infos) / sim_seconds) if sim_seconds else None,
         "wall_seconds": round(wall, 3),

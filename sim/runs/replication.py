@@ -20,7 +20,13 @@ from sim.engines.session_book import SessionBook
 from sim.engines.simpy_engine import CenterState, Pathway
 from sim.errors import ScenarioError
 from sim.io import outputs
-from sim.model.complications import complication_flags, leak_complications, leak_parameters, probabilities
+from sim.model.complications import (
+    complication_flags,
+    leak_complications,
+    leak_parameters,
+    one_haematoma,
+    probabilities,
+)
 from sim.model.population import Cohort, draw_cohort, draw_cohorts
 from sim.model.records import ENGINE_COLUMNS, PATIENT_COLUMNS, TEXT_CODES, Records
 
@@ -198,11 +204,14 @@ def _patients_frame(scenario: Scenario, replication: int | np.ndarray, cohort, r
         "in_warmup": cohort.onset_day < scenario.warmup_days,
         "counted": scenario.counted(cohort.onset_day),
     }
-    columns.update(complication_flags(columns, cohort.etiology == ETIOLOGIES.index("spontaneous"),
-                                      cohort.uniforms["complications"], probabilities(scenario.resolved)))
-    columns.update(leak_complications(cohort.onset_day, np.asarray(engine["first_resolved_day"], dtype=float),
-                                      cohort.leak_type, scenario.horizon_days, cohort.uniforms["leak_complications"],
-                                      leak_parameters(scenario.resolved)))
+    treatment = complication_flags(columns, cohort.etiology == ETIOLOGIES.index("spontaneous"),
+                                   cohort.uniforms["complications"], probabilities(scenario.resolved))
+    leak = leak_complications(cohort.onset_day, np.asarray(engine["first_resolved_day"], dtype=float),
+                              cohort.leak_type, scenario.horizon_days, cohort.uniforms["leak_complications"],
+                              leak_parameters(scenario.resolved))
+    one_haematoma(treatment, leak)
+    columns.update(treatment)
+    columns.update(leak)
     columns.update(economics_columns(columns, cohort.etiology == ETIOLOGIES.index("spontaneous"),
                                      np.asarray(columns["final_state"] == "persistent", dtype=bool),
                                      economic_params(scenario), scenario.horizon_days))

@@ -122,7 +122,7 @@ def test_the_follow_up_is_recorded_and_checked(tmp_path):
     r = run(s, reps=1, seed=1, out=tmp_path / "run", log_events=False, progress=False)
     assert r.manifest["follow_up_days"] == 365.0
     stress = {item: text for item, _, text in stress_des(load_target(tmp_path / "run"))}
-    assert "onset in the last 365 days are simulated" in stress["4.1"]
+    assert "count onsets up to day 535, so that each counted patient is followed at least 365 days" in stress["4.1"]
     for bad in (900.0, 850.0, -1.0):
         with pytest.raises(ScenarioError) as info:
             load_scenario(EXPERIENCED, overrides={"run.horizon_days": 900.0, "run.warmup_days": 50.0,

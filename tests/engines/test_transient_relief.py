@@ -54,6 +54,33 @@ def test_each_relief_is_symptom_free_and_the_next_step_waits_for_the_relapse(wri
         assert min(abs(day - RELIEF_DAYS - end) for end in patch_ends[pid]) < 1e-9
 
 
+def test_a_leak_closing_during_a_relief_is_resolved_when_the_relief_began(write_toml):
+    """Its symptoms ended then and never came back: the resolution day is the relief's start, and the symptom
+    days of every resolved patient are onset to resolution less the reliefs that ran their course."""
+    s = scenario(write_toml, 1.0)
+    p = pd.concat([run_replication(s, 5, rep).patients for rep in range(3)])
+    p = p[p["final_state"] == "resolved"]
+    gap = p["resolved_day"] - p["onset_day"] - p["symptom_days"]
+    whole = np.isclose(gap, RELIEF_DAYS * p["n_transient_reliefs"], atol=1e-9)
+    cut_short = np.isclose(gap, RELIEF_DAYS * (p["n_transient_reliefs"] - 1), atol=1e-9) & \
+        (p["resolved_by"] == "conservative") & (p["n_transient_reliefs"] > 0)
+    assert (whole | cut_short).all() and cut_short.sum() >= 5
+
+
+def test_a_relapse_brings_the_patient_back_to_the_clinic(write_toml):
+    """After each relapse the next resource she uses is the clinic (unless the leak closes before any)."""
+    r = run_replication(scenario(write_toml, 1.0), 5, 0, log_events=True, engine="simpy")
+    relapses = r.events[r.events["activity"] == "relapse"]
+    uses = r.resource_uses.sort_values(["patient_id", "request_day"])
+    by_patient = {pid: g for pid, g in uses.groupby("patient_id")}
+    first_after = []
+    for pid, day in zip(relapses["patient_id"], relapses["day"], strict=True):
+        later = by_patient[pid][by_patient[pid]["request_day"] >= day - 1e-9]
+        if len(later):
+            first_after.append(later["resource"].iloc[0])
+    assert len(first_after) > 50 and set(first_after) == {"clinic"}
+
+
 def test_without_relief_a_failed_patch_leads_straight_on(write_toml):
     p = run_replication(scenario(write_toml, 0.0), 5, 0).patients
     assert p["n_ebp"].sum() > 100 and (p["n_transient_reliefs"] == 0).all()

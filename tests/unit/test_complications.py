@@ -112,3 +112,10 @@ def test_a_haematoma_costs_and_lowers_qalys_from_the_day_it_formed(write_toml):
     assert (extra_cost[had] > 900).all() and (extra_cost[had] <= 1000).all()
     assert np.allclose(extra_cost[~had], 0.0)
     assert ((b["qaly"] - a["qaly"]).to_numpy()[had] > 0).all()
+
+
+def test_a_bleed_after_a_patch_in_a_patient_whose_leak_made_a_haematoma_is_counted_once():
+    flags = {"complication_intracranial_bleed": np.array([True, True, False])}
+    leak = {"complication_subdural_haematoma": np.array([True, False, True])}
+    cx.one_haematoma(flags, leak)
+    assert flags["complication_intracranial_bleed"].tolist() == [False, True, False]

@@ -75,8 +75,9 @@ def reference_patient_metrics(p: pd.DataFrame, horizon_days: float) -> dict[str,
     complication = care[["complication_intracranial_bleed", "complication_neurological_deficit",
                          "complication_embolization_pain"]].any(axis=1)
     out["share_complication"] = float(complication.mean()) if n else math.nan
-    leak = p[["complication_subdural_haematoma", "complication_superficial_siderosis"]].any(axis=1)
-    out["share_leak_complication"] = float(leak.mean()) if len(p) else math.nan
+    spontaneous = p[p["etiology"] == "spontaneous"]
+    leak = spontaneous[["complication_subdural_haematoma", "complication_superficial_siderosis"]].any(axis=1)
+    out["share_leak_complication"] = float(leak.mean()) if len(spontaneous) else math.nan
     out["waiting_days_mean"] = float(care["waiting_days"].mean()) if n else math.nan
     ill = np.nan_to_num(care["symptom_days"].to_numpy(dtype=float)) + \
         np.nan_to_num(care["residual_days"].to_numpy(dtype=float))
@@ -191,3 +192,13 @@ def test_symptom_days_per_month_is_a_rate_no_month_can_exceed():
     ill = care["symptom_days"].fillna(0).sum() + care["residual_days"].fillna(0).sum()
     assert value == pytest.approx(ill / ((scenario.horizon_days - care["onset_day"]).sum() / MONTH_DAYS))
     assert 0.0 < value <= MONTH_DAYS
+
+
+def test_a_patient_table_from_before_the_counted_column_counts_everyone_after_the_warm_up():
+    """Run folders written before `counted` existed: the statistics fall back to the warm-up rule."""
+    s = load_scenario(LOW_VOLUME, overrides={**PERIOD, "run.horizon_days": 900, "run.warmup_days": 200})
+    r = run_replication(s, 3, 0)
+    new = replication_metrics(r.patients, r.resources, s.horizon_days)
+    old = replication_metrics(r.patients.drop(columns="counted"), r.resources, s.horizon_days)
+    pd.testing.assert_frame_equal(new, old)
+    assert new.set_index(["metric", "group"]).loc[("n_patients", "all"), "value"] == (~r.patients["in_warmup"]).sum()
