@@ -789,11 +789,12 @@ def render(target: Target, metrics: pd.DataFrame, figures: Sequence[tuple[Path, 
              f"<style>{CSS}</style></head><body><h1>csfsim report: {escape(title)}</h1>"]
     # What was run
     rows = [[r.label, r.manifest.get("scenario_description", ""), r.manifest.get("scenario_file", ""),
-             f"{r.manifest['horizon_days']:g}", f"{r.manifest['warmup_days']:g}", str(r.manifest["replications"]),
+             f"{r.manifest['horizon_days']:g}", f"{r.manifest['warmup_days']:g}",
+             f"{r.manifest.get('follow_up_days') or 0:g}", str(r.manifest["replications"]),
              str(r.manifest["seed"]), str(r.manifest.get("patients", ""))] for r in target.runs]
     parts.append("<h2 id='what'>What was run</h2>" + html_table(
-        ["Scenario", "Description", "File", "Horizon (days)", "Warm-up (days)", "Replications", "Seed",
-         "Patients (all replications)"], rows))
+        ["Scenario", "Description", "File", "Horizon (days)", "Warm-up (days)", "Follow-up (days)",
+         "Replications", "Seed", "Patients simulated (all replications)"], rows))
     if target.is_comparison:
         parts.append("<p>The scenarios were run on <b>common random numbers</b>: replication <i>r</i> of every "
                      "scenario draws the same patients with the same luck, so differences are paired.</p>")
