@@ -24,6 +24,8 @@ EBP_SUCCESS_KEYS: tuple[str, ...] = (*ETIOLOGIES, "ventral_dural_tear", "meninge
                                      "csf_venous_fistula", "slec_negative")
 RESOURCES: tuple[str, ...] = ("clinic", "mri", "myelography", "procedure_room", "theatre", "angiography")
 IMAGING_TECHNIQUES: tuple[str, ...] = ("refined", "conventional")
+# Classes of the Bern score (brain MRI signs of CSF loss, Dobrocky 2019): 5-9 points high, 3-4 intermediate, 0-2 low.
+BERN_CLASSES: tuple[str, ...] = ("high", "intermediate", "low")
 
 
 @dataclass(frozen=True, slots=True)
@@ -242,6 +244,11 @@ class Clinical:
     residual_odds_ratio_per_doubling: float = 1.0
     residual_recovery_days: Distribution | None = None
     max_leak_surgeries: int = 1  # per episode: a failed operation is revised up to this many in all
+    # Bern-score class of a spontaneous leak: leak type -> class -> share (`population` draws it).
+    bern_class_shares: dict[str, dict[str, float]] = field(
+        default_factory=lambda: {lt: {"high": 1.0, "intermediate": 0.0, "low": 0.0} for lt in LEAK_TYPES})
+    # Odds of spinal imaging localizing a leak, by Bern class relative to a high score (1: the score does not matter).
+    imaging_odds_ratio_by_bern: dict[str, float] = field(default_factory=lambda: dict.fromkeys(BERN_CLASSES, 1.0))
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from sim.config.parameters import (
+    BERN_CLASSES,
     EBP_SUCCESS_KEYS,
     ETIOLOGIES,
     IATROGENIC,
@@ -713,4 +714,6 @@ def _build_clinical(t: dict[str, Any], file: str) -> Clinical:
         residual_probability_at_90_days=_v(c, "residual_symptoms", "probability_at_90_days"),
         residual_odds_ratio_per_doubling=_v(c, "residual_symptoms", "odds_ratio_per_doubling"),
         residual_recovery_days=_v(c, "residual_symptoms", "recovery_days"),
+        bern_class_shares={lt: {b: _v(c, "bern_class", lt, b) for b in BERN_CLASSES} for lt in LEAK_TYPES},
+        imaging_odds_ratio_by_bern={b: _v(c, "imaging_odds_ratio_by_bern", b) for b in BERN_CLASSES},
     )

@@ -23,7 +23,7 @@ import math
 
 import numpy as np
 
-from sim.config.parameters import ETIOLOGIES, IATROGENIC_LEAK_TYPE, LEAK_TYPES, RESOURCES, Scenario
+from sim.config.parameters import BERN_CLASSES, ETIOLOGIES, IATROGENIC_LEAK_TYPE, LEAK_TYPES, RESOURCES, Scenario
 from sim.engines.choice import capacity_unlimited
 from sim.engines.fast_resources import DONE, N_RES, CenterTotals, FastClock, ResourceTotals, select, slot, some
 from sim.errors import ScenarioError
@@ -168,18 +168,20 @@ class FastPathway(FastClock):
 
     def _init_states(self, idx: np.ndarray) -> None:
         c = self.cohort
-        combo = ((self.etiology[idx] * (len(LEAK_TYPES) + 1) + (c.leak_type[idx] + 1)) * 2 + c.direct_repair[idx]) \
-            * 2 + c.slec[idx]
+        combo = (((self.etiology[idx] * (len(LEAK_TYPES) + 1) + (c.leak_type[idx] + 1)) * 2 + c.direct_repair[idx])
+                 * 2 + c.slec[idx]) * len(BERN_CLASSES) + np.maximum(c.bern_class[idx], 0)
         # The codes met, ascending (a count over the few possible codes: cheaper than np.unique's sort of all).
         present = np.flatnonzero(np.bincount(combo))
         sids = []
         for code in present.tolist():
-            rest, slec = divmod(code, 2)
+            rest, bern = divmod(code, len(BERN_CLASSES))
+            rest, slec = divmod(rest, 2)
             rest, direct = divmod(rest, 2)
             e, lt = divmod(rest, len(LEAK_TYPES) + 1)
             leak = LEAK_TYPES[lt - 1] if lt > 0 else IATROGENIC_LEAK_TYPE
             sids.append(self.table.intern(cl.History(etiology=ETIOLOGIES[e], leak_type=leak,
-                                                     direct_repair=bool(direct), slec=bool(slec))))
+                                                     direct_repair=bool(direct), slec=bool(slec),
+                                                     bern_class=BERN_CLASSES[bern])))
         state_of_code = np.zeros(present[-1] + 1 if present.size else 0, dtype=np.int64)
         state_of_code[present] = sids
         self.state[idx] = state_of_code[combo]

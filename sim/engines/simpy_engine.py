@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import simpy
 
-from sim.config.parameters import ETIOLOGIES, IATROGENIC, LEAK_TYPES, RESOURCES, Scenario
+from sim.config.parameters import BERN_CLASSES, ETIOLOGIES, IATROGENIC, LEAK_TYPES, RESOURCES, Scenario
 from sim.engines.events import Delay
 from sim.engines.simpy_resources import CenterState, PathwayDays, PatientState, ResourceUse
 from sim.model import clinical as cl
@@ -90,6 +90,7 @@ class Pathway(ResourceUse):
         self._leak_type: list[int] = cohort.leak_type.tolist()
         self._direct_repair: list[bool] = cohort.direct_repair.tolist()
         self._slec: list[bool] = cohort.slec.tolist()
+        self._bern: list[str] = [BERN_CLASSES[b] if b >= 0 else BERN_CLASSES[0] for b in cohort.bern_class.tolist()]
         self._onset: list[float] = cohort.onset_day.tolist()
         self._generators: list[Generator[Any, Any, None]] = []  # every process's generator, closed after the run
 
@@ -161,7 +162,7 @@ class Pathway(ResourceUse):
         lt = self._leak_type[k]
         leak_type = LEAK_TYPES[lt] if lt >= 0 else "procedural"
         hist = cl.History(etiology=etiology, leak_type=leak_type, direct_repair=self._direct_repair[k],
-                          slec=self._slec[k])
+                          slec=self._slec[k], bern_class=self._bern[k])
         onset = self._onset[k]
         st = PatientState(k, self.centers[rec.center[k]], hist, t_nat, onset)
         self._symptomatic_since[k] = onset

@@ -10,7 +10,7 @@ import functools
 from dataclasses import dataclass
 from typing import Any
 
-from sim.config.parameters import EBP_SUCCESS_KEYS, IATROGENIC, CenterProfile, Clinical
+from sim.config.parameters import BERN_CLASSES, EBP_SUCCESS_KEYS, IATROGENIC, CenterProfile, Clinical
 
 # Steps of the ladder (plain strings: they are compared in the hot path and written to the event log).
 EBP = "ebp"
@@ -59,6 +59,7 @@ class History:
     leak_type: str
     direct_repair: bool = False  # spinal-surgery tear sent straight to open repair
     slec: bool = False  # extradural CSF on spine MRI (spontaneous leaks)
+    bern_class: str = "high"  # Bern-score class of the brain MRI (BERN_CLASSES; spontaneous leaks)
     ebp_total: int = 0
     ebp_episode: int = 0
     ebp_after_negative: int = 0
@@ -305,30 +306,59 @@ def success_probability(step: str, h: History, profile: CenterProfile, clinical:
     return late if is_late(days_since_onset, clinical.late_treatment_threshold_days) else early
 
 
-@functools.lru_cache(maxsize=1024)
 def early_and_late_success(p_source: float, late_share: float, odds_ratio: float) -> tuple[float, float]:
     """Success when treated early and late, with late odds = early odds x `odds_ratio`, such that a cohort of
-    whom `late_share` were treated late has the source's average `p_source` (bisection: the mix rises with the
-    early probability)."""
-    if odds_ratio == 1.0 or p_source <= 0.0 or p_source >= 1.0:
-        return p_source, p_source
+    whom `late_share` were treated late has the source's average `p_source`."""
+    early, late = odds_scaled_mixture(p_source, (1 - late_share, late_share), (1.0, odds_ratio))
+    return early, late
+
+
+@functools.lru_cache(maxsize=4096)
+def odds_scaled_mixture(p_mean: float, weights: tuple[float, ...], odds_ratios: tuple[float, ...]
+                        ) -> tuple[float, ...]:
+    """Probabilities of the classes of a mixture whose odds are a base odds times each class's `odds_ratios`,
+    such that the mixture with `weights` (summing to 1) averages `p_mean`: a source's average split by a factor
+    it was not reported by (bisection on the base: the mixture rises with it)."""
+    if all(r == 1.0 for r in odds_ratios) or p_mean <= 0.0 or p_mean >= 1.0:
+        return (p_mean,) * len(weights)
+
+    def of(base: float) -> list[float]:
+        return [base if r == 1.0 else with_failure_odds(base, 1 / r) for r in odds_ratios]
+
     lo, hi = 0.0, 1.0
     for _ in range(60):
-        early = (lo + hi) / 2
-        if (1 - late_share) * early + late_share * with_failure_odds(early, 1 / odds_ratio) < p_source:
-            lo = early
+        base = (lo + hi) / 2
+        if sum(w * p for w, p in zip(weights, of(base), strict=True)) < p_mean:
+            lo = base
         else:
-            hi = early
-    early = (lo + hi) / 2
-    return early, with_failure_odds(early, 1 / odds_ratio)
+            hi = base
+    return tuple(of((lo + hi) / 2))
 
 
 def imaging_yield(step: str, h: History, profile: CenterProfile, clinical: Clinical) -> float:
     """Probability that this spinal imaging step at this center localizes this patient's leak: the center's
-    technique, or for a repeat after a negative refined study the yield of another refined technique then."""
+    technique, or for a repeat after a negative refined study the yield of another refined technique then; by her
+    Bern-score class (`bern_class_yields`)."""
     if step == IMAGING_REPEAT:
-        return clinical.repeat_imaging_yield[h.leak_type]
-    return clinical.imaging_yield[profile.imaging_technique][h.leak_type]
+        p_mean = clinical.repeat_imaging_yield[h.leak_type]
+    else:
+        p_mean = clinical.imaging_yield[profile.imaging_technique][h.leak_type]
+    return bern_class_yields(step, h.leak_type, p_mean, clinical)[BERN_CLASSES.index(h.bern_class)]
+
+
+def bern_class_yields(step: str, leak_type: str, p_mean: float, clinical: Clinical) -> tuple[float, ...]:
+    """A published yield `p_mean` split by Bern class (BERN_CLASSES order): class odds in the ratios of
+    `imaging_odds_ratio_by_bern`, averaging `p_mean` over the class mix of those the study is done for: the leak
+    type's for a first study, for a repeat the mix of those a first refined study missed (low scores more often)."""
+    ratios = tuple(clinical.imaging_odds_ratio_by_bern[b] for b in BERN_CLASSES)
+    shares = tuple(clinical.bern_class_shares[leak_type][b] for b in BERN_CLASSES)
+    if step == IMAGING_REPEAT:
+        first = odds_scaled_mixture(clinical.imaging_yield["refined"][leak_type], shares, ratios)
+        missed = [s * (1 - y) for s, y in zip(shares, first, strict=True)]
+        total = sum(missed)
+        if total > 0:
+            shares = tuple(m / total for m in missed)
+    return odds_scaled_mixture(p_mean, shares, ratios)
 
 
 def rih_probability(step: str, h: History, clinical: Clinical) -> float:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from sim.config.parameters import (
+    BERN_CLASSES,
     COMPLICATION_KINDS,
     ETIOLOGIES,
     IATROGENIC,
@@ -81,6 +82,7 @@ class Cohort:
     direct_repair: np.ndarray  # spinal-surgery tears sent straight to repair
     severe: np.ndarray  # a procedure-related headache severe enough for a short conservative window
     slec: np.ndarray  # a spontaneous leak with extradural CSF on spine MRI
+    bern_class: np.ndarray  # index into BERN_CLASSES of a spontaneous leak's brain-MRI Bern score; -1 otherwise
     first_contact_day: np.ndarray  # onset + care seeking: the first front-door visit
     front_door_visits: np.ndarray
     front_door_gave_up_day: np.ndarray  # inf: did not give up at the front door
@@ -99,7 +101,7 @@ class Cohort:
             **{name: getattr(self, name)[rows] for name in ("etiology", "leak_type", "onset_day", "presented_day",
                                                             "natural_resolution_day", "home_center",
                                                             "direct_repair", "severe", "slec",
-                                                            *FRONT_DOOR_FIELDS)},
+                                                            "bern_class", *FRONT_DOOR_FIELDS)},
             uniforms={name: values[rows] for name, values in self.uniforms.items()},
             by_resource={kind: block[:, rows] for kind, block in self.by_resource.items()},
             treatments=self.treatments[rows] if self.treatments is not None else None,
@@ -170,7 +172,7 @@ def draw_cohorts(scenario: Scenario, root_seed: int, replications: Sequence[int]
         n=n,
         **{name: joined(name) for name in ("etiology", "leak_type", "onset_day", "presented_day",
                                            "natural_resolution_day", "home_center", "direct_repair", "severe",
-                                           "slec", *FRONT_DOOR_FIELDS)},
+                                           "slec", "bern_class", *FRONT_DOOR_FIELDS)},
         uniforms=uniforms,
         by_resource=by_resource,
         treatments=treatments,
@@ -193,6 +195,7 @@ class _Arrivals:
     direct_repair: np.ndarray
     severe: np.ndarray
     slec: np.ndarray
+    bern_class: np.ndarray
     first_contact_day: np.ndarray
     front_door_visits: np.ndarray
     front_door_gave_up_day: np.ndarray
@@ -220,6 +223,7 @@ def _arrivals(scenario: Scenario, root_seed: int, replication: int) -> _Arrivals
         attr = stream(root_seed, replication, "attributes", e_idx)
         u_leak, u_home, u_direct = attr.random(n_e), attr.random(n_e), attr.random(n_e)
         u_slec = attr.random(n_e)  # drawn after the others, so that they are what they were before it existed
+        u_bern = attr.random(n_e)  # likewise after the SLEC draw
         nat = stream(root_seed, replication, "natural_history", e_idx)
         u_self_limiting, u_nat_days = nat.random(n_e), nat.random(n_e)
         u_seek = stream(root_seed, replication, "care_seeking", e_idx).random(n_e)
@@ -253,6 +257,7 @@ def _arrivals(scenario: Scenario, root_seed: int, replication: int) -> _Arrivals
             & (etiology == "spinal_surgery"),
             "severe": (u_severe < pop.severe_headache_probability[etiology]) & (etiology in IATROGENIC),
             "slec": (leak >= 0) & (u_slec < np.array([pop.slec_probability[lt] for lt in LEAK_TYPES])[leak]),
+            "bern_class": _bern_classes(leak, u_bern, scenario.clinical.bern_class_shares),
         }
         if not keep.all():
             part = {name: values[keep] for name, values in part.items()}
@@ -269,8 +274,17 @@ def _arrivals(scenario: Scenario, root_seed: int, replication: int) -> _Arrivals
     return _Arrivals(n=n, etiology=cat("etiology"), leak_type=cat("leak_type"), onset_day=onset_all[order],
                      presented_day=cat("presented_day"), natural_resolution_day=cat("natural_resolution_day"),
                      home_center=cat("home_center"), direct_repair=cat("direct_repair"), severe=cat("severe"),
-                     slec=cat("slec"),
+                     slec=cat("slec"), bern_class=cat("bern_class"),
                      **{name: cat(name) for name in FRONT_DOOR_FIELDS}, kept=kept, order=order)
+
+
+def _bern_classes(leak_type: np.ndarray, u: np.ndarray, shares: dict[str, dict[str, float]]) -> np.ndarray:
+    """Each spontaneous leak's Bern-score class (index into BERN_CLASSES) from its uniform and its leak type's
+    class shares; -1 for procedure-related leaks (leak type -1)."""
+    cum = np.cumsum([[shares[lt][b] for b in BERN_CLASSES] for lt in LEAK_TYPES], axis=1)
+    last = len(BERN_CLASSES) - 1
+    classes = np.minimum((u[:, None] >= cum[leak_type]).sum(axis=1), last)
+    return np.where(leak_type >= 0, classes, -1)
 
 
 def _fill_uniforms(root_seed: int, replication: int, arr: _Arrivals, uniforms: dict[str, np.ndarray]) -> None:

@@ -65,6 +65,9 @@ PATIENT_SCHEMA: tuple[Column, ...] = (
            "(bool)"),
     Column("slec", "flag", "spontaneous leak with a spinal longitudinal extradural CSF collection on spine MRI "
            "(`population.slec_probability`; bool)"),
+    Column("bern_class", "text", "spontaneous: Bern-score class of the brain MRI, `high` (5-9 points), `intermediate` "
+           "(3-4) or `low` (0-2), by leak type (`clinical.bern_class`); it scales the chance spinal imaging finds "
+           "the leak (`clinical.imaging_odds_ratio_by_bern`); null for procedure-related leaks"),
     Column("onset_day", "day", "symptom onset (day)"),
     Column("first_contact_day", "day", "first front-door visit: primary care, emergency department or general "
            "neurology (day)"),

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from sim.config.parameters import ETIOLOGIES, LEAK_TYPES, RESOURCES, Scenario
+from sim.config.parameters import BERN_CLASSES, ETIOLOGIES, LEAK_TYPES, RESOURCES, Scenario
 from sim.economics.costs import economic_params, economics_columns
 from sim.engines.choice import select_engine
 from sim.engines.fast_engine import CenterTotals, FastPathway
@@ -193,6 +193,7 @@ def _patients_frame(scenario: Scenario, replication: int | np.ndarray, cohort, r
         "leak_type": text_column([*LEAK_TYPES, "procedural"], cohort.leak_type % (len(LEAK_TYPES) + 1)),  # -1 last
         "severe_headache": cohort.severe,
         "slec": cohort.slec,
+        "bern_class": text_column([*BERN_CLASSES, None], cohort.bern_class % (len(BERN_CLASSES) + 1)),  # -1 last
         "onset_day": cohort.onset_day,
         "first_contact_day": cohort.first_contact_day,
         "n_front_door_visits": cohort.front_door_visits,

@@ -114,7 +114,9 @@ def test_defaults_by_grade_and_listed_distributions():
     # ci95 for gamma: sd = (hi - lo) / 3.92 around the value
     cons = space["costs.consultation"]
     assert cons.spread[0] == pytest.approx((125 - 90) / (2 * 1.959964) / 107, rel=1e-4)
-    assert total_dims(parameter_space(s)) == len(space) + 3
+    # each share table adds its entries less one: the leak-type mix (4) and the four Bern-class tables (3 each)
+    assert total_dims(parameter_space(s)) == len(space) + 3 + 4 * 2
+    assert space["clinical.bern_class.csf_venous_fistula"].dims == 3
 
 
 def test_scenario_moves_the_distribution_and_can_fix_a_parameter(tiny):

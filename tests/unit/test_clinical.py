@@ -6,7 +6,10 @@ import dataclasses
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
+from sim.config.parameters import BERN_CLASSES, LEAK_TYPES
 from sim.config.scenario import load_scenario
 from sim.model import clinical as cl
 from sim.model import rules
@@ -354,10 +357,12 @@ def test_an_early_spine_mri_sends_slec_negative_leaks_to_imaging_first(sc, exp, 
 def test_a_negative_refined_study_is_repeated_with_its_own_yield(sc, exp, low):
     """Another refined technique after a negative one (other side, phase, CT myelography) finds some of what the
     first missed: its own yield by leak type; a center without refined imaging does not repeat."""
-    c = sc.clinical
+    # The Bern score switched off: the yields are the published ones.
+    c = dataclasses.replace(sc.clinical, imaging_odds_ratio_by_bern=dict.fromkeys(BERN_CLASSES, 1.0))
     h = cl.History("spontaneous", "csf_venous_fistula")
     assert cl.imaging_yield(cl.IMAGING, h, exp, c) == c.imaging_yield["refined"]["csf_venous_fistula"]
     assert cl.imaging_yield(cl.IMAGING_REPEAT, h, exp, c) == c.repeat_imaging_yield["csf_venous_fistula"] == 0.5
+    c = sc.clinical
     assert walk(cl.History("spontaneous", "csf_venous_fistula"), exp, sc.clinical, found=False)[:2] == [
         "spinal_imaging", "repeat_spinal_imaging"]
     assert not cl.offers(low, cl.IMAGING_REPEAT) and low.repeat_refined_imaging == 0
@@ -390,3 +395,56 @@ def test_a_blind_patch_that_does_not_seal_relieves_for_a_while_by_the_same_leak_
     # A study's short-term rate is durable + (1 - durable) x transient: Piechowiak's 88% for a ventral tear.
     durable = c.ebp_first_success["ventral_dural_tear"]
     assert durable + (1 - durable) * c.ebp_transient_relief["ventral_dural_tear"] == pytest.approx(0.88, abs=0.01)
+
+
+def test_imaging_yields_split_by_bern_class_average_the_published_yields(sc, exp, low):
+    """Each published yield is the average over the class mix of those it is done for (Dobrocky 2019's score):
+    a first study over the leak type's mix, a repeat over the mix of those a first refined study missed; higher
+    scores find more, and a repeat among the missed finds less than its average would in everyone."""
+    c = sc.clinical
+    for leak in ("ventral_dural_tear", "meningeal_diverticulum", "csf_venous_fistula"):
+        shares = [c.bern_class_shares[leak][b] for b in BERN_CLASSES]
+        for profile in (exp, low):
+            by_class = [cl.imaging_yield(cl.IMAGING, cl.History("spontaneous", leak, bern_class=b), profile, c)
+                        for b in BERN_CLASSES]
+            assert by_class[0] > by_class[1] > by_class[2]
+            assert np.dot(shares, by_class) == pytest.approx(c.imaging_yield[profile.imaging_technique][leak])
+        first = [cl.imaging_yield(cl.IMAGING, cl.History("spontaneous", leak, bern_class=b), exp, c)
+                 for b in BERN_CLASSES]
+        missed = np.array(shares) * (1 - np.array(first))
+        repeat = [cl.imaging_yield(cl.IMAGING_REPEAT, cl.History("spontaneous", leak, bern_class=b), exp, c)
+                  for b in BERN_CLASSES]
+        assert np.dot(missed / missed.sum(), repeat) == pytest.approx(c.repeat_imaging_yield[leak])
+        assert np.dot(shares, repeat) > c.repeat_imaging_yield[leak]
+    unseen = cl.History("spontaneous", "indeterminate", bern_class="high")
+    assert cl.imaging_yield(cl.IMAGING, unseen, exp, c) == 0.0
+
+
+@given(p_mean=st.floats(0.01, 0.99), a=st.floats(0.01, 1.0), b=st.floats(0.01, 1.0),
+       ratios=st.tuples(st.floats(0.05, 20.0), st.floats(0.05, 20.0), st.floats(0.05, 20.0)))
+def test_an_odds_scaled_mixture_averages_its_mean_with_the_odds_ratios_asked(p_mean, a, b, ratios):
+    weights = (a / (1 + a + b), b / (1 + a + b), 1 / (1 + a + b))
+    probs = cl.odds_scaled_mixture(p_mean, weights, ratios)
+    assert np.dot(weights, probs) == pytest.approx(p_mean, abs=1e-9)
+    odds = [p / (1 - p) for p in probs]
+    for o, r in zip(odds, ratios, strict=True):
+        assert o / odds[0] == pytest.approx(r / ratios[0], rel=1e-6)
+    early, late = cl.early_and_late_success(p_mean, weights[1], ratios[1])
+    assert (early, late) == cl.odds_scaled_mixture(p_mean, (1 - weights[1], weights[1]), (1.0, ratios[1]))
+
+
+def test_drawn_bern_classes_follow_each_leak_types_shares():
+    """The population draws a spontaneous patient's class from her leak type's shares (within 4 standard errors);
+    procedure-related patients have none (-1, a null in the patient table)."""
+    from sim.model.population import draw_cohort
+
+    s = load_scenario(LOW_VOLUME, overrides={"run.horizon_days": 3650, "population.catchment.adults": 20_000_000})
+    cohort = draw_cohort(s, 7, 0)
+    spontaneous = cohort.leak_type >= 0
+    assert (cohort.bern_class[~spontaneous] == -1).all() and (cohort.bern_class[spontaneous] >= 0).all()
+    for lt_index, leak in enumerate(LEAK_TYPES):
+        classes = cohort.bern_class[cohort.leak_type == lt_index]
+        for b_index, b in enumerate(BERN_CLASSES):
+            share = s.clinical.bern_class_shares[leak][b]
+            se = np.sqrt(share * (1 - share) / classes.size)
+            assert abs(np.mean(classes == b_index) - share) < 4 * se + 1e-12, (leak, b)
