@@ -143,6 +143,9 @@ class CenterProfile:
     blind_ebp_after_negative_imaging: int = 2  # and after imaging that found no leak
     early_spine_mri: bool = False  # SLEC status known early: a SLEC- leak goes to imaging before any blind patch
     repeat_refined_imaging: int = 0  # refined studies repeated after a negative one
+    # After a failed operation or embolization of a localized spontaneous leak (or its recurrence), image the site
+    # again before the next definitive treatment.
+    reimage_after_failed_definitive: bool = False
     referral: ReferralPolicy = ReferralPolicy()
 
 

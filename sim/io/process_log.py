@@ -31,6 +31,8 @@ ACTIVITIES: dict[str, tuple[str, str | None]] = {
                                "study", "myelography"),
     "repeat_spinal_imaging": ("another refined study after a negative one (other side, phase or CT myelography)",
                               "myelography"),
+    "control_spinal_imaging": ("the site found before imaged again after a failed operation or embolization, or "
+                               "their recurrence, before the next definitive treatment", "myelography"),
     "targeted_patch": ("an epidural patch at the leak site found on imaging", "procedure_room"),
     "fibrin_patch": ("a fibrin sealant patch at the leak site", "procedure_room"),
     "surgery": ("open repair of a spontaneous leak, or surgical ligation of a venous fistula", "theatre"),

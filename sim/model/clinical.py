@@ -17,7 +17,8 @@ EBP = "ebp"
 IMAGING = "spinal_imaging"  # spinal imaging with the center's own technique
 IMAGING_REFINED = "refined_spinal_imaging"  # needs a center with refined technique
 IMAGING_REPEAT = "repeat_spinal_imaging"  # another refined study after a negative one (other side, other phase, CTM)
-IMAGING_STEPS: tuple[str, ...] = (IMAGING, IMAGING_REFINED, IMAGING_REPEAT)
+IMAGING_CONTROL = "control_spinal_imaging"  # the known site imaged again after a failed operation or embolization
+IMAGING_STEPS: tuple[str, ...] = (IMAGING, IMAGING_REFINED, IMAGING_REPEAT, IMAGING_CONTROL)
 TARGETED_PATCH = "targeted_patch"
 FIBRIN_PATCH = "fibrin_patch"
 LEAK_SURGERY = "surgery"  # open repair of a spontaneous leak, or surgical ligation of a CVF
@@ -42,6 +43,7 @@ STEP_RESOURCE: dict[str, str] = {
     IMAGING: "myelography",
     IMAGING_REFINED: "myelography",
     IMAGING_REPEAT: "myelography",
+    IMAGING_CONTROL: "myelography",
     LEAK_SURGERY: "theatre",
     DUROTOMY_REPAIR: "theatre",
     EMBOLIZATION: "angiography",
@@ -72,6 +74,7 @@ class History:
     imaged_refined: bool = False
     leak_found: bool = False
     imaging_repeats: int = 0  # refined studies repeated after a negative one
+    reimage_due: bool = False  # an operation or embolization was done since the last spinal imaging
     imaged_here: bool = False  # spinal imaging done at the current center
     steps_here: int = 0  # ladder steps carried out at the current center
     recurrences: int = 0
@@ -128,6 +131,8 @@ def candidate_steps(h: History, profile: CenterProfile, clinical: Clinical) -> l
                 steps.append(FIBRIN_PATCH)
             if h.surgery_episode < clinical.max_leak_surgeries:
                 steps.append(LEAK_SURGERY)
+        if steps and h.reimage_due and profile.reimage_after_failed_definitive:
+            steps.insert(0, IMAGING_CONTROL)  # only when a definitive treatment is left to guide
         return steps
     # Blind patches come before spinal imaging only while nothing has been imaged: after a recurrence, a patient
     # whose imaging was negative goes on from where her ladder stood.
@@ -157,7 +162,7 @@ def offers(profile: CenterProfile, step: str) -> bool:
     match step:
         case "ebp":
             return True
-        case "spinal_imaging":
+        case "spinal_imaging" | "control_spinal_imaging":
             return profile.offers_spinal_imaging
         case "refined_spinal_imaging" | "repeat_spinal_imaging":
             return profile.offers_spinal_imaging and profile.imaging_technique == "refined"
@@ -230,10 +235,12 @@ def record_step(h: History, step: str, profile: CenterProfile, clinical: Clinica
         h.fibrin_episode += 1
     elif step == LEAK_SURGERY:
         h.surgery_episode += 1
+        h.reimage_due = True
     elif step == DUROTOMY_REPAIR:
         h.repair_episode += 1
     elif step == EMBOLIZATION:
         h.embolization_episode += 1
+        h.reimage_due = True
 
 
 def ebp_success_probability(h: History, clinical: Clinical) -> float:
@@ -338,7 +345,10 @@ def odds_scaled_mixture(p_mean: float, weights: tuple[float, ...], odds_ratios: 
 def imaging_yield(step: str, h: History, profile: CenterProfile, clinical: Clinical) -> float:
     """Probability that this spinal imaging step at this center localizes this patient's leak: the center's
     technique, or for a repeat after a negative refined study the yield of another refined technique then; by her
-    Bern-score class (`bern_class_yields`)."""
+    Bern-score class (`bern_class_yields`). A control study images a site already found, where the treatment has
+    just failed: it finds it."""
+    if step == IMAGING_CONTROL:
+        return 1.0
     if step == IMAGING_REPEAT:
         p_mean = clinical.repeat_imaging_yield[h.leak_type]
     else:
@@ -393,6 +403,7 @@ def record_imaging(h: History, profile: CenterProfile, found: bool, step: str = 
     """Spinal imaging was done at this center: remember the technique and whether it found the leak."""
     h.imaged = True
     h.imaged_here = True
+    h.reimage_due = False
     h.steps_here += 1
     if step == IMAGING_REPEAT:
         h.imaging_repeats += 1

@@ -78,7 +78,7 @@ GROUPS: tuple[ParameterGroup, ...] = (
                                       "second_opinion_probability")),
     ParameterGroup("imaging", "Spinal imaging",
                    profile_fields=("offers_spinal_imaging", "imaging_technique", "early_spine_mri",
-                                   "repeat_refined_imaging"),
+                                   "repeat_refined_imaging", "reimage_after_failed_definitive"),
                    population_fields=("slec_probability",)),
     ParameterGroup("treatments_offered", "Treatments offered and blind-patch limits",
                    profile_fields=("offers_targeted_patch", "offers_fibrin_patch", "offers_leak_surgery",

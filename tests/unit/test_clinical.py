@@ -71,7 +71,8 @@ def test_spinal_surgery_tear_goes_straight_to_repair_when_drawn(sc, exp):
 def test_spontaneous_ventral_tear_found_by_refined_imaging(sc, exp):
     h = cl.History("spontaneous", "ventral_dural_tear", slec=True)
     assert walk(h, exp, sc.clinical, found=True) == [
-        "ebp", "spinal_imaging", "targeted_patch", "fibrin_patch", "surgery", "surgery", "persistent"]
+        "ebp", "spinal_imaging", "targeted_patch", "fibrin_patch", "surgery", "control_spinal_imaging", "surgery",
+        "persistent"]
 
 
 def test_spontaneous_negative_refined_imaging_ends_in_persistent(sc, exp):
@@ -106,7 +107,8 @@ def test_a_recurrence_after_negative_imaging_does_not_restart_blind_patches(sc, 
 def test_cvf_found_goes_to_embolization_then_ligation(sc, exp):
     h = cl.History("spontaneous", "csf_venous_fistula")  # SLEC-: imaging first at a center with a spine MRI
     assert walk(h, exp, sc.clinical, found=True) == [
-        "spinal_imaging", "embolization", "surgery", "surgery", "persistent"]
+        "spinal_imaging", "embolization", "control_spinal_imaging", "surgery", "control_spinal_imaging", "surgery",
+        "persistent"]
 
 
 def test_low_volume_negative_conventional_imaging_refers_for_refined(sc, low):
@@ -206,8 +208,8 @@ def test_late_definitive_treatment_splits_the_source_average(sc, exp):
 def test_a_failed_operation_is_revised_once(sc, exp):
     h = cl.History("spontaneous", "ventral_dural_tear", leak_found=True)
     assert sc.clinical.max_leak_surgeries == 2
-    assert walk(h, exp, sc.clinical, found=True) == ["targeted_patch", "fibrin_patch", "surgery", "surgery",
-                                                     "persistent"]
+    assert walk(h, exp, sc.clinical, found=True) == ["targeted_patch", "fibrin_patch", "surgery",
+                                                     "control_spinal_imaging", "surgery", "persistent"]
 
 
 def test_cvf_surgery_uses_ligation_success(sc, exp):
@@ -233,6 +235,9 @@ def test_new_episode_resets_attempts_but_keeps_imaging(sc, exp):
     walk(h, exp, sc.clinical, found=True)
     h.start_new_episode()
     assert h.leak_found and h.recurrences == 1
+    # the last step was a failed operation: the known site is imaged again, then the ladder starts over
+    assert cl.next_step(h, exp, False, sc.clinical) == cl.IMAGING_CONTROL
+    cl.record_imaging(h, exp, True, cl.IMAGING_CONTROL)
     assert cl.next_step(h, exp, False, sc.clinical) == cl.TARGETED_PATCH
 
 
@@ -448,3 +453,40 @@ def test_drawn_bern_classes_follow_each_leak_types_shares():
             share = s.clinical.bern_class_shares[leak][b]
             se = np.sqrt(share * (1 - share) / classes.size)
             assert abs(np.mean(classes == b_index) - share) < 4 * se + 1e-12, (leak, b)
+
+
+def test_a_failed_operation_or_embolization_is_imaged_again_before_the_next_definitive_treatment(sc, exp):
+    """Revision after re-imaging (Beck 2023; Brinjikji 2021): the site found before is imaged again after a failed
+    operation or embolization, only while a definitive treatment is left to guide, and finds it; a center
+    without the practice goes straight on."""
+    c = sc.clinical
+    tear = cl.History("spontaneous", "ventral_dural_tear", slec=True)
+    cl.record_imaging(tear, exp, True)
+    assert walk(tear, exp, c, found=True) == ["targeted_patch", "fibrin_patch", "surgery", "control_spinal_imaging",
+                                              "surgery", "persistent"]
+    fistula = cl.History("spontaneous", "csf_venous_fistula")
+    cl.record_imaging(fistula, exp, True)
+    assert walk(fistula, exp, c) == ["embolization", "control_spinal_imaging", "surgery", "control_spinal_imaging",
+                                     "surgery", "persistent"]
+    assert cl.imaging_yield(cl.IMAGING_CONTROL, fistula, exp, c) == 1.0
+    assert cl.STEP_RESOURCE[cl.IMAGING_CONTROL] == "myelography" and cl.offers(exp, cl.IMAGING_CONTROL)
+    without = dataclasses.replace(exp, reimage_after_failed_definitive=False)
+    fistula = cl.History("spontaneous", "csf_venous_fistula")
+    cl.record_imaging(fistula, without, True)
+    assert walk(fistula, without, c) == ["embolization", "surgery", "surgery", "persistent"]
+
+
+def test_a_leak_that_recurs_after_an_operation_is_imaged_again_first(sc, exp):
+    """A recurrence after a successful operation starts the ladder again at the known site, imaged again first;
+    after a successful targeted patch it goes straight to the patch."""
+    c = sc.clinical
+    operated = cl.History("spontaneous", "ventral_dural_tear", slec=True)
+    cl.record_imaging(operated, exp, True)
+    cl.record_step(operated, cl.LEAK_SURGERY, exp, c)
+    operated.start_new_episode()
+    assert cl.next_step(operated, exp, False, c) == cl.IMAGING_CONTROL
+    patched = cl.History("spontaneous", "ventral_dural_tear", slec=True)
+    cl.record_imaging(patched, exp, True)
+    cl.record_step(patched, cl.TARGETED_PATCH, exp, c)
+    patched.start_new_episode()
+    assert cl.next_step(patched, exp, False, c) == cl.TARGETED_PATCH
