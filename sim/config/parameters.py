@@ -23,7 +23,10 @@ IATROGENIC_LEAK_TYPE = "procedural"
 EBP_SUCCESS_KEYS: tuple[str, ...] = (*ETIOLOGIES, "ventral_dural_tear", "meningeal_diverticulum",
                                      "csf_venous_fistula", "slec_negative")
 RESOURCES: tuple[str, ...] = ("clinic", "mri", "myelography", "procedure_room", "theatre", "angiography")
-IMAGING_TECHNIQUES: tuple[str, ...] = ("refined", "conventional")
+# Spinal imaging techniques: "conventional" (prone DSM or conventional CT myelography) and the refined ones:
+# "refined" (lateral-decubitus DSM or dynamic CT myelography), decubitus CT myelography, photon-counting CT.
+IMAGING_TECHNIQUES: tuple[str, ...] = ("refined", "conventional", "decubitus_ctm", "photon_counting_ct")
+REFINED_TECHNIQUES: tuple[str, ...] = tuple(t for t in IMAGING_TECHNIQUES if t != "conventional")
 # Classes of the Bern score (brain MRI signs of CSF loss, Dobrocky 2019): 5-9 points high, 3-4 intermediate, 0-2 low.
 BERN_CLASSES: tuple[str, ...] = ("high", "intermediate", "low")
 
@@ -143,6 +146,7 @@ class CenterProfile:
     blind_ebp_after_negative_imaging: int = 2  # and after imaging that found no leak
     early_spine_mri: bool = False  # SLEC status known early: a SLEC- leak goes to imaging before any blind patch
     repeat_refined_imaging: int = 0  # refined studies repeated after a negative one
+    repeat_imaging_technique: str = "refined"  # the technique of those repeats (REFINED_TECHNIQUES)
     # After a failed operation or embolization of a localized spontaneous leak (or its recurrence), image the site
     # again before the next definitive treatment.
     reimage_after_failed_definitive: bool = False
@@ -235,7 +239,8 @@ class Clinical:
     recurrence_days: Distribution
     max_recurrences: int
     imaging_yield: dict[str, dict[str, float]]  # technique -> leak type -> probability
-    # A refined study repeated after a negative one (another side, phase or technique): leak type -> probability.
+    # A second look with the same refined technique after a negative one (the other side, another phase): leak type ->
+    # probability; a more sensitive technique adds what it finds beyond the first (`clinical.repeat_yield`).
     repeat_imaging_yield: dict[str, float] = field(default_factory=lambda: dict.fromkeys(LEAK_TYPES, 0.0))
     # Severe procedure-related headaches: diagnosis to the first patch (by etiology; None: as conservative_days).
     conservative_days_severe: dict[str, Distribution] | None = None

@@ -21,6 +21,7 @@ from sim.config.parameters import (
     EBP_SUCCESS_KEYS,
     ETIOLOGIES,
     IATROGENIC,
+    IMAGING_TECHNIQUES,
     LEAK_TYPES,
     RESOURCES,
     Center,
@@ -705,7 +706,7 @@ def _build_clinical(t: dict[str, Any], file: str) -> Clinical:
         recurrence_days=_v(c, "recurrence_days", "all"),
         max_recurrences=_capped(_v(c, "max_recurrences", "all"), file, "clinical.max_recurrences.all"),
         imaging_yield={tech: {lt: _v(t, "imaging_yield", tech, lt) for lt in LEAK_TYPES}
-                       for tech in ("refined", "conventional")},
+                       for tech in IMAGING_TECHNIQUES},
         conservative_days_severe={e: _v(c, "conservative_days_severe", e) for e in ETIOLOGIES},
         repeat_imaging_yield={lt: _v(t, "imaging_yield", "repeat_after_negative", lt) for lt in LEAK_TYPES},
         procedural_patch_booking_days=_v(c, "procedural_patch_booking_days", "all"),

@@ -10,13 +10,20 @@ import functools
 from dataclasses import dataclass
 from typing import Any
 
-from sim.config.parameters import BERN_CLASSES, EBP_SUCCESS_KEYS, IATROGENIC, CenterProfile, Clinical
+from sim.config.parameters import (
+    BERN_CLASSES,
+    EBP_SUCCESS_KEYS,
+    IATROGENIC,
+    REFINED_TECHNIQUES,
+    CenterProfile,
+    Clinical,
+)
 
 # Steps of the ladder (plain strings: they are compared in the hot path and written to the event log).
 EBP = "ebp"
 IMAGING = "spinal_imaging"  # spinal imaging with the center's own technique
 IMAGING_REFINED = "refined_spinal_imaging"  # needs a center with refined technique
-IMAGING_REPEAT = "repeat_spinal_imaging"  # another refined study after a negative one (other side, other phase, CTM)
+IMAGING_REPEAT = "repeat_spinal_imaging"  # another refined study after a negative one (the center's repeat technique)
 IMAGING_CONTROL = "control_spinal_imaging"  # the known site imaged again after a failed operation or embolization
 IMAGING_STEPS: tuple[str, ...] = (IMAGING, IMAGING_REFINED, IMAGING_REPEAT, IMAGING_CONTROL)
 TARGETED_PATCH = "targeted_patch"
@@ -165,7 +172,7 @@ def offers(profile: CenterProfile, step: str) -> bool:
         case "spinal_imaging" | "control_spinal_imaging":
             return profile.offers_spinal_imaging
         case "refined_spinal_imaging" | "repeat_spinal_imaging":
-            return profile.offers_spinal_imaging and profile.imaging_technique == "refined"
+            return profile.offers_spinal_imaging and profile.imaging_technique in REFINED_TECHNIQUES
         case "targeted_patch":
             return profile.offers_targeted_patch
         case "fibrin_patch":
@@ -344,26 +351,39 @@ def odds_scaled_mixture(p_mean: float, weights: tuple[float, ...], odds_ratios: 
 
 def imaging_yield(step: str, h: History, profile: CenterProfile, clinical: Clinical) -> float:
     """Probability that this spinal imaging step at this center localizes this patient's leak: the center's
-    technique, or for a repeat after a negative refined study the yield of another refined technique then; by her
-    Bern-score class (`bern_class_yields`). A control study images a site already found, where the treatment has
-    just failed: it finds it."""
+    technique, or for a repeat after a negative refined study `repeat_yield`; by her Bern-score class
+    (`bern_class_yields`). A control study images a site already found, where the treatment has just failed: it
+    finds it."""
     if step == IMAGING_CONTROL:
         return 1.0
+    first = clinical.imaging_yield[profile.imaging_technique][h.leak_type]
     if step == IMAGING_REPEAT:
-        p_mean = clinical.repeat_imaging_yield[h.leak_type]
-    else:
-        p_mean = clinical.imaging_yield[profile.imaging_technique][h.leak_type]
-    return bern_class_yields(step, h.leak_type, p_mean, clinical)[BERN_CLASSES.index(h.bern_class)]
+        repeat = repeat_yield(profile.imaging_technique, profile.repeat_imaging_technique, h.leak_type, clinical)
+        return bern_class_yields(h.leak_type, repeat, clinical, first_yield=first)[BERN_CLASSES.index(h.bern_class)]
+    return bern_class_yields(h.leak_type, first, clinical)[BERN_CLASSES.index(h.bern_class)]
 
 
-def bern_class_yields(step: str, leak_type: str, p_mean: float, clinical: Clinical) -> tuple[float, ...]:
-    """A published yield `p_mean` split by Bern class (BERN_CLASSES order): class odds in the ratios of
+def repeat_yield(first_technique: str, repeat_technique: str, leak_type: str, clinical: Clinical) -> float:
+    """Chance that a repeat study finds a leak the first refined one missed: a second look of its own (the other
+    side, another phase: `imaging_yield.repeat_after_negative`) or what a more sensitive technique adds, read as
+    finding all the first finds and more ((y2 - y1) / (1 - y1) of what the first missed; Luetzen 2024)."""
+    y1 = clinical.imaging_yield[first_technique][leak_type]
+    y2 = clinical.imaging_yield[repeat_technique][leak_type]
+    gain = (y2 - y1) / (1 - y1) if y2 > y1 and y1 < 1 else 0.0
+    second_look = clinical.repeat_imaging_yield[leak_type]
+    return 1 - (1 - second_look) * (1 - gain)
+
+
+def bern_class_yields(leak_type: str, p_mean: float, clinical: Clinical, first_yield: float | None = None
+                      ) -> tuple[float, ...]:
+    """A yield `p_mean` split by Bern class (BERN_CLASSES order): class odds in the ratios of
     `imaging_odds_ratio_by_bern`, averaging `p_mean` over the class mix of those the study is done for: the leak
-    type's for a first study, for a repeat the mix of those a first refined study missed (low scores more often)."""
+    type's for a first study; for a repeat (`first_yield`: the first study's average) the mix of those the first
+    missed, which holds more low scores."""
     ratios = tuple(clinical.imaging_odds_ratio_by_bern[b] for b in BERN_CLASSES)
     shares = tuple(clinical.bern_class_shares[leak_type][b] for b in BERN_CLASSES)
-    if step == IMAGING_REPEAT:
-        first = odds_scaled_mixture(clinical.imaging_yield["refined"][leak_type], shares, ratios)
+    if first_yield is not None:
+        first = odds_scaled_mixture(first_yield, shares, ratios)
         missed = [s * (1 - y) for s, y in zip(shares, first, strict=True)]
         total = sum(missed)
         if total > 0:
@@ -407,7 +427,7 @@ def record_imaging(h: History, profile: CenterProfile, found: bool, step: str = 
     h.steps_here += 1
     if step == IMAGING_REPEAT:
         h.imaging_repeats += 1
-    if profile.imaging_technique == "refined":
+    if profile.imaging_technique in REFINED_TECHNIQUES:
         h.imaged_refined = True
     if found:
         h.leak_found = True

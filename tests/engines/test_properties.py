@@ -17,7 +17,14 @@ import pandas as pd
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sim.config.parameters import EBP_SUCCESS_KEYS, ETIOLOGIES, IATROGENIC, RESOURCES
+from sim.config.parameters import (
+    EBP_SUCCESS_KEYS,
+    ETIOLOGIES,
+    IATROGENIC,
+    IMAGING_TECHNIQUES,
+    REFINED_TECHNIQUES,
+    RESOURCES,
+)
 from sim.config.scenario import build_scenario
 from sim.model.records import FINAL_STATES
 from sim.runs.replication import ReplicationResult, run_replication
@@ -82,7 +89,9 @@ def scenarios(draw: st.DrawFn, max_rate: float = 60.0) -> dict[str, Any]:
            "blind_ebp_after_negative_imaging": draw(st.integers(0, 4)),
            "early_spine_mri": draw(st.booleans())}
     exp = {"profile": "experienced", "resources": draw(resources()),
-           "imaging_technique": draw(st.sampled_from(["refined", "conventional"])),
+           "imaging_technique": draw(st.sampled_from(IMAGING_TECHNIQUES)),
+           "repeat_imaging_technique": draw(st.sampled_from(REFINED_TECHNIQUES)),
+           "reimage_after_failed_definitive": draw(st.booleans()),
            "repeat_refined_imaging": draw(st.integers(0, 2))}
     topology = draw(st.sampled_from(["experienced", "low_volume", "referring", "split"]))
     if topology == "experienced":

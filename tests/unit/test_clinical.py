@@ -366,7 +366,8 @@ def test_a_negative_refined_study_is_repeated_with_its_own_yield(sc, exp, low):
     c = dataclasses.replace(sc.clinical, imaging_odds_ratio_by_bern=dict.fromkeys(BERN_CLASSES, 1.0))
     h = cl.History("spontaneous", "csf_venous_fistula")
     assert cl.imaging_yield(cl.IMAGING, h, exp, c) == c.imaging_yield["refined"]["csf_venous_fistula"]
-    assert cl.imaging_yield(cl.IMAGING_REPEAT, h, exp, c) == c.repeat_imaging_yield["csf_venous_fistula"] == 0.5
+    assert cl.imaging_yield(cl.IMAGING_REPEAT, h, exp, c) == cl.repeat_yield(
+        "refined", exp.repeat_imaging_technique, "csf_venous_fistula", c) > c.repeat_imaging_yield["csf_venous_fistula"]
     c = sc.clinical
     assert walk(cl.History("spontaneous", "csf_venous_fistula"), exp, sc.clinical, found=False)[:2] == [
         "spinal_imaging", "repeat_spinal_imaging"]
@@ -419,8 +420,9 @@ def test_imaging_yields_split_by_bern_class_average_the_published_yields(sc, exp
         missed = np.array(shares) * (1 - np.array(first))
         repeat = [cl.imaging_yield(cl.IMAGING_REPEAT, cl.History("spontaneous", leak, bern_class=b), exp, c)
                   for b in BERN_CLASSES]
-        assert np.dot(missed / missed.sum(), repeat) == pytest.approx(c.repeat_imaging_yield[leak])
-        assert np.dot(shares, repeat) > c.repeat_imaging_yield[leak]
+        average = cl.repeat_yield(exp.imaging_technique, exp.repeat_imaging_technique, leak, c)
+        assert np.dot(missed / missed.sum(), repeat) == pytest.approx(average)
+        assert np.dot(shares, repeat) > average
     unseen = cl.History("spontaneous", "indeterminate", bern_class="high")
     assert cl.imaging_yield(cl.IMAGING, unseen, exp, c) == 0.0
 
@@ -490,3 +492,25 @@ def test_a_leak_that_recurs_after_an_operation_is_imaged_again_first(sc, exp):
     cl.record_step(patched, cl.TARGETED_PATCH, exp, c)
     patched.start_new_episode()
     assert cl.next_step(patched, exp, False, c) == cl.TARGETED_PATCH
+
+
+def test_a_repeat_with_a_more_sensitive_technique_adds_what_it_finds_beyond_the_first(sc, exp):
+    """A repeat finds what a second look with the same technique finds (the other side, another phase), and with
+    a more sensitive technique also what it finds beyond the first (it is read as finding all the first finds):
+    decubitus CT myelography after decubitus DSM (Luetzen 2024); a less sensitive one adds nothing."""
+    c = sc.clinical
+    leak = "csf_venous_fistula"
+    second_look = c.repeat_imaging_yield[leak]
+    assert cl.repeat_yield("refined", "refined", leak, c) == pytest.approx(second_look)
+    y1, y2 = c.imaging_yield["refined"][leak], c.imaging_yield["decubitus_ctm"][leak]
+    assert y2 > y1
+    assert cl.repeat_yield("refined", "decubitus_ctm", leak, c) == pytest.approx(
+        1 - (1 - second_look) * (1 - y2) / (1 - y1))
+    assert cl.repeat_yield("decubitus_ctm", "refined", leak, c) == pytest.approx(second_look)
+    # the center's first and repeat techniques are its profile's; any refined first technique can repeat
+    assert (exp.imaging_technique, exp.repeat_imaging_technique) == ("refined", "decubitus_ctm")
+    pcct = dataclasses.replace(exp, imaging_technique="photon_counting_ct")
+    assert cl.offers(pcct, cl.IMAGING_REPEAT) and cl.offers(pcct, cl.IMAGING_REFINED)
+    h = cl.History("spontaneous", leak)
+    cl.record_imaging(h, pcct, False)
+    assert h.imaged_refined and cl.next_step(h, pcct, False, c) == cl.IMAGING_REPEAT
