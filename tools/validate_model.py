@@ -122,9 +122,10 @@ def rih_share(r: Rep) -> float:
 
 
 def localized_per_study(r: Rep) -> float:
-    """Leaks localized per spinal imaging study done, spontaneous patients."""
+    """Leaks localized per spinal imaging study done to search for one (control studies of a known site apart),
+    spontaneous patients."""
     p = r.patients[_presented(r.patients, "spontaneous")]
-    studies = int(p["n_spinal_imaging"].sum())
+    studies = int((p["n_spinal_imaging"] - p["n_control_imaging"]).sum())
     return float(p["leak_localized"].sum() / studies) if studies else math.nan
 
 

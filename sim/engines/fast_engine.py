@@ -30,7 +30,7 @@ from sim.errors import ScenarioError
 from sim.model import clinical as cl
 from sim.model import rules
 from sim.model.ladder import ladder_table
-from sim.model.population import TREATMENT_UNIFORMS, Cohort
+from sim.model.population import TREATMENT_UNIFORMS, Cohort, bern_class_name
 from sim.model.randomness import SLOTS
 from sim.model.records import (
     BY_CONSERVATIVE,
@@ -54,6 +54,7 @@ R_CLINIC, R_MRI, R_PROCEDURE = (RESOURCES.index(r) for r in ("clinic", "mri", "p
 STEPS = cl.STEPS
 STEP_CODE = {s: i for i, s in enumerate(STEPS)}
 C_PERSIST, C_REFER, C_EBP = (STEP_CODE[s] for s in (cl.PERSISTENT, cl.REFER, cl.EBP))
+C_CONTROL_IMAGING = STEP_CODE[cl.IMAGING_CONTROL]
 IS_IMAGING = np.array([s in cl.IMAGING_STEPS for s in STEPS])
 IS_DEFINITIVE = np.array([s in cl.DEFINITIVE for s in STEPS])
 # Per first-day column (clinical.FIRST_DAY_COLUMN): which step codes it records, as a lookup by code.
@@ -169,19 +170,19 @@ class FastPathway(FastClock):
     def _init_states(self, idx: np.ndarray) -> None:
         c = self.cohort
         combo = (((self.etiology[idx] * (len(LEAK_TYPES) + 1) + (c.leak_type[idx] + 1)) * 2 + c.direct_repair[idx])
-                 * 2 + c.slec[idx]) * len(BERN_CLASSES) + np.maximum(c.bern_class[idx], 0)
+                 * 2 + c.slec[idx]) * (len(BERN_CLASSES) + 1) + (c.bern_class[idx] + 1)
         # The codes met, ascending (a count over the few possible codes: cheaper than np.unique's sort of all).
         present = np.flatnonzero(np.bincount(combo))
         sids = []
         for code in present.tolist():
-            rest, bern = divmod(code, len(BERN_CLASSES))
+            rest, bern = divmod(code, len(BERN_CLASSES) + 1)
             rest, slec = divmod(rest, 2)
             rest, direct = divmod(rest, 2)
             e, lt = divmod(rest, len(LEAK_TYPES) + 1)
             leak = LEAK_TYPES[lt - 1] if lt > 0 else IATROGENIC_LEAK_TYPE
             sids.append(self.table.intern(cl.History(etiology=ETIOLOGIES[e], leak_type=leak,
                                                      direct_repair=bool(direct), slec=bool(slec),
-                                                     bern_class=BERN_CLASSES[bern])))
+                                                     bern_class=bern_class_name(bern - 1))))
         state_of_code = np.zeros(present[-1] + 1 if present.size else 0, dtype=np.int64)
         state_of_code[present] = sids
         self.state[idx] = state_of_code[combo]
@@ -313,6 +314,9 @@ class FastPathway(FastClock):
             im, ki = idx.compress(imaging), key.compress(imaging)
             n_img = self.rec.n_spinal_imaging[im]
             self.rec.n_spinal_imaging[im] = n_img + 1
+            control = im.compress(step.compress(imaging) == C_CONTROL_IMAGING)
+            if control.size:
+                self.rec.n_control_imaging[control] += 1
             found = self.u["imaging"][im, slot(n_img, "imaging")] < tab.imaging_yield[ki]
             self.state[im] = np.where(found, tab.next_found[ki], tab.next_state[ki])
             newly = im.compress(found & ~self.rec.leak_localized[im])

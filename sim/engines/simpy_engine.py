@@ -16,12 +16,12 @@ from typing import Any
 import numpy as np
 import simpy
 
-from sim.config.parameters import BERN_CLASSES, ETIOLOGIES, IATROGENIC, LEAK_TYPES, RESOURCES, Scenario
+from sim.config.parameters import ETIOLOGIES, IATROGENIC, LEAK_TYPES, RESOURCES, Scenario
 from sim.engines.events import Delay
 from sim.engines.simpy_resources import CenterState, PathwayDays, PatientState, ResourceUse
 from sim.model import clinical as cl
 from sim.model import rules
-from sim.model.population import Cohort
+from sim.model.population import Cohort, bern_class_name
 from sim.model.randomness import SLOTS
 from sim.model.records import (
     BY_CODE,
@@ -42,6 +42,7 @@ from sim.model.rules import pathway_rules
 INF = math.inf
 DEFINITIVE = frozenset(cl.DEFINITIVE)
 IMAGING_STEPS = frozenset(cl.IMAGING_STEPS)
+IMAGING_CONTROL = cl.IMAGING_CONTROL
 # What `_diagnose` and `_treat` return besides a diagnosis or a ladder step.
 NATURAL_COURSE, CONSERVATIVE, UNDIAGNOSED = "natural_course", "conservative", "undiagnosed"
 N_RESOURCES = len(RESOURCES)
@@ -90,7 +91,7 @@ class Pathway(ResourceUse):
         self._leak_type: list[int] = cohort.leak_type.tolist()
         self._direct_repair: list[bool] = cohort.direct_repair.tolist()
         self._slec: list[bool] = cohort.slec.tolist()
-        self._bern: list[str] = [BERN_CLASSES[b] if b >= 0 else BERN_CLASSES[0] for b in cohort.bern_class.tolist()]
+        self._bern: list[str] = [bern_class_name(b) for b in cohort.bern_class.tolist()]
         self._onset: list[float] = cohort.onset_day.tolist()
         self._generators: list[Generator[Any, Any, None]] = []  # every process's generator, closed after the run
 
@@ -315,6 +316,8 @@ class Pathway(ResourceUse):
             if step in IMAGING_STEPS:
                 n_img = rec.n_spinal_imaging[k]
                 rec.n_spinal_imaging[k] = n_img + 1
+                if step == IMAGING_CONTROL:
+                    rec.n_control_imaging[k] += 1
                 found = u["imaging"].item(k, n_img % SLOTS["imaging"]) < cl.imaging_yield(step, h, profile, cln)
                 cl.record_imaging(h, profile, found, step)
                 if found and not rec.leak_localized[k]:

@@ -26,11 +26,12 @@ ACTIVITIES: dict[str, tuple[str, str | None]] = {
     "diagnosed": ("the leak is diagnosed", None),
     "referred": ("the center refers the patient to the center it refers to", None),
     "ebp": ("a non-targeted (blind) epidural blood patch", "procedure_room"),
-    "spinal_imaging": ("spinal imaging with the center's own technique (conventional or refined)", "myelography"),
-    "refined_spinal_imaging": ("refined spinal imaging (dynamic or decubitus myelography) after a conventional "
+    "spinal_imaging": ("spinal imaging with the center's own technique (conventional, or a refined one: "
+                       "decubitus DSM or dynamic CTM, decubitus CT myelography, photon-counting CT)", "myelography"),
+    "refined_spinal_imaging": ("refined spinal imaging with the center's technique after a negative conventional "
                                "study", "myelography"),
-    "repeat_spinal_imaging": ("another refined study after a negative one (other side, phase or CT myelography)",
-                              "myelography"),
+    "repeat_spinal_imaging": ("another refined study after a negative one, with the center's repeat technique "
+                              "(or the same technique on the other side or in another phase)", "myelography"),
     "control_spinal_imaging": ("the site found before imaged again after a failed operation or embolization, or "
                                "their recurrence, before the next definitive treatment", "myelography"),
     "targeted_patch": ("an epidural patch at the leak site found on imaging", "procedure_room"),

@@ -68,7 +68,7 @@ class History:
     leak_type: str
     direct_repair: bool = False  # spinal-surgery tear sent straight to open repair
     slec: bool = False  # extradural CSF on spine MRI (spontaneous leaks)
-    bern_class: str = "high"  # Bern-score class of the brain MRI (BERN_CLASSES; spontaneous leaks)
+    bern_class: str = ""  # Bern-score class of the brain MRI (BERN_CLASSES); "" for procedure-related leaks
     ebp_total: int = 0
     ebp_episode: int = 0
     ebp_after_negative: int = 0
@@ -105,7 +105,7 @@ class History:
 
 def candidate_steps(h: History, profile: CenterProfile, clinical: Clinical) -> list[str]:
     """The remaining ladder in order of preference, ignoring what the current center offers (but with its
-    blind-patch limits)."""
+    blind-patch limits, and a control study only where the center images and does a treatment it guides)."""
     steps: list[str] = []
     if h.etiology in IATROGENIC:
         max_ebp = clinical.ebp_max_blind[h.etiology]  # spontaneous leaks: the center's (`_blind_before_imaging`)
@@ -138,8 +138,9 @@ def candidate_steps(h: History, profile: CenterProfile, clinical: Clinical) -> l
                 steps.append(FIBRIN_PATCH)
             if h.surgery_episode < clinical.max_leak_surgeries:
                 steps.append(LEAK_SURGERY)
-        if steps and h.reimage_due and profile.reimage_after_failed_definitive:
-            steps.insert(0, IMAGING_CONTROL)  # only when a definitive treatment is left to guide
+        if (h.reimage_due and profile.reimage_after_failed_definitive and offers(profile, IMAGING_CONTROL)
+                and any(offers(profile, s) for s in steps)):
+            steps.insert(0, IMAGING_CONTROL)  # only where a definitive treatment it guides is done next
         return steps
     # Blind patches come before spinal imaging only while nothing has been imaged: after a recurrence, a patient
     # whose imaging was negative goes on from where her ladder stood.
@@ -352,15 +353,21 @@ def odds_scaled_mixture(p_mean: float, weights: tuple[float, ...], odds_ratios: 
 def imaging_yield(step: str, h: History, profile: CenterProfile, clinical: Clinical) -> float:
     """Probability that this spinal imaging step at this center localizes this patient's leak: the center's
     technique, or for a repeat after a negative refined study `repeat_yield`; by her Bern-score class
-    (`bern_class_yields`). A control study images a site already found, where the treatment has just failed: it
-    finds it."""
+    (`bern_class_yields`), a study after a negative one averaged over those the first missed. A control study
+    images a site already found, where the treatment has just failed: it finds it."""
     if step == IMAGING_CONTROL:
         return 1.0
+    if h.bern_class not in BERN_CLASSES:
+        raise ValueError(f"spinal imaging for a patient without a Bern class: {h}")
+    b = BERN_CLASSES.index(h.bern_class)
     first = clinical.imaging_yield[profile.imaging_technique][h.leak_type]
     if step == IMAGING_REPEAT:
         repeat = repeat_yield(profile.imaging_technique, profile.repeat_imaging_technique, h.leak_type, clinical)
-        return bern_class_yields(h.leak_type, repeat, clinical, first_yield=first)[BERN_CLASSES.index(h.bern_class)]
-    return bern_class_yields(h.leak_type, first, clinical)[BERN_CLASSES.index(h.bern_class)]
+        return bern_class_yields(h.leak_type, repeat, clinical, first_yield=first)[b]
+    if step == IMAGING_REFINED:  # after a negative conventional study: among those it missed
+        missed_by = clinical.imaging_yield["conventional"][h.leak_type]
+        return bern_class_yields(h.leak_type, first, clinical, first_yield=missed_by)[b]
+    return bern_class_yields(h.leak_type, first, clinical)[b]
 
 
 def repeat_yield(first_technique: str, repeat_technique: str, leak_type: str, clinical: Clinical) -> float:
@@ -378,8 +385,8 @@ def bern_class_yields(leak_type: str, p_mean: float, clinical: Clinical, first_y
                       ) -> tuple[float, ...]:
     """A yield `p_mean` split by Bern class (BERN_CLASSES order): class odds in the ratios of
     `imaging_odds_ratio_by_bern`, averaging `p_mean` over the class mix of those the study is done for: the leak
-    type's for a first study; for a repeat (`first_yield`: the first study's average) the mix of those the first
-    missed, which holds more low scores."""
+    type's for a first study; for one after a negative study (`first_yield`: that study's average) the mix of those
+    it missed, which holds more low scores."""
     ratios = tuple(clinical.imaging_odds_ratio_by_bern[b] for b in BERN_CLASSES)
     shares = tuple(clinical.bern_class_shares[leak_type][b] for b in BERN_CLASSES)
     if first_yield is not None:

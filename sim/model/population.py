@@ -278,6 +278,11 @@ def _arrivals(scenario: Scenario, root_seed: int, replication: int) -> _Arrivals
                      **{name: cat(name) for name in FRONT_DOOR_FIELDS}, kept=kept, order=order)
 
 
+def bern_class_name(code: int) -> str:
+    """The Bern class a cohort's `bern_class` code stands for; "" for a procedure-related leak (code -1)."""
+    return BERN_CLASSES[code] if code >= 0 else ""
+
+
 def _bern_classes(leak_type: np.ndarray, u: np.ndarray, shares: dict[str, dict[str, float]]) -> np.ndarray:
     """Each spontaneous leak's Bern-score class (index into BERN_CLASSES) from its uniform and its leak type's
     class shares; -1 for procedure-related leaks (leak type -1)."""

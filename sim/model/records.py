@@ -96,6 +96,8 @@ PATIENT_SCHEMA: tuple[Column, ...] = (
     Column("n_imaging", "count", "brain MRI plus spinal imaging studies (count)"),
     Column("n_brain_mri", "count", "brain MRIs (count)", engine=True),
     Column("n_spinal_imaging", "count", "spinal imaging studies, myelography (count)", engine=True),
+    Column("n_control_imaging", "count", "of those, control studies of a site already found, after a failed "
+           "operation or embolization (count)", engine=True),
     Column("n_ebp", "count", "non-targeted epidural blood patches, including needless ones for misread RIH (count)",
            engine=True),
     Column("n_targeted_patch", "count", "targeted patches at the leak (count)", engine=True),

@@ -364,7 +364,7 @@ def test_a_negative_refined_study_is_repeated_with_its_own_yield(sc, exp, low):
     first missed: its own yield by leak type; a center without refined imaging does not repeat."""
     # The Bern score switched off: the yields are the published ones.
     c = dataclasses.replace(sc.clinical, imaging_odds_ratio_by_bern=dict.fromkeys(BERN_CLASSES, 1.0))
-    h = cl.History("spontaneous", "csf_venous_fistula")
+    h = cl.History("spontaneous", "csf_venous_fistula", bern_class="low")
     assert cl.imaging_yield(cl.IMAGING, h, exp, c) == c.imaging_yield["refined"]["csf_venous_fistula"]
     assert cl.imaging_yield(cl.IMAGING_REPEAT, h, exp, c) == cl.repeat_yield(
         "refined", exp.repeat_imaging_technique, "csf_venous_fistula", c) > c.repeat_imaging_yield["csf_venous_fistula"]
@@ -514,3 +514,38 @@ def test_a_repeat_with_a_more_sensitive_technique_adds_what_it_finds_beyond_the_
     h = cl.History("spontaneous", leak)
     cl.record_imaging(h, pcct, False)
     assert h.imaged_refined and cl.next_step(h, pcct, False, c) == cl.IMAGING_REPEAT
+
+
+def test_a_control_study_is_done_only_where_the_treatment_it_guides_is(sc, exp):
+    """No referral for the control study alone, and no study before a ladder that cannot go on here: a center
+    without spinal imaging goes straight to the revision; one that offers none of the remaining treatments
+    refers (can_refer) or ends the ladder, and the study is left to the center that treats."""
+    c = sc.clinical
+    fistula = cl.History("spontaneous", "csf_venous_fistula", bern_class="high")
+    cl.record_imaging(fistula, exp, True)
+    cl.record_step(fistula, cl.EMBOLIZATION, exp, c)
+    no_imaging = dataclasses.replace(exp, offers_spinal_imaging=False)
+    assert cl.next_step(fistula, no_imaging, True, c) == cl.LEAK_SURGERY
+    no_surgery = dataclasses.replace(exp, offers_leak_surgery=False)
+    assert cl.next_step(fistula, no_surgery, False, c) == cl.PERSISTENT
+    assert cl.next_step(fistula, no_surgery, True, c) == cl.REFER
+    assert fistula.reimage_due and cl.next_step(fistula, exp, False, c) == cl.IMAGING_CONTROL
+
+
+def test_imaging_needs_a_bern_class():
+    """Every spontaneous patient has one (drawn by the population); a study for a patient without one is a bug."""
+    with pytest.raises(ValueError, match="Bern class"):
+        cl.imaging_yield(cl.IMAGING, cl.History("spontaneous", "ventral_dural_tear"),
+                         load_scenario(LOW_VOLUME).center("specialist").profile, load_scenario(LOW_VOLUME).clinical)
+
+
+def test_a_refined_study_after_a_negative_conventional_one_averages_over_those_it_missed(sc, exp):
+    c = sc.clinical
+    leak = "csf_venous_fistula"
+    shares = np.array([c.bern_class_shares[leak][b] for b in BERN_CLASSES])
+    ratios = tuple(c.imaging_odds_ratio_by_bern[b] for b in BERN_CLASSES)
+    conventional = np.array(cl.odds_scaled_mixture(c.imaging_yield["conventional"][leak], tuple(shares), ratios))
+    missed = shares * (1 - conventional)
+    refined = [cl.imaging_yield(cl.IMAGING_REFINED, cl.History("spontaneous", leak, bern_class=b), exp, c)
+               for b in BERN_CLASSES]
+    assert np.dot(missed / missed.sum(), refined) == pytest.approx(c.imaging_yield["refined"][leak])
