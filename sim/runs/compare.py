@@ -122,6 +122,7 @@ def compare(scenarios: Sequence[Scenario | str | os.PathLike[str]], reps: int | 
         raise ScenarioError("(command line)", "--reps", reps, "at least 2 replications with --explain")
     if len(loaded) < 2:
         raise ScenarioError("(command line)", "scenarios", len(loaded), "at least two scenarios to compare")
+    _check_same_period(loaded)
     if out is None:
         return _compare_in(None, loaded, reps, seed, jobs, log_events, progress, command, backend, precision,
                            max_reps, measure_crn, engine, explain)
@@ -134,6 +135,23 @@ def compare(scenarios: Sequence[Scenario | str | os.PathLike[str]], reps: int | 
     for r, name in zip(result.runs, result.manifest["folders"], strict=True):
         r.out_dir = result.out_dir / name  # the run folders moved with the comparison's
     return result
+
+
+# The run settings that decide which patients a scenario follows and for how long: a paired comparison needs
+# them equal, or its differences mix the arms' effects with different follow-up.
+PERIOD_FIELDS: tuple[tuple[str, str], ...] = (("horizon_days", "run.horizon_days"), ("warmup_days", "run.warmup_days"),
+                                              ("follow_up_days", "run.follow_up_days"),
+                                              ("arrivals_until_days", "run.arrivals_until_days"))
+
+
+def _check_same_period(loaded: Sequence[Scenario]) -> None:
+    first = loaded[0]
+    for s in loaded[1:]:
+        for attribute, field in PERIOD_FIELDS:
+            mine, theirs = getattr(s, attribute), getattr(first, attribute)
+            if mine != theirs:
+                raise ScenarioError(s.source_file, field, mine, f"{theirs} as in {first.name!r}: the scenarios of a "
+                                    "comparison follow the same patients over the same period")
 
 
 def _compare_in(work: Path | None, loaded: list[Scenario], reps: int | str, seed: int, jobs: int,

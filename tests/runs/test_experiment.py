@@ -38,6 +38,19 @@ def test_paired_difference_of_a_scenario_with_itself_is_exactly_zero():
     assert (diffs["diff_ci95_low"].dropna() == 0).all() and (diffs["diff_ci95_high"].dropna() == 0).all()
 
 
+def test_a_comparison_refuses_scenarios_that_follow_patients_over_different_periods():
+    """Paired differences need the same patients over the same period: a different horizon, warm-up, follow-up
+    window or cohort end is a clear error naming the field, before anything runs."""
+    from sim.errors import ScenarioError
+
+    for field, value in (("run.horizon_days", 1000), ("run.warmup_days", 30), ("run.follow_up_days", 90),
+                         ("run.arrivals_until_days", 365)):
+        other = load_scenario(LOW_VOLUME, overrides={**SMALL, field: value})
+        with pytest.raises(ScenarioError) as caught:
+            compare([small(EXPERIENCED), other], reps=2, seed=1, progress=False)
+        assert field in str(caught.value) and "same period" in str(caught.value)
+
+
 def test_crn_measurement_reports_variance_reduction():
     result = compare([small(EXPERIENCED), small(LOW_VOLUME)], reps=6, seed=2, log_events=False, progress=False)
     # Differences of shares also in percentage points; other metrics have none.
