@@ -42,7 +42,6 @@ from sim.model.rules import pathway_rules
 INF = math.inf
 DEFINITIVE = frozenset(cl.DEFINITIVE)
 IMAGING_STEPS = frozenset(cl.IMAGING_STEPS)
-IMAGING_CONTROL = cl.IMAGING_CONTROL
 # What `_diagnose` and `_treat` return besides a diagnosis or a ladder step.
 NATURAL_COURSE, CONSERVATIVE, UNDIAGNOSED = "natural_course", "conservative", "undiagnosed"
 N_RESOURCES = len(RESOURCES)
@@ -316,7 +315,7 @@ class Pathway(ResourceUse):
             if step in IMAGING_STEPS:
                 n_img = rec.n_spinal_imaging[k]
                 rec.n_spinal_imaging[k] = n_img + 1
-                if step == IMAGING_CONTROL:
+                if step == cl.IMAGING_CONTROL:
                     rec.n_control_imaging[k] += 1
                 found = u["imaging"].item(k, n_img % SLOTS["imaging"]) < cl.imaging_yield(step, h, profile, cln)
                 cl.record_imaging(h, profile, found, step)
